@@ -1,0 +1,8 @@
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace rae::cli {
+
+int cmd_synth_cache(int, char**) { RAE_THROW("not implemented yet"); }
+
+}  // namespace rae::cli

@@ -1,0 +1,55 @@
+// rae: the one executable. `rae <subcommand> --help` for each subcommand's options.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  int (*run)(int, char**);
+  const char* help;
+};
+
+const Subcommand kCommands[] = {
+    {"train", rae::cli::cmd_train, "train DiT^DH with flow matching on a latent cache (resumes)"},
+    {"synth-cache", rae::cli::cmd_synth_cache, "write a synthetic latent cache (smoke tests)"},
+    {"cache", rae::cli::cmd_cache, "encode an image tree into a latent cache (MPI); 'cache verify DIR'"},
+    {"make-dataset", rae::cli::cmd_make_dataset, "write a procedural class-conditional image dataset"},
+    {"model-forward", rae::cli::cmd_model_forward, "run a checkpoint on inputs from a safetensors file"},
+    {"export", rae::cli::cmd_export, "write a consolidated safetensors model from a run directory"},
+    {"sample", rae::cli::cmd_sample, "sample latents with the Euler ODE sampler"},
+    {"info", rae::cli::cmd_info, "print build and device information"},
+};
+
+void usage(FILE* f) {
+  std::fprintf(f, "usage: rae <subcommand> [options]\n\nsubcommands:\n");
+  for (const auto& c : kCommands) std::fprintf(f, "  %-14s %s\n", c.name, c.help);
+  std::fprintf(f, "\n'rae <subcommand> --help' lists a subcommand's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : kCommands) {
+    if (std::string(argv[1]) == c.name) {
+      try {
+        return c.run(argc - 1, argv + 1);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "rae %s: error: %s\n", c.name, e.what());
+        return 1;
+      }
+    }
+  }
+  std::fprintf(stderr, "rae: unknown subcommand '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

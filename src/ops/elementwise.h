@@ -1,0 +1,50 @@
+// Elementwise helpers, reductions, the MSE loss and the flow-matching interpolation.
+#pragma once
+#include "tensor/tensor.h"
+
+namespace rae::ops {
+
+void add_(const Tensor& y, const Tensor& x, double alpha = 1.0);  // y += alpha * x
+void scale_(const Tensor& x, double alpha);                       // x *= alpha
+void add(const Tensor& out, const Tensor& a, const Tensor& b);    // out = a + b
+// out (N, C) = x (N, C) + row (C) broadcast over rows (position embeddings, t broadcast).
+void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row);
+double sum_squares(const Tensor& x);                               // in double
+bool all_finite(const Tensor& x);
+
+// MSE over all elements: returns mean((pred - target)^2) in double.
+double mse_forward(const Tensor& pred, const Tensor& target);
+// dpred += scale * 2 * (pred - target) / numel.
+void mse_backward(const Tensor& dpred, const Tensor& pred, const Tensor& target, double scale = 1.0);
+
+// Flow matching path per sample: x (B, ...), eps (B, ...), t (B) F32:
+// xt = (1 - t) * x + t * eps; target = eps - x.
+void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, const Tensor& eps,
+                      const Tensor& t);
+
+namespace cpu {
+void add_(const Tensor& y, const Tensor& x, double alpha);
+void scale_(const Tensor& x, double alpha);
+void add(const Tensor& out, const Tensor& a, const Tensor& b);
+void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row);
+double sum_squares(const Tensor& x);
+bool all_finite(const Tensor& x);
+double mse_forward(const Tensor& pred, const Tensor& target);
+void mse_backward(const Tensor& dpred, const Tensor& pred, const Tensor& target, double scale);
+void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, const Tensor& eps,
+                      const Tensor& t);
+}  // namespace cpu
+namespace cuda {
+void add_(const Tensor& y, const Tensor& x, double alpha);
+void scale_(const Tensor& x, double alpha);
+void add(const Tensor& out, const Tensor& a, const Tensor& b);
+void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row);
+double sum_squares(const Tensor& x);
+bool all_finite(const Tensor& x);
+double mse_forward(const Tensor& pred, const Tensor& target);
+void mse_backward(const Tensor& dpred, const Tensor& pred, const Tensor& target, double scale);
+void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, const Tensor& eps,
+                      const Tensor& t);
+}  // namespace cuda
+
+}  // namespace rae::ops

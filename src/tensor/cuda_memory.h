@@ -1,0 +1,26 @@
+// Device memory for CUDA builds: a caching allocator (no cudaMalloc inside a training step)
+// and copies. Only compiled and called when RAE_WITH_CUDA is defined.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace rae::cuda_memory {
+
+void* alloc(size_t bytes, int device);
+void free(void* ptr, int device);  // returns the block to the cache
+enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice };
+void copy(void* dst, const void* src, size_t bytes, CopyKind kind);  // synchronous
+void memset0(void* dst, size_t bytes);
+void cast(void* dst, DType dst_t, const void* src, DType src_t, int64_t n);
+void fill(void* dst, DType t, int64_t n, double value);
+
+struct Stats {
+  size_t in_use = 0, cached = 0, peak_in_use = 0;
+};
+Stats stats();
+void reset_peak();
+void release_cache();  // frees cached blocks back to the driver
+
+}  // namespace rae::cuda_memory

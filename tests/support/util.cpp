@@ -1,0 +1,61 @@
+#include "support/util.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <unistd.h>
+
+#include "core/error.h"
+
+namespace rae::test {
+
+std::string source_dir() { return RAE_SOURCE_DIR; }
+std::string golden_path(const std::string& name) { return source_dir() + "/tests/goldens/" + name; }
+
+std::string make_temp_dir(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  namespace fs = std::filesystem;
+  fs::path p = fs::path(RAE_BINARY_DIR) / "test-tmp" /
+               (tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+Tensor randn(const Shape& shape, uint64_t seed, double std, DType dtype) {
+  Tensor t = Tensor::empty(shape, DType::F64);
+  double* d = t.data<double>();
+  rng::Key k{seed, rng::Purpose::Test, 0, 0};
+  for (int64_t i = 0; i < t.numel(); ++i) d[i] = std * rng::normal_at(k, i);
+  return dtype == DType::F64 ? t : t.cast(dtype);
+}
+
+Tensor rand_uniform(const Shape& shape, uint64_t seed, double lo, double hi, DType dtype) {
+  Tensor t = Tensor::empty(shape, DType::F64);
+  double* d = t.data<double>();
+  rng::Key k{seed, rng::Purpose::Test, 1, 0};
+  for (int64_t i = 0; i < t.numel(); ++i) d[i] = lo + (hi - lo) * rng::uniform_at(k, i);
+  return dtype == DType::F64 ? t : t.cast(dtype);
+}
+
+double tolerance_ratio(const Tensor& a, const Tensor& b, double atol, double rtol) {
+  RAE_CHECK(a.shape() == b.shape(), "tolerance_ratio: shapes ", a.shape().str(), " vs ", b.shape().str());
+  Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
+  double worst = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    double u = x.item(i), v = y.item(i);
+    if (std::isnan(u) != std::isnan(v)) return INFINITY;
+    worst = std::max(worst, std::fabs(u - v) / (atol + rtol * std::fabs(v)));
+  }
+  return worst;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
+  double worst = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) worst = std::max(worst, std::fabs(x.item(i) - y.item(i)));
+  return worst;
+}
+
+}  // namespace rae::test
