@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "ops/op_checks.h"
 #include "tensor/tensor.h"
 
 #define RAE_CUDA_CHECK(expr)                                                             \
@@ -26,34 +27,61 @@ namespace rae::ops::cuda_detail {
 
 enum ElemKind : int { kF32 = 0, kBF16 = 1 };
 
-// An element pointer tagged with its storage type. The tag is uniform across a kernel, so the
-// branch in ld/st costs next to nothing next to the memory access.
+// An element pointer tagged with its storage type, addressed by the LOGICAL (contiguous,
+// row-major) element index. Tensors whose rows are uniformly strided (a chunk of a wider tensor,
+// as adaLN's shift/scale/gate are; see op_checks.h) carry their row length `cols` and row stride
+// `stride`; contiguous tensors have cols = stride = 1, which maps every index to itself. The tags are
+// uniform across a kernel, so the branches cost next to nothing next to the memory access.
 struct Ptr {
   void* p = nullptr;
   int kind = kF32;
-  __device__ __forceinline__ float ld(int64_t i) const {
+  int64_t cols = 1, stride = 1;
+  __device__ __forceinline__ int64_t phys(int64_t i) const {
+    if (stride == cols) return i;
+    int64_t r = i / cols;
+    return r * stride + (i - r * cols);
+  }
+  __device__ __forceinline__ float ld_(int64_t i) const {
     if (kind == kBF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
     return static_cast<const float*>(p)[i];
   }
+  __device__ __forceinline__ float ld(int64_t i) const { return ld_(phys(i)); }
   __device__ __forceinline__ void st(int64_t i, float v) const {
+    i = phys(i);
     if (kind == kBF16)
       static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(v);
     else
       static_cast<float*>(p)[i] = v;
   }
-  __device__ __forceinline__ void add(int64_t i, float v) const { st(i, ld(i) + v); }
+  __device__ __forceinline__ void add(int64_t i, float v) const {
+    i = phys(i);
+    if (kind == kBF16) {
+      __nv_bfloat16* q = static_cast<__nv_bfloat16*>(p) + i;
+      *q = __float2bfloat16(__bfloat162float(*q) + v);
+    } else {
+      static_cast<float*>(p)[i] += v;
+    }
+  }
   __host__ __device__ bool valid() const { return p != nullptr; }
 };
 
-// A Ptr to a CUDA tensor's first element (contiguous F32 or BF16), or a null Ptr for an
+// A Ptr to a CUDA tensor (F32 or BF16, contiguous or row-strided), or a null Ptr for an
 // undefined tensor. `op` and `arg` name the call in errors.
 inline Ptr ptr(const Tensor& t, const char* op, const char* arg) {
   if (!t.defined()) return Ptr{};
   RAE_CHECK(t.is_cuda(), op, ": argument '", arg, "' is ", t.str(), ", expected a CUDA tensor");
-  RAE_CHECK(t.is_contiguous(), op, ": argument '", arg, "' must be contiguous, got ", t.str());
   RAE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16, op, ": argument '", arg,
             "' has dtype ", dtype_name(t.dtype()), "; CUDA ops take f32 or bf16");
-  return Ptr{t.raw(), t.dtype() == DType::BF16 ? kBF16 : kF32};
+  Ptr q{t.raw(), t.dtype() == DType::BF16 ? kBF16 : kF32, 1, 1};
+  if (!t.is_contiguous()) {
+    int64_t stride = 0;
+    RAE_CHECK(check::row_strided(t, &stride), op, ": argument '", arg, "' ", t.str(),
+              " must be contiguous or have uniformly strided rows");
+    q.cols = t.dim(t.ndim() - 1);
+    q.stride = stride;
+    if (q.cols == q.stride) q.cols = q.stride = 1;
+  }
+  return q;
 }
 
 inline void require(const Tensor& t, const char* op, const char* arg) {

@@ -64,10 +64,10 @@ __global__ void mse_bwd_kernel(Ptr dpred, Ptr pred, Ptr target, float k, int64_t
   RAE_GRID_LOOP(i, n) dpred.add(i, k * (pred.ld(i) - target.ld(i)));
 }
 
-__global__ void flow_kernel(Ptr xt, Ptr target, Ptr x, Ptr eps, const float* t, int64_t n,
+__global__ void flow_kernel(Ptr xt, Ptr target, Ptr x, Ptr eps, Ptr t, int64_t n,
                             int64_t per_sample) {
   RAE_GRID_LOOP(i, n) {
-    float tb = t[i / per_sample], xv = x.ld(i), ev = eps.ld(i);
+    float tb = t.ld(i / per_sample), xv = x.ld(i), ev = eps.ld(i);
     if (xt.valid()) xt.st(i, (1.f - tb) * xv + tb * ev);
     if (target.valid()) target.st(i, ev - xv);
   }
@@ -139,6 +139,23 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
   RAE_CUDA_LAUNCHED(op);
 }
 
+struct RowSum {  // drow[c] += sum_n dout[n, c]
+  Ptr dout;
+  int64_t C;
+  __device__ void operator()(int64_t n, int64_t c, float* acc) const { acc[0] += dout.ld(n * C + c); }
+};
+
+void add_rowwise_backward(const Tensor& drow, const Tensor& dout) {
+  const char* op = "cuda::add_rowwise_backward";
+  if (!drow.defined()) return;
+  require(dout, op, "dout");
+  int64_t C = drow.numel();
+  RAE_CHECK(C > 0 && last_dim(dout) == C, op, ": drow ", drow.str(),
+            " does not match the last dim of dout ", dout.str());
+  int64_t N = dout.numel() / C;
+  col_reduce<1>(RowSum{ptr(dout, op, "dout"), C}, 1, N, C, ptr(drow, op, "drow"));
+}
+
 double sum_squares(const Tensor& x) {
   require(x, "cuda::sum_squares", "x");
   return sum_sq(x, Tensor(), "cuda::sum_squares");
@@ -184,7 +201,8 @@ void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, c
   same_size(x, eps, op, "x", "eps");
   if (xt.defined()) same_size(xt, x, op, "xt", "x");
   if (target.defined()) same_size(target, x, op, "target", "x");
-  const float* tp = f32_ptr(t, op, "t");
+  require(t, op, "t");
+  Ptr tp = ptr(t, op, "t");
   int64_t B = t.numel(), n = x.numel();
   RAE_CHECK(B > 0 && n % B == 0, op, ": x ", x.str(), " is not ", B, " samples (t ", t.str(), ")");
   if (n == 0) return;

@@ -84,10 +84,12 @@ struct Gemm {
   const void* bias = nullptr;
 };
 
-int alignment_of(const void* p) {
+// Alignment (bytes, power of two up to 256) that every row start of a matrix satisfies.
+int alignment_of(const void* p, int64_t ld, DType t) {
   uintptr_t u = reinterpret_cast<uintptr_t>(p);
+  uint64_t ld_bytes = static_cast<uint64_t>(ld) * dtype_size(t);
   int a = 256;
-  while (a > 1 && (u % a) != 0) a >>= 1;
+  while (a > 1 && ((u % a) != 0 || (ld_bytes % a) != 0)) a >>= 1;
   return a;
 }
 
@@ -99,6 +101,12 @@ cublasComputeType_t compute_type(DType in_t) {
     case Precision::FP32: break;
   }
   return CUBLAS_COMPUTE_32F;
+}
+
+__global__ void convert_kernel(Ptr dst, Ptr src, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    dst.st(i, src.ld(i));
 }
 
 __global__ void add_bias_kernel(Ptr C, Ptr bias, int64_t rows, int64_t cols) {
@@ -135,7 +143,8 @@ void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
 bool try_lt(DeviceBlas& h, const Gemm& g, bool with_bias) {
   cublasComputeType_t ct = compute_type(g.in_t);
   cudaDataType_t it = cuda_type(g.in_t), ot = cuda_type(g.c_t);
-  int al_a = alignment_of(g.B), al_b = alignment_of(g.A), al_c = alignment_of(g.C);
+  int al_a = alignment_of(g.B, g.ldb, g.in_t), al_b = alignment_of(g.A, g.lda, g.in_t);
+  int al_c = alignment_of(g.C, g.ldc, g.c_t);
   std::string key = std::to_string(g.M) + "," + std::to_string(g.N) + "," + std::to_string(g.K) +
                     "," + std::to_string(g.lda) + "," + std::to_string(g.ldb) + "," +
                     std::to_string(g.ldc) + "," + std::to_string(g.ta) + std::to_string(g.tb) +
@@ -232,17 +241,38 @@ void run_gemm(const Gemm& g) {
     run_cublas(h, g);
   }
   if (g.bias) {
-    Ptr c{g.C, g.c_t == DType::BF16 ? kBF16 : kF32};
-    Ptr b{const_cast<void*>(g.bias), g.c_t == DType::BF16 ? kBF16 : kF32};
+    int kind = g.c_t == DType::BF16 ? kBF16 : kF32;
+    Ptr c{g.C, kind, g.N, g.ldc};
+    if (c.cols == c.stride) c.cols = c.stride = 1;
+    Ptr b{const_cast<void*>(g.bias), kind, 1, 1};
     add_bias_kernel<<<grid_1d(g.M * g.N), 256>>>(c, b, g.M, g.N);
     RAE_CUDA_LAUNCHED("gemm bias");
   }
 }
 
-// A contiguous CUDA copy of t in dtype dt (t itself when it already is one).
-Tensor as_dtype(const Tensor& t, DType dt, const char* op, const char* arg) {
-  ptr(t, op, arg);  // checks device, layout, dtype
-  return t.dtype() == dt ? t : t.cast(dt);
+// Row stride (elements) of a tensor seen as rows of its last dim.
+int64_t row_stride(const Tensor& t, const char* op, const char* arg) {
+  Ptr q = ptr(t, op, arg);  // checks device, dtype and that the rows are uniformly strided
+  return q.stride == q.cols && q.cols == 1 ? last_dim(t) : q.stride;
+}
+
+// A GEMM operand: the tensor itself when it has dtype dt (any row stride), else a contiguous
+// converted copy (kept alive by `keep`).
+struct Mat {
+  Tensor keep;
+  const void* p = nullptr;
+  int64_t ld = 0;
+};
+Mat mat_of(const Tensor& t, DType dt, const char* op, const char* arg) {
+  int64_t ld = row_stride(t, op, arg);
+  if (t.dtype() == dt) return Mat{t, t.raw(), ld};
+  Tensor c = Tensor::empty(t.shape(), dt, t.device());
+  int64_t n = t.numel();
+  if (n > 0) {
+    convert_kernel<<<grid_1d(n), 256>>>(ptr(c, op, arg), ptr(t, op, arg), n);
+    RAE_CUDA_LAUNCHED(op);
+  }
+  return Mat{c, c.raw(), last_dim(t)};
 }
 
 // GEMM inputs run in bf16 when any operand is bf16, else in f32 (tf32/bf16 per precision()).
@@ -280,15 +310,17 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool ta, bool tb,
             (tb ? "^T" : ""));
   RAE_CHECK(C.dim(nd - 2) == M && C.dim(nd - 1) == N, op, ": C is ", C.str(), ", expected (", M,
             ", ", N, ")");
-  ptr(C, op, "C");
+  if (nd == 3)
+    RAE_CHECK(A.is_contiguous() && B.is_contiguous() && C.is_contiguous(), op,
+              ": batched operands must be contiguous");
   DType cdt = compute_dtype({&A, &B, &C});
-  Tensor a = as_dtype(A, cdt, op, "A"), b = as_dtype(B, cdt, op, "B");
+  Mat a = mat_of(A, cdt, op, "A"), b = mat_of(B, cdt, op, "B");
   Gemm g;
   g.M = M; g.N = N; g.K = K;
-  g.A = a.raw(); g.lda = ac; g.ta = ta;
-  g.B = b.raw(); g.ldb = bc; g.tb = tb;
+  g.A = a.p; g.lda = a.ld; g.ta = ta;
+  g.B = b.p; g.ldb = b.ld; g.tb = tb;
   g.in_t = cdt;
-  g.C = C.raw(); g.ldc = N; g.c_t = C.dtype();
+  g.C = C.raw(); g.ldc = row_stride(C, op, "C"); g.c_t = C.dtype();
   g.alpha = static_cast<float>(alpha);
   g.beta = static_cast<float>(beta);
   g.batch = batch;
@@ -308,17 +340,17 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
   RAE_CHECK(last_dim(out) == O && out.numel() == N * O, op, ": out is ", out.str(), ", expected (",
             N, ", ", O, ")");
   require_numel(b, O, op, "b");
-  ptr(out, op, "out");
   DType cdt = compute_dtype({&x, &w, &out});
-  Tensor xa = as_dtype(x, cdt, op, "x"), wa = as_dtype(w, cdt, op, "w");
-  Tensor bias = b.defined() ? as_dtype(b, out.dtype(), op, "b") : Tensor();
+  Mat xa = mat_of(x, cdt, op, "x"), wa = mat_of(w, cdt, op, "w");
+  Mat bias;
+  if (b.defined()) bias = mat_of(b, out.dtype(), op, "b");
   Gemm g;
   g.M = N; g.N = O; g.K = I;
-  g.A = xa.raw(); g.lda = I; g.ta = false;
-  g.B = wa.raw(); g.ldb = I; g.tb = true;
+  g.A = xa.p; g.lda = xa.ld; g.ta = false;
+  g.B = wa.p; g.ldb = wa.ld; g.tb = true;
   g.in_t = cdt;
-  g.C = out.raw(); g.ldc = O; g.c_t = out.dtype();
-  g.bias = bias.defined() ? bias.raw() : nullptr;
+  g.C = out.raw(); g.ldc = row_stride(out, op, "out"); g.c_t = out.dtype();
+  g.bias = bias.p;
   run_gemm(g);
 }
 
@@ -332,18 +364,17 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
   RAE_CHECK(last_dim(dout) == O, op, ": dout ", dout.str(), " does not end in O = ", O);
   int64_t N = dout.numel() / O;
   DType cdt = compute_dtype({&dout, &x, &w, &dx});
-  Tensor da = as_dtype(dout, cdt, op, "dout");
+  Mat da = mat_of(dout, cdt, op, "dout");
   if (dx.defined()) {  // dx (N, I) += dout (N, O) @ w (O, I)
     RAE_CHECK(dx.numel() == N * I && last_dim(dx) == I, op, ": dx is ", dx.str(), ", expected (",
               N, ", ", I, ")");
-    ptr(dx, op, "dx");
-    Tensor wa = as_dtype(w, cdt, op, "w");
+    Mat wa = mat_of(w, cdt, op, "w");
     Gemm g;
     g.M = N; g.N = I; g.K = O;
-    g.A = da.raw(); g.lda = O;
-    g.B = wa.raw(); g.ldb = I;
+    g.A = da.p; g.lda = da.ld;
+    g.B = wa.p; g.ldb = wa.ld;
     g.in_t = cdt;
-    g.C = dx.raw(); g.ldc = I; g.c_t = dx.dtype();
+    g.C = dx.raw(); g.ldc = row_stride(dx, op, "dx"); g.c_t = dx.dtype();
     g.beta = 1.f;
     run_gemm(g);
   }
@@ -352,14 +383,13 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     RAE_CHECK(x.numel() == N * I && last_dim(x) == I, op, ": x is ", x.str(), ", expected (", N,
               ", ", I, ")");
     require_numel(dw, O * I, op, "dw");
-    ptr(dw, op, "dw");
-    Tensor xa = as_dtype(x, cdt, op, "x");
+    Mat xa = mat_of(x, cdt, op, "x");
     Gemm g;
     g.M = O; g.N = I; g.K = N;
-    g.A = da.raw(); g.lda = O; g.ta = true;
-    g.B = xa.raw(); g.ldb = I;
+    g.A = da.p; g.lda = da.ld; g.ta = true;
+    g.B = xa.p; g.ldb = xa.ld;
     g.in_t = cdt;
-    g.C = dw.raw(); g.ldc = I; g.c_t = dw.dtype();
+    g.C = dw.raw(); g.ldc = row_stride(dw, op, "dw"); g.c_t = dw.dtype();
     g.beta = 1.f;
     run_gemm(g);
   }
