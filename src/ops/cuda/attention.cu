@@ -10,6 +10,7 @@
 // sums each lane owns the head-dim columns lane, lane+32, ... Shared rows that lanes read
 // row-wise are padded to D+1 floats so the accesses hit distinct banks.
 #include <cmath>
+#include <type_traits>
 
 #include "ops/attention.h"
 #include "ops/cuda/common.cuh"
@@ -38,9 +39,8 @@ __device__ __forceinline__ int64_t out_off(int64_t b, int64_t t, int64_t h, int6
 
 // Loads rows [t0, t0 + n) of one head of `part` (or of a (B, T, H, D) tensor when part < 0) into
 // shared memory with row stride `stride`, scaled by `mul`; rows past T are zero.
-template <int D>
 __device__ void load_rows(float* dst, int stride, Ptr src, int part, int64_t b, int64_t h,
-                          int64_t t0, int n, int64_t T, int64_t H, float mul) {
+                          int64_t t0, int n, int64_t T, int64_t H, int D, float mul) {
   for (int idx = threadIdx.x; idx < n * D; idx += blockDim.x) {
     int r = idx / D, d = idx - r * D;
     int64_t t = t0 + r;
@@ -53,20 +53,16 @@ __device__ void load_rows(float* dst, int stride, Ptr src, int part, int64_t b, 
   }
 }
 
-template <int D>
-constexpr size_t fwd_smem_floats() {
-  return kBlockRows * D + kTile * (D + 1) + kTile * D;
-}
-template <int D>
-constexpr size_t bwd_smem_floats() {
-  return 2 * kBlockRows * D + 2 * kTile * (D + 1) + 2 * kTile;
-}
+size_t fwd_smem_floats(int64_t D) { return kBlockRows * D + kTile * (D + 1) + kTile * D; }
+size_t bwd_smem_floats(int64_t D) { return 2 * kBlockRows * D + 2 * kTile * (D + 1) + 2 * kTile; }
 
 // grid (ceil(T / kBlockRows), B * H), block kWarps * 32.
-template <int D>
+// DP: head-dim columns per lane (ceil(D / 32) at most); DC: D when fixed at compile time, else 0
+// and D = d_rt.
+template <int DP, int DC>
 __global__ void __launch_bounds__(kWarps * 32)
-    attn_fwd_kernel(Ptr qkv, Ptr out, float* lse, int64_t T, int64_t H, float scale_log2) {
-  constexpr int DP = (D + 31) / 32, DS = D + 1;
+    attn_fwd_kernel(int d_rt, Ptr qkv, Ptr out, float* lse, int64_t T, int64_t H, float scale_log2) {
+  const int D = DC > 0 ? DC : d_rt, DS = D + 1;
   extern __shared__ float smem[];
   float* qs = smem;                      // [kBlockRows][D], pre-scaled by scale * log2(e)
   float* ks = qs + kBlockRows * D;       // [kTile][DS]
@@ -74,7 +70,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t b = blockIdx.y / H, h = blockIdx.y % H;
   const int64_t q0 = (int64_t)blockIdx.x * kBlockRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  load_rows<D>(qs, D, qkv, 0, b, h, q0, kBlockRows, T, H, scale_log2);
+  load_rows(qs, D, qkv, 0, b, h, q0, kBlockRows, T, H, D, scale_log2);
 
   float m[kRows], l[kRows], o[kRows][DP];
 #pragma unroll
@@ -87,8 +83,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const float* qw = qs + warp * kRows * D;
   for (int64_t k0 = 0; k0 < T; k0 += kTile) {
     __syncthreads();  // previous tile fully consumed (and, first time, Q loaded)
-    load_rows<D>(ks, DS, qkv, 1, b, h, k0, kTile, T, H, 1.f);
-    load_rows<D>(vs, D, qkv, 2, b, h, k0, kTile, T, H, 1.f);
+    load_rows(ks, DS, qkv, 1, b, h, k0, kTile, T, H, D, 1.f);
+    load_rows(vs, D, qkv, 2, b, h, k0, kTile, T, H, D, 1.f);
     __syncthreads();
     float s[kRows];
 #pragma unroll
@@ -158,11 +154,13 @@ __global__ void attn_delta_kernel(Ptr dout, Ptr out, float* delta, int64_t B, in
 }
 
 // dQ: grid (ceil(T / kBlockRows), B * H). dq = scale * sum_j p_ij (dp_ij - delta_i) k_j.
-template <int D>
+// DP: head-dim columns per lane (ceil(D / 32) at most); DC: D when fixed at compile time, else 0
+// and D = d_rt.
+template <int DP, int DC>
 __global__ void __launch_bounds__(kWarps * 32)
-    attn_bwd_dq_kernel(Ptr qkv, Ptr dout, const float* lse, const float* delta, Ptr dqkv,
+    attn_bwd_dq_kernel(int d_rt, Ptr qkv, Ptr dout, const float* lse, const float* delta, Ptr dqkv,
                        int64_t T, int64_t H, float scale, float scale_log2) {
-  constexpr int DP = (D + 31) / 32, DS = D + 1;
+  const int D = DC > 0 ? DC : d_rt, DS = D + 1;
   extern __shared__ float smem[];
   float* qs = smem;                    // [kBlockRows][D]
   float* dos = qs + kBlockRows * D;    // [kBlockRows][D]
@@ -171,8 +169,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t b = blockIdx.y / H, h = blockIdx.y % H;
   const int64_t q0 = (int64_t)blockIdx.x * kBlockRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  load_rows<D>(qs, D, qkv, 0, b, h, q0, kBlockRows, T, H, scale_log2);
-  load_rows<D>(dos, D, dout, -1, b, h, q0, kBlockRows, T, H, 1.f);
+  load_rows(qs, D, qkv, 0, b, h, q0, kBlockRows, T, H, D, scale_log2);
+  load_rows(dos, D, dout, -1, b, h, q0, kBlockRows, T, H, D, 1.f);
   float lse2[kRows], di[kRows], dq[kRows][DP];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -187,8 +185,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const float* dow = dos + warp * kRows * D;
   for (int64_t k0 = 0; k0 < T; k0 += kTile) {
     __syncthreads();
-    load_rows<D>(ks, DS, qkv, 1, b, h, k0, kTile, T, H, 1.f);
-    load_rows<D>(vs, DS, qkv, 2, b, h, k0, kTile, T, H, 1.f);
+    load_rows(ks, DS, qkv, 1, b, h, k0, kTile, T, H, D, 1.f);
+    load_rows(vs, DS, qkv, 2, b, h, k0, kTile, T, H, D, 1.f);
     __syncthreads();
     float s[kRows], dp[kRows];
 #pragma unroll
@@ -241,11 +239,13 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // dK, dV: grid (ceil(T / kBlockRows), B * H) over key rows.
 // dv_j = sum_i p_ij do_i; dk_j = scale * sum_i p_ij (dp_ij - delta_i) q_i.
-template <int D>
+// DP: head-dim columns per lane (ceil(D / 32) at most); DC: D when fixed at compile time, else 0
+// and D = d_rt.
+template <int DP, int DC>
 __global__ void __launch_bounds__(kWarps * 32)
-    attn_bwd_dkv_kernel(Ptr qkv, Ptr dout, const float* lse, const float* delta, Ptr dqkv,
+    attn_bwd_dkv_kernel(int d_rt, Ptr qkv, Ptr dout, const float* lse, const float* delta, Ptr dqkv,
                         int64_t T, int64_t H, float scale, float scale_log2) {
-  constexpr int DP = (D + 31) / 32, DS = D + 1;
+  const int D = DC > 0 ? DC : d_rt, DS = D + 1;
   extern __shared__ float smem[];
   float* kb = smem;                    // [kBlockRows][D] this block's keys
   float* vb = kb + kBlockRows * D;     // [kBlockRows][D] this block's values
@@ -256,8 +256,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t b = blockIdx.y / H, h = blockIdx.y % H;
   const int64_t j0 = (int64_t)blockIdx.x * kBlockRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  load_rows<D>(kb, D, qkv, 1, b, h, j0, kBlockRows, T, H, scale_log2);
-  load_rows<D>(vb, D, qkv, 2, b, h, j0, kBlockRows, T, H, 1.f);
+  load_rows(kb, D, qkv, 1, b, h, j0, kBlockRows, T, H, D, scale_log2);
+  load_rows(vb, D, qkv, 2, b, h, j0, kBlockRows, T, H, D, 1.f);
   float dk[kRows][DP], dv[kRows][DP];
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
@@ -267,8 +267,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const float* vw = vb + warp * kRows * D;
   for (int64_t i0 = 0; i0 < T; i0 += kTile) {
     __syncthreads();
-    load_rows<D>(qt, DS, qkv, 0, b, h, i0, kTile, T, H, 1.f);
-    load_rows<D>(dot, DS, dout, -1, b, h, i0, kTile, T, H, 1.f);
+    load_rows(qt, DS, qkv, 0, b, h, i0, kTile, T, H, D, 1.f);
+    load_rows(dot, DS, dout, -1, b, h, i0, kTile, T, H, D, 1.f);
     for (int i = threadIdx.x; i < kTile; i += blockDim.x) {
       bool ok = i0 + i < T;
       lse_t[i] = ok ? lse[(b * H + h) * T + i0 + i] * kLog2e : 0.f;
@@ -345,43 +345,73 @@ AttnShape attn_shape(const Tensor& qkv, const char* op) {
   return s;
 }
 
-template <int D>
+// The largest dynamic shared memory any launch uses (head dim 256), allowed once per kernel.
+constexpr int kMaxSmemBytes = (2 * kBlockRows * 256 + 2 * kTile * 257 + 2 * kTile) * 4;
+
+template <int DP, int DC>
 void launch_fwd(const AttnShape& s, Ptr qkv, Ptr out, float* lse, double scale) {
-  size_t bytes = fwd_smem_floats<D>() * sizeof(float);
-  static bool configured = [&] {
-    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_fwd_kernel<D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  size_t bytes = fwd_smem_floats(s.D) * sizeof(float);
+  static bool configured = [] {
+    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_fwd_kernel<DP, DC>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
     return true;
   }();
   (void)configured;
   dim3 grid((unsigned)((s.T + kBlockRows - 1) / kBlockRows), (unsigned)(s.B * s.H));
-  attn_fwd_kernel<D><<<grid, kWarps * 32, bytes>>>(qkv, out, lse, s.T, s.H,
-                                                   (float)scale * kLog2e);
+  attn_fwd_kernel<DP, DC><<<grid, kWarps * 32, bytes>>>((int)s.D, qkv, out, lse, s.T, s.H,
+                                                        (float)scale * kLog2e);
   RAE_CUDA_LAUNCHED("cuda::attention_forward");
 }
 
-template <int D>
+template <int DP, int DC>
 void launch_bwd(const AttnShape& s, Ptr qkv, Ptr dout, const float* lse, const float* delta,
                 Ptr dqkv, double scale) {
-  size_t bytes = bwd_smem_floats<D>() * sizeof(float);
-  static bool configured = [&] {
-    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_dq_kernel<D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_dkv_kernel<D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  size_t bytes = bwd_smem_floats(s.D) * sizeof(float);
+  static bool configured = [] {
+    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_dq_kernel<DP, DC>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
+    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_dkv_kernel<DP, DC>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
     return true;
   }();
   (void)configured;
   dim3 grid((unsigned)((s.T + kBlockRows - 1) / kBlockRows), (unsigned)(s.B * s.H));
   float sc = (float)scale, sl = (float)scale * kLog2e;
-  attn_bwd_dq_kernel<D><<<grid, kWarps * 32, bytes>>>(qkv, dout, lse, delta, dqkv, s.T, s.H, sc, sl);
+  int d = (int)s.D;
+  attn_bwd_dq_kernel<DP, DC><<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T, s.H,
+                                                           sc, sl);
   RAE_CUDA_LAUNCHED("cuda::attention_backward (dq)");
-  attn_bwd_dkv_kernel<D><<<grid, kWarps * 32, bytes>>>(qkv, dout, lse, delta, dqkv, s.T, s.H, sc, sl);
+  attn_bwd_dkv_kernel<DP, DC><<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T,
+                                                            s.H, sc, sl);
   RAE_CUDA_LAUNCHED("cuda::attention_backward (dk, dv)");
 }
 
-#define RAE_ATTN_HEAD_DIMS(X) X(16) X(24) X(32) X(48) X(64) X(72) X(80) X(96) X(128)
-#define RAE_ATTN_NAME_DIM(d) " " #d
+// Head dims with a compile-time specialization (the DiT^DH ones); any other D <= 256 runs a
+// generic instantiation with a runtime D.
+template <bool Fwd>
+void dispatch_head_dim(const AttnShape& s, Ptr qkv, Ptr out, float* lse, Ptr dout,
+                       const float* delta, Ptr dqkv, double scale) {
+  auto run = [&](auto dp, auto dc) {
+    constexpr int DP = decltype(dp)::value, DC = decltype(dc)::value;
+    if constexpr (Fwd)
+      launch_fwd<DP, DC>(s, qkv, out, lse, scale);
+    else
+      launch_bwd<DP, DC>(s, qkv, dout, lse, delta, dqkv, scale);
+  };
+  using std::integral_constant;
+  switch (s.D) {
+    case 24: return run(integral_constant<int, 1>{}, integral_constant<int, 24>{});
+    case 64: return run(integral_constant<int, 2>{}, integral_constant<int, 64>{});
+    case 72: return run(integral_constant<int, 3>{}, integral_constant<int, 72>{});
+    case 128: return run(integral_constant<int, 4>{}, integral_constant<int, 128>{});
+    default: break;
+  }
+  RAE_CHECK(s.D >= 1 && s.D <= 256, "cuda attention: head dim ", s.D, " not in 1..256");
+  if (s.D <= 32) return run(integral_constant<int, 1>{}, integral_constant<int, 0>{});
+  if (s.D <= 64) return run(integral_constant<int, 2>{}, integral_constant<int, 0>{});
+  if (s.D <= 128) return run(integral_constant<int, 4>{}, integral_constant<int, 0>{});
+  return run(integral_constant<int, 8>{}, integral_constant<int, 0>{});
+}
 
 // ---- softmax -------------------------------------------------------------------------------
 
@@ -485,15 +515,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
   float* lp = f32_ptr(lse, op, "lse");
   Ptr q = ptr(qkv, op, "qkv"), o = ptr(out, op, "out");
   if (s.B * s.T * s.H == 0) return;
-  switch (s.D) {
-#define RAE_ATTN_FWD_CASE(d) \
-  case d: launch_fwd<d>(s, q, o, lp, scale); return;
-    RAE_ATTN_HEAD_DIMS(RAE_ATTN_FWD_CASE)
-#undef RAE_ATTN_FWD_CASE
-    default:
-      RAE_THROW(op, ": head dim ", s.D, " is not compiled; supported:"
-                RAE_ATTN_HEAD_DIMS(RAE_ATTN_NAME_DIM));
-  }
+  dispatch_head_dim<true>(s, q, o, lp, Ptr{}, nullptr, Ptr{}, scale);
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
@@ -515,15 +537,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
                                                          s.B, s.T, s.H, s.D);
   RAE_CUDA_LAUNCHED(op);
   const float* dp = static_cast<const float*>(delta.raw());
-  switch (s.D) {
-#define RAE_ATTN_BWD_CASE(d) \
-  case d: launch_bwd<d>(s, q, dO, lp, dp, dq, scale); return;
-    RAE_ATTN_HEAD_DIMS(RAE_ATTN_BWD_CASE)
-#undef RAE_ATTN_BWD_CASE
-    default:
-      RAE_THROW(op, ": head dim ", s.D, " is not compiled; supported:"
-                RAE_ATTN_HEAD_DIMS(RAE_ATTN_NAME_DIM));
-  }
+  dispatch_head_dim<false>(s, q, o, const_cast<float*>(lp), dO, dp, dq, scale);
 }
 
 void rope_apply(const Tensor& qkv, const Tensor& cos, const Tensor& sin) {
