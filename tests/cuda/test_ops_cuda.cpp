@@ -28,10 +28,17 @@ namespace rae {
 namespace {
 
 namespace cpu = ops::cpu;
+#ifdef RAE_TEST_CUDA_OPS_ON_CPU
+// Self-check of this test's plumbing without a GPU: the "device" side runs the CPU ops (F32).
+namespace gpu = ops::cpu;
+Device dev() { return Device::cpu(); }
+#define REQUIRE_GPU() (void)0
+#else
 namespace gpu = ops::cuda;
-
+Device dev() { return Device::cuda(); }
 #define REQUIRE_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device: CUDA op tests skipped"
+#endif
 
 uint64_t g_seed = 1000;
 Tensor rnd(const Shape& s, double std = 1.0) { return test::randn(s, g_seed++, std, DType::F64); }
@@ -43,10 +50,10 @@ struct Pair {
 };
 Pair pair(const Tensor& x64, DType dt) {
   Tensor r = x64.cast(dt);
-  return {r.to(Device::cuda()), r.cast(DType::F64)};
+  return {r.to(dev()), r.cast(DType::F64)};
 }
 Pair rpair(const Shape& s, DType dt, double std = 1.0) { return pair(rnd(s, std), dt); }
-Tensor f32cuda(const Tensor& t64) { return t64.cast(DType::F32).to(Device::cuda()); }
+Tensor f32cuda(const Tensor& t64) { return t64.cast(DType::F32).to(dev()); }
 Tensor host64(const Tensor& t) { return t.to(Device::cpu()).cast(DType::F64); }
 
 double norm_err(const Tensor& got, const Tensor& ref) {
@@ -79,7 +86,7 @@ void check_linear(DType dt, DType param_dt, int64_t N, int64_t I, int64_t O, boo
   Pair x = rpair({N, I}, dt), w = rpair({O, I}, dt, 0.05), b = rpair({O}, dt);
   // Parameters (and their gradients) may be F32 while activations are bf16.
   Tensor wd = param_dt == dt ? w.dev : f32cuda(w.ref), bd = param_dt == dt ? b.dev : f32cuda(b.ref);
-  Tensor out = Tensor::empty({N, O}, dt, Device::cuda()), out_ref = Tensor::empty({N, O}, DType::F64);
+  Tensor out = Tensor::empty({N, O}, dt, dev()), out_ref = Tensor::empty({N, O}, DType::F64);
   gpu::linear_forward(out, x.dev, wd, bias ? bd : Tensor());
   cpu::linear_forward(out_ref, x.ref, w.ref, bias ? b.ref : Tensor());
   EXPECT_CLOSE(out, out_ref, dt, "linear out");
@@ -111,7 +118,7 @@ TEST_P(CudaOps, LinearStridedRows) {
   int64_t N = 64, I = 96, O = 80;
   Pair wide = rpair({N, 2 * I}, dt), w = rpair({O, I}, dt, 0.1), b = rpair({O}, dt);
   Tensor xd = wide.dev.narrow(1, I, I), xr = wide.ref.narrow(1, I, I).clone();
-  Tensor out = Tensor::empty({N, O}, dt, Device::cuda()), out_ref = Tensor::empty({N, O}, DType::F64);
+  Tensor out = Tensor::empty({N, O}, dt, dev()), out_ref = Tensor::empty({N, O}, DType::F64);
   gpu::linear_forward(out, xd, w.dev, b.dev);
   cpu::linear_forward(out_ref, xr, w.ref, b.ref);
   EXPECT_CLOSE(out, out_ref, dt, "strided linear out");
@@ -154,8 +161,8 @@ void check_attention(DType dt, int64_t B, int64_t T, int64_t H, int64_t D) {
                std::to_string(H) + " D=" + std::to_string(D));
   double scale = 1.0 / std::sqrt((double)D);
   Pair qkv = rpair({B, T, 3, H, D}, dt);
-  Tensor out = Tensor::empty({B, T, H, D}, dt, Device::cuda());
-  Tensor lse = Tensor::empty({B, H, T}, DType::F32, Device::cuda());
+  Tensor out = Tensor::empty({B, T, H, D}, dt, dev());
+  Tensor lse = Tensor::empty({B, H, T}, DType::F32, dev());
   Tensor out_ref = Tensor::empty({B, T, H, D}, DType::F64), lse_ref = Tensor::empty({B, H, T}, DType::F64);
   gpu::attention_forward(out, lse, qkv.dev, scale);
   cpu::attention_forward(out_ref, lse_ref, qkv.ref, scale);
@@ -181,7 +188,7 @@ TEST_P(CudaOps, SoftmaxAndRope) {
   REQUIRE_GPU();
   DType dt = GetParam();
   Pair x = rpair({37, 300}, dt, 3.0);
-  Tensor y = Tensor::empty({37, 300}, dt, Device::cuda()), y_ref = Tensor::empty({37, 300}, DType::F64);
+  Tensor y = Tensor::empty({37, 300}, dt, dev()), y_ref = Tensor::empty({37, 300}, DType::F64);
   gpu::softmax_forward(y, x.dev);
   cpu::softmax_forward(y_ref, x.ref);
   EXPECT_CLOSE(y, y_ref, dt, "softmax");
@@ -194,10 +201,10 @@ TEST_P(CudaOps, SoftmaxAndRope) {
   Tensor cs = Tensor::empty({T, D}), sn = Tensor::empty({T, D});
   ops::rope2d_tables(cs, sn, 4, 4, D, 10000.0);
   Pair qkv = rpair({B, T, 3, H, D}, dt);
-  gpu::rope_apply(qkv.dev, cs.to(Device::cuda()), sn.to(Device::cuda()));
+  gpu::rope_apply(qkv.dev, cs.to(dev()), sn.to(dev()));
   cpu::rope_apply(qkv.ref, cs.cast(DType::F64), sn.cast(DType::F64));
   EXPECT_CLOSE(qkv.dev, qkv.ref, dt, "rope");
-  gpu::rope_apply_backward(qkv.dev, cs.to(Device::cuda()), sn.to(Device::cuda()));
+  gpu::rope_apply_backward(qkv.dev, cs.to(dev()), sn.to(dev()));
   cpu::rope_apply_backward(qkv.ref, cs.cast(DType::F64), sn.cast(DType::F64));
   EXPECT_CLOSE(qkv.dev, qkv.ref, dt, "rope backward");
 }
@@ -209,8 +216,8 @@ TEST_P(CudaOps, LayerNormAndRmsNorm) {
   DType dt = GetParam();
   int64_t N = 130, C = 384;
   Pair x = rpair({N, C}, dt, 2.0), w = pair(rnd({C}, 0.2).cast(DType::F64), dt), b = rpair({C}, dt);
-  Tensor out = Tensor::empty({N, C}, dt, Device::cuda()), out_ref = Tensor::empty({N, C}, DType::F64);
-  Tensor mean = Tensor::empty({N}, DType::F32, Device::cuda()), rstd = Tensor::empty({N}, DType::F32, Device::cuda());
+  Tensor out = Tensor::empty({N, C}, dt, dev()), out_ref = Tensor::empty({N, C}, DType::F64);
+  Tensor mean = Tensor::empty({N}, DType::F32, dev()), rstd = Tensor::empty({N}, DType::F32, dev());
   Tensor mean_ref = Tensor::empty({N}, DType::F64), rstd_ref = Tensor::empty({N}, DType::F64);
   gpu::layernorm_forward(out, mean, rstd, x.dev, w.dev, b.dev, 1e-6);
   cpu::layernorm_forward(out_ref, mean_ref, rstd_ref, x.ref, w.ref, b.ref, 1e-6);
@@ -242,8 +249,8 @@ void check_rms_modulate(DType dt, bool per_token) {
   Pair w = pair(rnd({C}, 0.2), DType::F32);  // norm weight: an F32 parameter
   Tensor shift = ada.dev.narrow(cdim, 0, C), scale = ada.dev.narrow(cdim, C, C);
   Tensor shift_r = ada.ref.narrow(cdim, 0, C).clone(), scale_r = ada.ref.narrow(cdim, C, C).clone();
-  Tensor out = Tensor::empty({B, T, C}, dt, Device::cuda()), out_ref = Tensor::empty({B, T, C}, DType::F64);
-  Tensor rstd = Tensor::empty({B * T}, DType::F32, Device::cuda()), rstd_ref = Tensor::empty({B * T}, DType::F64);
+  Tensor out = Tensor::empty({B, T, C}, dt, dev()), out_ref = Tensor::empty({B, T, C}, DType::F64);
+  Tensor rstd = Tensor::empty({B * T}, DType::F32, dev()), rstd_ref = Tensor::empty({B * T}, DType::F64);
   gpu::rmsnorm_modulate_forward(out, rstd, x.dev, w.dev, shift, scale, 1e-6);
   cpu::rmsnorm_modulate_forward(out_ref, rstd_ref, x.ref, w.ref, shift_r, scale_r, 1e-6);
   EXPECT_CLOSE(out, out_ref, dt, "rmsnorm_modulate");
@@ -298,7 +305,7 @@ TEST_P(CudaOps, Activations) {
   Shape s{70, 130};
   for (int k = 0; k < 3; ++k) {
     Pair x = rpair(s, dt, 2.0), dout = rpair(s, dt), dx = rpair(s, dt);
-    Tensor y = Tensor::empty(s, dt, Device::cuda()), y_ref = Tensor::empty(s, DType::F64);
+    Tensor y = Tensor::empty(s, dt, dev()), y_ref = Tensor::empty(s, DType::F64);
     const char* name = k == 0 ? "gelu exact" : k == 1 ? "gelu tanh" : "silu";
     if (k < 2) {
       ops::GeluKind kind = k == 0 ? ops::GeluKind::Exact : ops::GeluKind::Tanh;
@@ -316,7 +323,7 @@ TEST_P(CudaOps, Activations) {
     EXPECT_CLOSE(dx.dev, dx.ref, dt, std::string(name) + " backward");
   }
   Pair x12 = rpair({70, 2 * 130}, dt, 2.0), dout = rpair(s, dt), dx12 = rpair({70, 260}, dt);
-  Tensor y = Tensor::empty(s, dt, Device::cuda()), y_ref = Tensor::empty(s, DType::F64);
+  Tensor y = Tensor::empty(s, dt, dev()), y_ref = Tensor::empty(s, DType::F64);
   gpu::swiglu_forward(y, x12.dev);
   cpu::swiglu_forward(y_ref, x12.ref);
   EXPECT_CLOSE(y, y_ref, dt, "swiglu");
@@ -338,7 +345,7 @@ TEST_P(CudaOps, Elementwise) {
   gpu::scale_(a.dev, 1.5);
   cpu::scale_(a.ref, 1.5);
   EXPECT_CLOSE(a.dev, a.ref, dt, "scale_");
-  Tensor o = Tensor::empty(s, dt, Device::cuda()), o_ref = Tensor::empty(s, DType::F64);
+  Tensor o = Tensor::empty(s, dt, dev()), o_ref = Tensor::empty(s, DType::F64);
   gpu::add(o, a.dev, b.dev);
   cpu::add(o_ref, a.ref, b.ref);
   EXPECT_CLOSE(o, o_ref, dt, "add");
@@ -355,9 +362,9 @@ TEST_P(CudaOps, Elementwise) {
   EXPECT_TRUE(gpu::all_finite(a.dev));
   Tensor bad = a.ref.clone();
   static_cast<double*>(bad.raw())[1234] = INFINITY;
-  EXPECT_FALSE(gpu::all_finite(bad.cast(dt).to(Device::cuda())));
+  EXPECT_FALSE(gpu::all_finite(bad.cast(dt).to(dev())));
   static_cast<double*>(bad.raw())[1234] = NAN;
-  EXPECT_FALSE(gpu::all_finite(bad.cast(dt).to(Device::cuda())));
+  EXPECT_FALSE(gpu::all_finite(bad.cast(dt).to(dev())));
 
   double mse = gpu::mse_forward(a.dev, b.dev), mse_ref = cpu::mse_forward(a.ref, b.ref);
   EXPECT_NEAR(mse, mse_ref, 1e-6 * mse_ref) << "mse";
@@ -369,7 +376,7 @@ TEST_P(CudaOps, Elementwise) {
   int64_t B = 4;
   Pair x = rpair({B, 3, 50}, dt), eps = rpair({B, 3, 50}, dt);
   Tensor t64 = test::rand_uniform({B}, 77, 0.0, 1.0, DType::F64).cast(DType::F32).cast(DType::F64);
-  Tensor xt = Tensor::empty({B, 3, 50}, dt, Device::cuda()), tg = Tensor::empty({B, 3, 50}, dt, Device::cuda());
+  Tensor xt = Tensor::empty({B, 3, 50}, dt, dev()), tg = Tensor::empty({B, 3, 50}, dt, dev());
   Tensor xt_ref = Tensor::empty({B, 3, 50}, DType::F64), tg_ref = Tensor::empty({B, 3, 50}, DType::F64);
   gpu::flow_interpolate(xt, tg, x.dev, eps.dev, f32cuda(t64));
   cpu::flow_interpolate(xt_ref, tg_ref, x.ref, eps.ref, t64);
@@ -385,7 +392,7 @@ TEST_P(CudaOps, Embeddings) {
   int64_t B = 6, F = 128, K = 11, C = 96;
   Tensor t64 = test::rand_uniform({B}, 5, 0.0, 1.0, DType::F64).cast(DType::F32).cast(DType::F64);
   Tensor W64 = rnd({F}, 10.0).cast(DType::F32).cast(DType::F64);
-  Tensor ff = Tensor::empty({B, 2 * F}, DType::F32, Device::cuda()), ff_ref = Tensor::empty({B, 2 * F}, DType::F64);
+  Tensor ff = Tensor::empty({B, 2 * F}, DType::F32, dev()), ff_ref = Tensor::empty({B, 2 * F}, DType::F64);
   gpu::fourier_features(ff, f32cuda(t64), f32cuda(W64));
   cpu::fourier_features(ff_ref, t64, W64);
   EXPECT_LT(norm_err(ff, ff_ref), 1e-5) << "fourier_features";
@@ -394,21 +401,21 @@ TEST_P(CudaOps, Embeddings) {
   int32_t lv[] = {3, 10, 3, 0, 7, 3};
   for (int i = 0; i < B; ++i) static_cast<int32_t*>(labels.raw())[i] = lv[i];
   Pair table = rpair({K, C}, dt);
-  Tensor e = Tensor::empty({B, C}, dt, Device::cuda()), e_ref = Tensor::empty({B, C}, DType::F64);
-  gpu::embedding_forward(e, table.dev, labels.to(Device::cuda()));
+  Tensor e = Tensor::empty({B, C}, dt, dev()), e_ref = Tensor::empty({B, C}, DType::F64);
+  gpu::embedding_forward(e, table.dev, labels.to(dev()));
   cpu::embedding_forward(e_ref, table.ref, labels);
   EXPECT_CLOSE(e, e_ref, dt, "embedding");
   Pair dtable = rpair({K, C}, DType::F32), dout = rpair({B, C}, dt);
-  gpu::embedding_backward(dtable.dev, dout.dev, labels.to(Device::cuda()));
+  gpu::embedding_backward(dtable.dev, dout.dev, labels.to(dev()));
   cpu::embedding_backward(dtable.ref, dout.ref, labels);
   EXPECT_CLOSE(dtable.dev, dtable.ref, dt, "embedding backward (repeated labels)");
 
   Pair img = rpair({2, 3, 8, 12}, dt);
-  Tensor tok = Tensor::empty({2, 6, 48}, dt, Device::cuda()), tok_ref = Tensor::empty({2, 6, 48}, DType::F64);
+  Tensor tok = Tensor::empty({2, 6, 48}, dt, dev()), tok_ref = Tensor::empty({2, 6, 48}, DType::F64);
   gpu::patchify(tok, img.dev, 4);
   cpu::patchify(tok_ref, img.ref, 4);
   EXPECT_CLOSE(tok, tok_ref, dt, "patchify");
-  Tensor im = Tensor::empty({2, 3, 8, 12}, dt, Device::cuda()), im_ref = Tensor::empty({2, 3, 8, 12}, DType::F64);
+  Tensor im = Tensor::empty({2, 3, 8, 12}, dt, dev()), im_ref = Tensor::empty({2, 3, 8, 12}, DType::F64);
   gpu::unpatchify(im, tok, 4);
   cpu::unpatchify(im_ref, tok_ref, 4);
   EXPECT_CLOSE(im, im_ref, dt, "unpatchify");
