@@ -35,8 +35,16 @@
 namespace rae {
 namespace {
 
+#ifdef STEP_BENCH_CPU_DRYRUN
+// Wiring check without a GPU: the same step on the CPU ops in F32 (tiny model, see main).
+namespace K = ops::cpu;
+constexpr DType kAct = DType::F32;
+Device dev() { return Device::cpu(); }
+#else
 namespace K = ops::cuda;
 constexpr DType kAct = DType::BF16;
+Device dev() { return Device::cuda(); }
+#endif
 constexpr double kEps = 1e-6;
 
 struct Config {
@@ -98,7 +106,7 @@ struct Params {
   Tensor f(int id) const { return view(master, id); }   // F32 value (norm weights)
   Tensor g(int id) const { return view(grad, id); }
   void allocate(uint64_t seed) {
-    Device d = Device::cuda();
+    Device d = dev();
     master = Tensor::empty({total}, DType::F32, d);
     // Values: one host block of N(0, 0.02) tiled over the buffer (speed does not depend on them).
     const int64_t blk = std::min<int64_t>(total, 1 << 22);
@@ -114,9 +122,15 @@ struct Params {
     m = Tensor::zeros({total}, DType::F32, d);
     v = Tensor::zeros({total}, DType::F32, d);
     ema = master.clone();
+#ifdef STEP_BENCH_CPU_DRYRUN
+    half = master;
+  }
+  void refresh_half() {}
+#else
     half = master.cast(DType::BF16);
   }
   void refresh_half() { cuda_memory::cast(half.raw(), DType::BF16, master.raw(), DType::F32, total); }
+#endif
 };
 
 struct LinearP {
@@ -135,9 +149,9 @@ struct LinearP {
   }
 };
 
-Tensor act(const Shape& s) { return Tensor::empty(s, kAct, Device::cuda()); }
-Tensor zact(const Shape& s) { return Tensor::zeros(s, kAct, Device::cuda()); }
-Tensor stat(const Shape& s) { return Tensor::empty(s, DType::F32, Device::cuda()); }
+Tensor act(const Shape& s) { return Tensor::empty(s, kAct, dev()); }
+Tensor zact(const Shape& s) { return Tensor::zeros(s, kAct, dev()); }
+Tensor stat(const Shape& s) { return Tensor::empty(s, DType::F32, dev()); }
 
 // ---- one DiT block ---------------------------------------------------------------------------
 struct Block {
@@ -166,10 +180,14 @@ struct Block {
     K::silu_forward(s.cond_act, cond);
     s.mod = act({R, 6 * C});
     ada.fwd(P, s.mod, s.cond_act);
-    auto chunk = [&](int k) { return s.mod.narrow(1, k * C, C); };  // strided (R, C) views
+    // Strided chunk views of the adaLN output: (B, C) per sample or (B, T, C) per token.
+    auto chunk = [&](int k) {
+      return R == B ? s.mod.narrow(1, k * C, C) : s.mod.view({B, T, 6 * C}).narrow(2, k * C, C);
+    };
+    auto v3 = [&](const Tensor& t) { return t.view({B, T, C}); };
     s.rstd1 = stat({N});
     s.h1 = act({N, C});
-    K::rmsnorm_modulate_forward(s.h1, s.rstd1, x_in, P.f(norm1), chunk(0), chunk(1), kEps);
+    K::rmsnorm_modulate_forward(v3(s.h1), s.rstd1, v3(x_in), P.f(norm1), chunk(0), chunk(1), kEps);
     s.qkv = act({N, 3 * C});
     qkv.fwd(P, s.qkv, s.h1);
     Tensor q5 = s.qkv.view({B, T, 3, H, D});
@@ -180,10 +198,10 @@ struct Block {
     s.y1 = act({N, C});
     proj.fwd(P, s.y1, s.att.view({N, C}));
     s.x_mid = x_in.clone();
-    K::gate_residual_forward(s.x_mid, s.y1, chunk(2));
+    K::gate_residual_forward(v3(s.x_mid), v3(s.y1), chunk(2));
     s.rstd2 = stat({N});
     s.h2 = act({N, C});
-    K::rmsnorm_modulate_forward(s.h2, s.rstd2, s.x_mid, P.f(norm2), chunk(3), chunk(4), kEps);
+    K::rmsnorm_modulate_forward(v3(s.h2), s.rstd2, v3(s.x_mid), P.f(norm2), chunk(3), chunk(4), kEps);
     s.u = act({N, 2 * hidden});
     w12.fwd(P, s.u, s.h2);
     s.g = act({N, hidden});
@@ -191,27 +209,31 @@ struct Block {
     s.y2 = act({N, C});
     w3.fwd(P, s.y2, s.g);
     Tensor(x_out).copy_from(s.x_mid);
-    K::gate_residual_forward(x_out, s.y2, chunk(5));
+    K::gate_residual_forward(v3(x_out), v3(s.y2), chunk(5));
   }
   // dx (N, C): dL/dx_out on entry, dL/dx_in on return (accumulated in place). dcond += ...
   void bwd(const Params& P, const Saved& s, const Tensor& dx, const Tensor& dcond, int64_t B,
            int64_t T, const Tensor& cos, const Tensor& sin) const {
     const int64_t N = B * T, R = s.cond.dim(0);
     Tensor dmod = zact({R, 6 * C});
-    auto chunk = [&](int k) { return s.mod.narrow(1, k * C, C); };
-    auto dchunk = [&](int k) { return dmod.narrow(1, k * C, C); };
+    auto chunk_of = [&](const Tensor& m, int k) {
+      return R == B ? m.narrow(1, k * C, C) : m.view({B, T, 6 * C}).narrow(2, k * C, C);
+    };
+    auto chunk = [&](int k) { return chunk_of(s.mod, k); };
+    auto dchunk = [&](int k) { return chunk_of(dmod, k); };
+    auto v3 = [&](const Tensor& t) { return t.view({B, T, C}); };
     Tensor dy2 = zact({N, C});
-    K::gate_residual_backward(dy2, dchunk(5), dx, s.y2, chunk(5));
+    K::gate_residual_backward(v3(dy2), dchunk(5), v3(dx), v3(s.y2), chunk(5));
     Tensor dg = zact({N, hidden});
     w3.bwd(P, dg, dy2, s.g);
     Tensor du = zact({N, 2 * hidden});
     K::swiglu_backward(du, dg, s.u);
     Tensor dh2 = zact({N, C});
     w12.bwd(P, dh2, du, s.h2);
-    K::rmsnorm_modulate_backward(dx, P.g(norm2), dchunk(3), dchunk(4), dh2, s.x_mid, P.f(norm2),
-                                 chunk(4), s.rstd2);
+    K::rmsnorm_modulate_backward(v3(dx), P.g(norm2), dchunk(3), dchunk(4), v3(dh2), v3(s.x_mid),
+                                 P.f(norm2), chunk(4), s.rstd2);
     Tensor dy1 = zact({N, C});
-    K::gate_residual_backward(dy1, dchunk(2), dx, s.y1, chunk(2));
+    K::gate_residual_backward(v3(dy1), dchunk(2), v3(dx), v3(s.y1), chunk(2));
     Tensor datt = zact({N, C});
     proj.bwd(P, datt, dy1, s.att.view({N, C}));
     Tensor dqkv = zact({B, T, 3, H, D});
@@ -220,8 +242,8 @@ struct Block {
     K::rope_apply_backward(dqkv, cos, sin);
     Tensor dh1 = zact({N, C});
     qkv.bwd(P, dh1, dqkv.view({N, 3 * C}), s.h1);
-    K::rmsnorm_modulate_backward(dx, P.g(norm1), dchunk(0), dchunk(1), dh1, s.x_in, P.f(norm1),
-                                 chunk(1), s.rstd1);
+    K::rmsnorm_modulate_backward(v3(dx), P.g(norm1), dchunk(0), dchunk(1), v3(dh1), v3(s.x_in),
+                                 P.f(norm1), chunk(1), s.rstd1);
     Tensor dact = zact({R, C});
     ada.bwd(P, dact, dmod, s.cond_act);
     K::silu_backward(dcond, dact, s.cond);
@@ -258,7 +280,7 @@ struct Model {
       int64_t D = width / heads;
       Tensor hc = Tensor::empty({c.T(), D}), hs = Tensor::empty({c.T(), D});
       ops::rope2d_tables(hc, hs, c.grid, c.grid, D, 10000.0);
-      cs = hc.to(Device::cuda()), sn = hs.to(Device::cuda());
+      cs = hc.to(dev()), sn = hs.to(dev());
     };
     tables(c.body_h, Wb, bcos, bsin);
     tables(c.head_h, Wh, hcos, hsin);
@@ -302,7 +324,7 @@ struct Model {
     // Head conditioning: s = s_projector(silu(t_emb broadcast + body output)), per token.
     S.spre = act({N, Wb});
     Tensor zero_scale = zact({B, Wb});
-    K::modulate_forward(S.spre, S.xs.back(), S.temb, zero_scale);
+    K::modulate_forward(S.spre.view({B, T, Wb}), S.xs.back().view({B, T, Wb}), S.temb, zero_scale);
     S.s_act = act({N, Wb});
     K::silu_forward(S.s_act, S.spre);
     S.sp = act({N, Wh});
@@ -322,8 +344,9 @@ struct Model {
     f_ada.fwd(P, S.fmod, S.fa);
     S.rstd_f = stat({N});
     S.hf = act({N, Wh});
-    K::rmsnorm_modulate_forward(S.hf, S.rstd_f, S.hs.back(), P.f(f_norm), S.fmod.narrow(1, 0, Wh),
-                                S.fmod.narrow(1, Wh, Wh), kEps);
+    Tensor fm3 = S.fmod.view({B, T, 2 * Wh});
+    K::rmsnorm_modulate_forward(S.hf.view({B, T, Wh}), S.rstd_f, S.hs.back().view({B, T, Wh}),
+                                P.f(f_norm), fm3.narrow(2, 0, Wh), fm3.narrow(2, Wh, Wh), kEps);
     S.out = act({N, cfg.in_ch});
     f_lin.fwd(P, S.out, S.hf);
   }
@@ -334,8 +357,11 @@ struct Model {
     f_lin.bwd(P, dhf, dout, S.hf);
     Tensor dx_h = zact({N, Wh});
     Tensor dfmod = zact({N, 2 * Wh});
-    K::rmsnorm_modulate_backward(dx_h, P.g(f_norm), dfmod.narrow(1, 0, Wh), dfmod.narrow(1, Wh, Wh),
-                                 dhf, S.hs.back(), P.f(f_norm), S.fmod.narrow(1, Wh, Wh), S.rstd_f);
+    Tensor dfm3 = dfmod.view({B, T, 2 * Wh}), fm3 = S.fmod.view({B, T, 2 * Wh});
+    K::rmsnorm_modulate_backward(dx_h.view({B, T, Wh}), P.g(f_norm), dfm3.narrow(2, 0, Wh),
+                                 dfm3.narrow(2, Wh, Wh), dhf.view({B, T, Wh}),
+                                 S.hs.back().view({B, T, Wh}), P.f(f_norm), fm3.narrow(2, Wh, Wh),
+                                 S.rstd_f);
     Tensor dfa = zact({N, Wh});
     f_ada.bwd(P, dfa, dfmod, S.fa);
     Tensor dsp = zact({N, Wh});
@@ -350,7 +376,8 @@ struct Model {
     Tensor dx_b = dspre.clone();
     Tensor dtemb = zact({B, Wb});
     Tensor zero_scale = zact({B, Wb});
-    K::modulate_backward(Tensor(), dtemb, Tensor(), dspre, S.xs.back(), zero_scale);
+    K::modulate_backward(Tensor(), dtemb, Tensor(), dspre.view({B, T, Wb}),
+                         S.xs.back().view({B, T, Wb}), zero_scale);
     Tensor dc = zact({B, Wb});
     for (size_t i = body.size(); i-- > 0;) body[i].bwd(P, S.b[i], dx_b, dc, B, T, bcos, bsin);
     s_emb.bwd(P, Tensor(), dx_b, S.x);
@@ -375,8 +402,10 @@ struct Result {
 };
 
 double sync_ms(std::chrono::steady_clock::time_point t0) {
+#ifndef STEP_BENCH_CPU_DRYRUN
   RAE_CHECK(cudaDeviceSynchronize() == cudaSuccess, "CUDA error: ",
             cudaGetErrorString(cudaGetLastError()));
+#endif
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -388,7 +417,7 @@ Result run_model(const Config& cfg, int64_t B, int warmup, int steps, double pea
   r.params = model.num_params();
   model.P.allocate(42);
   const int64_t T = cfg.T(), N = B * T;
-  Device d = Device::cuda();
+  Device d = dev();
   // Data: fixed random tokens, noise, labels and times (the step's cost does not depend on them).
   auto host_randn = [](const Shape& s, uint64_t seed) {
     Tensor h = Tensor::empty(s, DType::F32);
@@ -424,7 +453,9 @@ Result run_model(const Config& cfg, int64_t B, int warmup, int steps, double pea
   };
   for (int i = 0; i < warmup; ++i) step(i);
   sync_ms(std::chrono::steady_clock::now());
+#ifndef STEP_BENCH_CPU_DRYRUN
   cuda_memory::reset_peak();
+#endif
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) step(warmup + i);
   double ms = sync_ms(t0) / steps;
@@ -434,7 +465,9 @@ Result run_model(const Config& cfg, int64_t B, int warmup, int steps, double pea
   r.gflop_per_image = 3 * flops_per_image(cfg) / 1e9;
   r.tflops = r.images_per_s * r.gflop_per_image / 1e3;
   r.mfu = r.tflops / peak_tflops;
+#ifndef STEP_BENCH_CPU_DRYRUN
   r.peak_mem_gb = cuda_memory::stats().peak_in_use / 1e9;
+#endif
   r.ok = true;
   return r;
 }
@@ -491,6 +524,17 @@ int main_impl(int argc, char** argv) {
       return 0;
     } else RAE_THROW("unknown option '", a, "' (--models --batches-xl --batches-s --steps --warmup --peak-tflops --json --flops)");
   }
+#ifdef STEP_BENCH_CPU_DRYRUN
+  {
+    Config c = config_for("S");
+    c.name = "dryrun";
+    c.body_w = 48, c.body_d = 2, c.body_h = 2, c.head_w = 64, c.head_d = 1, c.head_h = 2;
+    c.grid = 4, c.in_ch = 24, c.fourier = 8, c.classes = 10;
+    Result r = run_model(c, 3, 1, 2, peak);
+    std::printf("%s\n", json(r, "cpu").c_str());
+    return 0;
+  }
+#endif
   if (!cuda_available()) {
     std::printf("{\"error\": \"no CUDA device\"}\n");
     return 2;
