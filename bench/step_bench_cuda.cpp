@@ -475,7 +475,8 @@ Result run_model(const Config& cfg, int64_t B, int warmup, int steps, double pea
 std::string json(const Result& r, const std::string& card) {
   std::ostringstream o;
   o.precision(6);
-  o << "{\"name\": \"" << r.name << "\", \"card\": \"" << card << "\", \"ok\": " << (r.ok ? "true" : "false")
+  o << "{\"name\": \"" << r.name << "\", \"attention\": \""
+    << ops::attention_impl_name(ops::attention_impl()) << "\", \"card\": \"" << card << "\", \"ok\": " << (r.ok ? "true" : "false")
     << ", \"batch\": " << r.batch << ", \"params\": " << r.params << ", \"steps\": " << r.steps
     << ", \"ms_per_step\": " << r.ms_per_step << ", \"images_per_s\": " << r.images_per_s
     << ", \"gflop_per_image\": " << r.gflop_per_image << ", \"tflops\": " << r.tflops
@@ -499,7 +500,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 int main_impl(int argc, char** argv) {
-  std::string models = "XL,S", json_path, batches_xl = "256,128,64", batches_s = "256,128";
+  std::string models = "XL,S", json_path, suffix, batches_xl = "256,128,64", batches_s = "256,128";
   int warmup = 2, steps = 5;
   double peak = 989.0;
   for (int i = 1; i < argc; ++i) {
@@ -515,6 +516,8 @@ int main_impl(int argc, char** argv) {
     else if (a == "--warmup") warmup = std::stoi(next());
     else if (a == "--peak-tflops") peak = std::stod(next());
     else if (a == "--json") json_path = next();
+    else if (a == "--attention") ops::set_attention_impl(ops::attention_impl_from_name(next()));
+    else if (a == "--suffix") suffix = next();
     else if (a == "--flops") {  // print the analytic FLOPs and exit (no GPU needed)
       for (auto m : {"XL", "S"}) {
         Config c = config_for(m);
@@ -522,7 +525,8 @@ int main_impl(int argc, char** argv) {
                     flops_per_image(c) / 1e9, 3 * flops_per_image(c) / 1e9);
       }
       return 0;
-    } else RAE_THROW("unknown option '", a, "' (--models --batches-xl --batches-s --steps --warmup --peak-tflops --json --flops)");
+    } else RAE_THROW("unknown option '", a, "' (--models --batches-xl --batches-s --steps --warmup "
+                     "--peak-tflops --json --attention auto|flash|gemm --suffix --flops)");
   }
 #ifdef STEP_BENCH_CPU_DRYRUN
   {
@@ -545,6 +549,7 @@ int main_impl(int argc, char** argv) {
   std::vector<std::string> out;
   for (const std::string& m : split(models, ',')) {
     Config cfg = config_for(m);
+    cfg.name += suffix;
     Result best;
     best.name = cfg.name;
     // The largest batch that fits: try in the given order, stop at the first that runs.

@@ -8,6 +8,26 @@ namespace rae::ops {
 
 namespace {
 std::atomic<Precision> g_precision{Precision::FP32};
+std::atomic<AttentionImpl> g_attention{AttentionImpl::Auto};
+}
+
+void set_attention_impl(AttentionImpl a) { g_attention.store(a); }
+AttentionImpl attention_impl() { return g_attention.load(); }
+
+const char* attention_impl_name(AttentionImpl a) {
+  switch (a) {
+    case AttentionImpl::Auto: return "auto";
+    case AttentionImpl::Flash: return "flash";
+    case AttentionImpl::Gemm: return "gemm";
+  }
+  return "?";
+}
+
+AttentionImpl attention_impl_from_name(const std::string& s) {
+  if (s == "auto") return AttentionImpl::Auto;
+  if (s == "flash") return AttentionImpl::Flash;
+  if (s == "gemm") return AttentionImpl::Gemm;
+  RAE_THROW("unknown attention implementation '", s, "' (expected auto, flash or gemm)");
 }
 
 void set_precision(Precision p) { g_precision.store(p); }

@@ -16,6 +16,16 @@ Precision precision();
 const char* precision_name(Precision p);           // "fp32", "tf32", "bf16"
 Precision precision_from_name(const std::string& s);  // inverse; throws naming the string
 
+// CUDA attention implementation: Flash (the fused CUDA-core kernel: O(T) memory, F32 math),
+// Gemm (cuBLAS tensor-core GEMMs for QK^T, PV and the backward products with the T x T scores
+// materialized in chunks; bf16 probabilities for bf16 inputs), Auto (Gemm for T >= 128, where
+// tensor cores pay off, else Flash). Results agree to the dtype's tolerance; CPU ops ignore it.
+enum class AttentionImpl { Auto, Flash, Gemm };
+void set_attention_impl(AttentionImpl a);
+AttentionImpl attention_impl();
+const char* attention_impl_name(AttentionImpl a);           // "auto", "flash", "gemm"
+AttentionImpl attention_impl_from_name(const std::string& s);
+
 // Sets the precision for the lifetime of the guard, restoring the previous one after.
 class PrecisionGuard {
  public:

@@ -175,13 +175,24 @@ void check_attention(DType dt, int64_t B, int64_t T, int64_t H, int64_t D) {
   EXPECT_CLOSE(dqkv.dev, dqkv.ref, dt, "attention dqkv");
 }
 
+// Both CUDA implementations (the fused flash kernel and the tensor-core GEMM path).
+struct AttentionImplGuard {
+  ops::AttentionImpl saved = ops::attention_impl();
+  explicit AttentionImplGuard(ops::AttentionImpl a) { ops::set_attention_impl(a); }
+  ~AttentionImplGuard() { ops::set_attention_impl(saved); }
+};
+
 TEST_P(CudaOps, AttentionHeadDims) {
   REQUIRE_GPU();
   DType dt = GetParam();
-  for (int64_t D : {24, 64, 72, 128}) check_attention(dt, 2, 256, 2, D);
-  check_attention(dt, 1, 77, 3, 72);   // ragged T (partial tiles)
-  check_attention(dt, 2, 5, 2, 4);     // generic head dim, T below one tile
-  check_attention(dt, 1, 40, 2, 40);   // generic head dim
+  for (ops::AttentionImpl impl : {ops::AttentionImpl::Flash, ops::AttentionImpl::Gemm}) {
+    AttentionImplGuard guard(impl);
+    SCOPED_TRACE(std::string("attention impl ") + ops::attention_impl_name(impl));
+    for (int64_t D : {24, 64, 72, 128}) check_attention(dt, 2, 256, 2, D);
+    check_attention(dt, 1, 77, 3, 72);   // ragged T (partial tiles)
+    check_attention(dt, 2, 5, 2, 4);     // generic head dim, T below one tile
+    check_attention(dt, 1, 40, 2, 40);   // generic head dim
+  }
 }
 
 TEST_P(CudaOps, SoftmaxAndRope) {
@@ -395,7 +406,8 @@ TEST_P(CudaOps, Embeddings) {
   Tensor ff = Tensor::empty({B, 2 * F}, DType::F32, dev()), ff_ref = Tensor::empty({B, 2 * F}, DType::F64);
   gpu::fourier_features(ff, f32cuda(t64), f32cuda(W64));
   cpu::fourier_features(ff_ref, t64, W64);
-  EXPECT_LT(norm_err(ff, ff_ref), 1e-5) << "fourier_features";
+  // Angles reach ~200 rad: an F32 angle loses ~1e-5 (the CUDA kernel forms it in double).
+  EXPECT_LT(norm_err(ff, ff_ref), 5e-5) << "fourier_features";
 
   Tensor labels = Tensor::empty({B}, DType::I32);
   int32_t lv[] = {3, 10, 3, 0, 7, 3};

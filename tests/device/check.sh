@@ -8,6 +8,7 @@
 #   3 bench/step_bench_cuda: DiT^DH-XL and -S training steps (bf16, largest batch that fits)
 #   4 tests/device/torch_step_bench.py at the same batches (eager; then torch.compile if time
 #     remains)
+#   4b our XL step again with the fused flash attention kernel (DiTDH-XL-flash), time allowing
 #   5 the DINOv2-B encoder benchmark when the bundle has one
 # Always writes $OUT/results.json, $OUT/table.txt and $OUT/check.log (partial on failures).
 # The whole run stays under CHECK_BUDGET_S seconds (default 450).
@@ -199,6 +200,12 @@ if [ "$(left)" -gt 120 ]; then
   run_stage torch_compile 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --compile --models XL --batches-xl $BXL --steps 5 --warmup 2 | tee '$WORK/torch_compile.out'"
 else
   log "torch_compile: skipped (time)"
+fi
+
+# ---- 4b: our XL step with the fused flash kernel instead of the GEMM attention -----------------
+if [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
+  BXL1=$(echo "$BXL" | cut -d, -f1)
+  run_stage step_bench_flash 90 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL --batches-xl $BXL1 --attention flash --suffix -flash --steps 3 --warmup 1 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
 fi
 
 # ---- 5: encoder throughput (when the bundle has the benchmark) --------------------------------

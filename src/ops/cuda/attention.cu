@@ -14,6 +14,8 @@
 
 #include "ops/attention.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/gemm.cuh"
+#include "ops/precision.h"
 
 namespace rae::ops::cuda {
 using namespace cuda_detail;
@@ -386,6 +388,184 @@ void launch_bwd(const AttnShape& s, Ptr qkv, Ptr dout, const float* lse, const f
   RAE_CUDA_LAUNCHED("cuda::attention_backward (dk, dv)");
 }
 
+
+// ---- GEMM attention (tensor cores) ---------------------------------------------------------
+// Scores S = scale * Q K^T are materialized per chunk of samples (all heads), F32; the
+// probabilities P (and in the backward dS) in the input dtype feed the next GEMM, as a fused
+// kernel's tensor-core MMA would. Chunks bound the scratch to kMaxScoreElems scores.
+constexpr int64_t kMaxScoreElems = int64_t(1) << 26;
+
+// Row softmax of S (rows of T): P = exp(S - lse), lse = log sum exp (natural log). One warp per row.
+__global__ void gemm_attn_softmax_kernel(const float* S, Ptr P, float* lse, int64_t rows, int64_t T) {
+  int64_t r = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+  int lane = threadIdx.x & 31;
+  if (r >= rows) return;
+  const float* s = S + r * T;
+  float mx = -INFINITY;
+  for (int64_t j = lane; j < T; j += 32) mx = fmaxf(mx, s[j]);
+  mx = warp_max(mx);
+  float l = 0.f;
+  for (int64_t j = lane; j < T; j += 32) l += __expf(s[j] - mx);
+  l = warp_sum(l);
+  float inv = 1.f / l;
+  for (int64_t j = lane; j < T; j += 32) P.st(r * T + j, __expf(s[j] - mx) * inv);
+  if (lane == 0) lse[r] = mx + logf(l);
+}
+
+// Backward: P = exp(S - lse) and dS = scale * P * (dP - delta), from the recomputed scores.
+__global__ void gemm_attn_dscores_kernel(const float* S, const float* dP, const float* lse,
+                                         const float* delta, Ptr P, Ptr dS, int64_t rows,
+                                         int64_t T, float scale) {
+  int64_t n = rows * T;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t r = i / T;
+    float p = __expf(S[i] - lse[r]);
+    P.st(i, p);
+    dS.st(i, scale * p * (dP[i] - delta[r]));
+  }
+}
+
+struct GemmAttn {
+  AttnShape s;
+  DType dt;
+  char* qkv;   // element pointers as bytes
+  size_t es;   // element size
+  int64_t Bc;  // samples per chunk
+  // Operand views of head h of chunk starting at sample b0.
+  const void* q(int64_t b0, int64_t h) const { return qkv + es * ((b0 * s.T * 3 + 0) * s.H * s.D + h * s.D); }
+  const void* k(int64_t b0, int64_t h) const { return qkv + es * ((b0 * s.T * 3) * s.H * s.D + (s.H + h) * s.D); }
+  const void* v(int64_t b0, int64_t h) const { return qkv + es * ((b0 * s.T * 3) * s.H * s.D + (2 * s.H + h) * s.D); }
+  int64_t ld_qkv() const { return 3 * s.H * s.D; }
+  int64_t bs_qkv() const { return s.T * 3 * s.H * s.D; }
+};
+
+GemmAttn gemm_attn_setup(const AttnShape& s, const Tensor& qkv) {
+  GemmAttn g{s, qkv.dtype(), static_cast<char*>(qkv.raw()), dtype_size(qkv.dtype()), 1};
+  g.Bc = std::max<int64_t>(1, kMaxScoreElems / std::max<int64_t>(1, s.H * s.T * s.T));
+  g.Bc = std::min(g.Bc, s.B);
+  return g;
+}
+
+// S (Bc, H, T, T) F32 = scale * Q K^T for the chunk's samples [b0, b0 + nb).
+void gemm_attn_scores(const GemmAttn& a, int64_t b0, int64_t nb, float* S, double scale) {
+  const AttnShape& s = a.s;
+  for (int64_t h = 0; h < s.H; ++h) {
+    Gemm g;
+    g.M = s.T, g.N = s.T, g.K = s.D;
+    g.A = a.q(b0, h), g.lda = a.ld_qkv(), g.stride_a = a.bs_qkv();
+    g.B = a.k(b0, h), g.ldb = a.ld_qkv(), g.tb = true, g.stride_b = a.bs_qkv();
+    g.in_t = a.dt;
+    g.C = S + h * s.T * s.T, g.ldc = s.T, g.c_t = DType::F32, g.stride_c = s.H * s.T * s.T;
+    g.alpha = static_cast<float>(scale);
+    g.batch = nb;
+    run_gemm(g);
+  }
+}
+
+void gemm_attention_forward(const AttnShape& s, const Tensor& out, float* lse, const Tensor& qkv,
+                            double scale) {
+  GemmAttn a = gemm_attn_setup(s, qkv);
+  const int64_t TT = s.T * s.T;
+  Tensor S = Tensor::empty({a.Bc * s.H * TT}, DType::F32, qkv.device());
+  Tensor P = Tensor::empty({a.Bc * s.H * TT}, a.dt, qkv.device());
+  Ptr pp = ptr(P, "cuda::attention_forward", "scratch");
+  char* op = static_cast<char*>(out.raw());
+  for (int64_t b0 = 0; b0 < s.B; b0 += a.Bc) {
+    int64_t nb = std::min(a.Bc, s.B - b0), rows = nb * s.H * s.T;
+    gemm_attn_scores(a, b0, nb, static_cast<float*>(S.raw()), scale);
+    gemm_attn_softmax_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(
+        static_cast<const float*>(S.raw()), pp, lse + b0 * s.H * s.T, rows, s.T);
+    RAE_CUDA_LAUNCHED("cuda::attention_forward (softmax)");
+    for (int64_t h = 0; h < s.H; ++h) {  // O = P V into out (B, T, H, D)
+      Gemm g;
+      g.M = s.T, g.N = s.D, g.K = s.T;
+      g.A = static_cast<char*>(P.raw()) + a.es * h * TT, g.lda = s.T, g.stride_a = s.H * TT;
+      g.B = a.v(b0, h), g.ldb = a.ld_qkv(), g.stride_b = a.bs_qkv();
+      g.in_t = a.dt;
+      g.C = op + a.es * (b0 * s.T * s.H * s.D + h * s.D), g.ldc = s.H * s.D, g.c_t = a.dt;
+      g.stride_c = s.T * s.H * s.D;
+      g.batch = nb;
+      run_gemm(g);
+    }
+  }
+}
+
+void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tensor& dout,
+                             const Tensor& qkv, const float* lse, const float* delta,
+                             double scale) {
+  GemmAttn a = gemm_attn_setup(s, qkv);
+  GemmAttn d = gemm_attn_setup(s, dqkv);  // the same layout over the gradient
+  const int64_t TT = s.T * s.T;
+  Device dev = qkv.device();
+  Tensor S = Tensor::empty({a.Bc * s.H * TT}, DType::F32, dev);
+  Tensor dP = Tensor::empty({a.Bc * s.H * TT}, DType::F32, dev);
+  Tensor P = Tensor::empty({a.Bc * s.H * TT}, a.dt, dev);
+  Tensor dS = Tensor::empty({a.Bc * s.H * TT}, a.dt, dev);
+  const char* dop = static_cast<const char*>(dout.raw());
+  auto dO = [&](int64_t b0, int64_t h) { return dop + a.es * (b0 * s.T * s.H * s.D + h * s.D); };
+  const int64_t ld_o = s.H * s.D, bs_o = s.T * s.H * s.D;
+  for (int64_t b0 = 0; b0 < s.B; b0 += a.Bc) {
+    int64_t nb = std::min(a.Bc, s.B - b0), rows = nb * s.H * s.T;
+    gemm_attn_scores(a, b0, nb, static_cast<float*>(S.raw()), scale);
+    for (int64_t h = 0; h < s.H; ++h) {  // dP = dO V^T
+      Gemm g;
+      g.M = s.T, g.N = s.T, g.K = s.D;
+      g.A = dO(b0, h), g.lda = ld_o, g.stride_a = bs_o;
+      g.B = a.v(b0, h), g.ldb = a.ld_qkv(), g.tb = true, g.stride_b = a.bs_qkv();
+      g.in_t = a.dt;
+      g.C = static_cast<float*>(dP.raw()) + h * TT, g.ldc = s.T, g.c_t = DType::F32;
+      g.stride_c = s.H * TT;
+      g.batch = nb;
+      run_gemm(g);
+    }
+    int64_t n = rows * s.T;
+    gemm_attn_dscores_kernel<<<grid_1d(n), 256>>>(
+        static_cast<const float*>(S.raw()), static_cast<const float*>(dP.raw()),
+        lse + b0 * s.H * s.T, delta + b0 * s.H * s.T, ptr(P, "attention", "P"),
+        ptr(dS, "attention", "dS"), rows, s.T, static_cast<float>(scale));
+    RAE_CUDA_LAUNCHED("cuda::attention_backward (dscores)");
+    for (int64_t h = 0; h < s.H; ++h) {
+      const char* Ph = static_cast<const char*>(P.raw()) + a.es * h * TT;
+      const char* dSh = static_cast<const char*>(dS.raw()) + a.es * h * TT;
+      Gemm g;  // common: T x D results accumulated into dqkv, batched over the chunk's samples
+      g.M = s.T, g.N = s.D, g.K = s.T;
+      g.in_t = a.dt;
+      g.lda = s.T, g.stride_a = s.H * TT;
+      g.ldc = d.ld_qkv(), g.stride_c = d.bs_qkv(), g.c_t = d.dt;
+      g.beta = 1.f;
+      g.batch = nb;
+      Gemm gv = g;  // dV += P^T dO
+      gv.A = Ph, gv.ta = true;
+      gv.B = dO(b0, h), gv.ldb = ld_o, gv.stride_b = bs_o;
+      gv.C = const_cast<void*>(d.v(b0, h));
+      run_gemm(gv);
+      Gemm gq = g;  // dQ += dS K
+      gq.A = dSh;
+      gq.B = a.k(b0, h), gq.ldb = a.ld_qkv(), gq.stride_b = a.bs_qkv();
+      gq.C = const_cast<void*>(d.q(b0, h));
+      run_gemm(gq);
+      Gemm gk = g;  // dK += dS^T Q
+      gk.A = dSh, gk.ta = true;
+      gk.B = a.q(b0, h), gk.ldb = a.ld_qkv(), gk.stride_b = a.bs_qkv();
+      gk.C = const_cast<void*>(d.k(b0, h));
+      run_gemm(gk);
+    }
+  }
+}
+
+// The GEMM path runs when all attention tensors share one dtype (F32 or BF16) and, under Auto,
+// for sequences long enough for tensor cores to pay off.
+bool use_gemm_attention(const AttnShape& s, std::initializer_list<const Tensor*> ts) {
+  AttentionImpl impl = attention_impl();
+  if (impl == AttentionImpl::Flash) return false;
+  if (impl == AttentionImpl::Auto && s.T < 128) return false;
+  DType dt = (*ts.begin())->dtype();
+  for (const Tensor* t : ts)
+    if (t->dtype() != dt || !t->is_contiguous()) return false;
+  return dt == DType::F32 || dt == DType::BF16;
+}
+
 // Head dims with a compile-time specialization (the DiT^DH ones); any other D <= 256 runs a
 // generic instantiation with a runtime D.
 template <bool Fwd>
@@ -515,6 +695,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
   float* lp = f32_ptr(lse, op, "lse");
   Ptr q = ptr(qkv, op, "qkv"), o = ptr(out, op, "out");
   if (s.B * s.T * s.H == 0) return;
+  if (use_gemm_attention(s, {&qkv, &out})) return gemm_attention_forward(s, out, lp, qkv, scale);
   dispatch_head_dim<true>(s, q, o, lp, Ptr{}, nullptr, Ptr{}, scale);
 }
 
@@ -537,6 +718,8 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
                                                          s.B, s.T, s.H, s.D);
   RAE_CUDA_LAUNCHED(op);
   const float* dp = static_cast<const float*>(delta.raw());
+  if (use_gemm_attention(s, {&qkv, &dqkv, &dout, &out}))
+    return gemm_attention_backward(s, dqkv, dout, qkv, lp, dp, scale);
   dispatch_head_dim<false>(s, q, o, const_cast<float*>(lp), dO, dp, dq, scale);
 }
 

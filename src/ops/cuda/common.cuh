@@ -9,7 +9,6 @@
 #include <cstdint>
 
 #include "core/error.h"
-#include "ops/op_checks.h"
 #include "tensor/tensor.h"
 
 #define RAE_CUDA_CHECK(expr)                                                             \
@@ -74,11 +73,28 @@ inline Ptr ptr(const Tensor& t, const char* op, const char* arg) {
             "' has dtype ", dtype_name(t.dtype()), "; CUDA ops take f32 or bf16");
   Ptr q{t.raw(), t.dtype() == DType::BF16 ? kBF16 : kF32, 1, 1};
   if (!t.is_contiguous()) {
-    int64_t stride = 0;
-    RAE_CHECK(check::row_strided(t, &stride), op, ": argument '", arg, "' ", t.str(),
+    // Rows of the last dim, uniformly strided: the leading dims (of extent > 1) must nest, as
+    // check::row_strided requires (written on raw arrays: GCC misreads Shape's negative index).
+    const int nd = t.ndim();
+    const int64_t* dims = t.shape().begin();
+    const int64_t* strides = t.strides().begin();
+    bool ok = nd >= 1 && (dims[nd - 1] == 1 || strides[nd - 1] == 1);
+    int64_t row_stride = -1, inner_stride = -1, inner_extent = 0;
+    for (int i = nd - 2; ok && i >= 0; --i) {
+      if (dims[i] == 1) continue;
+      if (inner_stride < 0) {
+        row_stride = strides[i];
+        ok = row_stride >= dims[nd - 1];
+      } else {
+        ok = strides[i] == inner_stride * inner_extent;
+      }
+      inner_stride = strides[i];
+      inner_extent = dims[i];
+    }
+    RAE_CHECK(ok, op, ": argument '", arg, "' ", t.str(),
               " must be contiguous or have uniformly strided rows");
-    q.cols = t.dim(t.ndim() - 1);
-    q.stride = stride;
+    q.cols = dims[nd - 1];
+    q.stride = row_stride < 0 ? q.cols : row_stride;
     if (q.cols == q.stride) q.cols = q.stride = 1;
   }
   return q;

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/gemm.cuh"
 #include "ops/linear.h"
 #include "ops/precision.h"
 #include "tensor/cuda_memory.h"
@@ -63,26 +64,6 @@ cudaDataType_t cuda_type(DType t) {
     default: RAE_THROW("CUDA GEMM: unsupported dtype ", dtype_name(t));
   }
 }
-
-// Row-major C (M, N) = alpha * op(A) (M, K) @ op(B) (K, N) + beta * C (+ bias (N) per row),
-// `batch` times with element strides between batches. A and B share one dtype (F32 or BF16);
-// C is F32 or, for BF16 inputs, BF16. bias has C's dtype.
-struct Gemm {
-  int64_t M = 0, N = 0, K = 0;
-  const void* A = nullptr;
-  int64_t lda = 0;
-  bool ta = false;
-  const void* B = nullptr;
-  int64_t ldb = 0;
-  bool tb = false;
-  DType in_t = DType::F32;
-  void* C = nullptr;
-  int64_t ldc = 0;
-  DType c_t = DType::F32;
-  float alpha = 1.f, beta = 0.f;
-  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
-  const void* bias = nullptr;
-};
 
 // Alignment (bytes, power of two up to 256) that every row start of a matrix satisfies.
 int alignment_of(const void* p, int64_t ld, DType t) {
@@ -227,7 +208,7 @@ void run_cublas(DeviceBlas& h, const Gemm& g) {
       (int)g.ldc, g.stride_c, (int)g.batch, compute_type(g.in_t), CUBLAS_GEMM_DEFAULT));
 }
 
-void run_gemm(const Gemm& g) {
+void gemm_local(const Gemm& g) {
   if (g.M == 0 || g.N == 0 || g.batch == 0) return;
   DeviceBlas& h = blas_for_current_device();
   RAE_CHECK(g.batch == 1 || g.bias == nullptr, "GEMM: bias only for unbatched GEMMs");
@@ -325,7 +306,7 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool ta, bool tb,
   g.beta = static_cast<float>(beta);
   g.batch = batch;
   g.stride_a = ar * ac; g.stride_b = br * bc; g.stride_c = M * N;
-  run_gemm(g);
+  gemm_local(g);
 }
 
 void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -351,7 +332,7 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
   g.in_t = cdt;
   g.C = out.raw(); g.ldc = row_stride(out, op, "out"); g.c_t = out.dtype();
   g.bias = bias.p;
-  run_gemm(g);
+  gemm_local(g);
 }
 
 void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
@@ -376,7 +357,7 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     g.in_t = cdt;
     g.C = dx.raw(); g.ldc = row_stride(dx, op, "dx"); g.c_t = dx.dtype();
     g.beta = 1.f;
-    run_gemm(g);
+    gemm_local(g);
   }
   if (dw.defined()) {  // dw (O, I) += dout^T (O, N) @ x (N, I)
     require(x, op, "x");
@@ -391,7 +372,7 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     g.in_t = cdt;
     g.C = dw.raw(); g.ldc = row_stride(dw, op, "dw"); g.c_t = dw.dtype();
     g.beta = 1.f;
-    run_gemm(g);
+    gemm_local(g);
   }
   if (db.defined()) {
     require_numel(db, O, op, "db");
@@ -400,3 +381,5 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
 }
 
 }  // namespace rae::ops::cuda
+
+void rae::ops::cuda_detail::run_gemm(const Gemm& g) { rae::ops::cuda::gemm_local(g); }
