@@ -103,8 +103,14 @@ for name in sorted(n for n in set(ours) | set(torch_eager) | set(torch_comp) if 
     if tc:
         b["torch_compile_images_per_s"] = tc.get("images_per_s") if tc.get("ok") else None
     res["benchmarks"][name] = b
+torch_enc = {r.get("name"): r for r in jlines(os.path.join(work, "torch_encoder.out"))}
 for r in jlines(os.path.join(work, "encoder.out")):
-    res["benchmarks"][r.get("name") or "encoder"] = r
+    name = r.get("name") or "encoder"
+    b = {k: r.get(k) for k in ("batch", "images_per_s", "peak_mem_gb", "ms_per_forward", "ok", "error") if k in r}
+    t = torch_enc.get(name, {})
+    b["torch_images_per_s"] = t.get("images_per_s") if t.get("ok") else None
+    b["torch_peak_mem_gb"] = t.get("peak_mem_gb")
+    res["benchmarks"][name] = b
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
 def f(x, fmt):
     return "-" if x is None else fmt.format(x)
@@ -196,22 +202,25 @@ BXL=$(batch_of DiTDH-XL 128,64,32)
 BS=$(batch_of DiTDH-S 256,128)
 export PYTHONUNBUFFERED=1
 run_stage torch_eager 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --models XL,S --batches-xl $BXL --batches-s $BS --steps 5 --warmup 2 | tee '$WORK/torch_eager.out'"
-if [ "$(left)" -gt 120 ]; then
-  run_stage torch_compile 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --compile --models XL --batches-xl $BXL --steps 5 --warmup 2 | tee '$WORK/torch_compile.out'"
-else
-  log "torch_compile: skipped (time)"
-fi
-
 # ---- 4b: our XL step with the fused flash kernel instead of the GEMM attention -----------------
 if [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
   BXL1=$(echo "$BXL" | cut -d, -f1)
   run_stage step_bench_flash 90 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL --batches-xl $BXL1 --attention flash --suffix -flash --steps 3 --warmup 1 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
 fi
 
+# ---- 4c: torch.compile, time allowing
+if [ "$(left)" -gt 120 ]; then
+  run_stage torch_compile 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --compile --models XL --batches-xl $BXL --steps 5 --warmup 2 | tee '$WORK/torch_compile.out'"
+else
+  log "torch_compile: skipped (time)"
+fi
+
+
 # ---- 5: encoder throughput (when the bundle has the benchmark) --------------------------------
-enc=$(ls "$BD"/bin/*encoder*cuda* "$BD"/bin/*dinov2* 2>/dev/null | head -1)
+enc=$(ls "$BD"/bin/*encoder*cuda* 2>/dev/null | head -1)
 if [ -n "$enc" ]; then
   run_stage encoder 90 bash -c "set -o pipefail; '$enc' --batch 64 | tee '$WORK/encoder.out'"
+  run_stage torch_encoder 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch 64 | tee '$WORK/torch_encoder.out'"
 else
   log "encoder: skipped (no encoder benchmark in the bundle)"
 fi
