@@ -48,22 +48,17 @@ __global__ void silu_bwd_kernel(Ptr dx, Ptr dout, Ptr x, int64_t n) {
 }
 // out (N, H) = silu(x1) * x2 with x12 (N, 2H) = [x1 | x2].
 __global__ void swiglu_fwd_kernel(Ptr out, Ptr x12, int64_t N, int64_t H) {
-  int64_t n = N * H;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = i / H, c = i - r * H;
-    float a = x12.ld(r * 2 * H + c), b = x12.ld(r * 2 * H + H + c);
-    out.st(i, a * sigmoid_f(a) * b);
+  RAE_ROW_LOOP(r, c, N, H) {
+    float a = x12.ld2(r, c, 2 * H), b = x12.ld2(r, H + c, 2 * H);
+    out.st2(r, c, H, a * sigmoid_f(a) * b);
   }
 }
 __global__ void swiglu_bwd_kernel(Ptr dx12, Ptr dout, Ptr x12, int64_t N, int64_t H) {
-  int64_t n = N * H;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = i / H, c = i - r * H;
-    int64_t ia = r * 2 * H + c, ib = ia + H;
-    float a = x12.ld(ia), b = x12.ld(ib), g = dout.ld(i);
+  RAE_ROW_LOOP(r, c, N, H) {
+    float a = x12.ld2(r, c, 2 * H), b = x12.ld2(r, H + c, 2 * H), g = dout.ld2(r, c, H);
     float s = sigmoid_f(a);
-    dx12.add(ia, g * b * s * (1.f + a * (1.f - s)));
-    dx12.add(ib, g * a * s);
+    dx12.add2(r, c, 2 * H, g * b * s * (1.f + a * (1.f - s)));
+    dx12.add2(r, H + c, 2 * H, g * a * s);
   }
 }
 
@@ -127,7 +122,7 @@ void swiglu_forward(const Tensor& out, const Tensor& x12) {
   RAE_CHECK(last_dim(out) == H && out.numel() == N * H, op, ": out ", out.str(), ", expected (", N,
             ", ", H, ")");
   if (N * H == 0) return;
-  swiglu_fwd_kernel<<<grid_1d(N * H), 256>>>(ptr(out, op, "out"), ptr(x12, op, "x12"), N, H);
+  swiglu_fwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(ptr(out, op, "out"), ptr(x12, op, "x12"), N, H);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -142,7 +137,7 @@ void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) 
   int64_t H = H2 / 2, N = x12.numel() / H2;
   RAE_CHECK(dout.numel() == N * H, op, ": dout ", dout.str(), ", expected (", N, ", ", H, ")");
   if (N * H == 0) return;
-  swiglu_bwd_kernel<<<grid_1d(N * H), 256>>>(ptr(dx12, op, "dx12"), ptr(dout, op, "dout"),
+  swiglu_bwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(ptr(dx12, op, "dx12"), ptr(dout, op, "dout"),
                                              ptr(x12, op, "x12"), N, H);
   RAE_CUDA_LAUNCHED(op);
 }

@@ -625,24 +625,25 @@ __global__ void softmax_bwd_kernel(Ptr dx, Ptr dout, Ptr out, int64_t N, int64_t
 
 // ---- RoPE ----------------------------------------------------------------------------------
 
-// One thread per (b, t, part in {q, k}, h, pair i): elements 2i and 2i + 1 of the head.
+// Blocks over tokens (b, t); threads over (part in {q, k}, h, pair i): elements 2i, 2i + 1.
 __global__ void rope_kernel(Ptr qkv, Ptr cosv, Ptr sinv, int64_t B, int64_t T, int64_t H,
                             int64_t D, bool backward) {
-  int64_t half = D / 2, n = B * T * 2 * H * half;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t pi = i % half, h = (i / half) % H, part = (i / (half * H)) % 2;
-    int64_t bt = i / (half * H * 2), t = bt % T;
-    int64_t off = ((bt * 3 + part) * H + h) * D + 2 * pi;
-    int64_t co = t * D + 2 * pi;
-    float c0 = cosv.ld(co), c1 = cosv.ld(co + 1), s0 = sinv.ld(co), s1 = sinv.ld(co + 1);
-    float x0 = qkv.ld(off), x1 = qkv.ld(off + 1);
-    if (!backward) {  // (x0, x1) -> (x0 c0 - x1 s0, x1 c1 + x0 s1)
-      qkv.st(off, x0 * c0 - x1 * s0);
-      qkv.st(off + 1, x1 * c1 + x0 * s1);
-    } else {          // the transpose of that 2x2 map
-      qkv.st(off, x0 * c0 + x1 * s1);
-      qkv.st(off + 1, -x0 * s0 + x1 * c1);
+  const int half = static_cast<int>(D / 2), per_part = static_cast<int>(H) * half;
+  for (int64_t bt = blockIdx.x; bt < B * T; bt += gridDim.x) {
+    const int64_t t = bt % T;
+    for (int j = threadIdx.x; j < 2 * per_part; j += blockDim.x) {
+      int part = j / per_part, rem = j - part * per_part, h = rem / half, pi = rem - h * half;
+      int64_t off = ((bt * 3 + part) * H + h) * D + 2 * pi;
+      int64_t co = t * D + 2 * pi;
+      float c0 = cosv.ld(co), c1 = cosv.ld(co + 1), s0 = sinv.ld(co), s1 = sinv.ld(co + 1);
+      float x0 = qkv.ld(off), x1 = qkv.ld(off + 1);
+      if (!backward) {  // (x0, x1) -> (x0 c0 - x1 s0, x1 c1 + x0 s1)
+        qkv.st(off, x0 * c0 - x1 * s0);
+        qkv.st(off + 1, x1 * c1 + x0 * s1);
+      } else {          // the transpose of that 2x2 map
+        qkv.st(off, x0 * c0 + x1 * s1);
+        qkv.st(off + 1, -x0 * s0 + x1 * c1);
+      }
     }
   }
 }
@@ -655,8 +656,8 @@ void rope_run(const Tensor& qkv, const Tensor& cos, const Tensor& sin, bool back
   check_shape(sin, {s.T, s.D}, op, "sin");
   int64_t n = s.B * s.T * 2 * s.H * (s.D / 2);
   if (n == 0) return;
-  rope_kernel<<<grid_1d(n), 256>>>(ptr(qkv, op, "qkv"), ptr(cos, op, "cos"), ptr(sin, op, "sin"),
-                                   s.B, s.T, s.H, s.D, backward);
+  rope_kernel<<<grid_rows(s.B * s.T), threads_for_cols(s.H * s.D)>>>(
+      ptr(qkv, op, "qkv"), ptr(cos, op, "cos"), ptr(sin, op, "sin"), s.B, s.T, s.H, s.D, backward);
   RAE_CUDA_LAUNCHED(op);
 }
 

@@ -61,8 +61,34 @@ struct Ptr {
       static_cast<float*>(p)[i] += v;
     }
   }
+  // Element (r, c) of the tensor seen as rows of C = its last dim (no division, unlike the
+  // logical-index accessors on strided tensors).
+  __device__ __forceinline__ int64_t at(int64_t r, int64_t c, int64_t C) const {
+    return stride == cols ? r * C + c : r * stride + c;
+  }
+  __device__ __forceinline__ float ld2(int64_t r, int64_t c, int64_t C) const { return ld_(at(r, c, C)); }
+  __device__ __forceinline__ void st2(int64_t r, int64_t c, int64_t C, float v) const {
+    int64_t i = at(r, c, C);
+    if (kind == kBF16)
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(v);
+    else
+      static_cast<float*>(p)[i] = v;
+  }
+  __device__ __forceinline__ void add2(int64_t r, int64_t c, int64_t C, float v) const {
+    st2(r, c, C, ld2(r, c, C) + v);
+  }
   __host__ __device__ bool valid() const { return p != nullptr; }
 };
+
+// Row-structured grid: blocks stride over rows, threads over the columns of a row.
+#define RAE_ROW_LOOP(r, c, N, C)                                                   \
+  for (int64_t r = blockIdx.x; r < (N); r += gridDim.x)                            \
+    for (int64_t c = threadIdx.x; c < (C); c += blockDim.x)
+
+inline int grid_rows(int64_t N) {
+  return static_cast<int>(N < 1 ? 1 : (N > 65536 ? 65536 : N));
+}
+inline int threads_for_cols(int64_t C) { return C >= 256 ? 256 : (C > 64 ? 128 : 64); }
 
 // A Ptr to a CUDA tensor (F32 or BF16, contiguous or row-strided), or a null Ptr for an
 // undefined tensor. `op` and `arg` name the call in errors.
@@ -191,7 +217,7 @@ __global__ void col_reduce_kernel(F f, int64_t P, int64_t R, int64_t C, int64_t 
 #pragma unroll
     for (int v = 0; v < NV; ++v) {
       if (chunks == 1) {
-        if (outs[v].valid()) outs[v].add(p * C + c, acc[v]);
+        if (outs[v].valid()) outs[v].add2(p, c, C, acc[v]);
       } else {
         partial[((v * chunks + k) * P + p) * C + c] = acc[v];
       }
@@ -204,14 +230,13 @@ __global__ void col_finish_kernel(const float* partial, int64_t chunks, int64_t 
                                   Ptr o0, Ptr o1, Ptr o2) {
   Ptr outs[3] = {o0, o1, o2};
   int64_t total = P * C;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  RAE_ROW_LOOP(p, c, P, C) {
 #pragma unroll
     for (int v = 0; v < NV; ++v) {
       if (!outs[v].valid()) continue;
       float s = 0.f;
-      for (int64_t k = 0; k < chunks; ++k) s += partial[(v * chunks + k) * total + i];
-      outs[v].add(i, s);
+      for (int64_t k = 0; k < chunks; ++k) s += partial[(v * chunks + k) * total + p * C + c];
+      outs[v].add2(p, c, C, s);
     }
   }
 }
@@ -238,7 +263,7 @@ void col_reduce(F f, int64_t P, int64_t R, int64_t C, Ptr o0, Ptr o1 = Ptr{}, Pt
                                                                            o0, o1, o2);
   RAE_CUDA_LAUNCHED("col_reduce");
   if (chunks > 1) {
-    col_finish_kernel<NV><<<grid_1d(P * C), 256>>>(partial, chunks, P, C, o0, o1, o2);
+    col_finish_kernel<NV><<<grid_rows(P), threads_for_cols(C)>>>(partial, chunks, P, C, o0, o1, o2);
     RAE_CUDA_LAUNCHED("col_finish");
   }
 }

@@ -27,8 +27,8 @@ __global__ void scale_kernel(Ptr x, float alpha, int64_t n) {
 __global__ void add_kernel(Ptr out, Ptr a, Ptr b, int64_t n) {
   RAE_GRID_LOOP(i, n) out.st(i, a.ld(i) + b.ld(i));
 }
-__global__ void add_rowwise_kernel(Ptr out, Ptr x, Ptr row, int64_t n, int64_t C) {
-  RAE_GRID_LOOP(i, n) out.st(i, x.ld(i) + row.ld(i % C));
+__global__ void add_rowwise_kernel(Ptr out, Ptr x, Ptr row, int64_t N, int64_t C) {
+  RAE_ROW_LOOP(r, c, N, C) out.st2(r, c, C, x.ld2(r, c, C) + row.ld(c));
 }
 
 // mode 0: sum x^2; mode 1: sum (x - y)^2.
@@ -134,15 +134,15 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
             x.str());
   int64_t n = x.numel();
   if (n == 0) return;
-  add_rowwise_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), ptr(row, op, "row"),
-                                          n, C);
+  add_rowwise_kernel<<<grid_rows(n / C), threads_for_cols(C)>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), ptr(row, op, "row"), n / C, C);
   RAE_CUDA_LAUNCHED(op);
 }
 
 struct RowSum {  // drow[c] += sum_n dout[n, c]
   Ptr dout;
   int64_t C;
-  __device__ void operator()(int64_t n, int64_t c, float* acc) const { acc[0] += dout.ld(n * C + c); }
+  __device__ void operator()(int64_t n, int64_t c, float* acc) const { acc[0] += dout.ld2(n, c, C); }
 };
 
 void add_rowwise_backward(const Tensor& drow, const Tensor& dout) {

@@ -91,10 +91,7 @@ __global__ void convert_kernel(Ptr dst, Ptr src, int64_t n) {
 }
 
 __global__ void add_bias_kernel(Ptr C, Ptr bias, int64_t rows, int64_t cols) {
-  int64_t n = rows * cols;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
-    C.add(i, bias.ld(i % cols));
+  RAE_ROW_LOOP(r, c, rows, cols) C.add2(r, c, cols, bias.ld(c));
 }
 
 struct LtDescs {
@@ -226,7 +223,7 @@ void gemm_local(const Gemm& g) {
     Ptr c{g.C, kind, g.N, g.ldc};
     if (c.cols == c.stride) c.cols = c.stride = 1;
     Ptr b{const_cast<void*>(g.bias), kind, 1, 1};
-    add_bias_kernel<<<grid_1d(g.M * g.N), 256>>>(c, b, g.M, g.N);
+    add_bias_kernel<<<grid_rows(g.M), threads_for_cols(g.N)>>>(c, b, g.M, g.N);
     RAE_CUDA_LAUNCHED("gemm bias");
   }
 }
@@ -266,7 +263,7 @@ DType compute_dtype(std::initializer_list<const Tensor*> ts) {
 struct ColSum {  // db[o] += sum_n dout[n, o]
   Ptr dout;
   int64_t O;
-  __device__ void operator()(int64_t n, int64_t o, float* acc) const { acc[0] += dout.ld(n * O + o); }
+  __device__ void operator()(int64_t n, int64_t o, float* acc) const { acc[0] += dout.ld2(n, o, O); }
 };
 
 }  // namespace

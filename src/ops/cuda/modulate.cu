@@ -10,51 +10,38 @@ namespace {
 // out = x * (1 + scale[p]) + shift[p], p = row / rows_per_param.
 __global__ void modulate_fwd_kernel(Ptr out, Ptr x, Ptr shift, Ptr scale, int64_t N, int64_t C,
                                     int64_t rpp) {
-  int64_t n = N * C;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = i / C, c = i - r * C, pi = (r / rpp) * C + c;
-    float y = x.ld(i) * (1.f + scale.ld(pi));
-    if (shift.valid()) y += shift.ld(pi);
-    out.st(i, y);
+  RAE_ROW_LOOP(r, c, N, C) {
+    int64_t p = r / rpp;
+    float y = x.ld2(r, c, C) * (1.f + scale.ld2(p, c, C));
+    if (shift.valid()) y += shift.ld2(p, c, C);
+    out.st2(r, c, C, y);
   }
 }
 __global__ void modulate_bwd_dx_kernel(Ptr dx, Ptr dout, Ptr scale, int64_t N, int64_t C, int64_t rpp) {
-  int64_t n = N * C;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = i / C, c = i - r * C;
-    dx.add(i, dout.ld(i) * (1.f + scale.ld((r / rpp) * C + c)));
-  }
+  RAE_ROW_LOOP(r, c, N, C) dx.add2(r, c, C, dout.ld2(r, c, C) * (1.f + scale.ld2(r / rpp, c, C)));
 }
 struct ModulateGrad {  // acc[0] (dshift) += dout; acc[1] (dscale) += dout * x
   Ptr dout, x;
   int64_t C;
   __device__ void operator()(int64_t n, int64_t c, float* acc) const {
-    float g = dout.ld(n * C + c);
+    float g = dout.ld2(n, c, C);
     acc[0] += g;
-    acc[1] += g * x.ld(n * C + c);
+    acc[1] += g * x.ld2(n, c, C);
   }
 };
 
 // x += gate[p] * y.
 __global__ void gate_fwd_kernel(Ptr x, Ptr y, Ptr gate, int64_t N, int64_t C, int64_t rpp) {
-  int64_t n = N * C;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = i / C, c = i - r * C;
-    x.add(i, gate.ld((r / rpp) * C + c) * y.ld(i));
-  }
+  RAE_ROW_LOOP(r, c, N, C) x.add2(r, c, C, gate.ld2(r / rpp, c, C) * y.ld2(r, c, C));
 }
 __global__ void gate_bwd_dy_kernel(Ptr dy, Ptr dres, Ptr gate, int64_t N, int64_t C, int64_t rpp) {
-  int64_t n = N * C;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = i / C, c = i - r * C;
-    dy.add(i, gate.ld((r / rpp) * C + c) * dres.ld(i));
-  }
+  RAE_ROW_LOOP(r, c, N, C) dy.add2(r, c, C, gate.ld2(r / rpp, c, C) * dres.ld2(r, c, C));
 }
 struct GateGrad {  // acc[0] (dgate) += dres * y
   Ptr dres, y;
   int64_t C;
   __device__ void operator()(int64_t n, int64_t c, float* acc) const {
-    acc[0] += dres.ld(n * C + c) * y.ld(n * C + c);
+    acc[0] += dres.ld2(n, c, C) * y.ld2(n, c, C);
   }
 };
 
@@ -70,7 +57,7 @@ void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift, c
   ParamRows pr = param_rows_for(scale, N, C, op, "scale");
   require_numel(shift, scale.numel(), op, "shift");
   if (N * C == 0) return;
-  modulate_fwd_kernel<<<grid_1d(N * C), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"),
+  modulate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(out, op, "out"), ptr(x, op, "x"),
                                               ptr(shift, op, "shift"), ptr(scale, op, "scale"), N,
                                               C, pr.rows_per_param);
   RAE_CUDA_LAUNCHED(op);
@@ -90,7 +77,7 @@ void modulate_backward(const Tensor& dx, const Tensor& dshift, const Tensor& dsc
   require_numel(dscale, scale.numel(), op, "dscale");
   if (N * C == 0) return;
   if (dx.defined()) {
-    modulate_bwd_dx_kernel<<<grid_1d(N * C), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
+    modulate_bwd_dx_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
                                                    ptr(scale, op, "scale"), N, C, pr.rows_per_param);
     RAE_CUDA_LAUNCHED(op);
   }
@@ -108,7 +95,7 @@ void gate_residual_forward(const Tensor& x, const Tensor& y, const Tensor& gate)
   require_numel(y, N * C, op, "y");
   ParamRows pr = param_rows_for(gate, N, C, op, "gate");
   if (N * C == 0) return;
-  gate_fwd_kernel<<<grid_1d(N * C), 256>>>(ptr(x, op, "x"), ptr(y, op, "y"), ptr(gate, op, "gate"),
+  gate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(x, op, "x"), ptr(y, op, "y"), ptr(gate, op, "gate"),
                                           N, C, pr.rows_per_param);
   RAE_CUDA_LAUNCHED(op);
 }
@@ -124,7 +111,7 @@ void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor&
   require_numel(dgate, gate.numel(), op, "dgate");
   if (N * C == 0) return;
   if (dy.defined()) {
-    gate_bwd_dy_kernel<<<grid_1d(N * C), 256>>>(ptr(dy, op, "dy"), ptr(dres, op, "dres"),
+    gate_bwd_dy_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(dy, op, "dy"), ptr(dres, op, "dres"),
                                                ptr(gate, op, "gate"), N, C, pr.rows_per_param);
     RAE_CUDA_LAUNCHED(op);
   }

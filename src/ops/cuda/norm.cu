@@ -17,21 +17,20 @@ __global__ void layernorm_fwd_kernel(Ptr out, float* mean, float* rstd, Ptr x, P
   int64_t n = blockIdx.x * (int64_t)kRowsPerBlock + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (n >= N) return;
-  const int64_t base = n * C;
   float s = 0.f;
-  for (int64_t c = lane; c < C; c += 32) s += x.ld(base + c);
+  for (int64_t c = lane; c < C; c += 32) s += x.ld2(n, c, C);
   float mu = warp_sum(s) / C;
   float v = 0.f;
   for (int64_t c = lane; c < C; c += 32) {
-    float d = x.ld(base + c) - mu;
+    float d = x.ld2(n, c, C) - mu;
     v += d * d;
   }
   float rs = rsqrtf(warp_sum(v) / C + eps);
   for (int64_t c = lane; c < C; c += 32) {
-    float y = (x.ld(base + c) - mu) * rs;
+    float y = (x.ld2(n, c, C) - mu) * rs;
     if (w.valid()) y *= w.ld(c);
     if (b.valid()) y += b.ld(c);
-    out.st(base + c, y);
+    out.st2(n, c, C, y);
   }
   if (lane == 0) {
     mean[n] = mu;
@@ -44,21 +43,20 @@ __global__ void layernorm_bwd_dx_kernel(Ptr dx, Ptr dout, Ptr x, Ptr w, const fl
   int64_t n = blockIdx.x * (int64_t)kRowsPerBlock + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (n >= N) return;
-  const int64_t base = n * C;
   float mu = mean[n], rs = rstd[n];
   float sg = 0.f, sgx = 0.f;
   for (int64_t c = lane; c < C; c += 32) {
-    float g = dout.ld(base + c) * (w.valid() ? w.ld(c) : 1.f);
-    float xh = (x.ld(base + c) - mu) * rs;
+    float g = dout.ld2(n, c, C) * (w.valid() ? w.ld(c) : 1.f);
+    float xh = (x.ld2(n, c, C) - mu) * rs;
     sg += g;
     sgx += g * xh;
   }
   sg = warp_sum(sg) / C;
   sgx = warp_sum(sgx) / C;
   for (int64_t c = lane; c < C; c += 32) {
-    float g = dout.ld(base + c) * (w.valid() ? w.ld(c) : 1.f);
-    float xh = (x.ld(base + c) - mu) * rs;
-    dx.add(base + c, rs * (g - sg - xh * sgx));
+    float g = dout.ld2(n, c, C) * (w.valid() ? w.ld(c) : 1.f);
+    float xh = (x.ld2(n, c, C) - mu) * rs;
+    dx.add2(n, c, C, rs * (g - sg - xh * sgx));
   }
 }
 
@@ -67,8 +65,8 @@ struct LayerNormParamGrad {  // acc[0] = dout * xhat (dw), acc[1] = dout (db)
   const float *mean, *rstd;
   int64_t C;
   __device__ void operator()(int64_t n, int64_t c, float* acc) const {
-    float g = dout.ld(n * C + c);
-    acc[0] += g * (x.ld(n * C + c) - mean[n]) * rstd[n];
+    float g = dout.ld2(n, c, C);
+    acc[0] += g * (x.ld2(n, c, C) - mean[n]) * rstd[n];
     acc[1] += g;
   }
 };
@@ -81,19 +79,19 @@ __global__ void rmsnorm_fwd_kernel(Ptr out, float* rstd, Ptr x, Ptr w, Ptr shift
   int64_t n = blockIdx.x * (int64_t)kRowsPerBlock + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (n >= N) return;
-  const int64_t base = n * C, pbase = (n / rows_per_param) * C;
+  const int64_t prow = n / rows_per_param;
   float ss = 0.f;
   for (int64_t c = lane; c < C; c += 32) {
-    float v = x.ld(base + c);
+    float v = x.ld2(n, c, C);
     ss += v * v;
   }
   float rs = rsqrtf(warp_sum(ss) / C + eps);
   for (int64_t c = lane; c < C; c += 32) {
-    float y = x.ld(base + c) * rs;
+    float y = x.ld2(n, c, C) * rs;
     if (w.valid()) y *= w.ld(c);
-    if (scale.valid()) y *= 1.f + scale.ld(pbase + c);
-    if (shift.valid()) y += shift.ld(pbase + c);
-    out.st(base + c, y);
+    if (scale.valid()) y *= 1.f + scale.ld2(prow, c, C);
+    if (shift.valid()) y += shift.ld2(prow, c, C);
+    out.st2(n, c, C, y);
   }
   if (lane == 0 && rstd) rstd[n] = rs;
 }
@@ -105,22 +103,22 @@ __global__ void rmsnorm_bwd_dx_kernel(Ptr dx, Ptr dout, Ptr x, Ptr w, Ptr scale,
   int64_t n = blockIdx.x * (int64_t)kRowsPerBlock + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (n >= N) return;
-  const int64_t base = n * C, pbase = (n / rows_per_param) * C;
+  const int64_t prow = n / rows_per_param;
   float rs = rstd[n];
   float sgx = 0.f;
   for (int64_t c = lane; c < C; c += 32) {
-    float g = dout.ld(base + c);
-    if (scale.valid()) g *= 1.f + scale.ld(pbase + c);
+    float g = dout.ld2(n, c, C);
+    if (scale.valid()) g *= 1.f + scale.ld2(prow, c, C);
     if (w.valid()) g *= w.ld(c);
-    sgx += g * x.ld(base + c) * rs;
+    sgx += g * x.ld2(n, c, C) * rs;
   }
   sgx = warp_sum(sgx) / C;
   for (int64_t c = lane; c < C; c += 32) {
-    float g = dout.ld(base + c);
-    if (scale.valid()) g *= 1.f + scale.ld(pbase + c);
+    float g = dout.ld2(n, c, C);
+    if (scale.valid()) g *= 1.f + scale.ld2(prow, c, C);
     if (w.valid()) g *= w.ld(c);
-    float xh = x.ld(base + c) * rs;
-    dx.add(base + c, rs * (g - xh * sgx));
+    float xh = x.ld2(n, c, C) * rs;
+    dx.add2(n, c, C, rs * (g - xh * sgx));
   }
 }
 
@@ -130,9 +128,9 @@ struct RmsWeightGrad {
   const float* rstd;
   int64_t C, rows_per_param;
   __device__ void operator()(int64_t n, int64_t c, float* acc) const {
-    float g = dout.ld(n * C + c);
-    if (scale.valid()) g *= 1.f + scale.ld((n / rows_per_param) * C + c);
-    acc[0] += g * x.ld(n * C + c) * rstd[n];
+    float g = dout.ld2(n, c, C);
+    if (scale.valid()) g *= 1.f + scale.ld2(n / rows_per_param, c, C);
+    acc[0] += g * x.ld2(n, c, C) * rstd[n];
   }
 };
 
@@ -142,8 +140,8 @@ struct RmsModGrad {
   const float* rstd;
   int64_t C;
   __device__ void operator()(int64_t n, int64_t c, float* acc) const {
-    float g = dout.ld(n * C + c);
-    float y = x.ld(n * C + c) * rstd[n];
+    float g = dout.ld2(n, c, C);
+    float y = x.ld2(n, c, C) * rstd[n];
     if (w.valid()) y *= w.ld(c);
     acc[0] += g;
     acc[1] += g * y;
