@@ -20,8 +20,10 @@ int main(int argc, char** argv) {
   int iters = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--batch") batch = std::stoll(argv[i + 1]);
-    else if (a == "--iters") iters = std::stoi(argv[i + 1]);
+    if (a == "--batch")
+      batch = std::stoll(argv[i + 1]);
+    else if (a == "--iters")
+      iters = std::stoi(argv[i + 1]);
   }
   if (!cuda_available()) {
     std::printf("{\"name\": \"DINOv2-B-enc\", \"ok\": false, \"error\": \"no CUDA device\"}\n");
@@ -42,14 +44,17 @@ int main(int argc, char** argv) {
       auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < iters; ++i) enc.forward(px);
       cudaDeviceSynchronize();
-      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
-      std::printf("{\"name\": \"%s\", \"ok\": true, \"batch\": %lld, \"images_per_s\": %.3f, "
-                  "\"ms_per_forward\": %.3f, \"peak_mem_gb\": %.3f}\n",
-                  name.c_str(), (long long)batch, batch / s, s * 1e3,
-                  cuda_memory::stats().peak_in_use / 1e9);
+      double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+      std::printf(
+          "{\"name\": \"%s\", \"ok\": true, \"batch\": %lld, \"images_per_s\": %.3f, "
+          "\"ms_per_forward\": %.3f, \"peak_mem_gb\": %.3f}\n",
+          name.c_str(), (long long)batch, batch / s, s * 1e3,
+          cuda_memory::stats().peak_in_use / 1e9);
     } catch (const std::exception& e) {
       std::string msg;
-      for (const char* c = e.what(); *c; ++c) msg += (*c == '"' || *c == '\\' || *c == '\n') ? ' ' : *c;
+      for (const char* c = e.what(); *c; ++c)
+        msg += (*c == '"' || *c == '\\' || *c == '\n') ? ' ' : *c;
       std::printf("{\"name\": \"%s\", \"ok\": false, \"error\": \"%s\"}\n", name.c_str(),
                   msg.substr(0, 300).c_str());
     }

@@ -39,11 +39,15 @@ namespace {
 // Wiring check without a GPU: the same step on the CPU ops in F32 (tiny model, see main).
 namespace K = ops::cpu;
 constexpr DType kAct = DType::F32;
-Device dev() { return Device::cpu(); }
+Device dev() {
+  return Device::cpu();
+}
 #else
 namespace K = ops::cuda;
 constexpr DType kAct = DType::BF16;
-Device dev() { return Device::cuda(); }
+Device dev() {
+  return Device::cuda();
+}
 #endif
 constexpr double kEps = 1e-6;
 
@@ -64,7 +68,9 @@ Config config_for(const std::string& n) {
   }
   RAE_THROW("unknown model '", n, "' (XL or S)");
 }
-int64_t swiglu_hidden(int64_t w) { return static_cast<int64_t>(2.0 / 3.0 * (double)(w * 4)); }
+int64_t swiglu_hidden(int64_t w) {
+  return static_cast<int64_t>(2.0 / 3.0 * (double)(w * 4));
+}
 
 // Analytic forward FLOPs per image (2 per multiply-add): every Linear (2 * T * in * out, per
 // sample for the body's adaLN and the time MLP), attention 4 * T^2 * width per block (QK^T and
@@ -80,12 +86,12 @@ double flops_per_image(const Config& c) {
   double f = 0;
   f += c.body_d * block((double)c.body_w, 1);
   f += c.head_d * block((double)c.head_w, T);
-  f += 2 * T * c.in_ch * c.body_w;                            // s_embedder
+  f += 2 * T * c.in_ch * c.body_w;                              // s_embedder
   f += 2 * (2.0 * c.fourier * c.body_w + c.body_w * c.body_w);  // time MLP (per sample)
-  f += 2 * T * c.body_w * c.head_w;                           // s_projector
-  f += 2 * T * c.in_ch * c.head_w;                            // x_embedder
-  f += 2 * T * c.head_w * 2 * c.head_w;                       // final adaLN (per token)
-  f += 2 * T * c.head_w * c.in_ch;                            // final linear
+  f += 2 * T * c.body_w * c.head_w;                             // s_projector
+  f += 2 * T * c.in_ch * c.head_w;                              // x_embedder
+  f += 2 * T * c.head_w * 2 * c.head_w;                         // final adaLN (per token)
+  f += 2 * T * c.head_w * c.in_ch;                              // final linear
   return f;
 }
 
@@ -102,8 +108,8 @@ struct Params {
   Tensor view(const Tensor& flat, int id) const {
     return flat.narrow(0, slots[id].first, slots[id].second.numel()).view(slots[id].second);
   }
-  Tensor w(int id) const { return view(half, id); }     // bf16 weight for GEMMs
-  Tensor f(int id) const { return view(master, id); }   // F32 value (norm weights)
+  Tensor w(int id) const { return view(half, id); }    // bf16 weight for GEMMs
+  Tensor f(int id) const { return view(master, id); }  // F32 value (norm weights)
   Tensor g(int id) const { return view(grad, id); }
   void allocate(uint64_t seed) {
     Device d = dev();
@@ -129,7 +135,9 @@ struct Params {
 #else
     half = master.cast(DType::BF16);
   }
-  void refresh_half() { cuda_memory::cast(half.raw(), DType::BF16, master.raw(), DType::F32, total); }
+  void refresh_half() {
+    cuda_memory::cast(half.raw(), DType::BF16, master.raw(), DType::F32, total);
+  }
 #endif
 };
 
@@ -149,9 +157,15 @@ struct LinearP {
   }
 };
 
-Tensor act(const Shape& s) { return Tensor::empty(s, kAct, dev()); }
-Tensor zact(const Shape& s) { return Tensor::zeros(s, kAct, dev()); }
-Tensor stat(const Shape& s) { return Tensor::empty(s, DType::F32, dev()); }
+Tensor act(const Shape& s) {
+  return Tensor::empty(s, kAct, dev());
+}
+Tensor zact(const Shape& s) {
+  return Tensor::zeros(s, kAct, dev());
+}
+Tensor stat(const Shape& s) {
+  return Tensor::empty(s, DType::F32, dev());
+}
 
 // ---- one DiT block ---------------------------------------------------------------------------
 struct Block {
@@ -201,7 +215,8 @@ struct Block {
     K::gate_residual_forward(v3(s.x_mid), v3(s.y1), chunk(2));
     s.rstd2 = stat({N});
     s.h2 = act({N, C});
-    K::rmsnorm_modulate_forward(v3(s.h2), s.rstd2, v3(s.x_mid), P.f(norm2), chunk(3), chunk(4), kEps);
+    K::rmsnorm_modulate_forward(v3(s.h2), s.rstd2, v3(s.x_mid), P.f(norm2), chunk(3), chunk(4),
+                                kEps);
     s.u = act({N, 2 * hidden});
     w12.fwd(P, s.u, s.h2);
     s.g = act({N, hidden});
@@ -237,8 +252,8 @@ struct Block {
     Tensor datt = zact({N, C});
     proj.bwd(P, datt, dy1, s.att.view({N, C}));
     Tensor dqkv = zact({B, T, 3, H, D});
-    K::attention_backward(dqkv, datt.view({B, T, H, D}), s.qkv.view({B, T, 3, H, D}), s.att,
-                          s.lse, 1.0 / std::sqrt((double)D));
+    K::attention_backward(dqkv, datt.view({B, T, H, D}), s.qkv.view({B, T, 3, H, D}), s.att, s.lse,
+                          1.0 / std::sqrt((double)D));
     K::rope_apply_backward(dqkv, cos, sin);
     Tensor dh1 = zact({N, C});
     qkv.bwd(P, dh1, dqkv.view({N, 3 * C}), s.h1);
@@ -403,8 +418,8 @@ struct Result {
 
 double sync_ms(std::chrono::steady_clock::time_point t0) {
 #ifndef STEP_BENCH_CPU_DRYRUN
-  RAE_CHECK(cudaDeviceSynchronize() == cudaSuccess, "CUDA error: ",
-            cudaGetErrorString(cudaGetLastError()));
+  RAE_CHECK(cudaDeviceSynchronize() == cudaSuccess,
+            "CUDA error: ", cudaGetErrorString(cudaGetLastError()));
 #endif
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -422,7 +437,8 @@ Result run_model(const Config& cfg, int64_t B, int warmup, int steps, double pea
   auto host_randn = [](const Shape& s, uint64_t seed) {
     Tensor h = Tensor::empty(s, DType::F32);
     float* p = h.data<float>();
-    for (int64_t i = 0; i < h.numel(); ++i) p[i] = (float)rng::normal_at(rng::Key{seed, rng::Purpose::Test, 0, 0}, (uint64_t)i);
+    for (int64_t i = 0; i < h.numel(); ++i)
+      p[i] = (float)rng::normal_at(rng::Key{seed, rng::Purpose::Test, 0, 0}, (uint64_t)i);
     return h;
   };
   Tensor x0 = host_randn({N, cfg.in_ch}, 1).cast(kAct).to(d);
@@ -476,8 +492,9 @@ std::string json(const Result& r, const std::string& card) {
   std::ostringstream o;
   o.precision(6);
   o << "{\"name\": \"" << r.name << "\", \"attention\": \""
-    << ops::attention_impl_name(ops::attention_impl()) << "\", \"card\": \"" << card << "\", \"ok\": " << (r.ok ? "true" : "false")
-    << ", \"batch\": " << r.batch << ", \"params\": " << r.params << ", \"steps\": " << r.steps
+    << ops::attention_impl_name(ops::attention_impl()) << "\", \"card\": \"" << card
+    << "\", \"ok\": " << (r.ok ? "true" : "false") << ", \"batch\": " << r.batch
+    << ", \"params\": " << r.params << ", \"steps\": " << r.steps
     << ", \"ms_per_step\": " << r.ms_per_step << ", \"images_per_s\": " << r.images_per_s
     << ", \"gflop_per_image\": " << r.gflop_per_image << ", \"tflops\": " << r.tflops
     << ", \"mfu\": " << r.mfu << ", \"peak_mem_gb\": " << r.peak_mem_gb << ", \"loss\": " << r.loss;
@@ -509,15 +526,24 @@ int main_impl(int argc, char** argv) {
       RAE_CHECK(i + 1 < argc, "missing value after ", a);
       return argv[++i];
     };
-    if (a == "--models") models = next();
-    else if (a == "--batches-xl") batches_xl = next();
-    else if (a == "--batches-s") batches_s = next();
-    else if (a == "--steps") steps = std::stoi(next());
-    else if (a == "--warmup") warmup = std::stoi(next());
-    else if (a == "--peak-tflops") peak = std::stod(next());
-    else if (a == "--json") json_path = next();
-    else if (a == "--attention") ops::set_attention_impl(ops::attention_impl_from_name(next()));
-    else if (a == "--suffix") suffix = next();
+    if (a == "--models")
+      models = next();
+    else if (a == "--batches-xl")
+      batches_xl = next();
+    else if (a == "--batches-s")
+      batches_s = next();
+    else if (a == "--steps")
+      steps = std::stoi(next());
+    else if (a == "--warmup")
+      warmup = std::stoi(next());
+    else if (a == "--peak-tflops")
+      peak = std::stod(next());
+    else if (a == "--json")
+      json_path = next();
+    else if (a == "--attention")
+      ops::set_attention_impl(ops::attention_impl_from_name(next()));
+    else if (a == "--suffix")
+      suffix = next();
     else if (a == "--flops") {  // print the analytic FLOPs and exit (no GPU needed)
       for (auto m : {"XL", "S"}) {
         Config c = config_for(m);
@@ -525,8 +551,10 @@ int main_impl(int argc, char** argv) {
                     flops_per_image(c) / 1e9, 3 * flops_per_image(c) / 1e9);
       }
       return 0;
-    } else RAE_THROW("unknown option '", a, "' (--models --batches-xl --batches-s --steps --warmup "
-                     "--peak-tflops --json --attention auto|flash|gemm --suffix --flops)");
+    } else
+      RAE_THROW("unknown option '", a,
+                "' (--models --batches-xl --batches-s --steps --warmup "
+                "--peak-tflops --json --attention auto|flash|gemm --suffix --flops)");
   }
 #ifdef STEP_BENCH_CPU_DRYRUN
   {
@@ -579,7 +607,8 @@ int main_impl(int argc, char** argv) {
   if (!json_path.empty()) {
     std::ofstream f(json_path);
     f << "[\n";
-    for (size_t i = 0; i < out.size(); ++i) f << "  " << out[i] << (i + 1 < out.size() ? ",\n" : "\n");
+    for (size_t i = 0; i < out.size(); ++i)
+      f << "  " << out[i] << (i + 1 < out.size() ? ",\n" : "\n");
     f << "]\n";
   }
   return 0;

@@ -9,16 +9,23 @@ namespace rae::ops {
 namespace {
 std::atomic<Precision> g_precision{Precision::FP32};
 std::atomic<AttentionImpl> g_attention{AttentionImpl::Auto};
-}
+}  // namespace
 
-void set_attention_impl(AttentionImpl a) { g_attention.store(a); }
-AttentionImpl attention_impl() { return g_attention.load(); }
+void set_attention_impl(AttentionImpl a) {
+  g_attention.store(a);
+}
+AttentionImpl attention_impl() {
+  return g_attention.load();
+}
 
 const char* attention_impl_name(AttentionImpl a) {
   switch (a) {
-    case AttentionImpl::Auto: return "auto";
-    case AttentionImpl::Flash: return "flash";
-    case AttentionImpl::Gemm: return "gemm";
+    case AttentionImpl::Auto:
+      return "auto";
+    case AttentionImpl::Flash:
+      return "flash";
+    case AttentionImpl::Gemm:
+      return "gemm";
   }
   return "?";
 }
@@ -30,14 +37,21 @@ AttentionImpl attention_impl_from_name(const std::string& s) {
   RAE_THROW("unknown attention implementation '", s, "' (expected auto, flash or gemm)");
 }
 
-void set_precision(Precision p) { g_precision.store(p); }
-Precision precision() { return g_precision.load(); }
+void set_precision(Precision p) {
+  g_precision.store(p);
+}
+Precision precision() {
+  return g_precision.load();
+}
 
 const char* precision_name(Precision p) {
   switch (p) {
-    case Precision::FP32: return "fp32";
-    case Precision::TF32: return "tf32";
-    case Precision::BF16: return "bf16";
+    case Precision::FP32:
+      return "fp32";
+    case Precision::TF32:
+      return "tf32";
+    case Precision::BF16:
+      return "bf16";
   }
   return "?";
 }

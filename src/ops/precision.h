@@ -13,7 +13,7 @@ enum class Precision { FP32, TF32, BF16 };
 
 void set_precision(Precision p);
 Precision precision();
-const char* precision_name(Precision p);           // "fp32", "tf32", "bf16"
+const char* precision_name(Precision p);              // "fp32", "tf32", "bf16"
 Precision precision_from_name(const std::string& s);  // inverse; throws naming the string
 
 // CUDA attention implementation: Flash (the fused CUDA-core kernel: O(T) memory, F32 math),
@@ -23,7 +23,7 @@ Precision precision_from_name(const std::string& s);  // inverse; throws naming 
 enum class AttentionImpl { Auto, Flash, Gemm };
 void set_attention_impl(AttentionImpl a);
 AttentionImpl attention_impl();
-const char* attention_impl_name(AttentionImpl a);           // "auto", "flash", "gemm"
+const char* attention_impl_name(AttentionImpl a);  // "auto", "flash", "gemm"
 AttentionImpl attention_impl_from_name(const std::string& s);
 
 // Sets the precision for the lifetime of the guard, restoring the previous one after.

@@ -31,17 +31,23 @@ namespace cpu = ops::cpu;
 #ifdef RAE_TEST_CUDA_OPS_ON_CPU
 // Self-check of this test's plumbing without a GPU: the "device" side runs the CPU ops (F32).
 namespace gpu = ops::cpu;
-Device dev() { return Device::cpu(); }
+Device dev() {
+  return Device::cpu();
+}
 #define REQUIRE_GPU() (void)0
 #else
 namespace gpu = ops::cuda;
-Device dev() { return Device::cuda(); }
+Device dev() {
+  return Device::cuda();
+}
 #define REQUIRE_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device: CUDA op tests skipped"
 #endif
 
 uint64_t g_seed = 1000;
-Tensor rnd(const Shape& s, double std = 1.0) { return test::randn(s, g_seed++, std, DType::F64); }
+Tensor rnd(const Shape& s, double std = 1.0) {
+  return test::randn(s, g_seed++, std, DType::F64);
+}
 
 // The input as the CUDA run sees it (dtype dt on the GPU) and as the reference sees it (the same
 // rounded values, F64 on the CPU).
@@ -52,12 +58,19 @@ Pair pair(const Tensor& x64, DType dt) {
   Tensor r = x64.cast(dt);
   return {r.to(dev()), r.cast(DType::F64)};
 }
-Pair rpair(const Shape& s, DType dt, double std = 1.0) { return pair(rnd(s, std), dt); }
-Tensor f32cuda(const Tensor& t64) { return t64.cast(DType::F32).to(dev()); }
-Tensor host64(const Tensor& t) { return t.to(Device::cpu()).cast(DType::F64); }
+Pair rpair(const Shape& s, DType dt, double std = 1.0) {
+  return pair(rnd(s, std), dt);
+}
+Tensor f32cuda(const Tensor& t64) {
+  return t64.cast(DType::F32).to(dev());
+}
+Tensor host64(const Tensor& t) {
+  return t.to(Device::cpu()).cast(DType::F64);
+}
 
 double norm_err(const Tensor& got, const Tensor& ref) {
-  Tensor g = host64(got), r = ref.is_contiguous() ? ref.cast(DType::F64) : ref.clone().cast(DType::F64);
+  Tensor g = host64(got),
+         r = ref.is_contiguous() ? ref.cast(DType::F64) : ref.clone().cast(DType::F64);
   EXPECT_EQ(g.numel(), r.numel());
   double mx = 0, md = 0;
   for (int64_t i = 0; i < r.numel(); ++i) {
@@ -69,20 +82,24 @@ double norm_err(const Tensor& got, const Tensor& ref) {
   return md / std::max(mx, 1e-12);
 }
 
-double tol(DType dt) { return dt == DType::BF16 ? 3e-2 : 2e-4; }
+double tol(DType dt) {
+  return dt == DType::BF16 ? 3e-2 : 2e-4;
+}
 
 #define EXPECT_CLOSE(got, ref, dt, what) \
   EXPECT_LT(norm_err(got, ref), tol(dt)) << (what) << " (" << dtype_name(dt) << ")"
 
 class CudaOps : public testing::TestWithParam<DType> {};
 
-std::string dt_name(const testing::TestParamInfo<DType>& i) { return dtype_name(i.param); }
+std::string dt_name(const testing::TestParamInfo<DType>& i) {
+  return dtype_name(i.param);
+}
 
 // ---- linear ----------------------------------------------------------------------------------
 
 void check_linear(DType dt, DType param_dt, int64_t N, int64_t I, int64_t O, bool bias) {
-  SCOPED_TRACE("linear N=" + std::to_string(N) + " I=" + std::to_string(I) + " O=" +
-               std::to_string(O) + " params " + dtype_name(param_dt));
+  SCOPED_TRACE("linear N=" + std::to_string(N) + " I=" + std::to_string(I) +
+               " O=" + std::to_string(O) + " params " + dtype_name(param_dt));
   Pair x = rpair({N, I}, dt), w = rpair({O, I}, dt, 0.05), b = rpair({O}, dt);
   // Parameters (and their gradients) may be F32 while activations are bf16.
   Tensor wd = param_dt == dt ? w.dev : f32cuda(w.ref), bd = param_dt == dt ? b.dev : f32cuda(b.ref);
@@ -130,7 +147,8 @@ TEST_P(CudaOps, Matmul) {
   for (int t = 0; t < 4; ++t) {
     bool ta = t & 1, tb = t & 2;
     int64_t M = 37, K = 53, N = 29;
-    Pair A = rpair(ta ? Shape{K, M} : Shape{M, K}, dt), B = rpair(tb ? Shape{N, K} : Shape{K, N}, dt);
+    Pair A = rpair(ta ? Shape{K, M} : Shape{M, K}, dt),
+         B = rpair(tb ? Shape{N, K} : Shape{K, N}, dt);
     Pair C = rpair({M, N}, dt);
     gpu::matmul(C.dev, A.dev, B.dev, ta, tb, 0.5, 1.0);
     cpu::matmul(C.ref, A.ref, B.ref, ta, tb, 0.5, 1.0);
@@ -157,13 +175,14 @@ TEST(CudaOpsPrecision, Tf32AndBf16Modes) {
 // ---- attention -------------------------------------------------------------------------------
 
 void check_attention(DType dt, int64_t B, int64_t T, int64_t H, int64_t D) {
-  SCOPED_TRACE("attention B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" +
-               std::to_string(H) + " D=" + std::to_string(D));
+  SCOPED_TRACE("attention B=" + std::to_string(B) + " T=" + std::to_string(T) +
+               " H=" + std::to_string(H) + " D=" + std::to_string(D));
   double scale = 1.0 / std::sqrt((double)D);
   Pair qkv = rpair({B, T, 3, H, D}, dt);
   Tensor out = Tensor::empty({B, T, H, D}, dt, dev());
   Tensor lse = Tensor::empty({B, H, T}, DType::F32, dev());
-  Tensor out_ref = Tensor::empty({B, T, H, D}, DType::F64), lse_ref = Tensor::empty({B, H, T}, DType::F64);
+  Tensor out_ref = Tensor::empty({B, T, H, D}, DType::F64),
+         lse_ref = Tensor::empty({B, H, T}, DType::F64);
   gpu::attention_forward(out, lse, qkv.dev, scale);
   cpu::attention_forward(out_ref, lse_ref, qkv.ref, scale);
   EXPECT_CLOSE(out, out_ref, dt, "attention out");
@@ -189,9 +208,9 @@ TEST_P(CudaOps, AttentionHeadDims) {
     AttentionImplGuard guard(impl);
     SCOPED_TRACE(std::string("attention impl ") + ops::attention_impl_name(impl));
     for (int64_t D : {24, 64, 72, 128}) check_attention(dt, 2, 256, 2, D);
-    check_attention(dt, 1, 77, 3, 72);   // ragged T (partial tiles)
-    check_attention(dt, 2, 5, 2, 4);     // generic head dim, T below one tile
-    check_attention(dt, 1, 40, 2, 40);   // generic head dim
+    check_attention(dt, 1, 77, 3, 72);  // ragged T (partial tiles)
+    check_attention(dt, 2, 5, 2, 4);    // generic head dim, T below one tile
+    check_attention(dt, 1, 40, 2, 40);  // generic head dim
   }
 }
 
@@ -233,7 +252,8 @@ TEST_P(CudaOps, LayerNormAndRmsNorm) {
   gpu::layernorm_forward(out, mean, rstd, x.dev, w.dev, b.dev, 1e-6);
   cpu::layernorm_forward(out_ref, mean_ref, rstd_ref, x.ref, w.ref, b.ref, 1e-6);
   EXPECT_CLOSE(out, out_ref, dt, "layernorm");
-  Pair dout = rpair({N, C}, dt), dx = rpair({N, C}, dt), dw = rpair({C}, DType::F32), db = rpair({C}, DType::F32);
+  Pair dout = rpair({N, C}, dt), dx = rpair({N, C}, dt), dw = rpair({C}, DType::F32),
+       db = rpair({C}, DType::F32);
   gpu::layernorm_backward(dx.dev, dw.dev, db.dev, dout.dev, x.dev, w.dev, mean, rstd);
   cpu::layernorm_backward(dx.ref, dw.ref, db.ref, dout.ref, x.ref, w.ref, mean_ref, rstd_ref);
   EXPECT_CLOSE(dx.dev, dx.ref, dt, "layernorm dx");
@@ -261,24 +281,27 @@ void check_rms_modulate(DType dt, bool per_token) {
   Tensor shift = ada.dev.narrow(cdim, 0, C), scale = ada.dev.narrow(cdim, C, C);
   Tensor shift_r = ada.ref.narrow(cdim, 0, C).clone(), scale_r = ada.ref.narrow(cdim, C, C).clone();
   Tensor out = Tensor::empty({B, T, C}, dt, dev()), out_ref = Tensor::empty({B, T, C}, DType::F64);
-  Tensor rstd = Tensor::empty({B * T}, DType::F32, dev()), rstd_ref = Tensor::empty({B * T}, DType::F64);
+  Tensor rstd = Tensor::empty({B * T}, DType::F32, dev()),
+         rstd_ref = Tensor::empty({B * T}, DType::F64);
   gpu::rmsnorm_modulate_forward(out, rstd, x.dev, w.dev, shift, scale, 1e-6);
   cpu::rmsnorm_modulate_forward(out_ref, rstd_ref, x.ref, w.ref, shift_r, scale_r, 1e-6);
   EXPECT_CLOSE(out, out_ref, dt, "rmsnorm_modulate");
   Pair dout = rpair({B, T, C}, dt), dx = rpair({B, T, C}, dt), dw = rpair({C}, DType::F32);
   Pair dada = rpair(ada_shape, dt);
   Tensor dshift = dada.dev.narrow(cdim, 0, C), dscale = dada.dev.narrow(cdim, C, C);
-  Tensor dshift_r = dada.ref.narrow(cdim, 0, C).clone(), dscale_r = dada.ref.narrow(cdim, C, C).clone();
-  gpu::rmsnorm_modulate_backward(dx.dev, dw.dev, dshift, dscale, dout.dev, x.dev, w.dev, scale, rstd);
-  cpu::rmsnorm_modulate_backward(dx.ref, dw.ref, dshift_r, dscale_r, dout.ref, x.ref, w.ref, scale_r,
-                                 rstd_ref);
+  Tensor dshift_r = dada.ref.narrow(cdim, 0, C).clone(),
+         dscale_r = dada.ref.narrow(cdim, C, C).clone();
+  gpu::rmsnorm_modulate_backward(dx.dev, dw.dev, dshift, dscale, dout.dev, x.dev, w.dev, scale,
+                                 rstd);
+  cpu::rmsnorm_modulate_backward(dx.ref, dw.ref, dshift_r, dscale_r, dout.ref, x.ref, w.ref,
+                                 scale_r, rstd_ref);
   EXPECT_CLOSE(dx.dev, dx.ref, dt, "rmsnorm_modulate dx");
   EXPECT_CLOSE(dw.dev, dw.ref, dt, "rmsnorm_modulate dw");
   EXPECT_CLOSE(dshift.clone(), dshift_r, dt, "rmsnorm_modulate dshift");
   EXPECT_CLOSE(dscale.clone(), dscale_r, dt, "rmsnorm_modulate dscale");
   // The untouched chunks of the adaLN gradient stay as they were.
-  EXPECT_CLOSE(dada.dev.narrow(cdim, 2 * C, 4 * C).clone(), dada.ref.narrow(cdim, 2 * C, 4 * C).clone(),
-               dt, "untouched chunks");
+  EXPECT_CLOSE(dada.dev.narrow(cdim, 2 * C, 4 * C).clone(),
+               dada.ref.narrow(cdim, 2 * C, 4 * C).clone(), dt, "untouched chunks");
 
   // modulate and gate on the same chunks.
   Tensor gate = ada.dev.narrow(cdim, 2 * C, C), gate_r = ada.ref.narrow(cdim, 2 * C, C).clone();
@@ -388,7 +411,8 @@ TEST_P(CudaOps, Elementwise) {
   Pair x = rpair({B, 3, 50}, dt), eps = rpair({B, 3, 50}, dt);
   Tensor t64 = test::rand_uniform({B}, 77, 0.0, 1.0, DType::F64).cast(DType::F32).cast(DType::F64);
   Tensor xt = Tensor::empty({B, 3, 50}, dt, dev()), tg = Tensor::empty({B, 3, 50}, dt, dev());
-  Tensor xt_ref = Tensor::empty({B, 3, 50}, DType::F64), tg_ref = Tensor::empty({B, 3, 50}, DType::F64);
+  Tensor xt_ref = Tensor::empty({B, 3, 50}, DType::F64),
+         tg_ref = Tensor::empty({B, 3, 50}, DType::F64);
   gpu::flow_interpolate(xt, tg, x.dev, eps.dev, f32cuda(t64));
   cpu::flow_interpolate(xt_ref, tg_ref, x.ref, eps.ref, t64);
   EXPECT_CLOSE(xt, xt_ref, dt, "flow xt");
@@ -403,7 +427,8 @@ TEST_P(CudaOps, Embeddings) {
   int64_t B = 6, F = 128, K = 11, C = 96;
   Tensor t64 = test::rand_uniform({B}, 5, 0.0, 1.0, DType::F64).cast(DType::F32).cast(DType::F64);
   Tensor W64 = rnd({F}, 10.0).cast(DType::F32).cast(DType::F64);
-  Tensor ff = Tensor::empty({B, 2 * F}, DType::F32, dev()), ff_ref = Tensor::empty({B, 2 * F}, DType::F64);
+  Tensor ff = Tensor::empty({B, 2 * F}, DType::F32, dev()),
+         ff_ref = Tensor::empty({B, 2 * F}, DType::F64);
   gpu::fourier_features(ff, f32cuda(t64), f32cuda(W64));
   cpu::fourier_features(ff_ref, t64, W64);
   // Angles reach ~200 rad: an F32 angle loses ~1e-5 (the CUDA kernel forms it in double).
@@ -423,11 +448,13 @@ TEST_P(CudaOps, Embeddings) {
   EXPECT_CLOSE(dtable.dev, dtable.ref, dt, "embedding backward (repeated labels)");
 
   Pair img = rpair({2, 3, 8, 12}, dt);
-  Tensor tok = Tensor::empty({2, 6, 48}, dt, dev()), tok_ref = Tensor::empty({2, 6, 48}, DType::F64);
+  Tensor tok = Tensor::empty({2, 6, 48}, dt, dev()),
+         tok_ref = Tensor::empty({2, 6, 48}, DType::F64);
   gpu::patchify(tok, img.dev, 4);
   cpu::patchify(tok_ref, img.ref, 4);
   EXPECT_CLOSE(tok, tok_ref, dt, "patchify");
-  Tensor im = Tensor::empty({2, 3, 8, 12}, dt, dev()), im_ref = Tensor::empty({2, 3, 8, 12}, DType::F64);
+  Tensor im = Tensor::empty({2, 3, 8, 12}, dt, dev()),
+         im_ref = Tensor::empty({2, 3, 8, 12}, DType::F64);
   gpu::unpatchify(im, tok, 4);
   cpu::unpatchify(im_ref, tok_ref, 4);
   EXPECT_CLOSE(im, im_ref, dt, "unpatchify");

@@ -20,28 +20,35 @@ __device__ __forceinline__ float gelu_grad(float x, bool tanh_kind) {
   if (tanh_kind) {
     float u = kSqrt2OverPi * (x + kGeluC * x * x * x);
     float th = tanhf(u);
-    return 0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
+    return 0.5f * (1.f + th) +
+           0.5f * x * (1.f - th * th) * kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
   }
   return 0.5f * (1.f + erff(x * kInvSqrt2)) + x * kInvSqrt2Pi * expf(-0.5f * x * x);
 }
-__device__ __forceinline__ float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float sigmoid_f(float x) {
+  return 1.f / (1.f + expf(-x));
+}
 
 __global__ void gelu_fwd_kernel(Ptr out, Ptr x, int64_t n, bool tanh_kind) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
     out.st(i, gelu_f(x.ld(i), tanh_kind));
 }
 __global__ void gelu_bwd_kernel(Ptr dx, Ptr dout, Ptr x, int64_t n, bool tanh_kind) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
     dx.add(i, dout.ld(i) * gelu_grad(x.ld(i), tanh_kind));
 }
 __global__ void silu_fwd_kernel(Ptr out, Ptr x, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
     float v = x.ld(i);
     out.st(i, v * sigmoid_f(v));
   }
 }
 __global__ void silu_bwd_kernel(Ptr dx, Ptr dout, Ptr x, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
     float v = x.ld(i), s = sigmoid_f(v);
     dx.add(i, dout.ld(i) * s * (1.f + v * (1.f - s)));
   }
@@ -76,7 +83,8 @@ void gelu_forward(const Tensor& out, const Tensor& x, GeluKind kind) {
   same_numel(out, x, op, "out", "x");
   int64_t n = x.numel();
   if (n == 0) return;
-  gelu_fwd_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), n, kind == GeluKind::Tanh);
+  gelu_fwd_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), n,
+                                       kind == GeluKind::Tanh);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -108,7 +116,8 @@ void silu_backward(const Tensor& dx, const Tensor& dout, const Tensor& x) {
   same_numel(dout, x, op, "dout", "x");
   int64_t n = x.numel();
   if (n == 0) return;
-  silu_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), n);
+  silu_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"),
+                                       n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -122,7 +131,8 @@ void swiglu_forward(const Tensor& out, const Tensor& x12) {
   RAE_CHECK(last_dim(out) == H && out.numel() == N * H, op, ": out ", out.str(), ", expected (", N,
             ", ", H, ")");
   if (N * H == 0) return;
-  swiglu_fwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(ptr(out, op, "out"), ptr(x12, op, "x12"), N, H);
+  swiglu_fwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(ptr(out, op, "out"), ptr(x12, op, "x12"),
+                                                           N, H);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -137,8 +147,8 @@ void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) 
   int64_t H = H2 / 2, N = x12.numel() / H2;
   RAE_CHECK(dout.numel() == N * H, op, ": dout ", dout.str(), ", expected (", N, ", ", H, ")");
   if (N * H == 0) return;
-  swiglu_bwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(ptr(dx12, op, "dx12"), ptr(dout, op, "dout"),
-                                             ptr(x12, op, "x12"), N, H);
+  swiglu_bwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(
+      ptr(dx12, op, "dx12"), ptr(dout, op, "dout"), ptr(x12, op, "x12"), N, H);
   RAE_CUDA_LAUNCHED(op);
 }
 

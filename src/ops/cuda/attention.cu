@@ -23,9 +23,9 @@ using namespace cuda_detail;
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kRows = 4;                  // rows per warp
+constexpr int kRows = 4;                    // rows per warp
 constexpr int kBlockRows = kWarps * kRows;  // rows per block
-constexpr int kTile = 32;                 // streamed keys (or queries) per tile
+constexpr int kTile = 32;                   // streamed keys (or queries) per tile
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -55,20 +55,25 @@ __device__ void load_rows(float* dst, int stride, Ptr src, int part, int64_t b, 
   }
 }
 
-size_t fwd_smem_floats(int64_t D) { return kBlockRows * D + kTile * (D + 1) + kTile * D; }
-size_t bwd_smem_floats(int64_t D) { return 2 * kBlockRows * D + 2 * kTile * (D + 1) + 2 * kTile; }
+size_t fwd_smem_floats(int64_t D) {
+  return kBlockRows * D + kTile * (D + 1) + kTile * D;
+}
+size_t bwd_smem_floats(int64_t D) {
+  return 2 * kBlockRows * D + 2 * kTile * (D + 1) + 2 * kTile;
+}
 
 // grid (ceil(T / kBlockRows), B * H), block kWarps * 32.
 // DP: head-dim columns per lane (ceil(D / 32) at most); DC: D when fixed at compile time, else 0
 // and D = d_rt.
 template <int DP, int DC>
 __global__ void __launch_bounds__(kWarps * 32)
-    attn_fwd_kernel(int d_rt, Ptr qkv, Ptr out, float* lse, int64_t T, int64_t H, float scale_log2) {
+    attn_fwd_kernel(int d_rt, Ptr qkv, Ptr out, float* lse, int64_t T, int64_t H,
+                    float scale_log2) {
   const int D = DC > 0 ? DC : d_rt, DS = D + 1;
   extern __shared__ float smem[];
-  float* qs = smem;                      // [kBlockRows][D], pre-scaled by scale * log2(e)
-  float* ks = qs + kBlockRows * D;       // [kTile][DS]
-  float* vs = ks + kTile * DS;           // [kTile][D]
+  float* qs = smem;                 // [kBlockRows][D], pre-scaled by scale * log2(e)
+  float* ks = qs + kBlockRows * D;  // [kTile][DS]
+  float* vs = ks + kTile * DS;      // [kTile][D]
   const int64_t b = blockIdx.y / H, h = blockIdx.y % H;
   const int64_t q0 = (int64_t)blockIdx.x * kBlockRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -105,7 +110,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       float sr = valid ? s[r] : -INFINITY;
       float m_new = fmaxf(m[r], warp_max(sr));  // finite: key k0 is always valid
       p[r] = valid ? exp2f(sr - m_new) : 0.f;
-      float alpha = exp2f(m[r] - m_new);        // 0 on the first tile (m = -inf)
+      float alpha = exp2f(m[r] - m_new);  // 0 on the first tile (m = -inf)
       l[r] = l[r] * alpha + warp_sum(p[r]);
       m[r] = m_new;
 #pragma unroll
@@ -142,8 +147,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // delta[b, h, t] = sum_d dout * out (the softmax backward's row term). One warp per row.
-__global__ void attn_delta_kernel(Ptr dout, Ptr out, float* delta, int64_t B, int64_t T,
-                                  int64_t H, int64_t D) {
+__global__ void attn_delta_kernel(Ptr dout, Ptr out, float* delta, int64_t B, int64_t T, int64_t H,
+                                  int64_t D) {
   int64_t row = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (row >= B * T * H) return;
@@ -164,10 +169,10 @@ __global__ void __launch_bounds__(kWarps * 32)
                        int64_t T, int64_t H, float scale, float scale_log2) {
   const int D = DC > 0 ? DC : d_rt, DS = D + 1;
   extern __shared__ float smem[];
-  float* qs = smem;                    // [kBlockRows][D]
-  float* dos = qs + kBlockRows * D;    // [kBlockRows][D]
-  float* ks = dos + kBlockRows * D;    // [kTile][DS]
-  float* vs = ks + kTile * DS;         // [kTile][DS]
+  float* qs = smem;                  // [kBlockRows][D]
+  float* dos = qs + kBlockRows * D;  // [kBlockRows][D]
+  float* ks = dos + kBlockRows * D;  // [kTile][DS]
+  float* vs = ks + kTile * DS;       // [kTile][DS]
   const int64_t b = blockIdx.y / H, h = blockIdx.y % H;
   const int64_t q0 = (int64_t)blockIdx.x * kBlockRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -249,12 +254,12 @@ __global__ void __launch_bounds__(kWarps * 32)
                         int64_t T, int64_t H, float scale, float scale_log2) {
   const int D = DC > 0 ? DC : d_rt, DS = D + 1;
   extern __shared__ float smem[];
-  float* kb = smem;                    // [kBlockRows][D] this block's keys
-  float* vb = kb + kBlockRows * D;     // [kBlockRows][D] this block's values
-  float* qt = vb + kBlockRows * D;     // [kTile][DS] streamed queries (unscaled)
-  float* dot = qt + kTile * DS;        // [kTile][DS] streamed output gradients
-  float* lse_t = dot + kTile * DS;     // [kTile] log2-domain lse
-  float* del_t = lse_t + kTile;        // [kTile]
+  float* kb = smem;                 // [kBlockRows][D] this block's keys
+  float* vb = kb + kBlockRows * D;  // [kBlockRows][D] this block's values
+  float* qt = vb + kBlockRows * D;  // [kTile][DS] streamed queries (unscaled)
+  float* dot = qt + kTile * DS;     // [kTile][DS] streamed output gradients
+  float* lse_t = dot + kTile * DS;  // [kTile] log2-domain lse
+  float* del_t = lse_t + kTile;     // [kTile]
   const int64_t b = blockIdx.y / H, h = blockIdx.y % H;
   const int64_t j0 = (int64_t)blockIdx.x * kBlockRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -354,14 +359,14 @@ template <int DP, int DC>
 void launch_fwd(const AttnShape& s, Ptr qkv, Ptr out, float* lse, double scale) {
   size_t bytes = fwd_smem_floats(s.D) * sizeof(float);
   static bool configured = [] {
-    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_fwd_kernel<DP, DC>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
+    RAE_CUDA_CHECK(cudaFuncSetAttribute(
+        attn_fwd_kernel<DP, DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
     return true;
   }();
   (void)configured;
   dim3 grid((unsigned)((s.T + kBlockRows - 1) / kBlockRows), (unsigned)(s.B * s.H));
-  attn_fwd_kernel<DP, DC><<<grid, kWarps * 32, bytes>>>((int)s.D, qkv, out, lse, s.T, s.H,
-                                                        (float)scale * kLog2e);
+  attn_fwd_kernel<DP, DC>
+      <<<grid, kWarps * 32, bytes>>>((int)s.D, qkv, out, lse, s.T, s.H, (float)scale * kLog2e);
   RAE_CUDA_LAUNCHED("cuda::attention_forward");
 }
 
@@ -370,24 +375,23 @@ void launch_bwd(const AttnShape& s, Ptr qkv, Ptr dout, const float* lse, const f
                 Ptr dqkv, double scale) {
   size_t bytes = bwd_smem_floats(s.D) * sizeof(float);
   static bool configured = [] {
-    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_dq_kernel<DP, DC>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
-    RAE_CUDA_CHECK(cudaFuncSetAttribute(attn_bwd_dkv_kernel<DP, DC>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
+    RAE_CUDA_CHECK(cudaFuncSetAttribute(
+        attn_bwd_dq_kernel<DP, DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
+    RAE_CUDA_CHECK(cudaFuncSetAttribute(
+        attn_bwd_dkv_kernel<DP, DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmemBytes));
     return true;
   }();
   (void)configured;
   dim3 grid((unsigned)((s.T + kBlockRows - 1) / kBlockRows), (unsigned)(s.B * s.H));
   float sc = (float)scale, sl = (float)scale * kLog2e;
   int d = (int)s.D;
-  attn_bwd_dq_kernel<DP, DC><<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T, s.H,
-                                                           sc, sl);
+  attn_bwd_dq_kernel<DP, DC>
+      <<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T, s.H, sc, sl);
   RAE_CUDA_LAUNCHED("cuda::attention_backward (dq)");
-  attn_bwd_dkv_kernel<DP, DC><<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T,
-                                                            s.H, sc, sl);
+  attn_bwd_dkv_kernel<DP, DC>
+      <<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T, s.H, sc, sl);
   RAE_CUDA_LAUNCHED("cuda::attention_backward (dk, dv)");
 }
-
 
 // ---- GEMM attention (tensor cores) ---------------------------------------------------------
 // Scores S = scale * Q K^T are materialized per chunk of samples (all heads), F32; the
@@ -395,8 +399,10 @@ void launch_bwd(const AttnShape& s, Ptr qkv, Ptr dout, const float* lse, const f
 // kernel's tensor-core MMA would. Chunks bound the scratch to kMaxScoreElems scores.
 constexpr int64_t kMaxScoreElems = int64_t(1) << 26;
 
-// Row softmax of S (rows of T): P = exp(S - lse), lse = log sum exp (natural log). One warp per row.
-__global__ void gemm_attn_softmax_kernel(const float* S, Ptr P, float* lse, int64_t rows, int64_t T) {
+// Row softmax of S (rows of T): P = exp(S - lse), lse = log sum exp (natural log). One warp per
+// row.
+__global__ void gemm_attn_softmax_kernel(const float* S, Ptr P, float* lse, int64_t rows,
+                                         int64_t T) {
   int64_t r = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (r >= rows) return;
@@ -414,8 +420,8 @@ __global__ void gemm_attn_softmax_kernel(const float* S, Ptr P, float* lse, int6
 
 // Backward: P = exp(S - lse) and dS = scale * P * (dP - delta), from the recomputed scores.
 __global__ void gemm_attn_dscores_kernel(const float* S, const float* dP, const float* lse,
-                                         const float* delta, Ptr P, Ptr dS, int64_t rows,
-                                         int64_t T, float scale) {
+                                         const float* delta, Ptr P, Ptr dS, int64_t rows, int64_t T,
+                                         float scale) {
   int64_t n = rows * T;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
@@ -433,9 +439,15 @@ struct GemmAttn {
   size_t es;   // element size
   int64_t Bc;  // samples per chunk
   // Operand views of head h of chunk starting at sample b0.
-  const void* q(int64_t b0, int64_t h) const { return qkv + es * ((b0 * s.T * 3 + 0) * s.H * s.D + h * s.D); }
-  const void* k(int64_t b0, int64_t h) const { return qkv + es * ((b0 * s.T * 3) * s.H * s.D + (s.H + h) * s.D); }
-  const void* v(int64_t b0, int64_t h) const { return qkv + es * ((b0 * s.T * 3) * s.H * s.D + (2 * s.H + h) * s.D); }
+  const void* q(int64_t b0, int64_t h) const {
+    return qkv + es * ((b0 * s.T * 3 + 0) * s.H * s.D + h * s.D);
+  }
+  const void* k(int64_t b0, int64_t h) const {
+    return qkv + es * ((b0 * s.T * 3) * s.H * s.D + (s.H + h) * s.D);
+  }
+  const void* v(int64_t b0, int64_t h) const {
+    return qkv + es * ((b0 * s.T * 3) * s.H * s.D + (2 * s.H + h) * s.D);
+  }
   int64_t ld_qkv() const { return 3 * s.H * s.D; }
   int64_t bs_qkv() const { return s.T * 3 * s.H * s.D; }
 };
@@ -580,11 +592,16 @@ void dispatch_head_dim(const AttnShape& s, Ptr qkv, Ptr out, float* lse, Ptr dou
   };
   using std::integral_constant;
   switch (s.D) {
-    case 24: return run(integral_constant<int, 1>{}, integral_constant<int, 24>{});
-    case 64: return run(integral_constant<int, 2>{}, integral_constant<int, 64>{});
-    case 72: return run(integral_constant<int, 3>{}, integral_constant<int, 72>{});
-    case 128: return run(integral_constant<int, 4>{}, integral_constant<int, 128>{});
-    default: break;
+    case 24:
+      return run(integral_constant<int, 1>{}, integral_constant<int, 24>{});
+    case 64:
+      return run(integral_constant<int, 2>{}, integral_constant<int, 64>{});
+    case 72:
+      return run(integral_constant<int, 3>{}, integral_constant<int, 72>{});
+    case 128:
+      return run(integral_constant<int, 4>{}, integral_constant<int, 128>{});
+    default:
+      break;
   }
   RAE_CHECK(s.D >= 1 && s.D <= 256, "cuda attention: head dim ", s.D, " not in 1..256");
   if (s.D <= 32) return run(integral_constant<int, 1>{}, integral_constant<int, 0>{});
@@ -626,8 +643,8 @@ __global__ void softmax_bwd_kernel(Ptr dx, Ptr dout, Ptr out, int64_t N, int64_t
 // ---- RoPE ----------------------------------------------------------------------------------
 
 // Blocks over tokens (b, t); threads over (part in {q, k}, h, pair i): elements 2i, 2i + 1.
-__global__ void rope_kernel(Ptr qkv, Ptr cosv, Ptr sinv, int64_t B, int64_t T, int64_t H,
-                            int64_t D, bool backward) {
+__global__ void rope_kernel(Ptr qkv, Ptr cosv, Ptr sinv, int64_t B, int64_t T, int64_t H, int64_t D,
+                            bool backward) {
   const int half = static_cast<int>(D / 2), per_part = static_cast<int>(H) * half;
   for (int64_t bt = blockIdx.x; bt < B * T; bt += gridDim.x) {
     const int64_t t = bt % T;
@@ -640,7 +657,7 @@ __global__ void rope_kernel(Ptr qkv, Ptr cosv, Ptr sinv, int64_t B, int64_t T, i
       if (!backward) {  // (x0, x1) -> (x0 c0 - x1 s0, x1 c1 + x0 s1)
         qkv.st(off, x0 * c0 - x1 * s0);
         qkv.st(off + 1, x1 * c1 + x0 * s1);
-      } else {          // the transpose of that 2x2 map
+      } else {  // the transpose of that 2x2 map
         qkv.st(off, x0 * c0 + x1 * s1);
         qkv.st(off + 1, -x0 * s0 + x1 * c1);
       }

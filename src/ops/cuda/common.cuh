@@ -11,16 +11,16 @@
 #include "core/error.h"
 #include "tensor/tensor.h"
 
-#define RAE_CUDA_CHECK(expr)                                                             \
-  do {                                                                                   \
-    cudaError_t e_ = (expr);                                                             \
-    RAE_CHECK(e_ == cudaSuccess, "CUDA error ", cudaGetErrorString(e_), " in " #expr);   \
+#define RAE_CUDA_CHECK(expr)                                                           \
+  do {                                                                                 \
+    cudaError_t e_ = (expr);                                                           \
+    RAE_CHECK(e_ == cudaSuccess, "CUDA error ", cudaGetErrorString(e_), " in " #expr); \
   } while (0)
 
 // Checks the launch of the kernel just queued (configuration errors show up here).
-#define RAE_CUDA_LAUNCHED(name) \
-  RAE_CHECK(cudaPeekAtLastError() == cudaSuccess, name, ": kernel launch failed: ", \
-            cudaGetErrorString(cudaGetLastError()))
+#define RAE_CUDA_LAUNCHED(name)                         \
+  RAE_CHECK(cudaPeekAtLastError() == cudaSuccess, name, \
+            ": kernel launch failed: ", cudaGetErrorString(cudaGetLastError()))
 
 namespace rae::ops::cuda_detail {
 
@@ -29,8 +29,8 @@ enum ElemKind : int { kF32 = 0, kBF16 = 1 };
 // An element pointer tagged with its storage type, addressed by the LOGICAL (contiguous,
 // row-major) element index. Tensors whose rows are uniformly strided (a chunk of a wider tensor,
 // as adaLN's shift/scale/gate are; see op_checks.h) carry their row length `cols` and row stride
-// `stride`; contiguous tensors have cols = stride = 1, which maps every index to itself. The tags are
-// uniform across a kernel, so the branches cost next to nothing next to the memory access.
+// `stride`; contiguous tensors have cols = stride = 1, which maps every index to itself. The tags
+// are uniform across a kernel, so the branches cost next to nothing next to the memory access.
 struct Ptr {
   void* p = nullptr;
   int kind = kF32;
@@ -66,7 +66,9 @@ struct Ptr {
   __device__ __forceinline__ int64_t at(int64_t r, int64_t c, int64_t C) const {
     return stride == cols ? r * C + c : r * stride + c;
   }
-  __device__ __forceinline__ float ld2(int64_t r, int64_t c, int64_t C) const { return ld_(at(r, c, C)); }
+  __device__ __forceinline__ float ld2(int64_t r, int64_t c, int64_t C) const {
+    return ld_(at(r, c, C));
+  }
   __device__ __forceinline__ void st2(int64_t r, int64_t c, int64_t C, float v) const {
     int64_t i = at(r, c, C);
     if (kind == kBF16)
@@ -81,14 +83,16 @@ struct Ptr {
 };
 
 // Row-structured grid: blocks stride over rows, threads over the columns of a row.
-#define RAE_ROW_LOOP(r, c, N, C)                                                   \
-  for (int64_t r = blockIdx.x; r < (N); r += gridDim.x)                            \
+#define RAE_ROW_LOOP(r, c, N, C)                        \
+  for (int64_t r = blockIdx.x; r < (N); r += gridDim.x) \
     for (int64_t c = threadIdx.x; c < (C); c += blockDim.x)
 
 inline int grid_rows(int64_t N) {
   return static_cast<int>(N < 1 ? 1 : (N > 65536 ? 65536 : N));
 }
-inline int threads_for_cols(int64_t C) { return C >= 256 ? 256 : (C > 64 ? 128 : 64); }
+inline int threads_for_cols(int64_t C) {
+  return C >= 256 ? 256 : (C > 64 ? 128 : 64);
+}
 
 // A Ptr to a CUDA tensor (F32 or BF16, contiguous or row-strided), or a null Ptr for an
 // undefined tensor. `op` and `arg` name the call in errors.
@@ -132,8 +136,8 @@ inline void require(const Tensor& t, const char* op, const char* arg) {
 
 inline void require_numel(const Tensor& t, int64_t n, const char* op, const char* arg) {
   if (!t.defined()) return;
-  RAE_CHECK(t.numel() == n, op, ": argument '", arg, "' has ", t.numel(), " elements (",
-            t.str(), "), expected ", n);
+  RAE_CHECK(t.numel() == n, op, ": argument '", arg, "' has ", t.numel(), " elements (", t.str(),
+            "), expected ", n);
 }
 
 inline float* f32_ptr(const Tensor& t, const char* op, const char* arg) {
@@ -149,7 +153,9 @@ inline int current_device() {
   return d;
 }
 
-inline int64_t last_dim(const Tensor& t) { return t.ndim() == 0 ? 1 : t.dim(t.ndim() - 1); }
+inline int64_t last_dim(const Tensor& t) {
+  return t.ndim() == 0 ? 1 : t.dim(t.ndim() - 1);
+}
 
 inline int grid_1d(int64_t n, int threads = 256) {
   int64_t g = (n + threads - 1) / threads;
@@ -259,8 +265,8 @@ void col_reduce(F f, int64_t P, int64_t R, int64_t C, Ptr o0, Ptr o1 = Ptr{}, Pt
   }
   RAE_CHECK(P <= 2147483647, "col_reduce: too many groups");
   int threads = C >= 256 ? 256 : (C >= 128 ? 128 : 64);
-  col_reduce_kernel<NV, F><<<dim3((unsigned)P, (unsigned)chunks), threads>>>(f, P, R, C, rpc, partial,
-                                                                           o0, o1, o2);
+  col_reduce_kernel<NV, F>
+      <<<dim3((unsigned)P, (unsigned)chunks), threads>>>(f, P, R, C, rpc, partial, o0, o1, o2);
   RAE_CUDA_LAUNCHED("col_reduce");
   if (chunks > 1) {
     col_finish_kernel<NV><<<grid_rows(P), threads_for_cols(C)>>>(partial, chunks, P, C, o0, o1, o2);

@@ -14,7 +14,7 @@ namespace {
 constexpr int kReduceBlocks = 512;
 constexpr int kReduceThreads = 256;
 
-#define RAE_GRID_LOOP(i, n)                                                   \
+#define RAE_GRID_LOOP(i, n)                                                 \
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
        i += (int64_t)gridDim.x * blockDim.x)
 
@@ -83,13 +83,15 @@ void same_size(const Tensor& a, const Tensor& b, const char* op, const char* an,
 double sum_sq(const Tensor& x, const Tensor& y, const char* op) {
   int64_t n = x.numel();
   if (n == 0) return 0.0;
-  int blocks = static_cast<int>(std::min<int64_t>(kReduceBlocks, (n + kReduceThreads - 1) / kReduceThreads));
+  int blocks =
+      static_cast<int>(std::min<int64_t>(kReduceBlocks, (n + kReduceThreads - 1) / kReduceThreads));
   Tensor part = Tensor::empty({blocks}, DType::F64, x.device());
   sumsq_kernel<<<blocks, kReduceThreads>>>(ptr(x, op, "x"), ptr(y, op, "y"), n,
                                            static_cast<double*>(part.raw()));
   RAE_CUDA_LAUNCHED(op);
   std::vector<double> host(blocks);
-  RAE_CUDA_CHECK(cudaMemcpy(host.data(), part.raw(), blocks * sizeof(double), cudaMemcpyDeviceToHost));
+  RAE_CUDA_CHECK(
+      cudaMemcpy(host.data(), part.raw(), blocks * sizeof(double), cudaMemcpyDeviceToHost));
   double s = 0.0;
   for (double v : host) s += v;
   return s;
@@ -142,7 +144,9 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
 struct RowSum {  // drow[c] += sum_n dout[n, c]
   Ptr dout;
   int64_t C;
-  __device__ void operator()(int64_t n, int64_t c, float* acc) const { acc[0] += dout.ld2(n, c, C); }
+  __device__ void operator()(int64_t n, int64_t c, float* acc) const {
+    acc[0] += dout.ld2(n, c, C);
+  }
 };
 
 void add_rowwise_backward(const Tensor& drow, const Tensor& dout) {

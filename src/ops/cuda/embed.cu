@@ -7,7 +7,7 @@ using namespace cuda_detail;
 
 namespace {
 
-#define RAE_GRID_LOOP(i, n)                                                   \
+#define RAE_GRID_LOOP(i, n)                                                 \
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
        i += (int64_t)gridDim.x * blockDim.x)
 
@@ -86,7 +86,8 @@ void fourier_features(const Tensor& out, const Tensor& t, const Tensor& W) {
   int64_t B = t.numel(), F = W.numel();
   RAE_CHECK(out.numel() == B * 2 * F, op, ": out ", out.str(), ", expected (", B, ", ", 2 * F, ")");
   if (B * F == 0) return;
-  fourier_kernel<<<grid_1d(B * F), 256>>>(ptr(out, op, "out"), ptr(t, op, "t"), ptr(W, op, "W"), B, F);
+  fourier_kernel<<<grid_1d(B * F), 256>>>(ptr(out, op, "out"), ptr(t, op, "t"), ptr(W, op, "W"), B,
+                                          F);
   RAE_CUDA_LAUNCHED(op);
 }
 

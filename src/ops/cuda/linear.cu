@@ -21,9 +21,9 @@ using namespace cuda_detail;
 
 namespace {
 
-#define RAE_CUBLAS_CHECK(expr)                                                              \
-  do {                                                                                      \
-    cublasStatus_t s_ = (expr);                                                             \
+#define RAE_CUBLAS_CHECK(expr)                                                                   \
+  do {                                                                                           \
+    cublasStatus_t s_ = (expr);                                                                  \
     RAE_CHECK(s_ == CUBLAS_STATUS_SUCCESS, "cuBLAS error ", static_cast<int>(s_), " in " #expr); \
   } while (0)
 
@@ -59,9 +59,12 @@ DeviceBlas& blas_for_current_device() {
 
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
-    case DType::F32: return CUDA_R_32F;
-    case DType::BF16: return CUDA_R_16BF;
-    default: RAE_THROW("CUDA GEMM: unsupported dtype ", dtype_name(t));
+    case DType::F32:
+      return CUDA_R_32F;
+    case DType::BF16:
+      return CUDA_R_16BF;
+    default:
+      RAE_THROW("CUDA GEMM: unsupported dtype ", dtype_name(t));
   }
 }
 
@@ -77,9 +80,12 @@ int alignment_of(const void* p, int64_t ld, DType t) {
 cublasComputeType_t compute_type(DType in_t) {
   if (in_t == DType::BF16) return CUBLAS_COMPUTE_32F;
   switch (precision()) {
-    case Precision::TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
-    case Precision::BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
-    case Precision::FP32: break;
+    case Precision::TF32:
+      return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case Precision::BF16:
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case Precision::FP32:
+      break;
   }
   return CUBLAS_COMPUTE_32F;
 }
@@ -123,31 +129,33 @@ bool try_lt(DeviceBlas& h, const Gemm& g, bool with_bias) {
   cudaDataType_t it = cuda_type(g.in_t), ot = cuda_type(g.c_t);
   int al_a = alignment_of(g.B, g.ldb, g.in_t), al_b = alignment_of(g.A, g.lda, g.in_t);
   int al_c = alignment_of(g.C, g.ldc, g.c_t);
-  std::string key = std::to_string(g.M) + "," + std::to_string(g.N) + "," + std::to_string(g.K) +
-                    "," + std::to_string(g.lda) + "," + std::to_string(g.ldb) + "," +
-                    std::to_string(g.ldc) + "," + std::to_string(g.ta) + std::to_string(g.tb) +
-                    "," + std::to_string((int)it) + "," + std::to_string((int)ot) + "," +
-                    std::to_string((int)ct) + "," + std::to_string(with_bias) + "," +
-                    std::to_string(g.batch) + "," + std::to_string(g.stride_a) + "," +
-                    std::to_string(g.stride_b) + "," + std::to_string(g.stride_c) + "," +
-                    std::to_string(al_a) + "," + std::to_string(al_b) + "," +
-                    std::to_string(al_c) + "," + std::to_string(g.beta != 0.f);
+  std::string key =
+      std::to_string(g.M) + "," + std::to_string(g.N) + "," + std::to_string(g.K) + "," +
+      std::to_string(g.lda) + "," + std::to_string(g.ldb) + "," + std::to_string(g.ldc) + "," +
+      std::to_string(g.ta) + std::to_string(g.tb) + "," + std::to_string((int)it) + "," +
+      std::to_string((int)ot) + "," + std::to_string((int)ct) + "," + std::to_string(with_bias) +
+      "," + std::to_string(g.batch) + "," + std::to_string(g.stride_a) + "," +
+      std::to_string(g.stride_b) + "," + std::to_string(g.stride_c) + "," + std::to_string(al_a) +
+      "," + std::to_string(al_b) + "," + std::to_string(al_c) + "," + std::to_string(g.beta != 0.f);
   if (h.no_algo.count(key)) return false;
 
   LtDescs d;
   RAE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, ct, CUDA_R_32F));
   cublasOperation_t opa = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLASLt A = our B
   cublasOperation_t opb = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLASLt B = our A
-  RAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-  RAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  RAE_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  RAE_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
   if (with_bias) {
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    RAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    RAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
-                                                    sizeof(g.bias)));
+    RAE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    RAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &g.bias, sizeof(g.bias)));
     cudaDataType_t bt = ot;
-    RAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
-                                                    sizeof(bt)));
+    RAE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
   }
   // Stored (column-major) shapes of the operands.
   uint64_t a_rows = g.tb ? g.K : g.N, a_cols = g.tb ? g.N : g.K;
@@ -176,17 +184,17 @@ bool try_lt(DeviceBlas& h, const Gemm& g, bool with_bias) {
         d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof(ac)));
     cublasLtMatmulHeuristicResult_t res{};
     int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(h.lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1,
-                                                       &res, &found);
+    cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(h.lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &res, &found);
     if (st != CUBLAS_STATUS_SUCCESS || found == 0 || res.state != CUBLAS_STATUS_SUCCESS) {
       h.no_algo[key] = true;
       return false;
     }
     it_algo = h.algos.emplace(key, res).first;
   }
-  cublasStatus_t st = cublasLtMatmul(h.lt, d.op, &g.alpha, g.B, d.a, g.A, d.b, &g.beta, g.C, d.c,
-                                     g.C, d.c, &it_algo->second.algo, h.workspace,
-                                     kWorkspaceBytes, 0);
+  cublasStatus_t st =
+      cublasLtMatmul(h.lt, d.op, &g.alpha, g.B, d.a, g.A, d.b, &g.beta, g.C, d.c, g.C, d.c,
+                     &it_algo->second.algo, h.workspace, kWorkspaceBytes, 0);
   if (st != CUBLAS_STATUS_SUCCESS) {  // remember and let the caller use the fallback
     h.algos.erase(it_algo);
     h.no_algo[key] = true;
@@ -196,7 +204,8 @@ bool try_lt(DeviceBlas& h, const Gemm& g, bool with_bias) {
 }
 
 void run_cublas(DeviceBlas& h, const Gemm& g) {
-  RAE_CHECK(g.M < (1ll << 31) && g.N < (1ll << 31) && g.K < (1ll << 31), "GEMM too large for cuBLAS");
+  RAE_CHECK(g.M < (1ll << 31) && g.N < (1ll << 31) && g.K < (1ll << 31),
+            "GEMM too large for cuBLAS");
   cublasOperation_t opa = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opb = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   RAE_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
@@ -263,7 +272,9 @@ DType compute_dtype(std::initializer_list<const Tensor*> ts) {
 struct ColSum {  // db[o] += sum_n dout[n, o]
   Ptr dout;
   int64_t O;
-  __device__ void operator()(int64_t n, int64_t o, float* acc) const { acc[0] += dout.ld2(n, o, O); }
+  __device__ void operator()(int64_t n, int64_t o, float* acc) const {
+    acc[0] += dout.ld2(n, o, O);
+  }
 };
 
 }  // namespace
@@ -275,7 +286,8 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool ta, bool tb,
   require(B, op, "B");
   require(C, op, "C");
   RAE_CHECK(A.ndim() == B.ndim() && A.ndim() == C.ndim() && (A.ndim() == 2 || A.ndim() == 3), op,
-            ": expects 2-D or 3-D A, B, C of equal rank, got ", A.str(), ", ", B.str(), ", ", C.str());
+            ": expects 2-D or 3-D A, B, C of equal rank, got ", A.str(), ", ", B.str(), ", ",
+            C.str());
   int nd = A.ndim();
   int64_t batch = nd == 3 ? A.dim(0) : 1;
   if (nd == 3)
@@ -294,15 +306,25 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool ta, bool tb,
   DType cdt = compute_dtype({&A, &B, &C});
   Mat a = mat_of(A, cdt, op, "A"), b = mat_of(B, cdt, op, "B");
   Gemm g;
-  g.M = M; g.N = N; g.K = K;
-  g.A = a.p; g.lda = a.ld; g.ta = ta;
-  g.B = b.p; g.ldb = b.ld; g.tb = tb;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.A = a.p;
+  g.lda = a.ld;
+  g.ta = ta;
+  g.B = b.p;
+  g.ldb = b.ld;
+  g.tb = tb;
   g.in_t = cdt;
-  g.C = C.raw(); g.ldc = row_stride(C, op, "C"); g.c_t = C.dtype();
+  g.C = C.raw();
+  g.ldc = row_stride(C, op, "C");
+  g.c_t = C.dtype();
   g.alpha = static_cast<float>(alpha);
   g.beta = static_cast<float>(beta);
   g.batch = batch;
-  g.stride_a = ar * ac; g.stride_b = br * bc; g.stride_c = M * N;
+  g.stride_a = ar * ac;
+  g.stride_b = br * bc;
+  g.stride_c = M * N;
   gemm_local(g);
 }
 
@@ -323,11 +345,19 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
   Mat bias;
   if (b.defined()) bias = mat_of(b, out.dtype(), op, "b");
   Gemm g;
-  g.M = N; g.N = O; g.K = I;
-  g.A = xa.p; g.lda = xa.ld; g.ta = false;
-  g.B = wa.p; g.ldb = wa.ld; g.tb = true;
+  g.M = N;
+  g.N = O;
+  g.K = I;
+  g.A = xa.p;
+  g.lda = xa.ld;
+  g.ta = false;
+  g.B = wa.p;
+  g.ldb = wa.ld;
+  g.tb = true;
   g.in_t = cdt;
-  g.C = out.raw(); g.ldc = row_stride(out, op, "out"); g.c_t = out.dtype();
+  g.C = out.raw();
+  g.ldc = row_stride(out, op, "out");
+  g.c_t = out.dtype();
   g.bias = bias.p;
   gemm_local(g);
 }
@@ -344,15 +374,21 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
   DType cdt = compute_dtype({&dout, &x, &w, &dx});
   Mat da = mat_of(dout, cdt, op, "dout");
   if (dx.defined()) {  // dx (N, I) += dout (N, O) @ w (O, I)
-    RAE_CHECK(dx.numel() == N * I && last_dim(dx) == I, op, ": dx is ", dx.str(), ", expected (",
-              N, ", ", I, ")");
+    RAE_CHECK(dx.numel() == N * I && last_dim(dx) == I, op, ": dx is ", dx.str(), ", expected (", N,
+              ", ", I, ")");
     Mat wa = mat_of(w, cdt, op, "w");
     Gemm g;
-    g.M = N; g.N = I; g.K = O;
-    g.A = da.p; g.lda = da.ld;
-    g.B = wa.p; g.ldb = wa.ld;
+    g.M = N;
+    g.N = I;
+    g.K = O;
+    g.A = da.p;
+    g.lda = da.ld;
+    g.B = wa.p;
+    g.ldb = wa.ld;
     g.in_t = cdt;
-    g.C = dx.raw(); g.ldc = row_stride(dx, op, "dx"); g.c_t = dx.dtype();
+    g.C = dx.raw();
+    g.ldc = row_stride(dx, op, "dx");
+    g.c_t = dx.dtype();
     g.beta = 1.f;
     gemm_local(g);
   }
@@ -363,11 +399,18 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     require_numel(dw, O * I, op, "dw");
     Mat xa = mat_of(x, cdt, op, "x");
     Gemm g;
-    g.M = O; g.N = I; g.K = N;
-    g.A = da.p; g.lda = da.ld; g.ta = true;
-    g.B = xa.p; g.ldb = xa.ld;
+    g.M = O;
+    g.N = I;
+    g.K = N;
+    g.A = da.p;
+    g.lda = da.ld;
+    g.ta = true;
+    g.B = xa.p;
+    g.ldb = xa.ld;
     g.in_t = cdt;
-    g.C = dw.raw(); g.ldc = row_stride(dw, op, "dw"); g.c_t = dw.dtype();
+    g.C = dw.raw();
+    g.ldc = row_stride(dw, op, "dw");
+    g.c_t = dw.dtype();
     g.beta = 1.f;
     gemm_local(g);
   }
@@ -379,4 +422,6 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
 
 }  // namespace rae::ops::cuda
 
-void rae::ops::cuda_detail::run_gemm(const Gemm& g) { rae::ops::cuda::gemm_local(g); }
+void rae::ops::cuda_detail::run_gemm(const Gemm& g) {
+  rae::ops::cuda::gemm_local(g);
+}

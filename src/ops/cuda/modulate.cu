@@ -17,7 +17,8 @@ __global__ void modulate_fwd_kernel(Ptr out, Ptr x, Ptr shift, Ptr scale, int64_
     out.st2(r, c, C, y);
   }
 }
-__global__ void modulate_bwd_dx_kernel(Ptr dx, Ptr dout, Ptr scale, int64_t N, int64_t C, int64_t rpp) {
+__global__ void modulate_bwd_dx_kernel(Ptr dx, Ptr dout, Ptr scale, int64_t N, int64_t C,
+                                       int64_t rpp) {
   RAE_ROW_LOOP(r, c, N, C) dx.add2(r, c, C, dout.ld2(r, c, C) * (1.f + scale.ld2(r / rpp, c, C)));
 }
 struct ModulateGrad {  // acc[0] (dshift) += dout; acc[1] (dscale) += dout * x
@@ -47,7 +48,8 @@ struct GateGrad {  // acc[0] (dgate) += dres * y
 
 }  // namespace
 
-void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift, const Tensor& scale) {
+void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift,
+                      const Tensor& scale) {
   const char* op = "cuda::modulate_forward";
   require(x, op, "x");
   require(scale, op, "scale");
@@ -57,9 +59,9 @@ void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift, c
   ParamRows pr = param_rows_for(scale, N, C, op, "scale");
   require_numel(shift, scale.numel(), op, "shift");
   if (N * C == 0) return;
-  modulate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(out, op, "out"), ptr(x, op, "x"),
-                                              ptr(shift, op, "shift"), ptr(scale, op, "scale"), N,
-                                              C, pr.rows_per_param);
+  modulate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), ptr(shift, op, "shift"), ptr(scale, op, "scale"), N, C,
+      pr.rows_per_param);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -77,8 +79,8 @@ void modulate_backward(const Tensor& dx, const Tensor& dshift, const Tensor& dsc
   require_numel(dscale, scale.numel(), op, "dscale");
   if (N * C == 0) return;
   if (dx.defined()) {
-    modulate_bwd_dx_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                   ptr(scale, op, "scale"), N, C, pr.rows_per_param);
+    modulate_bwd_dx_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+        ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(scale, op, "scale"), N, C, pr.rows_per_param);
     RAE_CUDA_LAUNCHED(op);
   }
   if (dshift.defined() || dscale.defined())
@@ -95,8 +97,8 @@ void gate_residual_forward(const Tensor& x, const Tensor& y, const Tensor& gate)
   require_numel(y, N * C, op, "y");
   ParamRows pr = param_rows_for(gate, N, C, op, "gate");
   if (N * C == 0) return;
-  gate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(x, op, "x"), ptr(y, op, "y"), ptr(gate, op, "gate"),
-                                          N, C, pr.rows_per_param);
+  gate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+      ptr(x, op, "x"), ptr(y, op, "y"), ptr(gate, op, "gate"), N, C, pr.rows_per_param);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -111,8 +113,8 @@ void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor&
   require_numel(dgate, gate.numel(), op, "dgate");
   if (N * C == 0) return;
   if (dy.defined()) {
-    gate_bwd_dy_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(dy, op, "dy"), ptr(dres, op, "dres"),
-                                               ptr(gate, op, "gate"), N, C, pr.rows_per_param);
+    gate_bwd_dy_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+        ptr(dy, op, "dy"), ptr(dres, op, "dres"), ptr(gate, op, "gate"), N, C, pr.rows_per_param);
     RAE_CUDA_LAUNCHED(op);
   }
   if (dgate.defined()) {

@@ -148,7 +148,9 @@ struct RmsModGrad {
   }
 };
 
-int row_blocks(int64_t N) { return static_cast<int>((N + kRowsPerBlock - 1) / kRowsPerBlock); }
+int row_blocks(int64_t N) {
+  return static_cast<int>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+}
 
 void check_stats(const Tensor& t, int64_t N, const char* op, const char* arg) {
   f32_ptr(t, op, arg);
@@ -189,10 +191,9 @@ void layernorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, co
   check_stats(rstd, N, op, "rstd");
   if (N == 0) return;
   if (dx.defined()) {
-    layernorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                    ptr(x, op, "x"), ptr(w, op, "w"),
-                                                    f32_ptr(mean, op, "mean"),
-                                                    f32_ptr(rstd, op, "rstd"), N, C);
+    layernorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(
+        ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(w, op, "w"),
+        f32_ptr(mean, op, "mean"), f32_ptr(rstd, op, "rstd"), N, C);
     RAE_CUDA_LAUNCHED(op);
   }
   if (dw.defined() || db.defined()) {
@@ -235,10 +236,9 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
     rs = f32_ptr(rstd, op, "rstd");
   }
   if (N == 0) return;
-  rmsnorm_fwd_kernel<<<row_blocks(N), 256>>>(ptr(out, op, "out"), rs, ptr(x, op, "x"),
-                                             ptr(w, op, "w"), ptr(shift, op, "shift"),
-                                             ptr(scale, op, "scale"), pr.rows_per_param, N, C,
-                                             (float)eps);
+  rmsnorm_fwd_kernel<<<row_blocks(N), 256>>>(
+      ptr(out, op, "out"), rs, ptr(x, op, "x"), ptr(w, op, "w"), ptr(shift, op, "shift"),
+      ptr(scale, op, "scale"), pr.rows_per_param, N, C, (float)eps);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -269,10 +269,9 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
   if (N == 0) return;
   const float* rs = f32_ptr(rstd, op, "rstd");
   if (dx.defined()) {
-    rmsnorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                  ptr(x, op, "x"), ptr(w, op, "w"),
-                                                  ptr(scale, op, "scale"), pr.rows_per_param, rs,
-                                                  N, C);
+    rmsnorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(
+        ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(w, op, "w"),
+        ptr(scale, op, "scale"), pr.rows_per_param, rs, N, C);
     RAE_CUDA_LAUNCHED(op);
   }
   if (dw.defined()) {
