@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -74,6 +76,9 @@ void expect_close(const Tensor& got, const Tensor& ref, Tol tol, const std::stri
   ASSERT_EQ(got.shape(), ref.shape()) << what;
   double atol = tol.atol * std::max(max_abs(ref), 1e-30);
   double ratio = test::tolerance_ratio(got, ref, atol, tol.rtol);
+  if (std::getenv("RAE_GOLDEN_VERBOSE"))  // prints every comparison's error level
+    std::printf("%-44s %-4s max|err| %.3e  max|ref| %.3e  ratio %.3e\n", what.c_str(),
+                dtype_name(got.dtype()), test::max_abs_diff(got, ref), max_abs(ref), ratio);
   EXPECT_LE(ratio, 1.0) << what << " (" << dtype_name(got.dtype()) << "): max |got - ref| = "
                         << test::max_abs_diff(got, ref) << ", max |ref| = " << max_abs(ref)
                         << ", ratio to tolerance " << ratio << " (rtol " << tol.rtol << ", atol "
