@@ -454,6 +454,7 @@ std::vector<OpCase> build_table() {
   add_embed(v);
   add_elementwise(v);
   add_optim(v);
+  attach_references(v);
   return v;
 }
 
