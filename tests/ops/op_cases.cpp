@@ -389,6 +389,16 @@ void add_elementwise(std::vector<OpCase>& v) {
                  }
                  return OpOutputs{{out}, {}};
                }});
+  // A (T, C) table over (B, T, C): the position-embedding add.
+  v.push_back({"add_rowwise_table", {in("x", {B, T, C}), in("table", {T, C})}, [](OpCtx& c) {
+                 Tensor out = c.empty({B, T, C});
+                 op::add_rowwise(out, c.in[0], c.in[1]);
+                 if (c.backward()) {
+                   c.accum(0, c.dout[0]);
+                   op::add_rowwise_backward(c.grad[1], c.dout[0]);
+                 }
+                 return OpOutputs{{out}, {}};
+               }});
   v.push_back({"sum_squares", {in("x", {B, T, C})}, [](OpCtx& c) {
                  Tensor out = OpCtx::scalar(op::sum_squares(c.in[0]));
                  if (c.backward()) c.accum(0, c.in[0], 2.0 * c.dout_scalar(0));

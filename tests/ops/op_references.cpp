@@ -296,6 +296,13 @@ std::map<std::string, Ref> references() {
     for (int64_t i = 0; i < o.numel(); ++i) w(o)[i] = x[i] + row[i % 8];
     return std::vector<Tensor>{o};
   };
+  r["add_rowwise_table"] = [](const Ins& in) {
+    View x(in[0]), tab(in[1]);
+    Tensor o = out_like(in[0].shape());
+    const int64_t TC = in[1].numel();
+    for (int64_t i = 0; i < o.numel(); ++i) w(o)[i] = x[i] + tab[i % TC];
+    return std::vector<Tensor>{o};
+  };
   r["sum_squares"] = [](const Ins& in) {
     View x(in[0]);
     double s = 0;

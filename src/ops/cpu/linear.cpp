@@ -47,8 +47,9 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool ta, bool tb,
             double beta) {
   float_dispatch(C.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
-    const int o = A.ndim() - 2;
-    int64_t M = C.dim(o), N = C.dim(o + 1), K = ta ? A.dim(o) : A.dim(o + 1);
+    const int o = A.ndim() == 3 ? 1 : 0;  // first matrix dim
+    const int64_t *cs = C.shape().begin(), *as = A.shape().begin();
+    int64_t M = cs[o], N = cs[o + 1], K = ta ? as[o] : as[o + 1];
     if (o == 0) {
       Rows<T> a = rows_of<T>(A), b = rows_of<T>(B), c = rows_of<T>(C);
       gemm_rm<T>(ta, tb, M, N, K, alpha, a.p, a.ld, b.p, b.ld, beta, c.p, c.ld);
