@@ -94,8 +94,8 @@ void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, c
   check::is_float(x, op, "x");
   RAE_CHECK(x.ndim() >= 1, op, ": argument 'x' must have a batch dim, got ", x.shape().str());
   check::contiguous(x, op, "x");
-  for (auto [tensor, name] : {std::pair<const Tensor&, const char*>{eps, "eps"}, {xt, "xt"},
-                              {target, "target"}}) {
+  for (auto [tensor, name] :
+       {std::pair<const Tensor&, const char*>{eps, "eps"}, {xt, "xt"}, {target, "target"}}) {
     check::like(tensor, x, op, name);
     check::shape(tensor, x.shape(), op, name);
     check::contiguous(tensor, op, name);

@@ -93,7 +93,9 @@ inline void rows(const Tensor& t, const char* op, const char* arg) {
 }
 
 // Statistics saved by norms and attention: F32, or F64 for F64 inputs.
-inline DType stat_dtype(DType x) { return x == DType::F64 ? DType::F64 : DType::F32; }
+inline DType stat_dtype(DType x) {
+  return x == DType::F64 ? DType::F64 : DType::F32;
+}
 
 // A saved statistic with n elements (any shape, e.g. (N) or (B, T)), contiguous.
 inline void stat(const Tensor& t, const Tensor& x, int64_t n, const char* op, const char* arg) {
@@ -116,7 +118,11 @@ inline void cond(const Tensor& t, const Tensor& x, const char* op, const char* a
 }
 
 // Rows (product of leading dims) and columns (last dim) of a tensor seen as (N, C).
-inline int64_t cols(const Tensor& t) { return t.ndim() == 0 ? 1 : t.shape().begin()[t.ndim() - 1]; }
-inline int64_t nrows(const Tensor& t) { return t.ndim() == 0 ? 1 : t.numel() / std::max<int64_t>(cols(t), 1); }
+inline int64_t cols(const Tensor& t) {
+  return t.ndim() == 0 ? 1 : t.shape().begin()[t.ndim() - 1];
+}
+inline int64_t nrows(const Tensor& t) {
+  return t.ndim() == 0 ? 1 : t.numel() / std::max<int64_t>(cols(t), 1);
+}
 
 }  // namespace rae::ops::check

@@ -23,13 +23,13 @@ namespace rae::test::ops {
 struct InputSpec {
   std::string name;
   Shape shape;
-  bool grad = true;                              // differentiable: gets a gradient buffer
-  std::function<Tensor(uint64_t seed)> make;     // custom CPU tensor; default normal(0, 1) F64
-  std::optional<DType> fixed;                    // keeps this dtype (labels I32, t F32, tables)
+  bool grad = true;                           // differentiable: gets a gradient buffer
+  std::function<Tensor(uint64_t seed)> make;  // custom CPU tensor; default normal(0, 1) F64
+  std::optional<DType> fixed;                 // keeps this dtype (labels I32, t F32, tables)
 };
 
-InputSpec in(const std::string& name, const Shape& shape);         // normal, differentiable
-InputSpec nograd(const std::string& name, const Shape& shape);     // normal, no gradient
+InputSpec in(const std::string& name, const Shape& shape);      // normal, differentiable
+InputSpec nograd(const std::string& name, const Shape& shape);  // normal, no gradient
 InputSpec uniform(const std::string& name, const Shape& shape, double lo, double hi,
                   bool grad = true);
 InputSpec labels(const std::string& name, const std::vector<int32_t>& values);  // I32, fixed
@@ -70,9 +70,9 @@ struct OpCase {
   std::function<OpOutputs(OpCtx&)> run;
   // Optional naive F64 forward: expected outputs (not aux) from the CPU inputs of make_inputs.
   std::function<std::vector<Tensor>(const std::vector<Tensor>& in)> reference = nullptr;
-  bool bf16 = true;         // also run on CUDA in bf16
-  double f32_tol = 1e-4;    // F32 vs F64, normalised max error
-  double bf16_tol = 2e-2;   // bf16 vs F64
+  bool bf16 = true;        // also run on CUDA in bf16
+  double f32_tol = 1e-4;   // F32 vs F64, normalised max error
+  double bf16_tol = 2e-2;  // bf16 vs F64
   bool has_grad() const;
 };
 

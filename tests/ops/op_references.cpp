@@ -13,20 +13,30 @@ using Ins = std::vector<Tensor>;
 using Ref = std::function<std::vector<Tensor>(const Ins&)>;
 
 // Contiguous F64 copy of a CPU tensor and its data.
-Tensor f64(const Tensor& t) { return t.dtype() == DType::F64 ? t.clone() : t.cast(DType::F64); }
+Tensor f64(const Tensor& t) {
+  return t.dtype() == DType::F64 ? t.clone() : t.cast(DType::F64);
+}
 struct View {
   Tensor t;
   const double* p;
   explicit View(const Tensor& x) : t(f64(x)), p(t.data<double>()) {}
   double operator[](int64_t i) const { return p[i]; }
 };
-Tensor out_like(const Shape& s) { return Tensor::zeros(s, DType::F64); }
-double* w(const Tensor& t) { return t.data<double>(); }
+Tensor out_like(const Shape& s) {
+  return Tensor::zeros(s, DType::F64);
+}
+double* w(const Tensor& t) {
+  return t.data<double>();
+}
 
 // Columns [start, start + len) of the last dim of x (..., W) as a contiguous tensor.
-Tensor cols(const Tensor& x, int64_t start, int64_t len) { return x.narrow(-1, start, len).clone(); }
+Tensor cols(const Tensor& x, int64_t start, int64_t len) {
+  return x.narrow(-1, start, len).clone();
+}
 
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double sigmoid(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 
 Tensor matmul_ref(const Tensor& A, const Tensor& Bm, bool ta, bool tb) {
   View a(A), b(Bm);
@@ -78,7 +88,8 @@ Tensor norm_ref(const Tensor& xt, const Tensor& wt, const Tensor& bt, bool cente
 }
 
 // Conditioning value for token (b, t), channel j: per sample (B, C) or per token (B, T, C).
-double cond_at(const View& c, const Tensor& shape_src, int64_t b, int64_t t, int64_t Tn, int64_t j) {
+double cond_at(const View& c, const Tensor& shape_src, int64_t b, int64_t t, int64_t Tn,
+               int64_t j) {
   const int64_t C = shape_src.dim(-1);
   return shape_src.ndim() == 2 ? c[b * C + j] : c[(b * Tn + t) * C + j];
 }
@@ -102,14 +113,19 @@ Tensor modulate_ref(const Tensor& yt, const Tensor& shift, const Tensor& scale) 
 std::map<std::string, Ref> references() {
   std::map<std::string, Ref> r;
   // linear
-  for (auto [name, ta, tb] : {std::tuple{"matmul_nn", false, false}, {"matmul_tn", true, false},
-                              {"matmul_nt", false, true}, {"matmul_tt", true, true}})
-    r[name] = [ta, tb](const Ins& in) { return std::vector<Tensor>{matmul_ref(in[0], in[1], ta, tb)}; };
+  for (auto [name, ta, tb] : {std::tuple{"matmul_nn", false, false},
+                              {"matmul_tn", true, false},
+                              {"matmul_nt", false, true},
+                              {"matmul_tt", true, true}})
+    r[name] = [ta, tb](const Ins& in) {
+      return std::vector<Tensor>{matmul_ref(in[0], in[1], ta, tb)};
+    };
   r["matmul_batched_alpha_beta"] = [](const Ins& in) {
     Tensor o = f64(in[2]);
     for (int64_t b = 0; b < 2; ++b) {
       Tensor p = matmul_ref(in[0][b].clone(), in[1][b].clone(), false, false);
-      for (int64_t i = 0; i < p.numel(); ++i) w(o)[b * p.numel() + i] = 0.5 * w(p)[i] + 2 * w(o)[b * p.numel() + i];
+      for (int64_t i = 0; i < p.numel(); ++i)
+        w(o)[b * p.numel() + i] = 0.5 * w(p)[i] + 2 * w(o)[b * p.numel() + i];
     }
     return std::vector<Tensor>{o};
   };
@@ -123,16 +139,28 @@ std::map<std::string, Ref> references() {
     s[-1] = O;
     return m.view(s);
   };
-  r["linear"] = [linear](const Ins& in) { return std::vector<Tensor>{linear(in[0], in[1], in[2])}; };
-  r["linear_nobias"] = [linear](const Ins& in) { return std::vector<Tensor>{linear(in[0], in[1], Tensor())}; };
+  r["linear"] = [linear](const Ins& in) {
+    return std::vector<Tensor>{linear(in[0], in[1], in[2])};
+  };
+  r["linear_nobias"] = [linear](const Ins& in) {
+    return std::vector<Tensor>{linear(in[0], in[1], Tensor())};
+  };
   r["linear_strided_x"] = [linear](const Ins& in) {
     return std::vector<Tensor>{linear(cols(in[0], 3, 8), in[1], in[2])};
   };
   // norm
-  r["layernorm"] = [](const Ins& in) { return std::vector<Tensor>{norm_ref(in[0], in[1], in[2], true)}; };
-  r["layernorm_noaffine"] = [](const Ins& in) { return std::vector<Tensor>{norm_ref(in[0], {}, {}, true)}; };
-  r["rmsnorm"] = [](const Ins& in) { return std::vector<Tensor>{norm_ref(in[0], in[1], {}, false)}; };
-  r["rmsnorm_noweight"] = [](const Ins& in) { return std::vector<Tensor>{norm_ref(in[0], {}, {}, false)}; };
+  r["layernorm"] = [](const Ins& in) {
+    return std::vector<Tensor>{norm_ref(in[0], in[1], in[2], true)};
+  };
+  r["layernorm_noaffine"] = [](const Ins& in) {
+    return std::vector<Tensor>{norm_ref(in[0], {}, {}, true)};
+  };
+  r["rmsnorm"] = [](const Ins& in) {
+    return std::vector<Tensor>{norm_ref(in[0], in[1], {}, false)};
+  };
+  r["rmsnorm_noweight"] = [](const Ins& in) {
+    return std::vector<Tensor>{norm_ref(in[0], {}, {}, false)};
+  };
   r["rmsnorm_modulate_sample"] = r["rmsnorm_modulate_token"] = [](const Ins& in) {
     return std::vector<Tensor>{modulate_ref(norm_ref(in[0], in[1], {}, false), in[2], in[3])};
   };
@@ -217,7 +245,9 @@ std::map<std::string, Ref> references() {
   r["modulate_sample"] = r["modulate_token"] = [](const Ins& in) {
     return std::vector<Tensor>{modulate_ref(in[0], in[1], in[2])};
   };
-  r["modulate_noshift"] = [](const Ins& in) { return std::vector<Tensor>{modulate_ref(in[0], {}, in[2])}; };
+  r["modulate_noshift"] = [](const Ins& in) {
+    return std::vector<Tensor>{modulate_ref(in[0], {}, in[2])};
+  };
   r["modulate_chunked_token"] = [](const Ins& in) {
     return std::vector<Tensor>{modulate_ref(in[0], cols(in[1], 8, 8), cols(in[1], 0, 8))};
   };
@@ -309,7 +339,9 @@ std::map<std::string, Ref> references() {
     for (int64_t i = 0; i < in[0].numel(); ++i) s += x[i] * x[i];
     return std::vector<Tensor>{Tensor::full({1}, s, DType::F64)};
   };
-  r["all_finite"] = [](const Ins&) { return std::vector<Tensor>{Tensor::full({1}, 1.0, DType::F64)}; };
+  r["all_finite"] = [](const Ins&) {
+    return std::vector<Tensor>{Tensor::full({1}, 1.0, DType::F64)};
+  };
   r["mse"] = [](const Ins& in) {
     View p(in[0]), q(in[1]);
     double s = 0;

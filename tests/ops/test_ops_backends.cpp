@@ -11,7 +11,9 @@
 namespace rae::test::ops {
 namespace {
 
-std::string param_name(const testing::TestParamInfo<std::string>& info) { return info.param; }
+std::string param_name(const testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
 
 // Runs case `name` on (device, dtype) and compares outputs, saved statistics and gradients to
 // the CPU F64 run on the same (rounded) inputs.

@@ -149,7 +149,8 @@ TEST(Reductions, WeightAndBiasGradientsOverManyRowChunks) {
   // 3000 rows of 16: the column reductions (rmsnorm dw, linear db, add_rowwise) span several
   // fixed chunks; compare with plain double sums.
   const int64_t N = 3000, C = 16;
-  Tensor x = test::randn({N, C}, 11, 1.0, DType::F64), dout = test::randn({N, C}, 12, 1.0, DType::F64);
+  Tensor x = test::randn({N, C}, 11, 1.0, DType::F64),
+         dout = test::randn({N, C}, 12, 1.0, DType::F64);
   Tensor out = Tensor::empty({N, C}, DType::F64), rstd = Tensor::empty({N}, DType::F64);
   Tensor w = Tensor::full({C}, 1.0, DType::F64), dw = Tensor::zeros({C}, DType::F64);
   op::rmsnorm_forward(out, rstd, x, w, 1e-6);
@@ -225,7 +226,9 @@ TEST(OpErrors, MessagesNameTheOpAndTheArgument) {
   e = error_of([&] { op::embedding_forward(Tensor::zeros({2, 8}), table, labels); });
   EXPECT_NE(e.find("label 3"), std::string::npos) << e;
 
-  e = error_of([&] { op::gelu_forward(Tensor::zeros({4, 8}, DType::BF16), x.cast(DType::BF16), op::GeluKind::Exact); });
+  e = error_of([&] {
+    op::gelu_forward(Tensor::zeros({4, 8}, DType::BF16), x.cast(DType::BF16), op::GeluKind::Exact);
+  });
   EXPECT_NE(e.find("f32 and f64"), std::string::npos) << e;
 }
 

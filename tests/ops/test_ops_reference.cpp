@@ -6,7 +6,9 @@
 namespace rae::test::ops {
 namespace {
 
-std::string param_name(const testing::TestParamInfo<std::string>& info) { return info.param; }
+std::string param_name(const testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
 
 class OpReference : public testing::TestWithParam<std::string> {};
 

@@ -1,8 +1,9 @@
 // CPU elementwise ops, reductions (in double, deterministic chunking), MSE and flow interpolation.
+#include "ops/elementwise.h"
+
 #include <cmath>
 
 #include "ops/cpu/cpu_util.h"
-#include "ops/elementwise.h"
 
 namespace rae::ops::cpu {
 
@@ -126,7 +127,8 @@ double mse_forward(const Tensor& pred, const Tensor& target) {
     Rows<T> p = rows_of<T>(pred), q = rows_of<T>(target);
     const int64_t c = std::max<int64_t>(p.c, 1);
     total = scalar_reduce(p.n * p.c, [&](int64_t k) {
-      double d = static_cast<double>(p.row(k / c)[k % c]) - static_cast<double>(q.row(k / c)[k % c]);
+      double d =
+          static_cast<double>(p.row(k / c)[k % c]) - static_cast<double>(q.row(k / c)[k % c]);
       return d * d;
     });
   });
