@@ -242,17 +242,17 @@ void add_attention(std::vector<OpCase>& v) {
     };
     return s;
   };
-  v.push_back({"rope_apply", {in("qkv", {B, Tr, 3, H, hd}), table(true), table(false)},
-               [](OpCtx& c) {
-                 Tensor out = c.in[0].clone();
-                 op::rope_apply(out, c.in[1], c.in[2]);
-                 if (c.backward()) {
-                   Tensor g = c.dout[0].clone();
-                   op::rope_apply_backward(g, c.in[1], c.in[2]);
-                   c.accum(0, g);
-                 }
-                 return OpOutputs{{out}, {}};
-               }});
+  v.push_back(
+      {"rope_apply", {in("qkv", {B, Tr, 3, H, hd}), table(true), table(false)}, [](OpCtx& c) {
+         Tensor out = c.in[0].clone();
+         op::rope_apply(out, c.in[1], c.in[2]);
+         if (c.backward()) {
+           Tensor g = c.dout[0].clone();
+           op::rope_apply_backward(g, c.in[1], c.in[2]);
+           c.accum(0, g);
+         }
+         return OpOutputs{{out}, {}};
+       }});
 }
 
 // ---- modulate ------------------------------------------------------------------------------
@@ -316,15 +316,13 @@ void add_modulate(std::vector<OpCase>& v) {
 // ---- embed ---------------------------------------------------------------------------------
 
 void add_embed(std::vector<OpCase>& v) {
-  v.push_back({"fourier_features",
-               {uniform("t", {4}, 0.0, 1.0, false), nograd("W", {6})},
-               [](OpCtx& c) {
-                 Tensor out = c.empty({4, 12});
-                 op::fourier_features(out, c.in[0], c.in[1]);
-                 return OpOutputs{{out}, {}};
-               }});
-  v.push_back({"embedding", {in("table", {7, C}), labels("labels", {3, 1, 3, 6, 0})},
-               [](OpCtx& c) {
+  v.push_back(
+      {"fourier_features", {uniform("t", {4}, 0.0, 1.0, false), nograd("W", {6})}, [](OpCtx& c) {
+         Tensor out = c.empty({4, 12});
+         op::fourier_features(out, c.in[0], c.in[1]);
+         return OpOutputs{{out}, {}};
+       }});
+  v.push_back({"embedding", {in("table", {7, C}), labels("labels", {3, 1, 3, 6, 0})}, [](OpCtx& c) {
                  Tensor out = c.empty({5, C});
                  op::embedding_forward(out, c.in[0], c.in[1]);
                  if (c.backward()) op::embedding_backward(c.grad[0], c.dout[0], c.in[1]);
@@ -389,6 +387,16 @@ void add_elementwise(std::vector<OpCase>& v) {
                  }
                  return OpOutputs{{out}, {}};
                }});
+  // A (T, C) table over (B, T, C): the position-embedding add.
+  v.push_back({"add_rowwise_table", {in("x", {B, T, C}), in("table", {T, C})}, [](OpCtx& c) {
+                 Tensor out = c.empty({B, T, C});
+                 op::add_rowwise(out, c.in[0], c.in[1]);
+                 if (c.backward()) {
+                   c.accum(0, c.dout[0]);
+                   op::add_rowwise_backward(c.grad[1], c.dout[0]);
+                 }
+                 return OpOutputs{{out}, {}};
+               }});
   v.push_back({"sum_squares", {in("x", {B, T, C})}, [](OpCtx& c) {
                  Tensor out = OpCtx::scalar(op::sum_squares(c.in[0]));
                  if (c.backward()) c.accum(0, c.in[0], 2.0 * c.dout_scalar(0));
@@ -409,12 +417,12 @@ void add_elementwise(std::vector<OpCase>& v) {
   // Forward only: the training step never differentiates through the interpolation.
   InputSpec t = uniform("t", {B}, 0.0, 1.0, false);
   t.fixed = DType::F32;
-  v.push_back({"flow_interpolate", {nograd("x", {B, 3, 4}), nograd("eps", {B, 3, 4}), t},
-               [](OpCtx& c) {
-                 Tensor xt = c.empty({B, 3, 4}), target = c.empty({B, 3, 4});
-                 op::flow_interpolate(xt, target, c.in[0], c.in[1], c.in[2]);
-                 return OpOutputs{{xt, target}, {}};
-               }});
+  v.push_back(
+      {"flow_interpolate", {nograd("x", {B, 3, 4}), nograd("eps", {B, 3, 4}), t}, [](OpCtx& c) {
+         Tensor xt = c.empty({B, 3, 4}), target = c.empty({B, 3, 4});
+         op::flow_interpolate(xt, target, c.in[0], c.in[1], c.in[2]);
+         return OpOutputs{{xt, target}, {}};
+       }});
 }
 
 // ---- optim ---------------------------------------------------------------------------------
@@ -454,6 +462,7 @@ std::vector<OpCase> build_table() {
   add_embed(v);
   add_elementwise(v);
   add_optim(v);
+  attach_references(v);
   return v;
 }
 

@@ -18,7 +18,9 @@ Tensor to_cpu_f64(const Tensor& t) {
 }
 }  // namespace
 
-InputSpec in(const std::string& name, const Shape& shape) { return {name, shape, true, {}, {}}; }
+InputSpec in(const std::string& name, const Shape& shape) {
+  return {name, shape, true, {}, {}};
+}
 
 InputSpec nograd(const std::string& name, const Shape& shape) {
   return {name, shape, false, {}, {}};
@@ -26,9 +28,7 @@ InputSpec nograd(const std::string& name, const Shape& shape) {
 
 InputSpec uniform(const std::string& name, const Shape& shape, double lo, double hi, bool grad) {
   InputSpec s{name, shape, grad, {}, {}};
-  s.make = [shape, lo, hi](uint64_t seed) {
-    return rand_uniform(shape, seed, lo, hi, DType::F64);
-  };
+  s.make = [shape, lo, hi](uint64_t seed) { return rand_uniform(shape, seed, lo, hi, DType::F64); };
   return s;
 }
 
@@ -46,9 +46,13 @@ Tensor OpCtx::stat(const Shape& s) const {
   return Tensor::empty(s, dtype == DType::F64 ? DType::F64 : DType::F32, device);
 }
 
-Tensor OpCtx::scalar(double v) { return Tensor::full({1}, v, DType::F64); }
+Tensor OpCtx::scalar(double v) {
+  return Tensor::full({1}, v, DType::F64);
+}
 
-double OpCtx::dout_scalar(int k) const { return dout.at(k).to(Device::cpu()).item(0); }
+double OpCtx::dout_scalar(int k) const {
+  return dout.at(k).to(Device::cpu()).item(0);
+}
 
 void OpCtx::accum(int i, const Tensor& g, double alpha) const {
   if (grad.at(i).defined()) rae::ops::add_(grad[i], g, alpha);

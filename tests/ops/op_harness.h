@@ -3,9 +3,11 @@
 // device and dtype. The tests built on it:
 //   test_ops_fd.cpp        F64 central finite differences vs the analytic backward; F32 vs F64;
 //                          backward accumulation (twice = 2x) and undefined-gradient skipping.
+//   test_ops_reference.cpp the F64 forward against each case's naive reference, where given.
 //   test_ops_backends.cpp  every case on every backend present (CPU always, CUDA when a GPU
 //                          answers) against the CPU F64 result.
-// To add an op: append an OpCase to the table in op_cases.cpp (see the existing ones).
+// To add an op: append an OpCase to the table in op_cases.cpp (see the existing ones) and, in
+// op_references.cpp, a naive reference for its forward.
 #pragma once
 #include <functional>
 #include <optional>
@@ -21,13 +23,13 @@ namespace rae::test::ops {
 struct InputSpec {
   std::string name;
   Shape shape;
-  bool grad = true;                              // differentiable: gets a gradient buffer
-  std::function<Tensor(uint64_t seed)> make;     // custom CPU tensor; default normal(0, 1) F64
-  std::optional<DType> fixed;                    // keeps this dtype (labels I32, t F32, tables)
+  bool grad = true;                           // differentiable: gets a gradient buffer
+  std::function<Tensor(uint64_t seed)> make;  // custom CPU tensor; default normal(0, 1) F64
+  std::optional<DType> fixed;                 // keeps this dtype (labels I32, t F32, tables)
 };
 
-InputSpec in(const std::string& name, const Shape& shape);         // normal, differentiable
-InputSpec nograd(const std::string& name, const Shape& shape);     // normal, no gradient
+InputSpec in(const std::string& name, const Shape& shape);      // normal, differentiable
+InputSpec nograd(const std::string& name, const Shape& shape);  // normal, no gradient
 InputSpec uniform(const std::string& name, const Shape& shape, double lo, double hi,
                   bool grad = true);
 InputSpec labels(const std::string& name, const std::vector<int32_t>& values);  // I32, fixed
@@ -66,14 +68,17 @@ struct OpCase {
   std::string name;  // a valid gtest name: letters, digits, underscores
   std::vector<InputSpec> inputs;
   std::function<OpOutputs(OpCtx&)> run;
-  bool bf16 = true;         // also run on CUDA in bf16
-  double f32_tol = 1e-4;    // F32 vs F64, normalised max error
-  double bf16_tol = 2e-2;   // bf16 vs F64
+  // Optional naive F64 forward: expected outputs (not aux) from the CPU inputs of make_inputs.
+  std::function<std::vector<Tensor>(const std::vector<Tensor>& in)> reference = nullptr;
+  bool bf16 = true;        // also run on CUDA in bf16
+  double f32_tol = 1e-4;   // F32 vs F64, normalised max error
+  double bf16_tol = 2e-2;  // bf16 vs F64
   bool has_grad() const;
 };
 
 // The table.
 const std::vector<OpCase>& op_cases();
+void attach_references(std::vector<OpCase>& cases);  // op_references.cpp
 const OpCase& find_case(const std::string& name);
 std::vector<std::string> case_names(bool with_grad_only = false);
 

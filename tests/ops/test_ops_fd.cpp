@@ -10,7 +10,9 @@
 namespace rae::test::ops {
 namespace {
 
-std::string param_name(const testing::TestParamInfo<std::string>& info) { return info.param; }
+std::string param_name(const testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
 
 // Central differences with h = 1e-6 in F64: truncation error ~h^2 and rounding ~1e-16 |L| / h
 // ~1e-9 here, so 1e-6 relative to the gradient's scale separates a correct backward from a
@@ -40,7 +42,8 @@ TEST_P(OpGrad, FiniteDifferencesF64) {
     } else {
       rng::Key key{99, rng::Purpose::Test, 5, i};
       for (int k = 0; k < kMaxProbes; ++k)
-        probes.push_back(std::min<int64_t>(n - 1, static_cast<int64_t>(rng::uniform_at(key, k) * n)));
+        probes.push_back(
+            std::min<int64_t>(n - 1, static_cast<int64_t>(rng::uniform_at(key, k) * n)));
     }
     for (int64_t k : probes) {
       std::vector<Tensor> xp = x, xm = x;
