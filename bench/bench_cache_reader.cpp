@@ -48,8 +48,9 @@ struct BenchCache {
   }
   ~BenchCache() { std::filesystem::remove_all(dir); }
 
-  ReaderOptions options(int threads) const {
+  ReaderOptions options(int threads, bool direct_io = true) const {
     ReaderOptions o;
+    o.direct_io = direct_io;
     o.global_batch = 64;
     o.threads = threads;
     o.prefetch = 2 * threads + 2;
@@ -81,9 +82,9 @@ const BenchCache& small_rows() {
   return c;
 }
 
-void run(benchmark::State& state, const BenchCache& c) {
+void run(benchmark::State& state, const BenchCache& c, bool direct_io = true) {
   const int threads = static_cast<int>(state.range(0));
-  LatentCacheReader reader(c.dir, c.options(threads));
+  LatentCacheReader reader(c.dir, c.options(threads, direct_io));
   BenchCache::read_epoch(reader);  // warm-up epoch: buffers allocated, threads started
   int64_t samples = 0;
   for (auto _ : state) samples += BenchCache::read_epoch(reader);
@@ -93,10 +94,15 @@ void run(benchmark::State& state, const BenchCache& c) {
 
 void BM_CacheReaderLargeRows(benchmark::State& state) { run(state, large_rows()); }
 void BM_CacheReaderSmallRows(benchmark::State& state) { run(state, small_rows()); }
+// The same reads through H5Dread (HDF5's global lock serializes the threads): the baseline that
+// the pread path replaces.
+void BM_CacheReaderLargeRowsH5Dread(benchmark::State& state) { run(state, large_rows(), false); }
 
 }  // namespace
 
 BENCHMARK(BM_CacheReaderLargeRows)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_CacheReaderSmallRows)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
+
+BENCHMARK(BM_CacheReaderLargeRowsH5Dread)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
 
 BENCHMARK_MAIN();
