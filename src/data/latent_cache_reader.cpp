@@ -365,6 +365,14 @@ int64_t LatentCacheReader::steps_per_epoch() const { return impl_->steps; }
 int64_t LatentCacheReader::local_batch() const { return impl_->local; }
 int64_t LatentCacheReader::block_rows() const { return impl_->brows; }
 
+std::string LatentCacheReader::order_signature() const {
+  const Impl& m = *impl_;
+  return detail::concat("latent-cache-order-v1 seed=", m.opt.seed, " global_batch=", m.opt.global_batch,
+                        " shuffle=", m.opt.shuffle ? 1 : 0, " block_rows=", m.brows,
+                        " window_blocks=", m.opt.window_blocks, " flips=", m.flips ? 1 : 0,
+                        " samples=", m.manifest.total_samples, " shards=", m.manifest.shards.size());
+}
+
 std::vector<int64_t> LatentCacheReader::epoch_order(int64_t epoch) const { return *impl_->order(epoch); }
 
 bool LatentCacheReader::flip_of(int64_t epoch, int64_t index) const { return impl_->flip_of(epoch, index); }

@@ -156,6 +156,12 @@ TEST(CacheReader, RestoresThePositionExactly) {
   EXPECT_EQ(saved, (DataPosition{0, 6}));
   LatentCacheReader b(dir, opts(24), saved);  // a resumed run
   for (int s = 6; s < 12; ++s) expect_same_batch(b.next(), run[s]);
+  // The signature does not depend on the rank split or threads, and changes with the order.
+  ReaderOptions other = opts(24, 1, 2);
+  other.threads = 3;
+  EXPECT_EQ(LatentCacheReader(dir, other).order_signature(), a.order_signature());
+  other.window_blocks = 5;
+  EXPECT_NE(LatentCacheReader(dir, other).order_signature(), a.order_signature());
   a.seek({1, 1});
   expect_same_batch(a.next(), run[9]);
   EXPECT_THROW(a.seek({0, 8}), Error);  // step beyond the epoch
