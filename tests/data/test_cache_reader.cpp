@@ -120,11 +120,13 @@ TEST(CacheReader, RankUnionIsTheGlobalSliceFor124Ranks) {
   std::vector<Batch> global;
   {
     LatentCacheReader r(shared_cache(true), opts(gb));
-    for (int s = 0; s < 15; ++s) global.push_back(r.next());  // crosses into epoch 1 (12 steps/epoch)
+    for (int s = 0; s < 15; ++s)
+      global.push_back(r.next());  // crosses into epoch 1 (12 steps/epoch)
   }
   for (int world : {2, 4}) {
     std::vector<std::unique_ptr<LatentCacheReader>> ranks;
-    for (int r = 0; r < world; ++r) ranks.push_back(std::make_unique<LatentCacheReader>(shared_cache(true), opts(gb, r, world)));
+    for (int r = 0; r < world; ++r)
+      ranks.push_back(std::make_unique<LatentCacheReader>(shared_cache(true), opts(gb, r, world)));
     for (int s = 0; s < 15; ++s) {
       std::vector<int64_t> ids;
       const int64_t local = gb / world;
@@ -138,7 +140,8 @@ TEST(CacheReader, RankUnionIsTheGlobalSliceFor124Ranks) {
           ASSERT_EQ(b.labels.data<int32_t>()[k], global[s].labels.data<int32_t>()[g]);
           ASSERT_EQ(b.flipped.data<uint8_t>()[k], global[s].flipped.data<uint8_t>()[g]);
         }
-        ASSERT_EQ(test::max_abs_diff(b.latents, global[s].latents.narrow(0, r * local, local)), 0.0);
+        ASSERT_EQ(test::max_abs_diff(b.latents, global[s].latents.narrow(0, r * local, local)),
+                  0.0);
       }
     }
   }
@@ -188,7 +191,8 @@ TEST(CacheReader, PrefetchDeliversTheSameBatchesAsSerialReading) {
       bool f = x.flipped.data<uint8_t>()[k];
       ASSERT_EQ(f, a.flip_of(x.position.epoch, g));
       Tensor want = a.read_samples({g}, f);
-      ASSERT_EQ(test::max_abs_diff(x.latents.narrow(0, k, 1), want), 0.0) << "step " << s << " slot " << k;
+      ASSERT_EQ(test::max_abs_diff(x.latents.narrow(0, k, 1), want), 0.0)
+          << "step " << s << " slot " << k;
     }
   }
 }
@@ -218,7 +222,8 @@ TEST(CacheReader, MicroBatches) {
   for (int i = 0; i < 3; ++i) {
     Batch m = b.micro(i);
     ASSERT_EQ(m.size(), 4);
-    for (int64_t k = 0; k < 4; ++k) ASSERT_EQ(m.indices.data<int64_t>()[k], b.indices.data<int64_t>()[i * 4 + k]);
+    for (int64_t k = 0; k < 4; ++k)
+      ASSERT_EQ(m.indices.data<int64_t>()[k], b.indices.data<int64_t>()[i * 4 + k]);
     ASSERT_EQ(test::max_abs_diff(m.latents, b.latents.narrow(0, i * 4, 4)), 0.0);
   }
   EXPECT_THROW(b.micro(3), Error);
