@@ -50,6 +50,7 @@ struct ShardWriter::Impl {
 
   // Extends `d` by n rows and writes `data` (memory type mtype) into them.
   void write_rows(Handle& d, const char* dname, hid_t mtype, const void* data, int64_t n) {
+    h5::quiet_errors();  // per thread: append may run on another thread than the constructor
     std::vector<hsize_t> dims = h5::dataset_dims(d, tmp_path, dname);
     hsize_t old = dims[0];
     dims[0] = old + n;
@@ -124,49 +125,55 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name,
   fs::create_directories(dir, ec);
   if (ec) RAE_THROW("cannot create cache directory '", dir, "': ", ec.message());
 
-  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), Handle::Kind::Plist);
-  H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-  m.file =
-      Handle(H5Fcreate(m.tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), Handle::Kind::File);
-  if (!m.file.valid()) h5::fail("cannot create shard file", m.tmp_path);
+  try {  // a failure part-way must not leave a half-made .tmp file behind
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), Handle::Kind::Plist);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    m.file =
+        Handle(H5Fcreate(m.tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), Handle::Kind::File);
+    if (!m.file.valid()) h5::fail("cannot create shard file", m.tmp_path);
 
-  const std::string dtname = storage_dtype_name(layout.dtype);
-  switch (layout.dtype) {
-    case StorageDType::BF16:
-      m.storage_type = Handle(H5Tcopy(H5T_STD_U16LE), Handle::Kind::Datatype);
-      break;
-    case StorageDType::F16:
-      m.storage_type = h5::make_f16_type();
-      break;
-    case StorageDType::F32:
-      m.storage_type = Handle(H5Tcopy(H5T_IEEE_F32LE), Handle::Kind::Datatype);
-      break;
-  }
-  hid_t root = m.file;
-  h5::write_string_attr(root, "format", kFormatName, m.tmp_path, "/");
-  h5::write_int_attr(root, "format_version", kFormatVersion, m.tmp_path, "/");
-  h5::write_int_attr(root, "grid_h", layout.grid_h, m.tmp_path, "/");
-  h5::write_int_attr(root, "grid_w", layout.grid_w, m.tmp_path, "/");
-  h5::write_int_attr(root, "channels", layout.channels, m.tmp_path, "/");
-  h5::write_string_attr(root, "dtype", dtname, m.tmp_path, "/");
-  h5::write_int_attr(root, "first_index", first_index, m.tmp_path, "/");
+    const std::string dtname = storage_dtype_name(layout.dtype);
+    switch (layout.dtype) {
+      case StorageDType::BF16:
+        m.storage_type = Handle(H5Tcopy(H5T_STD_U16LE), Handle::Kind::Datatype);
+        break;
+      case StorageDType::F16:
+        m.storage_type = h5::make_f16_type();
+        break;
+      case StorageDType::F32:
+        m.storage_type = Handle(H5Tcopy(H5T_IEEE_F32LE), Handle::Kind::Datatype);
+        break;
+    }
+    hid_t root = m.file;
+    h5::write_string_attr(root, "format", kFormatName, m.tmp_path, "/");
+    h5::write_int_attr(root, "format_version", kFormatVersion, m.tmp_path, "/");
+    h5::write_int_attr(root, "grid_h", layout.grid_h, m.tmp_path, "/");
+    h5::write_int_attr(root, "grid_w", layout.grid_w, m.tmp_path, "/");
+    h5::write_int_attr(root, "channels", layout.channels, m.tmp_path, "/");
+    h5::write_string_attr(root, "dtype", dtname, m.tmp_path, "/");
+    h5::write_int_attr(root, "first_index", first_index, m.tmp_path, "/");
 
-  m.chunk_rows = std::max<int64_t>(1, static_cast<int64_t>(kChunkTargetBytes / layout.row_bytes()));
-  int64_t id_chunk = 1 << 16;
-  if (expected_samples > 0) {
-    m.chunk_rows = std::min(m.chunk_rows, expected_samples);
-    id_chunk = std::min(id_chunk, expected_samples);
+    m.chunk_rows =
+        std::max<int64_t>(1, static_cast<int64_t>(kChunkTargetBytes / layout.row_bytes()));
+    int64_t id_chunk = 1 << 16;
+    if (expected_samples > 0) {
+      m.chunk_rows = std::min(m.chunk_rows, expected_samples);
+      id_chunk = std::min(id_chunk, expected_samples);
+    }
+    const hsize_t row[2] = {static_cast<hsize_t>(layout.tokens()),
+                            static_cast<hsize_t>(layout.channels)};
+    m.latents = m.create_dataset("latents", m.storage_type, 3, row, m.chunk_rows);
+    h5::write_string_attr(m.latents, "dtype", dtname, m.tmp_path, "latents");
+    if (layout.has_flip) {
+      m.latents_flip = m.create_dataset("latents_flip", m.storage_type, 3, row, m.chunk_rows);
+      h5::write_string_attr(m.latents_flip, "dtype", dtname, m.tmp_path, "latents_flip");
+    }
+    m.labels = m.create_dataset("labels", H5T_STD_I32LE, 1, nullptr, id_chunk);
+    m.index = m.create_dataset("index", H5T_STD_I64LE, 1, nullptr, id_chunk);
+  } catch (...) {
+    m.remove_tmp();
+    throw;
   }
-  const hsize_t row[2] = {static_cast<hsize_t>(layout.tokens()),
-                          static_cast<hsize_t>(layout.channels)};
-  m.latents = m.create_dataset("latents", m.storage_type, 3, row, m.chunk_rows);
-  h5::write_string_attr(m.latents, "dtype", dtname, m.tmp_path, "latents");
-  if (layout.has_flip) {
-    m.latents_flip = m.create_dataset("latents_flip", m.storage_type, 3, row, m.chunk_rows);
-    h5::write_string_attr(m.latents_flip, "dtype", dtname, m.tmp_path, "latents_flip");
-  }
-  m.labels = m.create_dataset("labels", H5T_STD_I32LE, 1, nullptr, id_chunk);
-  m.index = m.create_dataset("index", H5T_STD_I64LE, 1, nullptr, id_chunk);
 }
 
 ShardWriter::~ShardWriter() {
