@@ -97,7 +97,7 @@ std::string write_checkpoint(const std::string& run_dir, const nn::ParamStore& p
   json s = {{"step", st.step},           {"samples_seen", st.samples_seen},
             {"adam_step", st.adam_step}, {"bad_in_row", st.bad_in_row},
             {"skipped_total", st.skipped_total}, {"seed", st.seed},
-            {"preset", st.preset}};
+            {"preset", st.preset},       {"data", st.data}};
   write_file_atomic((tmp / "state.json").string(), s.dump(2) + "\n");
   json m = {{"format", "rae-checkpoint"}, {"version", 1}, {"step", st.step},
             {"checksum_algorithm", "fnv1a64"}, {"files", json::object()}};
@@ -203,6 +203,7 @@ void load_checkpoint(const std::string& dir, nn::ParamStore& ps, Ema* ema, AdamW
     st->skipped_total = s.at("skipped_total").get<int64_t>();
     st->seed = s.at("seed").get<uint64_t>();
     st->preset = s.at("preset").get<std::string>();
+    st->data = s.at("data");
   }
   if (adam) adam->set_step_count(s.at("adam_step").get<int64_t>());
 }

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "nn/params.h"
 #include "train/optimizer.h"
 
@@ -20,6 +22,7 @@ struct RunState {
   int64_t bad_in_row = 0, skipped_total = 0;
   uint64_t seed = 0;
   std::string preset;
+  nlohmann::json data;       // the data stream's position (next batch)
 };
 
 std::string checkpoint_name(int64_t step);  // "step-0000040"

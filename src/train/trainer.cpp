@@ -60,14 +60,13 @@ void truncate_metrics(const std::string& path, int64_t step) {
 
 }  // namespace
 
-Trainer::Trainer(const TrainConfig& cfg, LatentSource& data, const std::string& run_dir,
+Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& run_dir,
                  GradientSync* sync, ParameterSource* params)
     : cfg_(cfg),
       data_(data),
       run_dir_(run_dir),
       sync_(sync ? sync : &default_sync_),
-      param_source_(params ? params : &default_params_),
-      order_(data.size(), cfg.global_batch_size, static_cast<uint64_t>(cfg.seed)) {
+      param_source_(params ? params : &default_params_) {
   models::DiTConfig mc = models::dit_preset(cfg.preset);
   mc.in_channels = data.channels();
   mc.grid = data.grid();
@@ -85,13 +84,16 @@ Trainer::Trainer(const TrainConfig& cfg, LatentSource& data, const std::string& 
   flow_.class_dropout = cfg.class_dropout;
   flow_.num_classes = mc.num_classes;
   flow_.seed = static_cast<uint64_t>(cfg.seed);
-  schedule_ = LrSchedule::from_config(cfg, order_.steps_per_epoch());
-  state_.seed = static_cast<uint64_t>(cfg.seed);
-  state_.preset = cfg.preset;
   const int64_t world = sync_->world_size();
   RAE_CHECK(cfg.global_batch_size % (world * cfg.grad_accum_steps) == 0,
             "train.global_batch_size ", cfg.global_batch_size, " is not divisible by ranks (",
             world, ") x train.grad_accum_steps (", cfg.grad_accum_steps, ")");
+  data_.open(StreamOptions{cfg.global_batch_size, sync_->rank(), static_cast<int>(world),
+                           static_cast<uint64_t>(cfg.seed)});
+  schedule_ = LrSchedule::from_config(cfg, data_.steps_per_epoch());
+  state_.seed = static_cast<uint64_t>(cfg.seed);
+  state_.preset = cfg.preset;
+  state_.data = data_.position();
   if (sync_->rank() == 0)
     log::info("model ", mc.name, ": ", models::format_count(model_->params().num_params()),
               " parameters (body ", mc.body_width, "x", mc.body_depth, ", head ", mc.head_width,
@@ -108,6 +110,7 @@ int64_t Trainer::resume() {
   RAE_CHECK(st.preset == cfg_.preset, "checkpoint ", *ckpt, " is for model '", st.preset,
             "', the config says '", cfg_.preset, "'");
   state_ = st;
+  data_.seek(st.data);
   log::info("resumed from ", *ckpt, " (step ", st.step, ")");
   return st.step;
 }
@@ -115,26 +118,26 @@ int64_t Trainer::resume() {
 StepStats Trainer::step() {
   const auto t_start = Clock::now();
   const int64_t GB = cfg_.global_batch_size, K = cfg_.grad_accum_steps;
-  const int64_t world = sync_->world_size(), rank = sync_->rank();
+  const int64_t world = sync_->world_size();
   const int64_t per_rank = GB / world, mb = per_rank / K;
   const int64_t T = model_->config().tokens(), C = model_->config().in_channels;
   const uint64_t step_key = static_cast<uint64_t>(state_.step);
   nn::ParamStore& ps = model_->params();
-  std::vector<int64_t> all_ids = order_.ids(state_.step * GB, GB);
 
   ps.zero_grad();
   param_source_->before_forward(ps);
-  double data_wait = 0, loss_local = 0;
-  Tensor x = Tensor::empty({mb, T, C}), labels = Tensor::empty({mb}, DType::I32);
+  double loss_local = 0;
+  DataBatch batch = data_.next();
+  RAE_CHECK(batch.latents.dim(0) == per_rank && batch.latents.dim(1) == T &&
+                batch.latents.dim(2) == C,
+            "data batch ", batch.latents.str(), " does not match (", per_rank, ", ", T, ", ", C, ")");
   Tensor xt = Tensor::empty({mb, T, C}), target = Tensor::empty({mb, T, C});
   Tensor t = Tensor::empty({mb}), y = Tensor::empty({mb}, DType::I32);
   Tensor pred = Tensor::empty({mb, T, C}), dpred = Tensor::empty({mb, T, C});
   for (int64_t k = 0; k < K; ++k) {
-    auto first = all_ids.begin() + rank * per_rank + k * mb;
-    std::vector<int64_t> ids(first, first + mb);
-    auto t_data = Clock::now();
-    data_.read(ids, x, labels);
-    data_wait += seconds_since(t_data);
+    Tensor x = batch.latents.narrow(0, k * mb, mb), labels = batch.labels.narrow(0, k * mb, mb);
+    const int64_t* idp = batch.ids.data<int64_t>() + k * mb;
+    std::vector<int64_t> ids(idp, idp + mb);
     diffusion::make_training_batch(flow_, step_key, x, labels, ids, xt, target, t, y);
     arena_.reset();
     model_->forward(arena_, pred, xt, t, y);
@@ -150,7 +153,7 @@ StepStats Trainer::step() {
   s.loss = sync_->sum_scalar(loss_local);
   s.grad_norm = global_grad_norm(ps);
   s.lr = schedule_.lr_at(state_.step);
-  s.data_wait_s = data_wait;
+  s.data_wait_s = batch.wait_s;
   if (!std::isfinite(s.grad_norm) || !std::isfinite(s.loss)) {
     s.skipped = true;
     ++state_.bad_in_row;
@@ -171,6 +174,7 @@ StepStats Trainer::step() {
   }
   ++state_.step;
   state_.samples_seen += GB;
+  state_.data = data_.position();
   s.step = state_.step;
   s.samples_per_s = static_cast<double>(GB) / std::max(seconds_since(t_start), 1e-9);
   return s;

@@ -44,7 +44,7 @@ struct StepStats {
 class Trainer {
  public:
   // `run_dir` may be empty (no files: tests). Model shape comes from the source.
-  Trainer(const TrainConfig& cfg, LatentSource& data, const std::string& run_dir,
+  Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& run_dir,
           GradientSync* sync = nullptr, ParameterSource* params = nullptr);
   // Loads the newest checkpoint that verifies, if any; returns the step resumed from (0: none).
   int64_t resume();
@@ -62,7 +62,7 @@ class Trainer {
   void log_metrics(const StepStats& s);
 
   TrainConfig cfg_;
-  LatentSource& data_;
+  BatchStream& data_;
   std::string run_dir_;
   GradientSync default_sync_;
   ParameterSource default_params_;
@@ -73,7 +73,6 @@ class Trainer {
   std::unique_ptr<Ema> ema_;
   diffusion::FlowConfig flow_;
   LrSchedule schedule_;
-  SampleOrder order_;
   RunState state_;
   nn::Arena arena_;
   std::ofstream metrics_;
