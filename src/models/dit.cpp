@@ -55,7 +55,7 @@ std::string format_count(int64_t n) {
   return buf;
 }
 
-DiTDH::DiTDH(const DiTConfig& cfg) : cfg_(cfg) {
+DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
   const int64_t C = cfg.in_channels, Wb = cfg.body_width, Wh = cfg.head_width;
   RAE_CHECK(cfg.body_depth >= 1 && cfg.head_depth >= 1, "DiTDH: depths must be >= 1");
   ps_.begin_group("embed");
@@ -81,6 +81,7 @@ DiTDH::DiTDH(const DiTConfig& cfg) : cfg_(cfg) {
   final_ada_.declare(ps_, "final_layer.adaLN_modulation.1", Wh, 2 * Wh);
   fourier_W_ = ps_.add_buffer("t_embedder.W", {cfg.fourier_size});
   pos_embed_ = ps_.add_buffer("pos_embed", {1, cfg.tokens(), Wb});
+  if (!allocate) return;
   ps_.allocate();
 
   auto rope = [&](Tensor& cos, Tensor& sin, int64_t head_dim) {

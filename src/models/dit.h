@@ -32,7 +32,8 @@ std::vector<std::string> dit_preset_names();
 
 class DiTDH {
  public:
-  explicit DiTDH(const DiTConfig& cfg);
+  // allocate = false only declares the parameters (names, shapes, counts) without memory.
+  explicit DiTDH(const DiTConfig& cfg, bool allocate = true);
   const DiTConfig& config() const { return cfg_; }
   nn::ParamStore& params() { return ps_; }
   const nn::ParamStore& params() const { return ps_; }

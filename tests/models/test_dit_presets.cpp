@@ -1,0 +1,70 @@
+// Parameter counts of the presets against the release (DiT^DH-XL: 839M in the paper, for
+// 768 channels, a 16x16 grid and 1000 classes) and the state-dict names of the release.
+#include <gtest/gtest.h>
+
+#include "models/dit.h"
+
+using namespace rae;
+
+namespace {
+int64_t count(const std::string& preset) {
+  models::DiTConfig c = models::dit_preset(preset);
+  c.in_channels = 768, c.grid = 16, c.num_classes = 1000;
+  models::DiTDH m(c, /*allocate=*/false);
+  return m.params().num_params();
+}
+}  // namespace
+
+TEST(DiTPresets, XLParameterCount) {
+  int64_t n = count("DiTDH-XL");
+  std::printf("DiTDH-XL: %lld parameters\n", static_cast<long long>(n));
+  EXPECT_GE(n, 838000000);
+  EXPECT_LT(n, 840000000);
+}
+
+TEST(DiTPresets, SmallerPresetsGrow) {
+  int64_t s = count("DiTDH-S"), b = count("DiTDH-B"), l = count("DiTDH-L");
+  std::printf("DiTDH-S %lld, B %lld, L %lld\n", (long long)s, (long long)b, (long long)l);
+  EXPECT_LT(s, b);
+  EXPECT_LT(b, l);
+  EXPECT_LT(l, count("DiTDH-XL"));
+}
+
+TEST(DiTPresets, ReleaseNamesAndShapes) {
+  models::DiTConfig c = models::dit_preset("DiTDH-S");
+  c.in_channels = 768, c.grid = 16, c.num_classes = 1000;
+  models::DiTDH m(c, /*allocate=*/false);
+  auto shape = [&](const std::string& n) {
+    for (auto& p : m.params().params())
+      if (p.name == n) return p.shape;
+    ADD_FAILURE() << "no parameter " << n;
+    return Shape{};
+  };
+  EXPECT_EQ(shape("x_embedder.proj.weight"), (Shape{2048, 768, 1, 1}));
+  EXPECT_EQ(shape("s_embedder.proj.weight"), (Shape{384, 768, 1, 1}));
+  EXPECT_EQ(shape("s_projector.weight"), (Shape{2048, 384}));
+  EXPECT_EQ(shape("t_embedder.mlp.0.weight"), (Shape{384, 512}));
+  EXPECT_EQ(shape("y_embedder.embedding_table.weight"), (Shape{1001, 384}));
+  const auto& bn = m.params().buffer_names();
+  EXPECT_EQ(bn, (std::vector<std::string>{"t_embedder.W", "pos_embed"}));
+  EXPECT_EQ(shape("blocks.0.attn.qkv.weight"), (Shape{1152, 384}));
+  EXPECT_EQ(shape("blocks.0.mlp.w12.weight"), (Shape{2 * 1024, 384}));
+  EXPECT_EQ(shape("blocks.0.mlp.w3.weight"), (Shape{384, 1024}));
+  EXPECT_EQ(shape("blocks.0.adaLN_modulation.1.weight"), (Shape{6 * 384, 384}));
+  EXPECT_EQ(shape("blocks.12.attn.qkv.weight"), (Shape{3 * 2048, 2048}));
+  EXPECT_EQ(shape("blocks.13.mlp.w12.weight"), (Shape{2 * 5461, 2048}));
+  EXPECT_EQ(shape("final_layer.linear.weight"), (Shape{768, 2048}));
+  EXPECT_EQ(shape("final_layer.adaLN_modulation.1.weight"), (Shape{4096, 2048}));
+  EXPECT_EQ(shape("final_layer.norm_final.weight"), (Shape{2048}));
+  // One flat group per transformer block (for sharding), plus embed and final_layer.
+  EXPECT_EQ(m.params().groups().size(), static_cast<size_t>(12 + 2 + 2));
+}
+
+TEST(DiTPresets, UnknownPresetNamesIt) {
+  try {
+    models::dit_preset("DiTDH-XXL");
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("DiTDH-XXL"), std::string::npos);
+  }
+}
