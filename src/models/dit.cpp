@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/activation.h"
@@ -46,6 +48,63 @@ DiTConfig dit_preset(const std::string& name) {
     for (auto& n : dit_preset_names()) all += " " + n;
     RAE_THROW("unknown model preset '", name, "' (known:", all, ")");
   }
+  return c;
+}
+
+std::string DiTConfig::to_json() const {
+  nlohmann::json j = {{"name", name},         {"in_channels", in_channels},
+                      {"grid", grid},         {"num_classes", num_classes},
+                      {"body_width", body_width}, {"body_depth", body_depth},
+                      {"body_heads", body_heads}, {"head_width", head_width},
+                      {"head_depth", head_depth}, {"head_heads", head_heads},
+                      {"mlp_ratio", mlp_ratio}, {"class_dropout", class_dropout},
+                      {"fourier_size", fourier_size}};
+  return j.dump();
+}
+
+DiTConfig DiTConfig::from_json(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text);
+  DiTConfig c;
+  auto get = [&](const char* key, auto& v) {
+    RAE_CHECK(j.contains(key), "dit_config: missing key '", key, "'");
+    v = j.at(key).get<std::decay_t<decltype(v)>>();
+  };
+  get("name", c.name), get("in_channels", c.in_channels), get("grid", c.grid);
+  get("num_classes", c.num_classes), get("body_width", c.body_width);
+  get("body_depth", c.body_depth), get("body_heads", c.body_heads);
+  get("head_width", c.head_width), get("head_depth", c.head_depth);
+  get("head_heads", c.head_heads), get("mlp_ratio", c.mlp_ratio);
+  get("class_dropout", c.class_dropout), get("fourier_size", c.fourier_size);
+  return c;
+}
+
+DiTConfig infer_dit_config(const std::map<std::string, Tensor>& t,
+                           const std::map<std::string, std::string>& meta) {
+  auto it = meta.find("dit_config");
+  if (it != meta.end()) return DiTConfig::from_json(it->second);
+  auto need = [&](const std::string& n) -> const Tensor& {
+    auto f = t.find(n);
+    RAE_CHECK(f != t.end(), "cannot infer the model: no tensor '", n, "'");
+    return f->second;
+  };
+  DiTConfig c;
+  c.name = "inferred";
+  const Tensor& s = need("s_embedder.proj.weight");
+  const Tensor& x = need("x_embedder.proj.weight");
+  c.body_width = s.dim(0), c.in_channels = s.dim(1), c.head_width = x.dim(0);
+  int64_t depth = 0;
+  while (t.count("blocks." + std::to_string(depth) + ".norm1.weight")) ++depth;
+  int64_t body = 0;
+  while (body < depth && t.at("blocks." + std::to_string(body) + ".norm1.weight").dim(0) == c.body_width)
+    ++body;
+  if (c.body_width == c.head_width) body = depth - 2;  // the release's head depth
+  c.body_depth = body, c.head_depth = depth - body;
+  c.grid = static_cast<int64_t>(std::lround(std::sqrt(need("pos_embed").dim(1))));
+  const Tensor& table = need("y_embedder.embedding_table.weight");
+  c.num_classes = table.dim(0) - 1;
+  c.fourier_size = need("t_embedder.W").dim(0);
+  auto heads = [](int64_t w) { return w == 1152 ? 16 : w == 384 ? 6 : std::max<int64_t>(1, w / 64); };
+  c.body_heads = heads(c.body_width), c.head_heads = heads(c.head_width);
   return c;
 }
 

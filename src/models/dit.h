@@ -5,6 +5,7 @@
 // Tokens are (B, T, C) with T = grid_h * grid_w in row-major (h, w) order (patch size 1).
 // Parameter names and shapes follow the release's state_dict.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,15 @@ struct DiTConfig {
   double class_dropout = 0.1;  // > 0 adds the null-class row (label num_classes)
   int64_t fourier_size = 256;
   int64_t tokens() const { return grid * grid; }
+  std::string to_json() const;
+  static DiTConfig from_json(const std::string& text);  // errors name the key
 };
+
+// The config of a state dict: from its "dit_config" metadata when present (our checkpoints),
+// else inferred from the tensor shapes (converted release checkpoints), with the head counts
+// of the release presets (head_dim 64, or 72 for width 1152 with 16 heads).
+DiTConfig infer_dit_config(const std::map<std::string, Tensor>& tensors,
+                           const std::map<std::string, std::string>& metadata);
 
 // Presets: DiTDH-S/B/L/XL (head 2048 x 2, 16 heads), DiTDH-tiny, DiTDH-micro (tests).
 DiTConfig dit_preset(const std::string& name);

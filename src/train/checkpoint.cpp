@@ -85,7 +85,8 @@ std::string write_checkpoint(const std::string& run_dir, const nn::ParamStore& p
   fs::path tmp = root / (".tmp-" + name), final_dir = root / name;
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  const std::map<std::string, std::string> meta = {{"step", std::to_string(st.step)}};
+  const std::map<std::string, std::string> meta = {{"step", std::to_string(st.step)},
+                                                    {"dit_config", st.model_config}};
   safetensors::save((tmp / "model.safetensors").string(), ps.state_dict(), meta);
   safetensors::save((tmp / "ema.safetensors").string(),
                     with_buffers(ps, ps.views_of(ema.buffers())), meta);

@@ -22,6 +22,7 @@ struct RunState {
   int64_t bad_in_row = 0, skipped_total = 0;
   uint64_t seed = 0;
   std::string preset;
+  std::string model_config;  // DiTConfig JSON, stored as model/ema safetensors metadata
   nlohmann::json data;       // the data stream's position (next batch)
 };
 

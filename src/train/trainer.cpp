@@ -93,6 +93,7 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   schedule_ = LrSchedule::from_config(cfg, data_.steps_per_epoch());
   state_.seed = static_cast<uint64_t>(cfg.seed);
   state_.preset = cfg.preset;
+  state_.model_config = mc.to_json();
   state_.data = data_.position();
   if (sync_->rank() == 0)
     log::info("model ", mc.name, ": ", models::format_count(model_->params().num_params()),
@@ -109,6 +110,7 @@ int64_t Trainer::resume() {
   load_checkpoint(*ckpt, model_->params(), ema_.get(), adam_.get(), &st);
   RAE_CHECK(st.preset == cfg_.preset, "checkpoint ", *ckpt, " is for model '", st.preset,
             "', the config says '", cfg_.preset, "'");
+  st.model_config = state_.model_config;
   state_ = st;
   data_.seek(st.data);
   log::info("resumed from ", *ckpt, " (step ", st.step, ")");
