@@ -2,6 +2,9 @@
 // 768 channels, a 16x16 grid and 1000 classes) and the state-dict names of the release.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
+
 #include "models/dit.h"
 
 using namespace rae;
@@ -67,4 +70,39 @@ TEST(DiTPresets, UnknownPresetNamesIt) {
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("DiTDH-XXL"), std::string::npos);
   }
+}
+
+// initialize_weights() of the release: zero adaLN and final layers, RMSNorm weights 1, label
+// table N(0, 0.02), time-MLP weights N(0, 0.02), patch embedders xavier-uniform with zero bias,
+// other linears U(+-1/sqrt(fan_in)); deterministic in the seed.
+TEST(DiTInit, FollowsTheRelease) {
+  models::DiTConfig c = models::dit_preset("DiTDH-tiny");
+  c.in_channels = 32, c.grid = 8, c.num_classes = 10;
+  models::DiTDH m(c), m2(c);
+  m.init(5);
+  m2.init(5);
+  auto sd = m.params().state_dict(), sd2 = m2.params().state_dict();
+  auto stats = [&](const std::string& n) {
+    Tensor t = sd.at(n);
+    double mean = 0, sq = 0, mx = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      double v = t.item(i);
+      mean += v / t.numel(), sq += v * v / t.numel(), mx = std::max(mx, std::abs(v));
+    }
+    return std::array<double, 3>{mean, std::sqrt(sq), mx};
+  };
+  for (auto n : {"blocks.0.adaLN_modulation.1.weight", "blocks.2.adaLN_modulation.1.bias",
+                 "final_layer.linear.weight", "final_layer.linear.bias",
+                 "final_layer.adaLN_modulation.1.weight", "x_embedder.proj.bias"})
+    EXPECT_EQ(stats(n)[2], 0.0) << n;
+  EXPECT_EQ(stats("blocks.1.norm2.weight")[0], 1.0);
+  EXPECT_NEAR(stats("y_embedder.embedding_table.weight")[1], 0.02, 0.002);
+  EXPECT_NEAR(stats("t_embedder.mlp.0.weight")[1], 0.02, 0.002);
+  EXPECT_NEAR(stats("t_embedder.W")[1], 1.0, 0.3);
+  EXPECT_LE(stats("s_embedder.proj.weight")[2], std::sqrt(6.0 / (32 + 64)));
+  EXPECT_GT(stats("s_embedder.proj.weight")[2], 0.9 * std::sqrt(6.0 / (32 + 64)));
+  EXPECT_LE(stats("blocks.0.attn.qkv.weight")[2], 1.0 / 8.0);  // fan_in 64
+  EXPECT_GT(stats("blocks.0.attn.qkv.weight")[2], 0.95 / 8.0);
+  for (auto& [n, t] : sd)
+    for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.item(i), sd2.at(n).item(i)) << n;
 }
