@@ -21,7 +21,8 @@ constexpr double kRopeTheta = 10000.0;
 }  // namespace
 
 std::vector<std::string> dit_preset_names() {
-  return {"DiTDH-micro", "DiTDH-tiny", "DiTDH-S", "DiTDH-B", "DiTDH-L", "DiTDH-XL"};
+  return {"DiTDH-micro", "DiTDH-tiny", "DiTDH-S", "DiTDH-B", "DiTDH-L", "DiTDH-XL",
+          "DiT-micro",   "DiT-S",      "DiT-B",   "DiT-L",   "DiT-XL"};
 }
 
 DiTConfig dit_preset(const std::string& name) {
@@ -30,7 +31,12 @@ DiTConfig dit_preset(const std::string& name) {
   auto body = [&](int64_t w, int64_t d, int64_t h) {
     c.body_width = w, c.body_depth = d, c.body_heads = h;
   };
-  if (name == "DiTDH-S") body(384, 12, 6);
+  if (name.rfind("DiT-", 0) == 0) c.head_depth = 0, c.head_width = 0, c.head_heads = 0;
+  if (name == "DiTDH-S" || name == "DiT-S") body(384, 12, 6);
+  else if (name == "DiT-B") body(768, 12, 12);
+  else if (name == "DiT-L") body(1024, 24, 16);
+  else if (name == "DiT-XL") body(1152, 28, 16);
+  else if (name == "DiT-micro") body(16, 2, 2), c.fourier_size = 8;
   else if (name == "DiTDH-B") body(768, 12, 12);
   else if (name == "DiTDH-L") body(1024, 24, 16);
   else if (name == "DiTDH-XL") body(1152, 28, 16);
@@ -89,22 +95,28 @@ DiTConfig infer_dit_config(const std::map<std::string, Tensor>& t,
   };
   DiTConfig c;
   c.name = "inferred";
-  const Tensor& s = need("s_embedder.proj.weight");
-  const Tensor& x = need("x_embedder.proj.weight");
-  c.body_width = s.dim(0), c.in_channels = s.dim(1), c.head_width = x.dim(0);
   int64_t depth = 0;
   while (t.count("blocks." + std::to_string(depth) + ".norm1.weight")) ++depth;
-  int64_t body = 0;
-  while (body < depth && t.at("blocks." + std::to_string(body) + ".norm1.weight").dim(0) == c.body_width)
-    ++body;
-  if (c.body_width == c.head_width) body = depth - 2;  // the release's head depth
-  c.body_depth = body, c.head_depth = depth - body;
+  const Tensor& x = need("x_embedder.proj.weight");
+  if (!t.count("s_embedder.proj.weight")) {  // plain LightningDiT
+    c.body_width = x.dim(0), c.in_channels = x.dim(1), c.body_depth = depth;
+    c.head_width = 0, c.head_depth = 0;
+  } else {
+    const Tensor& s = need("s_embedder.proj.weight");
+    c.body_width = s.dim(0), c.in_channels = s.dim(1), c.head_width = x.dim(0);
+    int64_t body = 0;
+    while (body < depth &&
+           t.at("blocks." + std::to_string(body) + ".norm1.weight").dim(0) == c.body_width)
+      ++body;
+    if (c.body_width == c.head_width) body = depth - 2;  // the release's head depth
+    c.body_depth = body, c.head_depth = depth - body;
+  }
   c.grid = static_cast<int64_t>(std::lround(std::sqrt(need("pos_embed").dim(1))));
   const Tensor& table = need("y_embedder.embedding_table.weight");
   c.num_classes = table.dim(0) - 1;
   c.fourier_size = need("t_embedder.W").dim(0);
   auto heads = [](int64_t w) { return w == 1152 ? 16 : w == 384 ? 6 : std::max<int64_t>(1, w / 64); };
-  c.body_heads = heads(c.body_width), c.head_heads = heads(c.head_width);
+  c.body_heads = heads(c.body_width), c.head_heads = c.head_depth ? heads(c.head_width) : 0;
   return c;
 }
 
@@ -116,12 +128,19 @@ std::string format_count(int64_t n) {
 
 DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
   const int64_t C = cfg.in_channels, Wb = cfg.body_width, Wh = cfg.head_width;
-  RAE_CHECK(cfg.body_depth >= 1 && cfg.head_depth >= 1, "DiTDH: depths must be >= 1");
+  plain_ = cfg.head_depth == 0;
+  const int64_t Wf = plain_ ? Wb : Wh;  // width of the final layer
+  RAE_CHECK(cfg.body_depth >= 1 && cfg.head_depth >= 0, "DiTDH: bad depths ", cfg.body_depth,
+            ", ", cfg.head_depth);
   ps_.begin_group("embed");
-  x_embedder_.declare(ps_, "x_embedder.proj", C, Wh, true, {Wh, C, 1, 1});
-  s_embedder_.declare(ps_, "s_embedder.proj", C, Wb, true, {Wb, C, 1, 1});
-  has_projector_ = Wb != Wh;
-  if (has_projector_) s_projector_.declare(ps_, "s_projector", Wb, Wh);
+  if (plain_) {
+    x_embedder_.declare(ps_, "x_embedder.proj", C, Wb, true, {Wb, C, 1, 1});
+  } else {
+    x_embedder_.declare(ps_, "x_embedder.proj", C, Wh, true, {Wh, C, 1, 1});
+    s_embedder_.declare(ps_, "s_embedder.proj", C, Wb, true, {Wb, C, 1, 1});
+    has_projector_ = Wb != Wh;
+    if (has_projector_) s_projector_.declare(ps_, "s_projector", Wb, Wh);
+  }
   t_mlp0_.declare(ps_, "t_embedder.mlp.0", 2 * cfg.fourier_size, Wb);
   t_mlp2_.declare(ps_, "t_embedder.mlp.2", Wb, Wb);
   label_table_ = ps_.add("y_embedder.embedding_table.weight",
@@ -135,9 +154,9 @@ DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
                        body ? cfg.body_heads : cfg.head_heads, cfg.mlp_ratio);
   }
   ps_.begin_group("final_layer");
-  final_norm_ = ps_.add("final_layer.norm_final.weight", {Wh});
-  final_linear_.declare(ps_, "final_layer.linear", Wh, C);
-  final_ada_.declare(ps_, "final_layer.adaLN_modulation.1", Wh, 2 * Wh);
+  final_norm_ = ps_.add("final_layer.norm_final.weight", {Wf});
+  final_linear_.declare(ps_, "final_layer.linear", Wf, C);
+  final_ada_.declare(ps_, "final_layer.adaLN_modulation.1", Wf, 2 * Wf);
   fourier_W_ = ps_.add_buffer("t_embedder.W", {cfg.fourier_size});
   pos_embed_ = ps_.add_buffer("pos_embed", {1, cfg.tokens(), Wb});
   if (!allocate) return;
@@ -149,7 +168,7 @@ DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
     ops::rope2d_tables(cos, sin, cfg.grid, cfg.grid, head_dim, kRopeTheta);
   };
   rope(body_cos_, body_sin_, Wb / cfg.body_heads);
-  rope(head_cos_, head_sin_, Wh / cfg.head_heads);
+  if (!plain_) rope(head_cos_, head_sin_, Wh / cfg.head_heads);
   ops::sincos_pos_embed_2d(ps_.buffer(pos_embed_).view({cfg.tokens(), Wb}), cfg.grid, cfg.grid);
 }
 
@@ -179,6 +198,12 @@ void DiTDH::init(uint64_t seed) {
     bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
     if (name.find("norm") != std::string::npos) {
       Tensor(ps_.value(static_cast<int>(id))).fill_(1.0);  // RMSNorm weights
+    } else if (plain_ && is_weight) {  // LightningDiT: xavier-uniform linears, zero biases
+      const Shape& sh = infos[id].shape;
+      const int64_t fan_out = sh[0], fan_in = sh.numel() / sh[0];
+      uniform(static_cast<int>(id), std::sqrt(6.0 / static_cast<double>(fan_in + fan_out)));
+    } else if (plain_ && is_bias) {
+      zero(static_cast<int>(id));
     } else if (is_weight || is_bias) {
       int64_t fan_in = is_weight ? infos[id].shape.numel() / infos[id].shape[0]
                                  : ps_.value(static_cast<int>(id) - 1).numel() /
@@ -188,6 +213,7 @@ void DiTDH::init(uint64_t seed) {
   }
   // Patch embedders (conv 1x1) as xavier-uniform linears, bias 0.
   for (const nn::Linear* l : {&x_embedder_, &s_embedder_}) {
+    if (l->w < 0) continue;
     uniform(l->w, std::sqrt(6.0 / static_cast<double>(l->in + l->out)));
     zero(l->b);
   }
@@ -204,6 +230,7 @@ void DiTDH::init(uint64_t seed) {
 
 void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
                     const Tensor& y) {
+  if (plain_) return forward_plain(A, out, x, t, y);
   const int64_t B = x.dim(0), T = cfg_.tokens(), C = cfg_.in_channels, N = B * T;
   const int64_t Wb = cfg_.body_width, Wh = cfg_.head_width;
   RAE_CHECK(x.ndim() == 3 && x.dim(1) == T && x.dim(2) == C, "DiTDH forward: x is ",
@@ -275,6 +302,7 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
 }
 
 void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
+  if (plain_) return backward_plain(A, dout);
   Saved& s = sv_;
   const int64_t B = s.B, T = cfg_.tokens(), C = cfg_.in_channels, N = B * T;
   const int64_t Wb = cfg_.body_width, Wh = cfg_.head_width;

@@ -35,7 +35,9 @@ struct DiTConfig {
 DiTConfig infer_dit_config(const std::map<std::string, Tensor>& tensors,
                            const std::map<std::string, std::string>& metadata);
 
-// Presets: DiTDH-S/B/L/XL (head 2048 x 2, 16 heads), DiTDH-tiny, DiTDH-micro (tests).
+// Presets: DiTDH-S/B/L/XL (head 2048 x 2, 16 heads), DiTDH-tiny, DiTDH-micro (tests), and the
+// plain LightningDiT DiT-S/B/L/XL (head_depth 0: c = t_emb + y_emb, x embedded once, final
+// layer conditioned per sample on c), DiT-micro.
 DiTConfig dit_preset(const std::string& name);
 std::vector<std::string> dit_preset_names();
 
@@ -61,7 +63,13 @@ class DiTDH {
   void backward(nn::Arena& arena, const Tensor& dout);
 
  private:
+  // LightningDiT (head_depth == 0), in dit_plain.cpp.
+  void forward_plain(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
+                     const Tensor& y);
+  void backward_plain(nn::Arena& arena, const Tensor& dout);
+
   DiTConfig cfg_;
+  bool plain_ = false;
   nn::ParamStore ps_;
   nn::Linear x_embedder_, s_embedder_, s_projector_, t_mlp0_, t_mlp2_, final_ada_, final_linear_;
   bool has_projector_ = false;

@@ -106,3 +106,22 @@ TEST(DiTInit, FollowsTheRelease) {
   for (auto& [n, t] : sd)
     for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.item(i), sd2.at(n).item(i)) << n;
 }
+
+// LightningDiT-XL of the release (SwiGLU, RMSNorm, RoPE; 768 channels, patch 1): ~675M like
+// DiT-XL/2, and the plain presets have no s_embedder/s_projector.
+TEST(DiTPresets, PlainLightningDiT) {
+  int64_t xl = count("DiT-XL");
+  std::printf("DiT-XL: %lld parameters\n", static_cast<long long>(xl));
+  EXPECT_GT(xl, 670000000);
+  EXPECT_LT(xl, 680000000);
+  models::DiTConfig c = models::dit_preset("DiT-S");
+  c.in_channels = 768, c.grid = 16, c.num_classes = 1000;
+  models::DiTDH m(c, false);
+  for (auto& p : m.params().params()) {
+    EXPECT_EQ(p.name.find("s_embedder"), std::string::npos);
+    EXPECT_EQ(p.name.find("s_projector"), std::string::npos);
+  }
+  EXPECT_EQ(m.params().find("x_embedder.proj.weight") >= 0, true);
+  EXPECT_EQ(m.params().params()[m.params().find("final_layer.linear.weight")].shape,
+            (Shape{768, 384}));
+}

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Golden for the C++ DiT^DH: a tiny DiTwDDTHead written from the RAE release's description
-(src/stage2/models/DDT.py, model_utils.py) in PyTorch, computed in float64 from float32
-parameters. Writes tests/goldens/dit/tiny_ditdh.safetensors with the parameters, inputs, the
-output, the loss, EVERY parameter gradient and the losses of 10 AdamW steps (with clipping).
+"""Goldens for the C++ DiT^DH and LightningDiT: tiny DiTwDDTHead and LightningDiT models written
+from the RAE release's description (src/stage2/models/DDT.py, lightningDiT.py, model_utils.py)
+in PyTorch, computed in float64 from float32 parameters. Writes
+tests/goldens/dit/tiny_ditdh.safetensors and tiny_dit.safetensors with the parameters, inputs,
+the output, the loss, EVERY parameter gradient and the losses of 10 AdamW steps (clipped).
 
-Run: /work/main/.venv/bin/python tests/reference/make_dit_golden.py
+Run: /work/main/.venv/bin/python tests/reference/make_dit_golden.py        (DiT^DH)
+     /work/main/.venv/bin/python tests/reference/make_dit_golden.py plain  (LightningDiT)
 """
 import math
 import os
@@ -71,6 +73,12 @@ def rmsnorm(x, w):
 
 
 # ---- parameters (random everywhere, so adaLN and the final layer are exercised) ----
+import sys
+
+PLAIN = len(sys.argv) > 1 and sys.argv[1] == "plain"
+if PLAIN:
+    HEAD_D = 0
+FINAL_W = BODY_W if PLAIN else HEAD_W
 params = {}
 
 
@@ -78,12 +86,13 @@ def add(name, *shape, std=0.2):
     params[name] = (torch.randn(*shape) * std).float()
 
 
-add("x_embedder.proj.weight", HEAD_W, C, 1, 1)
-add("x_embedder.proj.bias", HEAD_W)
-add("s_embedder.proj.weight", BODY_W, C, 1, 1)
-add("s_embedder.proj.bias", BODY_W)
-add("s_projector.weight", HEAD_W, BODY_W)
-add("s_projector.bias", HEAD_W)
+add("x_embedder.proj.weight", FINAL_W, C, 1, 1)
+add("x_embedder.proj.bias", FINAL_W)
+if not PLAIN:
+    add("s_embedder.proj.weight", BODY_W, C, 1, 1)
+    add("s_embedder.proj.bias", BODY_W)
+    add("s_projector.weight", HEAD_W, BODY_W)
+    add("s_projector.bias", HEAD_W)
 add("t_embedder.mlp.0.weight", BODY_W, 2 * FOURIER)
 add("t_embedder.mlp.0.bias", BODY_W)
 add("t_embedder.mlp.2.weight", BODY_W, BODY_W)
@@ -105,11 +114,11 @@ for i in range(BODY_D + HEAD_D):
     add(p + "mlp.w3.bias", w)
     add(p + "adaLN_modulation.1.weight", 6 * w, w)
     add(p + "adaLN_modulation.1.bias", 6 * w)
-params["final_layer.norm_final.weight"] = (1 + 0.1 * torch.randn(HEAD_W)).float()
-add("final_layer.linear.weight", C, HEAD_W)
+params["final_layer.norm_final.weight"] = (1 + 0.1 * torch.randn(FINAL_W)).float()
+add("final_layer.linear.weight", C, FINAL_W)
 add("final_layer.linear.bias", C)
-add("final_layer.adaLN_modulation.1.weight", 2 * HEAD_W, HEAD_W)
-add("final_layer.adaLN_modulation.1.bias", 2 * HEAD_W)
+add("final_layer.adaLN_modulation.1.weight", 2 * FINAL_W, FINAL_W)
+add("final_layer.adaLN_modulation.1.bias", 2 * FINAL_W)
 buffers = {
     "t_embedder.W": torch.randn(FOURIER).float(),
     "pos_embed": torch.from_numpy(sincos_2d(BODY_W, G)).float().unsqueeze(0),
@@ -151,6 +160,18 @@ def forward(P, x_img, t, y):
     temb = F.linear(F.silu(F.linear(tf, P["t_embedder.mlp.0.weight"], P["t_embedder.mlp.0.bias"])),
                     P["t_embedder.mlp.2.weight"], P["t_embedder.mlp.2.bias"])
     yemb = P["y_embedder.embedding_table.weight"][y]
+    if PLAIN:  # LightningDiT: c = t + y, x embedded once, final layer per sample
+        c = temb + yemb
+        x = F.conv2d(x_img, P["x_embedder.proj.weight"], P["x_embedder.proj.bias"]).flatten(2).transpose(1, 2)
+        x = x + P["pos_embed"]
+        for i in range(BODY_D):
+            x = block(P, i, x, c, BODY_H, BODY_ROPE)
+        mod = F.linear(F.silu(c), P["final_layer.adaLN_modulation.1.weight"],
+                       P["final_layer.adaLN_modulation.1.bias"]).unsqueeze(1)
+        shift, scale = mod.chunk(2, dim=-1)
+        x = rmsnorm(x, P["final_layer.norm_final.weight"]) * (1 + scale) + shift
+        x = F.linear(x, P["final_layer.linear.weight"], P["final_layer.linear.bias"])
+        return x.reshape(x.shape[0], G, G, C).permute(0, 3, 1, 2)
     c = F.silu(temb + yemb)
     s = F.conv2d(x_img, P["s_embedder.proj.weight"], P["s_embedder.proj.bias"]).flatten(2).transpose(1, 2)
     s = s + P["pos_embed"]
@@ -217,7 +238,8 @@ golden["adam.losses"] = torch.tensor(losses, dtype=torch.float64)
 golden["adam.grad_norms"] = torch.tensor(norms, dtype=torch.float64)
 golden["adam.hparams"] = torch.tensor([LR, BETAS[0], BETAS[1], WD, CLIP], dtype=torch.float64)
 
-path = os.path.join(os.path.dirname(__file__), "..", "goldens", "dit", "tiny_ditdh.safetensors")
+name = "tiny_dit.safetensors" if PLAIN else "tiny_ditdh.safetensors"
+path = os.path.join(os.path.dirname(__file__), "..", "goldens", "dit", name)
 save_file(golden, path)
 print(f"wrote {os.path.normpath(path)}: {len(golden)} tensors, loss {loss.item():.6f}, "
       f"adam losses {losses[0]:.5f} -> {losses[-1]:.5f}")
