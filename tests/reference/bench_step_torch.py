@@ -125,12 +125,14 @@ def main():
 
     for _ in range(2):
         step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(args.iters):
         step()
     dt = (time.perf_counter() - t0) / args.iters
+    cpu = (time.process_time() - c0) / args.iters
     n = sum(p.numel() for p in m.parameters())
-    print(f"torch {torch.__version__}, threads {args.threads}: {dt * 1e3:.1f} ms/step, "
+    print(f"torch {torch.__version__}, threads {args.threads}: {dt * 1e3:.1f} ms/step "
+          f"(process CPU {cpu * 1e3:.1f} ms/step), "
           f"{B / dt:.2f} samples/s, {n / 1e6:.1f}M params")
 
 

@@ -6,6 +6,14 @@ set -euo pipefail
 RAE="$1"; SRC="$2"; WORK="$3"
 rm -rf "$WORK"; mkdir -p "$WORK"
 "$RAE" synth-cache --out "$WORK/cache" --samples 4096 --grid 8 --channels 32 --classes 10
+# Bad keys and values are rejected before any work, naming the key.
+for bad in --train.bogus=1 --optim.lr=abc --schedule.type=step; do
+  key=${bad%%=*}; key=${key#--}
+  if out=$("$RAE" train --config "$SRC/jobs/tiny.cfg" --cache "$WORK/cache" --run-dir "$WORK/bad" $bad 2>&1); then
+    echo "accepted $bad"; exit 1; fi
+  echo "$out" | grep -q "$key" || { echo "error for $bad does not name $key: $out"; exit 1; }
+  [ ! -e "$WORK/bad" ] || { echo "$bad: run dir created before the error"; exit 1; }
+done
 T0=$(date +%s)
 "$RAE" train --config "$SRC/jobs/tiny.cfg" --cache "$WORK/cache" --run-dir "$WORK/r300" \
   --steps 300 --log.progress=false

@@ -202,3 +202,46 @@ TEST(LrSchedule, ReleaseLinearAndCosine) {
   EXPECT_DOUBLE_EQ(k.lr_at(0), 2e-4 / 400);
   EXPECT_NEAR(k.lr_at(400 + 3800), 1.1e-4, 1e-12);
 }
+
+// Every shipped job file parses, and the release recipe's values reach the config.
+TEST(TrainConfig, JobFilesParse) {
+  for (auto* f : {"tiny.cfg", "ditdh-s.cfg", "ditdh-xl-in256.cfg"})
+    EXPECT_NO_THROW(train::parse_train_config(test::source_dir() + "/jobs/" + f, {})) << f;
+  auto xl = train::parse_train_config(test::source_dir() + "/jobs/ditdh-xl-in256.cfg", {});
+  EXPECT_EQ(xl.preset, "DiTDH-XL");
+  EXPECT_EQ(xl.steps, 1751400);
+  EXPECT_EQ(xl.global_batch_size, 1024);
+  EXPECT_EQ(xl.lr, 2e-4);
+  EXPECT_EQ(xl.beta2, 0.95);
+  EXPECT_EQ(xl.ema_decay, 0.9995);
+  EXPECT_EQ(xl.schedule, "linear");
+  EXPECT_EQ(xl.final_lr, 2e-5);
+  EXPECT_EQ(xl.warmup_epochs, 40);
+  EXPECT_EQ(xl.decay_end_epoch, 800);
+  EXPECT_EQ(xl.time_dist, "logit-normal_0_1");
+}
+
+// keep_last newest checkpoints plus every multiple of keep_every.
+TEST(Trainer, CheckpointRetention) {
+  std::string d = test::make_temp_dir("retention");
+  auto cfg = micro_config();
+  cfg.steps = 7;
+  cfg.ckpt_every = 1;
+  cfg.keep_last = 2;
+  cfg.keep_every = 3;
+  auto data = micro_stream();
+  train::Trainer tr(cfg, data, d);
+  tr.run();
+  std::vector<std::string> names;
+  for (auto& p : train::list_checkpoints(d)) names.push_back(fs::path(p).filename().string());
+  EXPECT_EQ(names, (std::vector<std::string>{"step-0000007", "step-0000006", "step-0000003"}));
+  std::ifstream m(d + "/metrics.jsonl");
+  int lines = 0;
+  for (std::string l; std::getline(m, l);) {
+    ++lines;
+    for (auto* k : {"\"step\"", "\"loss\"", "\"lr\"", "\"grad_norm\"", "\"samples_per_s\"",
+                    "\"data_wait_s\""})
+      EXPECT_NE(l.find(k), std::string::npos) << l;
+  }
+  EXPECT_EQ(lines, 7);
+}
