@@ -295,8 +295,11 @@ std::vector<uint8_t> encode_jpeg(const Image& img, int quality, JpegColor color)
     conv.resize(4 * n);
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* p = img.pixels.data() + 3 * i;
-      int k = 255 - std::max({p[0], p[1], p[2]});
-      int c = 255 - p[0] - k, m = 255 - p[1] - k, y = 255 - p[2] - k;
+      // Inverse of the reader's r = (255 - c) * (255 - k) / 255 with k = 255 - max(r, g, b).
+      int mx = std::max({p[0], p[1], p[2]});
+      int k = 255 - mx;
+      auto comp = [mx](int v) { return mx == 0 ? 0 : 255 - (255 * v + mx / 2) / mx; };
+      int c = comp(p[0]), m = comp(p[1]), y = comp(p[2]);
       conv[4 * i] = static_cast<uint8_t>(255 - c);
       conv[4 * i + 1] = static_cast<uint8_t>(255 - m);
       conv[4 * i + 2] = static_cast<uint8_t>(255 - y);
