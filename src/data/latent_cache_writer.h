@@ -1,0 +1,47 @@
+// Writes one latent cache shard (HDF5). The shard is built in `<name>.h5.tmp` and becomes
+// `<name>.h5` only in finish(), after a flush, fsync and checksum, so a crashed or killed writer
+// never leaves a file that looks complete. Schema: docs/formats.md.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "data/latent_cache_manifest.h"
+#include "data/latent_cache_stats.h"
+#include "tensor/tensor.h"
+
+namespace rae::cache {
+
+// Target bytes per HDF5 chunk of `latents` (chunks hold whole samples; at least one sample).
+constexpr size_t kChunkTargetBytes = 4 << 20;
+
+class ShardWriter {
+ public:
+  // `name` without extension; samples appended get global ids first_index, first_index + 1, ...
+  ShardWriter(const std::string& dir, const std::string& name, const LatentLayout& layout,
+              int64_t first_index);
+  ~ShardWriter();  // an unfinished shard is closed and its .tmp file removed
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+
+  // latents: (n, H*W, C) or (n, H, W, C), contiguous CPU tensor of F32, BF16 or F16 (converted to
+  // the storage dtype with round-to-nearest-even). latents_flip: the same shape when the layout
+  // has flips, else an undefined Tensor. labels: (n) I32.
+  void append(const Tensor& latents, const Tensor& latents_flip, const Tensor& labels);
+  // Raw form: n samples of layout.elements() floats each; latents_flip may be null without flips.
+  void append(const float* latents, const float* latents_flip, const int32_t* labels, int64_t n);
+
+  int64_t samples() const;
+  // Statistics of the stored (rounded) `latents` values appended so far (flips excluded).
+  const RunningStats& stats() const;
+  const std::string& final_path() const;
+
+  // Closes, fsyncs, checksums and renames to <name>.h5; returns the manifest entry.
+  ShardInfo finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rae::cache
