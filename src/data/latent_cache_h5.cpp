@@ -18,18 +18,20 @@ void quiet_errors() {
 }
 
 namespace {
-herr_t walk_innermost(unsigned n, const H5E_error2_t* err, void* out) {
-  // Walking downward, entry 0 is the innermost (the original cause).
-  if (n == 0 && err->desc) *static_cast<std::string*>(out) = err->desc;
+herr_t walk_collect(unsigned, const H5E_error2_t* err, void* out) {
+  // Walking downward: from the API call to the innermost function (the original cause).
+  if (err->desc && *err->desc) static_cast<std::vector<std::string>*>(out)->push_back(err->desc);
   return 0;
 }
 }  // namespace
 
 std::string last_error_message() {
-  std::string msg;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_innermost, &msg);
+  std::vector<std::string> descs;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_collect, &descs);
   H5Eclear2(H5E_DEFAULT);
-  return msg;
+  if (descs.empty()) return "";
+  // The API-level message, then the innermost cause ("unable to open file: file signature not found").
+  return descs.size() == 1 || descs.front() == descs.back() ? descs.front() : descs.front() + ": " + descs.back();
 }
 
 void fail(const std::string& what, const std::string& file, const std::string& object) {

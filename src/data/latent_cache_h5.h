@@ -13,7 +13,7 @@ namespace rae::h5 {
 // Turns off HDF5's automatic error printing (idempotent; called by every entry point below).
 void quiet_errors();
 
-// The innermost message of the current thread's HDF5 error stack ("" when empty); clears it.
+// The API-level and innermost messages of the current thread's HDF5 error stack ("" when empty); clears it.
 std::string last_error_message();
 
 // Throws rae::Error "HDF5: <what> (file '<file>'[, object '<object>']): <hdf5 message>".

@@ -5,7 +5,9 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -58,6 +60,43 @@ void to_f32(StorageDType dt, const void* src, float* dst, int64_t n) {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// Recycles the batch buffers: fresh multi-MB allocations are mmap'ed by malloc and page-faulted
+// on every batch, which costs more than the reads themselves. Buffers return here when the last
+// tensor viewing them dies (even after the reader is gone: the deleter keeps the pool alive).
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  BufferPool(size_t bytes, size_t keep) : bytes_((bytes + 63) / 64 * 64), keep_(keep) {}
+  ~BufferPool() {
+    for (void* p : free_) std::free(p);
+  }
+  Tensor acquire(const Shape& shape, DType dtype) {
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!free_.empty()) {
+        p = free_.back();
+        free_.pop_back();
+      }
+    }
+    if (!p) p = std::aligned_alloc(64, bytes_ ? bytes_ : 64);
+    RAE_CHECK(p, "cache reader: out of host memory allocating ", bytes_, " bytes");
+    std::shared_ptr<void> owner(p, [pool = shared_from_this()](void* q) { pool->release(q); });
+    return Tensor::from_blob(p, shape, dtype, Device::cpu(), owner);
+  }
+
+ private:
+  void release(void* p) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (free_.size() < keep_)
+      free_.push_back(p);
+    else
+      std::free(p);
+  }
+  size_t bytes_, keep_;
+  std::mutex mu_;
+  std::vector<void*> free_;
+};
 
 constexpr size_t kMaxGapBytes = 64 << 10;   // read through gaps up to this size
 constexpr size_t kMaxRunBytes = 64 << 20;   // longest single read (bounds the staging buffer)
@@ -117,6 +156,7 @@ struct LatentCacheReader::Impl {
   std::vector<std::unique_ptr<ShardFile>> shards;
   int64_t local = 0, steps = 0, brows = 1;
   bool flips = false;
+  std::shared_ptr<BufferPool> latent_pool;
 
   std::mutex order_mu;
   std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> orders;
@@ -193,7 +233,7 @@ struct LatentCacheReader::Impl {
     Batch b;
     b.position = pos;
     b.micro_batch = opt.micro_batch;
-    b.latents = Tensor::empty({local, manifest.layout.tokens(), manifest.layout.channels}, DType::F32);
+    b.latents = latent_pool->acquire({local, manifest.layout.tokens(), manifest.layout.channels}, DType::F32);
     b.labels = Tensor::empty({local}, DType::I32);
     b.indices = Tensor::empty({local}, DType::I64);
     b.flipped = Tensor::empty({local}, DType::U8);
@@ -282,6 +322,10 @@ LatentCacheReader::LatentCacheReader(const std::string& dir, const ReaderOptions
             " samples, fewer than one global batch of ", o.global_batch);
   m.brows = o.block_rows > 0 ? o.block_rows : auto_block_rows(m.manifest.layout);
   m.flips = o.use_flip && m.manifest.layout.has_flip;
+  // Enough buffers for the prefetched batches, the one being assembled per thread and a few held
+  // by the consumer.
+  m.latent_pool = std::make_shared<BufferPool>(m.local * m.manifest.layout.elements() * sizeof(float),
+                                               static_cast<size_t>(o.prefetch + o.threads + 4));
   for (const ShardInfo& s : m.manifest.shards)
     m.shards.push_back(std::make_unique<ShardFile>(dir, m.manifest, s, o.direct_io));
   m.start(start);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <vector>
 
@@ -100,7 +101,7 @@ struct ShardWriter::Impl {
 };
 
 ShardWriter::ShardWriter(const std::string& dir, const std::string& name, const LatentLayout& layout,
-                         int64_t first_index)
+                         int64_t first_index, int64_t expected_samples)
     : impl_(std::make_unique<Impl>()) {
   h5::quiet_errors();
   Impl& m = *impl_;
@@ -141,6 +142,11 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name, const 
   h5::write_int_attr(root, "first_index", first_index, m.tmp_path, "/");
 
   m.chunk_rows = std::max<int64_t>(1, static_cast<int64_t>(kChunkTargetBytes / layout.row_bytes()));
+  int64_t id_chunk = 1 << 16;
+  if (expected_samples > 0) {
+    m.chunk_rows = std::min(m.chunk_rows, expected_samples);
+    id_chunk = std::min(id_chunk, expected_samples);
+  }
   const hsize_t row[2] = {static_cast<hsize_t>(layout.tokens()), static_cast<hsize_t>(layout.channels)};
   m.latents = m.create_dataset("latents", m.storage_type, 3, row, m.chunk_rows);
   h5::write_string_attr(m.latents, "dtype", dtname, m.tmp_path, "latents");
@@ -148,8 +154,8 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name, const 
     m.latents_flip = m.create_dataset("latents_flip", m.storage_type, 3, row, m.chunk_rows);
     h5::write_string_attr(m.latents_flip, "dtype", dtname, m.tmp_path, "latents_flip");
   }
-  m.labels = m.create_dataset("labels", H5T_STD_I32LE, 1, nullptr, 1 << 16);
-  m.index = m.create_dataset("index", H5T_STD_I64LE, 1, nullptr, 1 << 16);
+  m.labels = m.create_dataset("labels", H5T_STD_I32LE, 1, nullptr, id_chunk);
+  m.index = m.create_dataset("index", H5T_STD_I64LE, 1, nullptr, id_chunk);
 }
 
 ShardWriter::~ShardWriter() {
@@ -232,6 +238,58 @@ ShardInfo ShardWriter::finish() {
   fsync_path(m.dir);
   m.finished = true;
   return info;
+}
+
+ShardSetWriter::ShardSetWriter(const std::string& dir, const std::string& prefix, const LatentLayout& layout,
+                               int64_t first_index, int64_t shard_size)
+    : dir_(dir), prefix_(prefix), layout_(layout), first_index_(first_index), next_index_(first_index),
+      shard_size_(shard_size), stats_(layout.elements()) {
+  RAE_CHECK(shard_size > 0, "ShardSetWriter: shard size must be > 0, got ", shard_size);
+}
+
+void ShardSetWriter::close_open() {
+  if (!open_) return;
+  done_.push_back(open_->finish());
+  stats_.merge(open_->stats());
+  open_.reset();
+}
+
+void ShardSetWriter::append(const float* lat, const float* flip, const int32_t* labels, int64_t n) {
+  const int64_t e = layout_.elements();
+  int64_t done = 0;
+  while (done < n) {
+    if (!open_) {
+      char num[16];
+      std::snprintf(num, sizeof num, "%05zu", done_.size());
+      open_ = std::make_unique<ShardWriter>(dir_, prefix_ + num, layout_, next_index_, shard_size_);
+    }
+    int64_t take = std::min(n - done, shard_size_ - open_->samples());
+    open_->append(lat + done * e, flip ? flip + done * e : nullptr, labels + done, take);
+    done += take;
+    next_index_ += take;
+    if (open_->samples() == shard_size_) close_open();
+  }
+}
+
+void ShardSetWriter::append(const Tensor& latents, const Tensor& latents_flip, const Tensor& labels) {
+  RAE_CHECK(latents.defined() && labels.defined(), "ShardSetWriter: latents and labels are required");
+  Tensor lat = latents.dtype() == DType::F32 ? latents : latents.cast(DType::F32);
+  Tensor flip = !latents_flip.defined() || latents_flip.dtype() == DType::F32 ? latents_flip
+                                                                              : latents_flip.cast(DType::F32);
+  RAE_CHECK(!lat.is_cuda() && lat.is_contiguous() && lat.numel() == lat.dim(0) * layout_.elements(),
+            "ShardSetWriter: latents ", lat.str(), " must be contiguous CPU (n, ", layout_.tokens(), ", ",
+            layout_.channels, ")");
+  RAE_CHECK(!flip.defined() || flip.shape() == lat.shape(), "ShardSetWriter: latents_flip shape ",
+            flip.defined() ? flip.shape().str() : "", " differs from latents ", lat.shape().str());
+  RAE_CHECK(labels.dtype() == DType::I32 && labels.ndim() == 1 && labels.dim(0) == lat.dim(0) &&
+                !labels.is_cuda() && labels.is_contiguous(),
+            "ShardSetWriter: labels must be contiguous CPU i32 (", lat.dim(0), "), got ", labels.str());
+  append(lat.data<float>(), flip.defined() ? flip.data<float>() : nullptr, labels.data<int32_t>(), lat.dim(0));
+}
+
+std::vector<ShardInfo> ShardSetWriter::finish() {
+  close_open();
+  return done_;
 }
 
 }  // namespace rae::cache

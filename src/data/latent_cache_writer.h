@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/latent_cache_manifest.h"
 #include "data/latent_cache_stats.h"
@@ -18,8 +19,9 @@ constexpr size_t kChunkTargetBytes = 4 << 20;
 class ShardWriter {
  public:
   // `name` without extension; samples appended get global ids first_index, first_index + 1, ...
+  // `expected_samples` (0: unknown) caps the chunk size so that small shards stay small.
   ShardWriter(const std::string& dir, const std::string& name, const LatentLayout& layout,
-              int64_t first_index);
+              int64_t first_index, int64_t expected_samples = 0);
   ~ShardWriter();  // an unfinished shard is closed and its .tmp file removed
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
@@ -42,6 +44,32 @@ class ShardWriter {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// Writes a sequence of shards for one contiguous range of global ids, starting a new shard every
+// `shard_size` samples. Shards are named <prefix><k, 5 digits>.h5. Used by `rae synth-cache` and,
+// one per rank, by `rae cache` (each rank owns a contiguous id range; rank 0 then gathers the
+// entries and the stats, merges them with RunningStats::merge and saves the manifest).
+class ShardSetWriter {
+ public:
+  ShardSetWriter(const std::string& dir, const std::string& prefix, const LatentLayout& layout,
+                 int64_t first_index, int64_t shard_size);
+  // Same argument forms as ShardWriter::append; the samples may span shard boundaries.
+  void append(const float* latents, const float* latents_flip, const int32_t* labels, int64_t n);
+  void append(const Tensor& latents, const Tensor& latents_flip, const Tensor& labels);
+  // Finishes the open shard; returns every shard's entry in order.
+  std::vector<ShardInfo> finish();
+  const RunningStats& stats() const { return stats_; }  // all finished shards' latents
+  int64_t samples() const { return next_index_ - first_index_; }
+
+ private:
+  std::string dir_, prefix_;
+  LatentLayout layout_;
+  int64_t first_index_, next_index_, shard_size_;
+  std::unique_ptr<ShardWriter> open_;
+  std::vector<ShardInfo> done_;
+  RunningStats stats_;
+  void close_open();
 };
 
 }  // namespace rae::cache
