@@ -480,6 +480,8 @@ void work(Job& job) {
         info.file = shard_name(k) + ".h5";
         info.first_index = job.shard_begin(k);
         info.samples = job.shard_count(k);
+        // The coordinator verified size and checksum before handing out this task.
+        info.bytes = fs::file_size(fs::path(job.opts.out_dir) / info.file);
         msg = make_msg(MsgKind::Done, k, "", shard_stats(job, info).pack());
       }
     } catch (const std::exception& e) {
