@@ -103,6 +103,13 @@ if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "shard-00007.h5[^\n]*corrupt" OR NOT
   message(FATAL_ERROR "verify did not name the corrupt and the truncated shard")
 endif()
 
+# A rerun repairs both.
+run_ok(${MPIRUN} -np 3 ${JOB})
+if(NOT LAST_OUT MATCHES "shards: 2 written, 8 verified and skipped")
+  message(FATAL_ERROR "repair run:\n${LAST_OUT}")
+endif()
+run_ok(${RAE} cache verify ${CDIR})
+
 # Without mpirun (MPI singleton): the whole dataset gives the same statistics bit for bit (shard
 # statistics merged in shard order, whatever the rank count) and the same latents.
 run_ok(${RAE} cache --data ${DS} --out ${WORK}/single --encoder tiny-random --encoder-input 112
@@ -119,4 +126,18 @@ endif()
 foreach(dset /latents /latents_flip)
   run_ok(${H5DIFF} ${WORK}/single/shard-00009.h5 ${CDIR}/shard-00009.h5 ${dset} ${dset})
 endforeach()
+# An undecodable image fails the job (no hang) with a message naming the file; other settings on
+# an existing cache are refused naming the setting.
+file(WRITE ${DS}/train/n00000003/zz_broken.JPEG "not an image")
+execute_process(COMMAND ${MPIRUN} -np 3 ${RAE} cache --data ${DS} --out ${WORK}/broken --encoder tiny-random
+                --encoder-input 112 --shard-size 32 --threads 1
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "zz_broken.JPEG")
+  message(FATAL_ERROR "broken image: rc ${rc}\n${out}${err}")
+endif()
+execute_process(COMMAND ${RAE} cache --data ${DS} --out ${CDIR} --encoder tiny-random --encoder-input 112
+                --shard-size 64 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "different settings: 'images'|different settings: 'shard_size'")
+  message(FATAL_ERROR "changed settings were not refused: rc ${rc}\n${out}${err}")
+endif()
 file(REMOVE_RECURSE ${WORK})
