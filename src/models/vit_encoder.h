@@ -43,8 +43,9 @@ struct EncoderLoadOptions {
 
 class VitEncoder {
  public:
-  // `source`: a Hugging Face model directory, or the preset "tiny-random" (a small DINOv2-style
-  // model with weights from the counter RNG, for tests and the demo).
+  // `source`: a Hugging Face model directory, or a preset with weights from the counter RNG:
+  // "tiny-random" (a small DINOv2-style model for tests and the demo) or "random-dinov2-s|b|l"
+  // (the real DINOv2-with-registers shapes, for benchmarks).
   static VitEncoder load(const std::string& source, const EncoderLoadOptions& opts = {});
   // From a config and HF-named tensors (the loader and tests use it).
   static VitEncoder from_hf_tensors(const VitEncoderConfig& cfg, const std::map<std::string, Tensor>& tensors,

@@ -117,15 +117,23 @@ std::string find_prefix(const std::vector<std::string>& names, EncoderFamily fam
   return found;
 }
 
-// A small DINOv2-with-registers model with weights from the counter RNG: HF names, so it goes
-// through the same loader as real checkpoints.
-VitEncoder tiny_random(const EncoderLoadOptions& opts) {
+// DINOv2-with-registers-shaped models with weights from the counter RNG, under HF names so they go
+// through the same loader as real checkpoints: "tiny-random" (width 64, 2 layers) for tests and
+// the demo, and "random-dinov2-s|b|l" (the real shapes) for benchmarks.
+bool random_preset_shape(const std::string& name, int64_t* hidden, int64_t* layers, int64_t* heads) {
+  if (name == "tiny-random") *hidden = 64, *layers = 2, *heads = 4;
+  else if (name == "random-dinov2-s") *hidden = 384, *layers = 12, *heads = 6;
+  else if (name == "random-dinov2-b") *hidden = 768, *layers = 12, *heads = 12;
+  else if (name == "random-dinov2-l") *hidden = 1024, *layers = 24, *heads = 16;
+  else return false;
+  return true;
+}
+
+VitEncoder random_preset(const std::string& name, const EncoderLoadOptions& opts) {
   VitEncoderConfig c;
   c.family = EncoderFamily::Dinov2;
-  c.hidden = 64;
-  c.layers = 2;
-  c.heads = 4;
-  c.mlp_hidden = 256;
+  RAE_CHECK(random_preset_shape(name, &c.hidden, &c.layers, &c.heads), "unknown preset ", name);
+  c.mlp_hidden = 4 * c.hidden;
   c.patch = 14;
   c.config_image_size = 518;  // a 37x37 position grid, interpolated like the real models'
   c.num_registers = 4;
@@ -135,13 +143,13 @@ VitEncoder tiny_random(const EncoderLoadOptions& opts) {
   const int64_t C = c.hidden, M = c.mlp_hidden, p = c.patch, G = c.config_image_size / p;
   std::map<std::string, Tensor> m;
   uint64_t id = 0;
-  auto normal = [&](const std::string& name, const Shape& shape, double std) {
+  auto normal = [&](const std::string& n, const Shape& shape, double std) {
     Tensor t = Tensor::empty(shape);
     rng::Key key{0, rng::Purpose::Init, 0, id++};
     for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(std * rng::normal_at(key, i));
-    m[name] = t;
+    m[n] = t;
   };
-  auto fill = [&](const std::string& name, const Shape& shape, double v) { m[name] = Tensor::full(shape, v); };
+  auto fill = [&](const std::string& n, const Shape& shape, double v) { m[n] = Tensor::full(shape, v); };
   normal("embeddings.patch_embeddings.projection.weight", {C, 3, p, p}, 1.0 / std::sqrt(3.0 * p * p));
   fill("embeddings.patch_embeddings.projection.bias", {C}, 0.0);
   normal("embeddings.cls_token", {1, 1, C}, 0.02);
@@ -166,21 +174,21 @@ VitEncoder tiny_random(const EncoderLoadOptions& opts) {
     fill(lp + "layer_scale1.lambda1", {C}, 1.0);
     fill(lp + "layer_scale2.lambda1", {C}, 1.0);
   }
-  VitEncoder e = VitEncoder::from_hf_tensors(c, m, "", opts.device);
-  return e;
+  return VitEncoder::from_hf_tensors(c, m, "", opts.device);
 }
 
 }  // namespace
 
 VitEncoder VitEncoder::load(const std::string& source, const EncoderLoadOptions& opts) {
-  if (source == "tiny-random") {
-    VitEncoder e = tiny_random(opts);
-    e.id_ = "tiny-random-" + e.id_;
-    e.weights_source_ = "preset:tiny-random";
+  int64_t h, l, n;
+  if (random_preset_shape(source, &h, &l, &n)) {
+    VitEncoder e = random_preset(source, opts);
+    e.id_ = source + "-" + e.id_;
+    e.weights_source_ = "preset:" + source;
     return e;
   }
   RAE_CHECK(fs::is_directory(source), "encoder '", source,
-            "' is neither a preset (tiny-random) nor a model directory (config.json + model.safetensors)");
+            "' is neither a preset (tiny-random, random-dinov2-s|b|l) nor a model directory (config.json + model.safetensors)");
   const std::string cfg_path = (fs::path(source) / "config.json").string();
   const std::string st_path = (fs::path(source) / "model.safetensors").string();
   RAE_CHECK(fs::exists(st_path), "encoder directory ", source, " has no model.safetensors");
