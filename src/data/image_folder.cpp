@@ -31,10 +31,17 @@ std::vector<std::string> sorted_subdirs(const fs::path& dir) {
 std::vector<std::string> sorted_image_files(const fs::path& dir, bool recursive) {
   std::vector<std::string> out;
   if (recursive) {
-    // torchvision walks class folders recursively (os.walk, followlinks=True); files are sorted.
+    // torchvision walks class folders recursively (sorted(os.walk(..., followlinks=True)), then
+    // sorted file names): order by (sub-folder, file name), so a folder's own files come first.
+    std::vector<std::pair<std::string, std::string>> keyed;
     for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-      if (e.is_regular_file() && has_image_extension(e.path().filename().string()))
-        out.push_back(fs::relative(e.path(), dir).string());
+      if (e.is_regular_file() && has_image_extension(e.path().filename().string())) {
+        fs::path rel = fs::relative(e.path(), dir);
+        keyed.emplace_back(rel.parent_path().string(), rel.filename().string());
+      }
+    std::sort(keyed.begin(), keyed.end());
+    for (const auto& [parent, name] : keyed) out.push_back(parent.empty() ? name : parent + "/" + name);
+    return out;
   } else {
     for (const auto& e : fs::directory_iterator(dir))
       if (e.is_regular_file() && has_image_extension(e.path().filename().string()))

@@ -87,8 +87,7 @@ TEST(Images, ProceduralDatasetAndImageFolder) {
   EXPECT_GT(rep.gray_jpeg, 0);
   EXPECT_GT(rep.cmyk_jpeg, 0);
   EXPECT_GT(rep.png, 0);
-  fs::create_directories(dir + "/train/n00000001/sub");  // nested files count, non-images don't
-  std::ofstream(dir + "/train/n00000001/notes.txt") << "x";
+  std::ofstream(dir + "/train/n00000001/notes.txt") << "x";  // non-images are not listed
   ImageFolderList list = list_image_folder(dir, "train");
   ASSERT_EQ(list.classes.size(), 4u);
   EXPECT_EQ(list.classes[2], "n00000002");
@@ -130,4 +129,17 @@ TEST(Images, FlatValidationSplitWithLabelFile) {
   EXPECT_EQ(list.entries[1].label, 1);
   EXPECT_EQ(list.entries[2].label, 2);
   EXPECT_THROW(list_image_folder(dir, "val"), Error);  // flat without a label file
+}
+
+TEST(Images, NestedFilesFollowTorchvisionOrder) {
+  // sorted(os.walk()) then sorted names: a folder's own files before its sub-folders' files.
+  std::string dir = test::make_temp_dir("nested");
+  fs::create_directories(dir + "/train/c0/sub");
+  std::vector<uint8_t> jpg = encode_jpeg(datasets::render_procedural(0, 0, 16, 16, 0), 90);
+  for (const char* f : {"c0/z.JPEG", "c0/sub/a.JPEG", "c0/b.png"}) write_file_bytes(dir + "/train/" + f, jpg);
+  ImageFolderList list = list_image_folder(dir, "train");
+  ASSERT_EQ(list.entries.size(), 3u);
+  EXPECT_EQ(list.entries[0].relpath, "c0/b.png");
+  EXPECT_EQ(list.entries[1].relpath, "c0/z.JPEG");
+  EXPECT_EQ(list.entries[2].relpath, "c0/sub/a.JPEG");
 }
