@@ -5,6 +5,7 @@
 #include <tbb/global_control.h>
 #include <tbb/parallel_pipeline.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -375,10 +376,14 @@ CacheJobResult coordinate(Job& job) {
     if (!force && seconds_since(last_print) < job.opts.progress_seconds) return;
     last_print = Clock::now();
     double el = seconds_since(t0), rate = images_done / std::max(el, 1e-9);
-    log::info("cache: ", images_done, "/", images_todo, " images (",
-              images_todo ? 100.0 * images_done / images_todo : 100.0, "%), ", rate, " images/s, ETA ",
-              hms(rate > 0 ? (images_todo - images_done) / rate : -1), ", shards ",
-              std::count_if(infos.begin(), infos.end(), [](auto& s) { return s.has_value(); }), "/", job.num_shards);
+    char line[256];
+    std::snprintf(line, sizeof(line), "cache: %lld/%lld images (%.1f%%), %.1f images/s, ETA %s, shards %lld/%lld",
+                  static_cast<long long>(images_done), static_cast<long long>(images_todo),
+                  images_todo ? 100.0 * images_done / images_todo : 100.0, rate,
+                  hms(rate > 0 ? (images_todo - images_done) / rate : -1).c_str(),
+                  static_cast<long long>(std::count_if(infos.begin(), infos.end(), [](auto& s) { return s.has_value(); })),
+                  static_cast<long long>(job.num_shards));
+    log::info(line);
   };
   auto complete = [&](TaskKind kind, int64_t k, const ShardInfo* info, RunningStats st) {
     if (kind == TaskKind::Encode) {
