@@ -79,6 +79,7 @@ int cmd_cache(int argc, char** argv) {
       ("batch", po::value(&o.batch)->default_value(o.batch), "images per encoder forward")
       ("no-flip", "do not store the horizontally flipped view")
       ("threads", po::value(&o.threads)->default_value(0), "threads per rank (0: all cores)")
+      ("device", po::value(&o.device)->default_value(o.device), "encoder device: cpu, cuda (GPU rank % count), cuda:N")
       ("progress", po::value(&o.progress_seconds)->default_value(o.progress_seconds), "seconds between progress lines")
       ("limit", po::value(&o.limit)->default_value(0), "encode only the first N images (0: all)");
   po::variables_map vm;

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -534,6 +535,9 @@ CacheJobResult run_cache_job(const CacheJobOptions& opts) {
   try {
     models::EncoderLoadOptions eo;
     eo.input_size = opts.encoder_input;
+    eo.device = parse_device(opts.device);
+    if (opts.device == "cuda" && cuda_device_count() > 0) eo.device = Device::cuda(job.rank % cuda_device_count());
+    if (job.world > 1 && job.rank == 0) eo.device = Device::cpu();  // the coordinator only needs the config
     job.encoder = models::VitEncoder::load(opts.encoder, eo);
     const std::string& src = job.encoder.weights_source();
     if (job.rank == 0) weights_hash = src.rfind("preset:", 0) == 0 ? src : cache::file_checksum(src);

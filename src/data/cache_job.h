@@ -36,6 +36,7 @@ struct CacheJobOptions {
   int batch = 32;           // images per encoder forward (each forward runs 2x: plain + flip)
   bool flip = true;         // also store the horizontally flipped view
   int threads = 0;          // oneTBB threads per rank (0: all cores)
+  std::string device = "cpu";  // encoder device: cpu, cuda (rank r uses GPU r % count), cuda:N
   double progress_seconds = 10;
   int64_t limit = 0;        // encode only the first `limit` images (0: all); for smoke runs
 };
