@@ -5,7 +5,6 @@
 // A second cache with small rows (16x16x32, 16 KB) exercises block shuffling and run coalescing.
 // RAE_BENCH_DIR picks the scratch directory (default /tmp); the caches are removed at exit.
 #include <benchmark/benchmark.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -26,7 +25,8 @@ struct BenchCache {
   Manifest manifest;
   BenchCache(const std::string& tag, LatentLayout layout, int64_t samples, int64_t shard_size) {
     const char* base = std::getenv("RAE_BENCH_DIR");
-    dir = std::string(base ? base : "/tmp") + "/rae-bench-cache-" + tag + "-" + std::to_string(::getpid());
+    dir = std::string(base ? base : "/tmp") + "/rae-bench-cache-" + tag + "-" +
+          std::to_string(::getpid());
     std::filesystem::remove_all(dir);
     ShardSetWriter w(dir, "shard-", layout, 0, shard_size);
     const int64_t e = layout.elements();
@@ -34,7 +34,8 @@ struct BenchCache {
     std::vector<int32_t> labels(16);
     for (int64_t g0 = 0; g0 < samples; g0 += 16) {
       int64_t n = std::min<int64_t>(16, samples - g0);
-      for (int64_t i = 0; i < n * e; ++i) rows[i] = static_cast<float>((g0 * 31 + i * 7) % 1000) * 1e-3f - 0.5f;
+      for (int64_t i = 0; i < n * e; ++i)
+        rows[i] = static_cast<float>((g0 * 31 + i * 7) % 1000) * 1e-3f - 0.5f;
       for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>((g0 + i) % 1000);
       w.append(rows.data(), nullptr, labels.data(), n);
     }
@@ -48,8 +49,9 @@ struct BenchCache {
   }
   ~BenchCache() { std::filesystem::remove_all(dir); }
 
-  ReaderOptions options(int threads) const {
+  ReaderOptions options(int threads, bool direct_io = true) const {
     ReaderOptions o;
+    o.direct_io = direct_io;
     o.global_batch = 64;
     o.threads = threads;
     o.prefetch = 2 * threads + 2;
@@ -81,22 +83,53 @@ const BenchCache& small_rows() {
   return c;
 }
 
-void run(benchmark::State& state, const BenchCache& c) {
+void run(benchmark::State& state, const BenchCache& c, bool direct_io = true) {
   const int threads = static_cast<int>(state.range(0));
-  LatentCacheReader reader(c.dir, c.options(threads));
+  LatentCacheReader reader(c.dir, c.options(threads, direct_io));
   BenchCache::read_epoch(reader);  // warm-up epoch: buffers allocated, threads started
   int64_t samples = 0;
   for (auto _ : state) samples += BenchCache::read_epoch(reader);
   state.SetBytesProcessed(samples * static_cast<int64_t>(c.manifest.layout.row_bytes()));
-  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
+  state.counters["samples/s"] =
+      benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
 }
 
-void BM_CacheReaderLargeRows(benchmark::State& state) { run(state, large_rows()); }
-void BM_CacheReaderSmallRows(benchmark::State& state) { run(state, small_rows()); }
+void BM_CacheReaderLargeRows(benchmark::State& state) {
+  run(state, large_rows());
+}
+void BM_CacheReaderSmallRows(benchmark::State& state) {
+  run(state, small_rows());
+}
+// The same reads through H5Dread (HDF5's global lock serializes the threads): the baseline that
+// the pread path replaces.
+void BM_CacheReaderLargeRowsH5Dread(benchmark::State& state) {
+  run(state, large_rows(), false);
+}
 
 }  // namespace
 
-BENCHMARK(BM_CacheReaderLargeRows)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
-BENCHMARK(BM_CacheReaderSmallRows)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_CacheReaderLargeRows)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(1.0);
+BENCHMARK(BM_CacheReaderSmallRows)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(1.0);
+
+BENCHMARK(BM_CacheReaderLargeRowsH5Dread)
+    ->Arg(1)
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(1.0);
 
 BENCHMARK_MAIN();

@@ -30,8 +30,10 @@ std::string last_error_message() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_collect, &descs);
   H5Eclear2(H5E_DEFAULT);
   if (descs.empty()) return "";
-  // The API-level message, then the innermost cause ("unable to open file: file signature not found").
-  return descs.size() == 1 || descs.front() == descs.back() ? descs.front() : descs.front() + ": " + descs.back();
+  // The API-level message, then the innermost cause ("unable to open file: file signature not
+  // found").
+  return descs.size() == 1 || descs.front() == descs.back() ? descs.front()
+                                                            : descs.front() + ": " + descs.back();
 }
 
 void fail(const std::string& what, const std::string& file, const std::string& object) {
@@ -53,13 +55,20 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 namespace {
 herr_t close_id(hid_t id, Handle::Kind kind) {
   switch (kind) {
-    case Handle::Kind::File: return H5Fclose(id);
-    case Handle::Kind::Dataset: return H5Dclose(id);
-    case Handle::Kind::Dataspace: return H5Sclose(id);
-    case Handle::Kind::Datatype: return H5Tclose(id);
-    case Handle::Kind::Attribute: return H5Aclose(id);
-    case Handle::Kind::Plist: return H5Pclose(id);
-    case Handle::Kind::Group: return H5Gclose(id);
+    case Handle::Kind::File:
+      return H5Fclose(id);
+    case Handle::Kind::Dataset:
+      return H5Dclose(id);
+    case Handle::Kind::Dataspace:
+      return H5Sclose(id);
+    case Handle::Kind::Datatype:
+      return H5Tclose(id);
+    case Handle::Kind::Attribute:
+      return H5Aclose(id);
+    case Handle::Kind::Plist:
+      return H5Pclose(id);
+    case Handle::Kind::Group:
+      return H5Gclose(id);
   }
   return -1;
 }
@@ -128,7 +137,8 @@ std::string read_string_attr(hid_t obj, const std::string& name, const std::stri
   if (!attr.valid()) fail("missing attribute '" + name + "'", file, object);
   Handle ftype(H5Aget_type(attr), Handle::Kind::Datatype);
   if (H5Tget_class(ftype) != H5T_STRING)
-    RAE_THROW("HDF5: attribute '", name, "' is not a string (file '", file, "', object '", object, "')");
+    RAE_THROW("HDF5: attribute '", name, "' is not a string (file '", file, "', object '", object,
+              "')");
   std::string out;
   if (H5Tis_variable_str(ftype) > 0) {
     Handle mtype(H5Tcopy(H5T_C_S1), Handle::Kind::Datatype);
@@ -155,7 +165,8 @@ int64_t read_int_attr(hid_t obj, const std::string& name, const std::string& fil
   if (!attr.valid()) fail("missing attribute '" + name + "'", file, object);
   Handle ftype(H5Aget_type(attr), Handle::Kind::Datatype);
   if (H5Tget_class(ftype) != H5T_INTEGER)
-    RAE_THROW("HDF5: attribute '", name, "' is not an integer (file '", file, "', object '", object, "')");
+    RAE_THROW("HDF5: attribute '", name, "' is not an integer (file '", file, "', object '", object,
+              "')");
   int64_t v = 0;
   if (H5Aread(attr, H5T_NATIVE_INT64, &v) < 0)
     fail("cannot read attribute '" + name + "'", file, object);

@@ -138,12 +138,14 @@ TEST(CacheStats, ChanMergeEqualsDirect) {
   const int64_t n = 103, e = 7;
   Tensor x = test::randn({n, e}, 5, 3.0);
   float* d = x.data<float>();
-  for (int64_t i = 0; i < n * e; ++i) d[i] += 10.0f;  // offset mean: a naive sum-of-squares would lose digits
+  for (int64_t i = 0; i < n * e; ++i)
+    d[i] += 10.0f;  // offset mean: a naive sum-of-squares would lose digits
   std::vector<double> mean(e, 0), var(e, 0);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t i = 0; i < e; ++i) mean[i] += d[r * e + i] / double(n);
   for (int64_t r = 0; r < n; ++r)
-    for (int64_t i = 0; i < e; ++i) var[i] += (d[r * e + i] - mean[i]) * (d[r * e + i] - mean[i]) / double(n);
+    for (int64_t i = 0; i < e; ++i)
+      var[i] += (d[r * e + i] - mean[i]) * (d[r * e + i] - mean[i]) / double(n);
   // Uneven pieces, merged in a tree as MPI ranks would.
   const int64_t cuts[] = {0, 1, 2, 30, 31, 77, 103};
   std::vector<RunningStats> parts;

@@ -27,8 +27,8 @@ float round_to(StorageDType dt, float x) {
 }
 
 // Writes `n` random samples (and their negation as the flipped view) in shards of `shard_size`.
-Manifest write_random_cache(const std::string& dir, const LatentLayout& layout, int64_t n, int64_t shard_size,
-                            Tensor* values_out) {
+Manifest write_random_cache(const std::string& dir, const LatentLayout& layout, int64_t n,
+                            int64_t shard_size, Tensor* values_out) {
   Tensor lat = test::randn({n, layout.tokens(), layout.channels}, 11, 2.0);
   Tensor flip = Tensor::empty(lat.shape());
   for (int64_t i = 0; i < lat.numel(); ++i) flip.data<float>()[i] = -lat.data<float>()[i];
@@ -38,7 +38,8 @@ Manifest write_random_cache(const std::string& dir, const LatentLayout& layout, 
   // Append in uneven pieces that straddle shard boundaries.
   for (int64_t a = 0; a < n;) {
     int64_t len = std::min<int64_t>(n - a, 1 + (a * 13) % 17);
-    w.append(lat.narrow(0, a, len), layout.has_flip ? flip.narrow(0, a, len) : Tensor(), labels.narrow(0, a, len));
+    w.append(lat.narrow(0, a, len), layout.has_flip ? flip.narrow(0, a, len) : Tensor(),
+             labels.narrow(0, a, len));
     a += len;
   }
   Manifest m;
@@ -102,8 +103,11 @@ TEST_P(CacheRoundTrip, WriteThenReadEveryView) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CacheRoundTrip,
-                         ::testing::Values(StorageDType::BF16, StorageDType::F16, StorageDType::F32),
-                         [](const auto& info) { return std::string(storage_dtype_name(info.param)); });
+                         ::testing::Values(StorageDType::BF16, StorageDType::F16,
+                                           StorageDType::F32),
+                         [](const auto& info) {
+                           return std::string(storage_dtype_name(info.param));
+                         });
 
 TEST(CacheWriter, TmpUntilFinishAndRemovedWhenAbandoned) {
   std::string dir = test::make_temp_dir("writer-tmp");
@@ -144,7 +148,8 @@ TEST(CacheWriter, BadInputsAreNamed) {
     EXPECT_NE(std::string(e.what()).find("s.h5"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("(2, 4, 4)"), std::string::npos) << e.what();
   }
-  w.append(Tensor::zeros({2, 2, 2, 3}, DType::BF16), Tensor(), labels);  // (n, H, W, C) bf16 accepted
+  w.append(Tensor::zeros({2, 2, 2, 3}, DType::BF16), Tensor(),
+           labels);  // (n, H, W, C) bf16 accepted
   EXPECT_EQ(w.samples(), 2);
   EXPECT_THROW(ShardWriter(dir + "/no/such\0", "", layout, 0), Error);
 }
@@ -226,7 +231,8 @@ TEST(CacheGolden, ReadsTheH5pyCache) {
           int tf = (t / 2) * 2 + (1 - t % 2);
           float want_flip = (ids[k] - 4) * 0.5f + tf * 0.25f + c * 0.125f;
           ASSERT_EQ(plain.data<float>()[(k * 4 + t) * 4 + c], want) << k << " " << t << " " << c;
-          ASSERT_EQ(flip.data<float>()[(k * 4 + t) * 4 + c], want_flip) << k << " " << t << " " << c;
+          ASSERT_EQ(flip.data<float>()[(k * 4 + t) * 4 + c], want_flip)
+              << k << " " << t << " " << c;
         }
   }
   // The stats numpy computed equal ours over the same values (f32 storage of f64 results).
@@ -280,5 +286,6 @@ TEST(CacheSynth, ClassStructureAndStats) {
   RunningStats direct(24);
   direct.add(b.latents.data<float>(), 300);
   EXPECT_EQ(st.count, 300);
-  for (int i = 0; i < 24; ++i) EXPECT_FLOAT_EQ(st.var.item(i), static_cast<float>(direct.variance()[i]));
+  for (int i = 0; i < 24; ++i)
+    EXPECT_FLOAT_EQ(st.var.item(i), static_cast<float>(direct.variance()[i]));
 }

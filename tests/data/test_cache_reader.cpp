@@ -120,11 +120,13 @@ TEST(CacheReader, RankUnionIsTheGlobalSliceFor124Ranks) {
   std::vector<Batch> global;
   {
     LatentCacheReader r(shared_cache(true), opts(gb));
-    for (int s = 0; s < 15; ++s) global.push_back(r.next());  // crosses into epoch 1 (12 steps/epoch)
+    for (int s = 0; s < 15; ++s)
+      global.push_back(r.next());  // crosses into epoch 1 (12 steps/epoch)
   }
   for (int world : {2, 4}) {
     std::vector<std::unique_ptr<LatentCacheReader>> ranks;
-    for (int r = 0; r < world; ++r) ranks.push_back(std::make_unique<LatentCacheReader>(shared_cache(true), opts(gb, r, world)));
+    for (int r = 0; r < world; ++r)
+      ranks.push_back(std::make_unique<LatentCacheReader>(shared_cache(true), opts(gb, r, world)));
     for (int s = 0; s < 15; ++s) {
       std::vector<int64_t> ids;
       const int64_t local = gb / world;
@@ -138,7 +140,8 @@ TEST(CacheReader, RankUnionIsTheGlobalSliceFor124Ranks) {
           ASSERT_EQ(b.labels.data<int32_t>()[k], global[s].labels.data<int32_t>()[g]);
           ASSERT_EQ(b.flipped.data<uint8_t>()[k], global[s].flipped.data<uint8_t>()[g]);
         }
-        ASSERT_EQ(test::max_abs_diff(b.latents, global[s].latents.narrow(0, r * local, local)), 0.0);
+        ASSERT_EQ(test::max_abs_diff(b.latents, global[s].latents.narrow(0, r * local, local)),
+                  0.0);
       }
     }
   }
@@ -156,6 +159,12 @@ TEST(CacheReader, RestoresThePositionExactly) {
   EXPECT_EQ(saved, (DataPosition{0, 6}));
   LatentCacheReader b(dir, opts(24), saved);  // a resumed run
   for (int s = 6; s < 12; ++s) expect_same_batch(b.next(), run[s]);
+  // The signature does not depend on the rank split or threads, and changes with the order.
+  ReaderOptions other = opts(24, 1, 2);
+  other.threads = 3;
+  EXPECT_EQ(LatentCacheReader(dir, other).order_signature(), a.order_signature());
+  other.window_blocks = 5;
+  EXPECT_NE(LatentCacheReader(dir, other).order_signature(), a.order_signature());
   a.seek({1, 1});
   expect_same_batch(a.next(), run[9]);
   EXPECT_THROW(a.seek({0, 8}), Error);  // step beyond the epoch
@@ -182,7 +191,8 @@ TEST(CacheReader, PrefetchDeliversTheSameBatchesAsSerialReading) {
       bool f = x.flipped.data<uint8_t>()[k];
       ASSERT_EQ(f, a.flip_of(x.position.epoch, g));
       Tensor want = a.read_samples({g}, f);
-      ASSERT_EQ(test::max_abs_diff(x.latents.narrow(0, k, 1), want), 0.0) << "step " << s << " slot " << k;
+      ASSERT_EQ(test::max_abs_diff(x.latents.narrow(0, k, 1), want), 0.0)
+          << "step " << s << " slot " << k;
     }
   }
 }
@@ -212,7 +222,8 @@ TEST(CacheReader, MicroBatches) {
   for (int i = 0; i < 3; ++i) {
     Batch m = b.micro(i);
     ASSERT_EQ(m.size(), 4);
-    for (int64_t k = 0; k < 4; ++k) ASSERT_EQ(m.indices.data<int64_t>()[k], b.indices.data<int64_t>()[i * 4 + k]);
+    for (int64_t k = 0; k < 4; ++k)
+      ASSERT_EQ(m.indices.data<int64_t>()[k], b.indices.data<int64_t>()[i * 4 + k]);
     ASSERT_EQ(test::max_abs_diff(m.latents, b.latents.narrow(0, i * 4, 4)), 0.0);
   }
   EXPECT_THROW(b.micro(3), Error);
