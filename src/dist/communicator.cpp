@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "dist/watchdog.h"
 
 namespace rae::dist {
 
@@ -93,7 +94,10 @@ void check_collective_tensor(const Tensor& t, Device expect, const char* what, c
 namespace {
 std::atomic<int64_t> g_step{0};
 }
-void set_step(int64_t step) { g_step = step; }
+void set_step(int64_t step) {
+  g_step = step;
+  watchdog::note_step(step);
+}
 int64_t current_step() { return g_step; }
 
 }  // namespace rae::dist

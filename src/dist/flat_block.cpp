@@ -260,6 +260,9 @@ void ShardedModel::post_forward(int i) {
 }
 
 void ShardedModel::pre_backward(int i) {
+  // The previous micro-batch's last reductions overlapped this micro-batch's forward; they must
+  // end before backward reuses the gradient buffers (and to bound memory to two blocks).
+  if (i == num_blocks() - 1) drain_reductions();
   ensure_gather(i);
   if (prefetch_ && i > 0) ensure_gather(i - 1);
   wait_gather(i);
@@ -277,12 +280,20 @@ void ShardedModel::post_backward(int i) {
   } else {
     reductions_[i] = b.reduce_grads_async(/*accumulate_into_shard=*/micro_ > 0);
   }
-  // Progress the other outstanding reductions (MPI advances only inside calls).
-  for (Work& w : reductions_) w.test();
+  // One reduction stays in flight behind the backward compute: the previous block's is waited
+  // for here and its gradient buffer freed (bounds memory to two blocks of gradients).
+  if (i + 1 < num_blocks() && reductions_[i + 1].valid()) {
+    reductions_[i + 1].wait();
+    reductions_[i + 1] = Work();
+    blocks_[i + 1]->release_grads();
+  }
 }
 
-void ShardedModel::finish_backward() {
+void ShardedModel::finish_backward() { drain_reductions(); }
+
+void ShardedModel::drain_reductions() {
   for (int i = num_blocks() - 1; i >= 0; --i) {
+    if (!reductions_[i].valid()) continue;
     reductions_[i].wait();
     reductions_[i] = Work();
     blocks_[i]->release_grads();

@@ -132,36 +132,38 @@ std::string MemoryPlan::str() const {
 MemoryPlan plan_memory(const std::vector<FlatLayout>& blocks, ShardStrategy s, int states_per_param,
                        DType comm_dtype) {
   MemoryPlan p;
-  int64_t full = 0, shard = 0, largest = 0;
+  int64_t full = 0, shard = 0, largest = 0, largest_shard = 0;
   for (const FlatLayout& l : blocks) {
     full += l.padded_numel;
     shard += l.shard_numel();
     largest = std::max(largest, l.padded_numel);
+    largest_shard = std::max(largest_shard, l.shard_numel());
   }
   const int64_t f = 4;
   const bool bf16 = comm_dtype == DType::BF16;
-  // bf16 reduction: a bf16 copy of the block's gradients plus a bf16 result shard.
+  // ShardedModel keeps at most two blocks gathered (current + prefetched) and two gradient
+  // reductions alive (the one in flight + the block whose backward runs); each reduction may
+  // stage a bf16 copy of the block's gradients and a result shard (bf16, or f32 to accumulate).
+  const int64_t staging = 2 * ((bf16 ? largest * 2 : 0) + largest_shard * f);
   switch (s) {
     case ShardStrategy::NoShard:
       p.param_bytes = full * f;
       p.grad_bytes = full * f;
       p.optimizer_bytes = full * f * states_per_param;
-      p.transient_bytes = bf16 ? largest * 2 : 0;
+      p.transient_bytes = bf16 ? 2 * largest * 2 : 0;
       break;
     case ShardStrategy::ShardGradOp:
       p.param_bytes = full * f;
       p.grad_bytes = shard * f;
       p.optimizer_bytes = shard * f * states_per_param;
-      // Two blocks' full gradients: one being reduced while backward fills the next.
-      p.transient_bytes = 2 * largest * f + (bf16 ? 2 * largest * 2 : 0);
+      p.transient_bytes = 2 * largest * f + staging;
       break;
     case ShardStrategy::FullShard:
     case ShardStrategy::HybridShard:
       p.param_bytes = shard * f;
       p.grad_bytes = shard * f;
       p.optimizer_bytes = shard * f * states_per_param;
-      // Gathered params of the current and the prefetched block, plus two gradient blocks.
-      p.transient_bytes = 2 * largest * f + 2 * largest * f + (bf16 ? 2 * largest * 2 : 0);
+      p.transient_bytes = 2 * largest * f + 2 * largest * f + staging;
       break;
   }
   return p;

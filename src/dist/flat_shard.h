@@ -167,6 +167,7 @@ class ShardedModel {
  private:
   void ensure_gather(int i);
   void wait_gather(int i);
+  void drain_reductions();  // waits for every outstanding reduction, frees gradient buffers
 
   std::vector<std::unique_ptr<FlatParamBlock>> blocks_;
   std::vector<Work> gathers_, reductions_;

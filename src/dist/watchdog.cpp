@@ -121,6 +121,10 @@ void detach_board() {
   g_my_slot = -1;
 }
 
+void note_step(int64_t step) {
+  if (Slot* s = mine()) store(s->step, step);
+}
+
 void note_issued(const CollectiveInfo& info) {
   Slot* s = mine();
   if (!s) return;

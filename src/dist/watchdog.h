@@ -41,6 +41,7 @@ size_t slot_bytes();
 void attach_board(void* slots, int nslots, int my_slot, std::vector<int> world_ranks);
 void detach_board();
 
+void note_step(int64_t step);
 void note_issued(const CollectiveInfo& info);
 void note_completed(const CollectiveInfo& info);
 

@@ -39,10 +39,15 @@ TEST(Communicator, TopologyIsConsistent) {
   const auto& t = w.topology();
   EXPECT_EQ(t.rank, w.rank());
   EXPECT_GE(t.size, 1);
-  // Every test rank runs on this one machine: one shared-memory node.
-  EXPECT_EQ(t.num_nodes, 1);
-  EXPECT_EQ(t.local_size, t.size);
-  EXPECT_EQ(t.local_rank, t.rank);
+  // Every test rank runs on this one machine: one shared-memory node, unless the node size is
+  // overridden (RAE_DIST_NODE_SIZE) to form nodes of consecutive ranks.
+  const int node = dist::DistOptions::from_env().node_size > 0
+                       ? dist::DistOptions::from_env().node_size
+                       : t.size;
+  EXPECT_EQ(t.num_nodes, t.size / node);
+  EXPECT_EQ(t.local_size, node);
+  EXPECT_EQ(t.local_rank, t.rank % node);
+  EXPECT_EQ(t.node_rank, t.rank / node);
   EXPECT_EQ(t.physical_local_rank, t.rank);
   EXPECT_STREQ(w.backend(), "mpi");
 }
