@@ -28,6 +28,8 @@ void rope_apply(const Tensor& qkv, const Tensor& cos, const Tensor& sin);
 void rope_apply_backward(const Tensor& dqkv, const Tensor& cos, const Tensor& sin);
 
 namespace cpu {
+void rope2d_tables(const Tensor& cos, const Tensor& sin, int64_t grid_h, int64_t grid_w,
+                   int64_t head_dim, double theta);
 void softmax_forward(const Tensor& out, const Tensor& x);
 void softmax_backward(const Tensor& dx, const Tensor& dout, const Tensor& out);
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, double scale);

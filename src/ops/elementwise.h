@@ -9,6 +9,8 @@ void scale_(const Tensor& x, double alpha);                       // x *= alpha
 void add(const Tensor& out, const Tensor& a, const Tensor& b);    // out = a + b
 // out (N, C) = x (N, C) + row (C) broadcast over rows (position embeddings, t broadcast).
 void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row);
+// Backward of add_rowwise for `row`: drow (C) += sum over rows of dout (N, C).
+void add_rowwise_backward(const Tensor& drow, const Tensor& dout);
 double sum_squares(const Tensor& x);                               // in double
 bool all_finite(const Tensor& x);
 
@@ -27,6 +29,7 @@ void add_(const Tensor& y, const Tensor& x, double alpha);
 void scale_(const Tensor& x, double alpha);
 void add(const Tensor& out, const Tensor& a, const Tensor& b);
 void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row);
+void add_rowwise_backward(const Tensor& drow, const Tensor& dout);
 double sum_squares(const Tensor& x);
 bool all_finite(const Tensor& x);
 double mse_forward(const Tensor& pred, const Tensor& target);
@@ -39,6 +42,7 @@ void add_(const Tensor& y, const Tensor& x, double alpha);
 void scale_(const Tensor& x, double alpha);
 void add(const Tensor& out, const Tensor& a, const Tensor& b);
 void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row);
+void add_rowwise_backward(const Tensor& drow, const Tensor& dout);
 double sum_squares(const Tensor& x);
 bool all_finite(const Tensor& x);
 double mse_forward(const Tensor& pred, const Tensor& target);

@@ -24,6 +24,7 @@ void patchify(const Tensor& tokens, const Tensor& img, int64_t p);
 void unpatchify(const Tensor& img, const Tensor& tokens, int64_t p);
 
 namespace cpu {
+void sincos_pos_embed_2d(const Tensor& out, int64_t grid_h, int64_t grid_w);
 void fourier_features(const Tensor& out, const Tensor& t, const Tensor& W);
 void embedding_forward(const Tensor& out, const Tensor& table, const Tensor& labels);
 void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& labels);
