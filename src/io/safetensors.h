@@ -33,9 +33,11 @@ struct File {
 // overlaps or holes, file size matches). Throws rae::Error naming the file on any problem.
 File load(const std::string& path);
 // Parses from a memory buffer (used by the fuzz target); `name` is used in error messages.
+// The bytes are copied, so the buffer need not outlive the result.
 File parse(const void* data, size_t size, const std::string& name);
 
-// Writes tensors (any device; copied to CPU as needed) sorted by name, atomically: to
+// Writes tensors (any device; copied to CPU as needed) ordered by element size (largest first,
+// as the reference implementation, so every tensor is aligned) then name, atomically: to
 // path + ".tmp", fsync, rename. Metadata values are strings.
 void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
           const std::map<std::string, std::string>& metadata = {});

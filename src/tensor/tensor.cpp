@@ -269,7 +269,6 @@ void Tensor::fill_(double v) {
 #endif
   }
   double one = v;
-  Tensor tmp;  // convert one value then replicate its bytes
   size_t es = dtype_size(dtype_);
   char buf[8];
   cpu_convert(buf, dtype_, &one, DType::F64, 1);
