@@ -3,12 +3,11 @@
 
 Usage: bench_ops_torch.py --threads N [--min-time SECONDS] [--json OUT] [--filter SUBSTRING]
 Each case runs a warm-up call, then repeats until --min-time has passed (at least 3 runs) and
-reports the median wall time per call in ms. Written for bench/compare_cpu_ops.sh.
+reports the mean wall time per call in ms (as Google Benchmark does for bench_ops). Written for bench/compare_cpu_ops.sh.
 """
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 
@@ -20,13 +19,13 @@ B, T, H, D, C = 8, 256, 6, 64, 384
 
 def time_it(fn, min_time):
     fn()  # warm-up (allocations, kernel selection)
-    times = []
+    runs = 0
     start = time.perf_counter()
-    while len(times) < 3 or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
+    while runs < 3 or time.perf_counter() - start < min_time:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, len(times)
+        runs += 1
+    # Mean over the runs, as Google Benchmark reports for bench_ops.
+    return (time.perf_counter() - start) / runs * 1e3, runs
 
 
 def gemm_case(M, K, N):
