@@ -1,4 +1,5 @@
-// rae synth-cache: writes a synthetic class-conditional latent cache (see data/latent_cache_synth.h).
+// rae synth-cache: writes a synthetic class-conditional latent cache (see
+// data/latent_cache_synth.h).
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
@@ -37,21 +38,23 @@ int cmd_synth_cache(int argc, char** argv) {
   cache::SynthOptions o;
   std::string grid = "16", dtype = "bf16";
   po::options_description desc("rae synth-cache options");
-  desc.add_options()("help,h", "show this help")
-      ("out", po::value(&o.out)->required(), "cache directory to write")
-      ("samples", po::value(&o.samples)->required(), "number of samples")
-      ("grid", po::value(&grid)->default_value("16"), "token grid: H (square) or HxW")
-      ("channels", po::value(&o.channels)->required(), "channels per token")
-      ("classes", po::value(&o.classes)->default_value(10), "number of classes")
-      ("shard-size", po::value(&o.shard_size)->default_value(4096), "samples per shard file")
-      ("dtype", po::value(&dtype)->default_value("bf16"), "storage dtype: bf16, f16 or f32")
-      ("seed", po::value(&o.seed)->default_value(0), "RNG seed")
-      ("flip", po::bool_switch(&o.flip), "also write latents_flip (the grid mirrored along W)")
-      ("noise-std", po::value(&o.noise_std)->default_value(0.3f), "per-sample noise std around the class pattern");
+  desc.add_options()("help,h", "show this help")("out", po::value(&o.out)->required(),
+                                                 "cache directory to write")(
+      "samples", po::value(&o.samples)->required(), "number of samples")(
+      "grid", po::value(&grid)->default_value("16"), "token grid: H (square) or HxW")(
+      "channels", po::value(&o.channels)->required(), "channels per token")(
+      "classes", po::value(&o.classes)->default_value(10), "number of classes")(
+      "shard-size", po::value(&o.shard_size)->default_value(4096), "samples per shard file")(
+      "dtype", po::value(&dtype)->default_value("bf16"), "storage dtype: bf16, f16 or f32")(
+      "seed", po::value(&o.seed)->default_value(0), "RNG seed")(
+      "flip", po::bool_switch(&o.flip), "also write latents_flip (the grid mirrored along W)")(
+      "noise-std", po::value(&o.noise_std)->default_value(0.3f),
+      "per-sample noise std around the class pattern");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
   if (vm.count("help")) {
-    std::cout << "usage: rae synth-cache --out DIR --samples N --channels C [options]\n" << desc << "\n";
+    std::cout << "usage: rae synth-cache --out DIR --samples N --channels C [options]\n"
+              << desc << "\n";
     return 0;
   }
   po::notify(vm);
@@ -62,10 +65,13 @@ int cmd_synth_cache(int argc, char** argv) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t bytes = 0;
   for (const auto& s : m.shards) bytes += s.bytes;
-  std::printf("wrote %s: %lld samples, %zu shards, grid %lldx%lld, %lld channels, %s, %lld classes, %.1f MB in %.2f s\n",
-              o.out.c_str(), static_cast<long long>(m.total_samples), m.shards.size(),
-              static_cast<long long>(o.grid_h), static_cast<long long>(o.grid_w), static_cast<long long>(o.channels),
-              dtype.c_str(), static_cast<long long>(o.classes), bytes / 1e6, secs);
+  std::printf(
+      "wrote %s: %lld samples, %zu shards, grid %lldx%lld, %lld channels, %s, %lld classes, %.1f "
+      "MB in %.2f s\n",
+      o.out.c_str(), static_cast<long long>(m.total_samples), m.shards.size(),
+      static_cast<long long>(o.grid_h), static_cast<long long>(o.grid_w),
+      static_cast<long long>(o.channels), dtype.c_str(), static_cast<long long>(o.classes),
+      bytes / 1e6, secs);
   return 0;
 }
 

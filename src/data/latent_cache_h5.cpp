@@ -18,18 +18,22 @@ void quiet_errors() {
 }
 
 namespace {
-herr_t walk_innermost(unsigned n, const H5E_error2_t* err, void* out) {
-  // Walking downward, entry 0 is the innermost (the original cause).
-  if (n == 0 && err->desc) *static_cast<std::string*>(out) = err->desc;
+herr_t walk_collect(unsigned, const H5E_error2_t* err, void* out) {
+  // Walking downward: from the API call to the innermost function (the original cause).
+  if (err->desc && *err->desc) static_cast<std::vector<std::string>*>(out)->push_back(err->desc);
   return 0;
 }
 }  // namespace
 
 std::string last_error_message() {
-  std::string msg;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_innermost, &msg);
+  std::vector<std::string> descs;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_collect, &descs);
   H5Eclear2(H5E_DEFAULT);
-  return msg;
+  if (descs.empty()) return "";
+  // The API-level message, then the innermost cause ("unable to open file: file signature not
+  // found").
+  return descs.size() == 1 || descs.front() == descs.back() ? descs.front()
+                                                            : descs.front() + ": " + descs.back();
 }
 
 void fail(const std::string& what, const std::string& file, const std::string& object) {
@@ -51,13 +55,20 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 namespace {
 herr_t close_id(hid_t id, Handle::Kind kind) {
   switch (kind) {
-    case Handle::Kind::File: return H5Fclose(id);
-    case Handle::Kind::Dataset: return H5Dclose(id);
-    case Handle::Kind::Dataspace: return H5Sclose(id);
-    case Handle::Kind::Datatype: return H5Tclose(id);
-    case Handle::Kind::Attribute: return H5Aclose(id);
-    case Handle::Kind::Plist: return H5Pclose(id);
-    case Handle::Kind::Group: return H5Gclose(id);
+    case Handle::Kind::File:
+      return H5Fclose(id);
+    case Handle::Kind::Dataset:
+      return H5Dclose(id);
+    case Handle::Kind::Dataspace:
+      return H5Sclose(id);
+    case Handle::Kind::Datatype:
+      return H5Tclose(id);
+    case Handle::Kind::Attribute:
+      return H5Aclose(id);
+    case Handle::Kind::Plist:
+      return H5Pclose(id);
+    case Handle::Kind::Group:
+      return H5Gclose(id);
   }
   return -1;
 }
@@ -126,7 +137,8 @@ std::string read_string_attr(hid_t obj, const std::string& name, const std::stri
   if (!attr.valid()) fail("missing attribute '" + name + "'", file, object);
   Handle ftype(H5Aget_type(attr), Handle::Kind::Datatype);
   if (H5Tget_class(ftype) != H5T_STRING)
-    RAE_THROW("HDF5: attribute '", name, "' is not a string (file '", file, "', object '", object, "')");
+    RAE_THROW("HDF5: attribute '", name, "' is not a string (file '", file, "', object '", object,
+              "')");
   std::string out;
   if (H5Tis_variable_str(ftype) > 0) {
     Handle mtype(H5Tcopy(H5T_C_S1), Handle::Kind::Datatype);
@@ -153,7 +165,8 @@ int64_t read_int_attr(hid_t obj, const std::string& name, const std::string& fil
   if (!attr.valid()) fail("missing attribute '" + name + "'", file, object);
   Handle ftype(H5Aget_type(attr), Handle::Kind::Datatype);
   if (H5Tget_class(ftype) != H5T_INTEGER)
-    RAE_THROW("HDF5: attribute '", name, "' is not an integer (file '", file, "', object '", object, "')");
+    RAE_THROW("HDF5: attribute '", name, "' is not an integer (file '", file, "', object '", object,
+              "')");
   int64_t v = 0;
   if (H5Aread(attr, H5T_NATIVE_INT64, &v) < 0)
     fail("cannot read attribute '" + name + "'", file, object);

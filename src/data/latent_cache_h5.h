@@ -13,11 +13,13 @@ namespace rae::h5 {
 // Turns off HDF5's automatic error printing (idempotent; called by every entry point below).
 void quiet_errors();
 
-// The innermost message of the current thread's HDF5 error stack ("" when empty); clears it.
+// The API-level and innermost messages of the current thread's HDF5 error stack ("" when empty);
+// clears it.
 std::string last_error_message();
 
 // Throws rae::Error "HDF5: <what> (file '<file>'[, object '<object>']): <hdf5 message>".
-[[noreturn]] void fail(const std::string& what, const std::string& file, const std::string& object = "");
+[[noreturn]] void fail(const std::string& what, const std::string& file,
+                       const std::string& object = "");
 
 // Owns one hid_t and closes it with the matching H5?close.
 class Handle {

@@ -22,9 +22,12 @@ namespace fs = std::filesystem;
 
 const char* storage_dtype_name(StorageDType t) {
   switch (t) {
-    case StorageDType::BF16: return "bf16";
-    case StorageDType::F16: return "f16";
-    case StorageDType::F32: return "f32";
+    case StorageDType::BF16:
+      return "bf16";
+    case StorageDType::F16:
+      return "f16";
+    case StorageDType::F32:
+      return "f32";
   }
   return "?";
 }
@@ -36,7 +39,9 @@ StorageDType storage_dtype_from_name(const std::string& n) {
   RAE_THROW("unknown cache dtype '", n, "' (expected bf16, f16 or f32)");
 }
 
-size_t storage_dtype_size(StorageDType t) { return t == StorageDType::F32 ? 4 : 2; }
+size_t storage_dtype_size(StorageDType t) {
+  return t == StorageDType::F32 ? 4 : 2;
+}
 
 void fsync_path(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -95,10 +100,12 @@ struct Reader {
     return v.get<bool>();
   }
   // Unknown keys are errors (a typo must not silently fall back to a default).
-  void only(const json& obj, std::initializer_list<const char*> keys, const std::string& path) const {
+  void only(const json& obj, std::initializer_list<const char*> keys,
+            const std::string& path) const {
     std::set<std::string> allowed(keys.begin(), keys.end());
     for (auto it = obj.begin(); it != obj.end(); ++it)
-      if (!allowed.count(it.key())) bad(path.empty() ? it.key() : path + "." + it.key(), "is not a known key");
+      if (!allowed.count(it.key()))
+        bad(path.empty() ? it.key() : path + "." + it.key(), "is not a known key");
   }
 };
 
@@ -140,16 +147,18 @@ Manifest Manifest::from_json_string(const std::string& text, const std::string& 
   }
   Reader r{where};
   if (!j.is_object()) RAE_THROW("manifest '", where, "': top level must be a JSON object");
-  r.only(j, {"format", "format_version", "encoder", "image_size", "split", "grid", "channels",
-             "dtype", "has_flip", "num_classes", "class_names", "total_samples",
-             "checksum_algorithm", "stats_file", "shards"}, "");
+  r.only(j,
+         {"format", "format_version", "encoder", "image_size", "split", "grid", "channels", "dtype",
+          "has_flip", "num_classes", "class_names", "total_samples", "checksum_algorithm",
+          "stats_file", "shards"},
+         "");
   Manifest m;
   if (r.string(j, "format", "format") != kFormatName)
     r.bad("format", std::string("must be \"") + kFormatName + "\"");
   m.format_version = static_cast<int>(r.integer(j, "format_version", "format_version"));
   if (m.format_version != kFormatVersion)
-    r.bad("format_version", "is " + std::to_string(m.format_version) + ", this build reads version " +
-                                std::to_string(kFormatVersion));
+    r.bad("format_version", "is " + std::to_string(m.format_version) +
+                                ", this build reads version " + std::to_string(kFormatVersion));
   const json& enc = r.need(j, "encoder", "encoder");
   if (!enc.is_object()) r.bad("encoder", "must be an object");
   r.only(enc, {"id", "weights_hash"}, "encoder");
@@ -220,20 +229,22 @@ void Manifest::validate(const std::string& where) const {
     const ShardInfo& s = shards[i];
     std::string p = "shards[" + std::to_string(i) + "]";
     if (s.file.empty() || s.file.find('/') != std::string::npos || s.file == "." || s.file == "..")
-      bad(p + ".file", "must be a plain file name inside the cache directory, got '" + s.file + "'");
+      bad(p + ".file",
+          "must be a plain file name inside the cache directory, got '" + s.file + "'");
     if (!files.insert(s.file).second) bad(p + ".file", "'" + s.file + "' is listed twice");
     if (s.samples <= 0) bad(p + ".samples", "must be > 0");
     if (s.first_index != next)
       bad(p + ".first_index", "is " + std::to_string(s.first_index) + ", expected " +
-                                  std::to_string(next) + " (shards must tile the sample ids in order)");
+                                  std::to_string(next) +
+                                  " (shards must tile the sample ids in order)");
     if (s.checksum.size() != 16 ||
         s.checksum.find_first_not_of("0123456789abcdef") != std::string::npos)
       bad(p + ".checksum", "must be 16 lower-case hex digits (xxh64), got '" + s.checksum + "'");
     next += s.samples;
   }
   if (next != total_samples)
-    bad("total_samples", "is " + std::to_string(total_samples) + " but the shards hold " +
-                             std::to_string(next));
+    bad("total_samples",
+        "is " + std::to_string(total_samples) + " but the shards hold " + std::to_string(next));
 }
 
 void Manifest::finalize_shards() {
@@ -248,7 +259,8 @@ Manifest Manifest::load(const std::string& dir_or_file) {
   if (p.extension() != ".json") p /= kManifestFile;
   std::ifstream in(p, std::ios::binary);
   if (!in) {
-    if (!fs::exists(p)) RAE_THROW("manifest '", p.string(), "' does not exist (is this a latent cache directory?)");
+    if (!fs::exists(p))
+      RAE_THROW("manifest '", p.string(), "' does not exist (is this a latent cache directory?)");
     RAE_THROW("cannot read manifest '", p.string(), "': ", std::strerror(errno));
   }
   std::stringstream ss;

@@ -27,12 +27,12 @@ struct LatentLayout {
   bool has_flip = false;  // shards carry `latents_flip`
 
   int64_t tokens() const { return grid_h * grid_w; }
-  int64_t elements() const { return tokens() * channels; }       // per sample and view
+  int64_t elements() const { return tokens() * channels; }  // per sample and view
   size_t row_bytes() const { return elements() * storage_dtype_size(dtype); }
 };
 
 struct ShardInfo {
-  std::string file;         // file name relative to the cache directory
+  std::string file;  // file name relative to the cache directory
   int64_t samples = 0;
   int64_t first_index = 0;  // global id of the first sample
   uint64_t bytes = 0;       // file size

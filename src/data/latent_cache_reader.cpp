@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -36,7 +38,8 @@ uint64_t below(uint64_t r, uint64_t n) {
 template <typename T>
 void fisher_yates(T* a, int64_t n, const rng::Key& k) {
   for (int64_t i = n - 1; i > 0; --i) {
-    uint64_t j = below(random_u64(k, static_cast<uint64_t>(n - 1 - i)), static_cast<uint64_t>(i + 1));
+    uint64_t j =
+        below(random_u64(k, static_cast<uint64_t>(n - 1 - i)), static_cast<uint64_t>(i + 1));
     std::swap(a[i], a[j]);
   }
 }
@@ -59,8 +62,45 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-constexpr size_t kMaxGapBytes = 64 << 10;   // read through gaps up to this size
-constexpr size_t kMaxRunBytes = 64 << 20;   // longest single read (bounds the staging buffer)
+// Recycles the batch buffers: fresh multi-MB allocations are mmap'ed by malloc and page-faulted
+// on every batch, which costs more than the reads themselves. Buffers return here when the last
+// tensor viewing them dies (even after the reader is gone: the deleter keeps the pool alive).
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  BufferPool(size_t bytes, size_t keep) : bytes_((bytes + 63) / 64 * 64), keep_(keep) {}
+  ~BufferPool() {
+    for (void* p : free_) std::free(p);
+  }
+  Tensor acquire(const Shape& shape, DType dtype) {
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!free_.empty()) {
+        p = free_.back();
+        free_.pop_back();
+      }
+    }
+    if (!p) p = std::aligned_alloc(64, bytes_ ? bytes_ : 64);
+    RAE_CHECK(p, "cache reader: out of host memory allocating ", bytes_, " bytes");
+    std::shared_ptr<void> owner(p, [pool = shared_from_this()](void* q) { pool->release(q); });
+    return Tensor::from_blob(p, shape, dtype, Device::cpu(), owner);
+  }
+
+ private:
+  void release(void* p) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (free_.size() < keep_)
+      free_.push_back(p);
+    else
+      std::free(p);
+  }
+  size_t bytes_, keep_;
+  std::mutex mu_;
+  std::vector<void*> free_;
+};
+
+constexpr size_t kMaxGapBytes = 64 << 10;  // read through gaps up to this size
+constexpr size_t kMaxRunBytes = 64 << 20;  // longest single read (bounds the staging buffer)
 
 }  // namespace
 
@@ -69,14 +109,15 @@ int64_t auto_block_rows(const LatentLayout& layout) {
   return std::max<int64_t>(1, static_cast<int64_t>((kBlockTargetBytes + row - 1) / row));
 }
 
-std::vector<int64_t> cache_epoch_order(const Manifest& m, uint64_t seed, int64_t epoch, int64_t block_rows,
-                                       int64_t window_blocks, bool shuffle) {
+std::vector<int64_t> cache_epoch_order(const Manifest& m, uint64_t seed, int64_t epoch,
+                                       int64_t block_rows, int64_t window_blocks, bool shuffle) {
   std::vector<int64_t> order(m.total_samples);
   if (!shuffle) {
     std::iota(order.begin(), order.end(), 0);
     return order;
   }
-  RAE_CHECK(block_rows >= 1 && window_blocks >= 1, "cache_epoch_order: block_rows and window_blocks must be >= 1");
+  RAE_CHECK(block_rows >= 1 && window_blocks >= 1,
+            "cache_epoch_order: block_rows and window_blocks must be >= 1");
   struct Block {
     int64_t start, len;
   };
@@ -93,7 +134,8 @@ std::vector<int64_t> cache_epoch_order(const Manifest& m, uint64_t seed, int64_t
   for (int64_t w = 0; w * window < m.total_samples; ++w) {
     int64_t len = std::min(window, m.total_samples - w * window);
     fisher_yates(order.data() + w * window, len,
-                 rng::Key{seed, rng::Purpose::Shuffle, static_cast<uint64_t>(epoch), static_cast<uint64_t>(1 + w)});
+                 rng::Key{seed, rng::Purpose::Shuffle, static_cast<uint64_t>(epoch),
+                          static_cast<uint64_t>(1 + w)});
   }
   return order;
 }
@@ -117,6 +159,7 @@ struct LatentCacheReader::Impl {
   std::vector<std::unique_ptr<ShardFile>> shards;
   int64_t local = 0, steps = 0, brows = 1;
   bool flips = false;
+  std::shared_ptr<BufferPool> latent_pool;
 
   std::mutex order_mu;
   std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> orders;
@@ -137,7 +180,8 @@ struct LatentCacheReader::Impl {
 
   bool flip_of(int64_t epoch, int64_t id) const {
     if (!flips) return false;
-    rng::Key k{opt.seed, rng::Purpose::Flip, static_cast<uint64_t>(epoch), static_cast<uint64_t>(id)};
+    rng::Key k{opt.seed, rng::Purpose::Flip, static_cast<uint64_t>(epoch),
+               static_cast<uint64_t>(id)};
     return rng::uniform_at(k, 0) < 0.5f;
   }
 
@@ -163,7 +207,8 @@ struct LatentCacheReader::Impl {
     std::vector<Item> items(n);
     for (int64_t k = 0; k < n; ++k) {
       size_t s = manifest.shard_of(ids[k]);
-      items[k] = {static_cast<int64_t>(s), flip[k] ? 1 : 0, ids[k] - manifest.shards[s].first_index, k};
+      items[k] = {static_cast<int64_t>(s), flip[k] ? 1 : 0, ids[k] - manifest.shards[s].first_index,
+                  k};
     }
     std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
       return std::tie(a.shard, a.view, a.row) < std::tie(b.shard, b.view, b.row);
@@ -174,11 +219,13 @@ struct LatentCacheReader::Impl {
     for (int64_t a = 0; a < n;) {
       int64_t b = a + 1;
       while (b < n && items[b].shard == items[a].shard && items[b].view == items[a].view &&
-             items[b].row - items[b - 1].row - 1 <= max_gap && items[b].row - items[a].row < max_run)
+             items[b].row - items[b - 1].row - 1 <= max_gap &&
+             items[b].row - items[a].row < max_run)
         ++b;
       const int64_t row0 = items[a].row, rows = items[b - 1].row - row0 + 1;
       staging.resize(rows * row_bytes);
-      shards[items[a].shard]->read_rows(static_cast<View>(items[a].view), row0, rows, staging.data());
+      shards[items[a].shard]->read_rows(static_cast<View>(items[a].view), row0, rows,
+                                        staging.data());
       for (int64_t k = a; k < b; ++k)
         to_f32(manifest.layout.dtype, staging.data() + (items[k].row - row0) * row_bytes,
                out + items[k].slot * elems, elems);
@@ -193,7 +240,8 @@ struct LatentCacheReader::Impl {
     Batch b;
     b.position = pos;
     b.micro_batch = opt.micro_batch;
-    b.latents = Tensor::empty({local, manifest.layout.tokens(), manifest.layout.channels}, DType::F32);
+    b.latents = latent_pool->acquire({local, manifest.layout.tokens(), manifest.layout.channels},
+                                     DType::F32);
     b.labels = Tensor::empty({local}, DType::I32);
     b.indices = Tensor::empty({local}, DType::I64);
     b.flipped = Tensor::empty({local}, DType::U8);
@@ -240,8 +288,9 @@ struct LatentCacheReader::Impl {
   }
 
   void start(DataPosition pos) {
-    RAE_CHECK(pos.epoch >= 0 && pos.step >= 0 && pos.step < steps, "cache reader: position (epoch ", pos.epoch,
-              ", step ", pos.step, ") is invalid: an epoch of '", dir, "' has ", steps, " steps");
+    RAE_CHECK(pos.epoch >= 0 && pos.step >= 0 && pos.step < steps, "cache reader: position (epoch ",
+              pos.epoch, ", step ", pos.step, ") is invalid: an epoch of '", dir, "' has ", steps,
+              " steps");
     base = pos;
     assigned = consumed = 0;
     ready.clear();
@@ -261,20 +310,22 @@ struct LatentCacheReader::Impl {
   }
 };
 
-LatentCacheReader::LatentCacheReader(const std::string& dir, const ReaderOptions& options, DataPosition start)
+LatentCacheReader::LatentCacheReader(const std::string& dir, const ReaderOptions& options,
+                                     DataPosition start)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.dir = dir;
   m.opt = options;
   m.manifest = Manifest::load(dir);
   const ReaderOptions& o = m.opt;
-  RAE_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "cache reader: rank ", o.rank,
-            " is not in [0, ", o.world_size, ")");
+  RAE_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "cache reader: rank ",
+            o.rank, " is not in [0, ", o.world_size, ")");
   RAE_CHECK(o.global_batch > 0 && o.global_batch % o.world_size == 0, "cache reader: global batch ",
             o.global_batch, " must be positive and divisible by the world size ", o.world_size);
   m.local = o.global_batch / o.world_size;
   RAE_CHECK(o.micro_batch >= 0 && (o.micro_batch == 0 || m.local % o.micro_batch == 0),
-            "cache reader: micro-batch ", o.micro_batch, " does not divide the local batch ", m.local);
+            "cache reader: micro-batch ", o.micro_batch, " does not divide the local batch ",
+            m.local);
   RAE_CHECK(o.prefetch >= 1 && o.threads >= 1 && o.window_blocks >= 1 && o.block_rows >= 0,
             "cache reader: prefetch, threads and window_blocks must be >= 1, block_rows >= 0");
   m.steps = m.manifest.total_samples / o.global_batch;
@@ -282,12 +333,19 @@ LatentCacheReader::LatentCacheReader(const std::string& dir, const ReaderOptions
             " samples, fewer than one global batch of ", o.global_batch);
   m.brows = o.block_rows > 0 ? o.block_rows : auto_block_rows(m.manifest.layout);
   m.flips = o.use_flip && m.manifest.layout.has_flip;
+  // Enough buffers for the prefetched batches, the one being assembled per thread and a few held
+  // by the consumer.
+  m.latent_pool =
+      std::make_shared<BufferPool>(m.local * m.manifest.layout.elements() * sizeof(float),
+                                   static_cast<size_t>(o.prefetch + o.threads + 4));
   for (const ShardInfo& s : m.manifest.shards)
     m.shards.push_back(std::make_unique<ShardFile>(dir, m.manifest, s, o.direct_io));
   m.start(start);
 }
 
-LatentCacheReader::~LatentCacheReader() { impl_->stop(); }
+LatentCacheReader::~LatentCacheReader() {
+  impl_->stop();
+}
 
 Batch LatentCacheReader::next() {
   Impl& m = *impl_;
@@ -315,20 +373,44 @@ void LatentCacheReader::seek(DataPosition pos) {
   impl_->start(pos);
 }
 
-const Manifest& LatentCacheReader::manifest() const { return impl_->manifest; }
-const ReaderOptions& LatentCacheReader::options() const { return impl_->opt; }
-int64_t LatentCacheReader::steps_per_epoch() const { return impl_->steps; }
-int64_t LatentCacheReader::local_batch() const { return impl_->local; }
-int64_t LatentCacheReader::block_rows() const { return impl_->brows; }
+const Manifest& LatentCacheReader::manifest() const {
+  return impl_->manifest;
+}
+const ReaderOptions& LatentCacheReader::options() const {
+  return impl_->opt;
+}
+int64_t LatentCacheReader::steps_per_epoch() const {
+  return impl_->steps;
+}
+int64_t LatentCacheReader::local_batch() const {
+  return impl_->local;
+}
+int64_t LatentCacheReader::block_rows() const {
+  return impl_->brows;
+}
 
-std::vector<int64_t> LatentCacheReader::epoch_order(int64_t epoch) const { return *impl_->order(epoch); }
+std::string LatentCacheReader::order_signature() const {
+  const Impl& m = *impl_;
+  return detail::concat("latent-cache-order-v1 seed=", m.opt.seed,
+                        " global_batch=", m.opt.global_batch, " shuffle=", m.opt.shuffle ? 1 : 0,
+                        " block_rows=", m.brows, " window_blocks=", m.opt.window_blocks,
+                        " flips=", m.flips ? 1 : 0, " samples=", m.manifest.total_samples,
+                        " shards=", m.manifest.shards.size());
+}
 
-bool LatentCacheReader::flip_of(int64_t epoch, int64_t index) const { return impl_->flip_of(epoch, index); }
+std::vector<int64_t> LatentCacheReader::epoch_order(int64_t epoch) const {
+  return *impl_->order(epoch);
+}
+
+bool LatentCacheReader::flip_of(int64_t epoch, int64_t index) const {
+  return impl_->flip_of(epoch, index);
+}
 
 Tensor LatentCacheReader::read_samples(const std::vector<int64_t>& indices, bool flipped) const {
   const Manifest& m = impl_->manifest;
   RAE_CHECK(!flipped || m.layout.has_flip, "cache has no latents_flip");
-  Tensor out = Tensor::empty({static_cast<int64_t>(indices.size()), m.layout.tokens(), m.layout.channels});
+  Tensor out =
+      Tensor::empty({static_cast<int64_t>(indices.size()), m.layout.tokens(), m.layout.channels});
   impl_->fill(indices, std::vector<uint8_t>(indices.size(), flipped ? 1 : 0), out.data<float>());
   return out;
 }

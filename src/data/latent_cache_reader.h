@@ -3,8 +3,8 @@
 // Order. Each epoch visits every sample in a permutation that depends only on (seed, epoch,
 // manifest, block_rows, window_blocks), never on the rank count:
 //   1. the samples of each shard are cut into blocks of `block_rows` consecutive rows (blocks never
-//      cross shards); the blocks of the whole cache are permuted (Fisher-Yates, RNG purpose Shuffle,
-//      step = epoch, index 0);
+//      cross shards); the blocks of the whole cache are permuted (Fisher-Yates, RNG purpose
+//      Shuffle, step = epoch, index 0);
 //   2. the resulting sequence is cut into windows of window_blocks * block_rows samples and each
 //      window is permuted in place (Fisher-Yates, index 1 + window number).
 // With block_rows = 1 this is a uniform random permutation. Larger blocks make reads longer runs;
@@ -38,13 +38,13 @@ struct ReaderOptions {
   int world_size = 1;
   int64_t micro_batch = 0;  // 0: one micro-batch = the whole local batch
   uint64_t seed = 0;
-  bool shuffle = true;        // false: cache order (for tools and tests)
-  int64_t block_rows = 0;     // 0: automatic (see above)
+  bool shuffle = true;     // false: cache order (for tools and tests)
+  int64_t block_rows = 0;  // 0: automatic (see above)
   int64_t window_blocks = 16;
-  bool use_flip = true;       // with latents_flip in the cache, pick a view per sample (RNG Flip)
-  int prefetch = 4;           // batches assembled ahead
-  int threads = 2;            // reader threads
-  bool direct_io = true;      // false: read through H5Dread (slower; for tests)
+  bool use_flip = true;   // with latents_flip in the cache, pick a view per sample (RNG Flip)
+  int prefetch = 4;       // batches assembled ahead
+  int threads = 2;        // reader threads
+  bool direct_io = true;  // false: read through H5Dread (slower; for tests)
 };
 
 // Where the data stream is: the next batch is step `step` of epoch `epoch`.
@@ -76,15 +76,20 @@ class LatentCacheReader {
   LatentCacheReader(const LatentCacheReader&) = delete;
   LatentCacheReader& operator=(const LatentCacheReader&) = delete;
 
-  Batch next();                    // blocks until the batch at position() is ready
-  DataPosition position() const;   // the batch the next call to next() returns
-  void seek(DataPosition pos);     // drops prefetched batches and restarts there
+  Batch next();                   // blocks until the batch at position() is ready
+  DataPosition position() const;  // the batch the next call to next() returns
+  void seek(DataPosition pos);    // drops prefetched batches and restarts there
 
   const Manifest& manifest() const;
   const ReaderOptions& options() const;
   int64_t steps_per_epoch() const;
   int64_t local_batch() const;
   int64_t block_rows() const;  // the effective block size
+  // Everything besides the position that determines the data stream (seed, global batch, block
+  // and window sizes, shuffle and flip switches, sample count), as one string. A checkpoint stores
+  // it with position(); a resume compares it so that a changed setting is an error, not a
+  // silently different stream. Independent of rank, world size, threads and prefetch.
+  std::string order_signature() const;
   // The epoch's global order of sample ids (the permutation, all ranks).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Whether the reader would deliver sample `index` flipped in `epoch`.
@@ -98,8 +103,9 @@ class LatentCacheReader {
 };
 
 // The permutation defined above, exposed for tests and tools.
-std::vector<int64_t> cache_epoch_order(const Manifest& m, uint64_t seed, int64_t epoch, int64_t block_rows,
-                                       int64_t window_blocks, bool shuffle = true);
+std::vector<int64_t> cache_epoch_order(const Manifest& m, uint64_t seed, int64_t epoch,
+                                       int64_t block_rows, int64_t window_blocks,
+                                       bool shuffle = true);
 // The automatic block size for a layout.
 int64_t auto_block_rows(const LatentLayout& layout);
 

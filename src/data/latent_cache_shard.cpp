@@ -19,8 +19,11 @@ namespace {
 const char* kViewNames[2] = {"latents", "latents_flip"};
 }
 
-ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo& info, bool direct_io)
-    : path_((std::filesystem::path(dir) / info.file).string()), layout_(m.layout), samples_(info.samples) {
+ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo& info,
+                     bool direct_io)
+    : path_((std::filesystem::path(dir) / info.file).string()),
+      layout_(m.layout),
+      samples_(info.samples) {
   h5::quiet_errors();
   struct stat st;
   if (::stat(path_.c_str(), &st) != 0)
@@ -43,26 +46,35 @@ ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo&
     if (!dsets_[v].valid()) h5::fail("missing dataset", path_, name);
     auto dims = h5::dataset_dims(dsets_[v], path_, name);
     if (dims.size() != 3 || static_cast<int64_t>(dims[0]) != samples_ ||
-        static_cast<int64_t>(dims[1]) != layout_.tokens() || static_cast<int64_t>(dims[2]) != layout_.channels)
+        static_cast<int64_t>(dims[1]) != layout_.tokens() ||
+        static_cast<int64_t>(dims[2]) != layout_.channels)
       RAE_THROW("shard '", path_, "' dataset '", name, "' has shape (",
-                dims.size() > 0 ? std::to_string(dims[0]) : "", dims.size() > 1 ? ", " + std::to_string(dims[1]) : "",
-                dims.size() > 2 ? ", " + std::to_string(dims[2]) : "", "), expected (", samples_, ", ",
-                layout_.tokens(), ", ", layout_.channels, ")");
+                dims.size() > 0 ? std::to_string(dims[0]) : "",
+                dims.size() > 1 ? ", " + std::to_string(dims[1]) : "",
+                dims.size() > 2 ? ", " + std::to_string(dims[2]) : "", "), expected (", samples_,
+                ", ", layout_.tokens(), ", ", layout_.channels, ")");
     Handle ftype(H5Dget_type(dsets_[v]), Handle::Kind::Datatype);
     H5T_class_t cls = H5Tget_class(ftype);
     size_t size = H5Tget_size(ftype);
-    std::string attr = h5::has_attr(dsets_[v], "dtype") ? h5::read_string_attr(dsets_[v], "dtype", path_, name) : "";
+    std::string attr = h5::has_attr(dsets_[v], "dtype")
+                           ? h5::read_string_attr(dsets_[v], "dtype", path_, name)
+                           : "";
     bool ok = false;
     switch (layout_.dtype) {
-      case StorageDType::BF16: ok = cls == H5T_INTEGER && size == 2 && attr == "bf16"; break;
+      case StorageDType::BF16:
+        ok = cls == H5T_INTEGER && size == 2 && attr == "bf16";
+        break;
       case StorageDType::F16:
         ok = (cls == H5T_FLOAT && size == 2) || (cls == H5T_INTEGER && size == 2 && attr == "f16");
         break;
-      case StorageDType::F32: ok = cls == H5T_FLOAT && size == 4; break;
+      case StorageDType::F32:
+        ok = cls == H5T_FLOAT && size == 4;
+        break;
     }
     if (!ok)
-      RAE_THROW("shard '", path_, "' dataset '", name, "' does not store ", storage_dtype_name(layout_.dtype),
-                " (HDF5 class ", static_cast<int>(cls), ", ", size, " bytes, dtype attribute '", attr, "')");
+      RAE_THROW("shard '", path_, "' dataset '", name, "' does not store ",
+                storage_dtype_name(layout_.dtype), " (HDF5 class ", static_cast<int>(cls), ", ",
+                size, " bytes, dtype attribute '", attr, "')");
     if (cls == H5T_INTEGER) {
       mem_type_ = Handle(H5Tcopy(H5T_NATIVE_UINT16), Handle::Kind::Datatype);
     } else if (size == 2) {
@@ -84,7 +96,8 @@ ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo&
     Handle ftype(H5Dget_type(d), Handle::Kind::Datatype);
     if (H5Tget_class(ftype) != want)
       RAE_THROW("shard '", path_, "' dataset '", name, "' must hold integers");
-    if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) h5::fail("cannot read", path_, name);
+    if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+      h5::fail("cannot read", path_, name);
   };
   labels_.resize(samples_);
   read_1d("labels", H5T_NATIVE_INT32, labels_.data(), H5T_INTEGER);
@@ -95,8 +108,8 @@ ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo&
       RAE_THROW("shard '", path_, "' dataset 'index' row ", i, " is ", index[i], ", expected ",
                 info.first_index + i, " (first_index + row)");
     if (labels_[i] < 0 || (m.num_classes > 0 && labels_[i] >= m.num_classes))
-      RAE_THROW("shard '", path_, "' dataset 'labels' row ", i, " is ", labels_[i], ", outside [0, ",
-                m.num_classes, ")");
+      RAE_THROW("shard '", path_, "' dataset 'labels' row ", i, " is ", labels_[i],
+                ", outside [0, ", m.num_classes, ")");
   }
 
   fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
@@ -133,7 +146,8 @@ void ShardFile::map_dataset(View view, const char* name, bool direct_io) {
   } else if (kind == H5D_CHUNKED) {
     hsize_t cdims[3];
     if (H5Pget_chunk(dcpl, 3, cdims) != 3) return;
-    if (static_cast<int64_t>(cdims[1]) != layout_.tokens() || static_cast<int64_t>(cdims[2]) != layout_.channels)
+    if (static_cast<int64_t>(cdims[1]) != layout_.tokens() ||
+        static_cast<int64_t>(cdims[2]) != layout_.channels)
       return;  // chunks that split a row: let HDF5 gather
     const int64_t chunk_rows = static_cast<int64_t>(cdims[0]);
     const int64_t nchunks = (samples_ + chunk_rows - 1) / chunk_rows;
@@ -165,7 +179,8 @@ void ShardFile::pread_all(void* dst, size_t bytes, uint64_t offset, const char* 
       RAE_THROW("read error in shard '", path_, "' dataset '", dname, "': ", std::strerror(errno));
     }
     if (got == 0)
-      RAE_THROW("shard '", path_, "' dataset '", dname, "' ends early at byte ", offset, " (truncated file)");
+      RAE_THROW("shard '", path_, "' dataset '", dname, "' ends early at byte ", offset,
+                " (truncated file)");
     p += got;
     bytes -= static_cast<size_t>(got);
     offset += static_cast<uint64_t>(got);
@@ -176,8 +191,8 @@ void ShardFile::read_rows(View view, int64_t row0, int64_t count, void* dst) con
   const int v = static_cast<int>(view);
   const char* name = kViewNames[v];
   RAE_CHECK(v == 0 || layout_.has_flip, "shard '", path_, "' has no latents_flip");
-  RAE_CHECK(row0 >= 0 && count >= 0 && row0 + count <= samples_, "shard '", path_, "': rows [", row0, ", ",
-            row0 + count, ") out of range (", samples_, " samples)");
+  RAE_CHECK(row0 >= 0 && count >= 0 && row0 + count <= samples_, "shard '", path_, "': rows [",
+            row0, ", ", row0 + count, ") out of range (", samples_, " samples)");
   const uint64_t row_bytes = layout_.row_bytes();
   const DataMap& map = maps_[v];
   switch (map.kind) {
@@ -197,7 +212,8 @@ void ShardFile::read_rows(View view, int64_t row0, int64_t count, void* dst) con
       }
       return;
     }
-    default: break;
+    default:
+      break;
   }
   // HDF5 fallback (the thread-safe HDF5 build serializes these calls).
   hid_t d = dsets_[v];
@@ -208,7 +224,8 @@ void ShardFile::read_rows(View view, int64_t row0, int64_t count, void* dst) con
   if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, cnt, nullptr) < 0)
     h5::fail("cannot select rows", path_, name);
   Handle mspace(H5Screate_simple(3, cnt, nullptr), Handle::Kind::Dataspace);
-  if (H5Dread(d, mem_type_, mspace, fspace, H5P_DEFAULT, dst) < 0) h5::fail("cannot read rows", path_, name);
+  if (H5Dread(d, mem_type_, mspace, fspace, H5P_DEFAULT, dst) < 0)
+    h5::fail("cannot read rows", path_, name);
 }
 
 }  // namespace rae::cache

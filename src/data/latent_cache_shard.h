@@ -22,7 +22,8 @@ class ShardFile {
   // Opens `dir/info.file`, checks the file size, datasets, shapes, dtypes and that `index` holds
   // first_index, first_index + 1, ... and labels are in [0, num_classes). Errors name the file
   // and dataset. direct_io=false forces H5Dread (tests compare both paths).
-  ShardFile(const std::string& dir, const Manifest& manifest, const ShardInfo& info, bool direct_io = true);
+  ShardFile(const std::string& dir, const Manifest& manifest, const ShardInfo& info,
+            bool direct_io = true);
   ~ShardFile();
   ShardFile(const ShardFile&) = delete;
   ShardFile& operator=(const ShardFile&) = delete;

@@ -70,11 +70,13 @@ std::vector<double> RunningStats::pack() const {
 RunningStats RunningStats::unpack(const std::vector<double>& p) {
   RAE_CHECK(!p.empty() && (p.size() - 1) % 2 == 0, "RunningStats::unpack: bad length ", p.size());
   size_t e = (p.size() - 1) / 2;
-  return from_moments(static_cast<int64_t>(p[0]), std::vector<double>(p.begin() + 1, p.begin() + 1 + e),
+  return from_moments(static_cast<int64_t>(p[0]),
+                      std::vector<double>(p.begin() + 1, p.begin() + 1 + e),
                       std::vector<double>(p.begin() + 1 + e, p.end()));
 }
 
-RunningStats RunningStats::from_moments(int64_t count, std::vector<double> mean, std::vector<double> m2) {
+RunningStats RunningStats::from_moments(int64_t count, std::vector<double> mean,
+                                        std::vector<double> m2) {
   RAE_CHECK(mean.size() == m2.size(), "RunningStats: mean and M2 sizes differ");
   RAE_CHECK(count >= 0, "RunningStats: negative count");
   RunningStats s;
@@ -86,7 +88,8 @@ RunningStats RunningStats::from_moments(int64_t count, std::vector<double> mean,
 
 // A minimal safetensors writer/reader for the three stats tensors, kept local so this layer does
 // not depend on the io library's implementation; the files are standard safetensors.
-void save_stats(const std::string& path, const RunningStats& stats, int64_t tokens, int64_t channels) {
+void save_stats(const std::string& path, const RunningStats& stats, int64_t tokens,
+                int64_t channels) {
   RAE_CHECK(tokens * channels == stats.elements(), "save_stats: ", tokens, "x", channels,
             " does not match ", stats.elements(), " elements");
   const int64_t e = stats.elements();
@@ -100,7 +103,8 @@ void save_stats(const std::string& path, const RunningStats& stats, int64_t toke
   nlohmann::json h;
   h["count"] = {{"dtype", "I64"}, {"shape", {1}}, {"data_offsets", {0, 8}}};
   h["mean"] = {{"dtype", "F32"}, {"shape", {tokens, channels}}, {"data_offsets", {8, 8 + fbytes}}};
-  h["var"] = {{"dtype", "F32"}, {"shape", {tokens, channels}},
+  h["var"] = {{"dtype", "F32"},
+              {"shape", {tokens, channels}},
               {"data_offsets", {8 + fbytes, 8 + 2 * fbytes}}};
   h["__metadata__"] = {{"count", std::to_string(stats.count())}, {"variance", "population"}};
   std::string header = h.dump();
@@ -137,12 +141,12 @@ CacheStats load_stats(const std::string& path) {
   auto tensor_bytes = [&](const char* name, const char* dtype, std::vector<int64_t>* shape) {
     RAE_CHECK(h.contains(name), "stats file '", path, "' has no tensor '", name, "'");
     const auto& t = h[name];
-    RAE_CHECK(t.value("dtype", "") == dtype, "stats file '", path, "': tensor '", name, "' must be ",
-              dtype);
+    RAE_CHECK(t.value("dtype", "") == dtype, "stats file '", path, "': tensor '", name,
+              "' must be ", dtype);
     *shape = t.at("shape").get<std::vector<int64_t>>();
     auto off = t.at("data_offsets").get<std::vector<uint64_t>>();
-    RAE_CHECK(off.size() == 2 && off[0] <= off[1] && base + off[1] <= bytes.size(), "stats file '", path,
-              "': tensor '", name, "' has offsets out of bounds");
+    RAE_CHECK(off.size() == 2 && off[0] <= off[1] && base + off[1] <= bytes.size(), "stats file '",
+              path, "': tensor '", name, "' has offsets out of bounds");
     return std::string_view(bytes).substr(base + off[0], off[1] - off[0]);
   };
   CacheStats s;

@@ -39,7 +39,8 @@ class RunningStats {
 
 // stats.safetensors: "mean" and "var" f32 (tokens, channels), "count" i64 (1); metadata
 // {"count": "<n>", "variance": "population"}. Written atomically.
-void save_stats(const std::string& path, const RunningStats& stats, int64_t tokens, int64_t channels);
+void save_stats(const std::string& path, const RunningStats& stats, int64_t tokens,
+                int64_t channels);
 
 struct CacheStats {
   int64_t count = 0;

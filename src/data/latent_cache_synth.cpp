@@ -14,8 +14,10 @@ namespace rae::cache {
 
 namespace {
 int32_t synth_label(const SynthOptions& o, int64_t index) {
-  float u = rng::uniform_at(rng::Key{o.seed, rng::Purpose::Test, 3, static_cast<uint64_t>(index)}, 0);
-  return static_cast<int32_t>(std::min<int64_t>(o.classes - 1, static_cast<int64_t>(u * o.classes)));
+  float u =
+      rng::uniform_at(rng::Key{o.seed, rng::Purpose::Test, 3, static_cast<uint64_t>(index)}, 0);
+  return static_cast<int32_t>(
+      std::min<int64_t>(o.classes - 1, static_cast<int64_t>(u * o.classes)));
 }
 }  // namespace
 
@@ -30,7 +32,8 @@ int32_t synth_sample(const SynthOptions& o, int64_t index, float* out, bool flip
       const int64_t src = (h * W + (flipped ? W - 1 - w : w)) * C;
       float* dst = out + (h * W + w) * C;
       for (int64_t c = 0; c < C; ++c)
-        dst[c] = rng::normal_at(mean_key, src + c) + o.noise_std * rng::normal_at(noise_key, src + c);
+        dst[c] =
+            rng::normal_at(mean_key, src + c) + o.noise_std * rng::normal_at(noise_key, src + c);
     }
   return label;
 }
@@ -38,7 +41,8 @@ int32_t synth_sample(const SynthOptions& o, int64_t index, float* out, bool flip
 Manifest write_synthetic_cache(const SynthOptions& o) {
   RAE_CHECK(!o.out.empty(), "synth-cache: --out is required");
   RAE_CHECK(o.samples > 0, "synth-cache: --samples must be > 0, got ", o.samples);
-  RAE_CHECK(o.grid_h > 0 && o.grid_w > 0 && o.channels > 0, "synth-cache: grid and channels must be > 0");
+  RAE_CHECK(o.grid_h > 0 && o.grid_w > 0 && o.channels > 0,
+            "synth-cache: grid and channels must be > 0");
   RAE_CHECK(o.classes >= 1, "synth-cache: --classes must be >= 1");
   RAE_CHECK(o.shard_size > 0, "synth-cache: --shard-size must be > 0");
   LatentLayout layout{o.grid_h, o.grid_w, o.channels, o.dtype, o.flip};
@@ -64,7 +68,8 @@ Manifest write_synthetic_cache(const SynthOptions& o) {
   m.shards = writer.finish();
   m.finalize_shards();
   m.stats_file = kStatsFile;
-  save_stats((std::filesystem::path(o.out) / kStatsFile).string(), writer.stats(), layout.tokens(), layout.channels);
+  save_stats((std::filesystem::path(o.out) / kStatsFile).string(), writer.stats(), layout.tokens(),
+             layout.channels);
   m.save(o.out);
   return m;
 }

@@ -18,8 +18,8 @@ struct SynthOptions {
   int64_t shard_size = 4096;
   StorageDType dtype = StorageDType::BF16;
   uint64_t seed = 0;
-  bool flip = false;        // also write latents_flip
-  float noise_std = 0.3f;   // per-sample noise around the class pattern
+  bool flip = false;       // also write latents_flip
+  float noise_std = 0.3f;  // per-sample noise around the class pattern
 };
 
 // The value of synthetic sample `index` (f32, (H*W*C) written to out) and its label.

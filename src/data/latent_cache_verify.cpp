@@ -21,8 +21,8 @@ namespace fs = std::filesystem;
 
 std::string VerifyReport::summary() const {
   std::ostringstream os;
-  os << (ok() ? "OK" : "FAILED") << ": " << shards_checked << " shards, " << samples_checked << " samples, "
-     << bytes_checked << " bytes checked, " << problems.size() << " problem(s)\n";
+  os << (ok() ? "OK" : "FAILED") << ": " << shards_checked << " shards, " << samples_checked
+     << " samples, " << bytes_checked << " bytes checked, " << problems.size() << " problem(s)\n";
   for (const auto& p : problems) os << "  problem: " << p << "\n";
   for (const auto& n : notes) os << "  note: " << n << "\n";
   return os.str();
@@ -49,13 +49,15 @@ VerifyReport verify_cache(const std::string& dir, int threads) {
     if (::stat(path.c_str(), &st) != 0) {
       found.push_back("shard '" + path + "' (shards[" + std::to_string(i) + "]) is missing");
     } else if (static_cast<uint64_t>(st.st_size) != s.bytes) {
-      found.push_back("shard '" + path + "' is " + std::to_string(st.st_size) + " bytes, the manifest says " +
-                      std::to_string(s.bytes) + (static_cast<uint64_t>(st.st_size) < s.bytes ? " (truncated)" : ""));
+      found.push_back("shard '" + path + "' is " + std::to_string(st.st_size) +
+                      " bytes, the manifest says " + std::to_string(s.bytes) +
+                      (static_cast<uint64_t>(st.st_size) < s.bytes ? " (truncated)" : ""));
     } else {
       try {
         std::string sum = file_checksum(path, &bytes);
         if (sum != s.checksum)
-          found.push_back("shard '" + path + "' is corrupt: xxh64 " + sum + ", the manifest says " + s.checksum);
+          found.push_back("shard '" + path + "' is corrupt: xxh64 " + sum + ", the manifest says " +
+                          s.checksum);
         else
           ShardFile shard(dir, m, s);  // structure, count, index, labels
       } catch (const std::exception& e) {
@@ -82,11 +84,12 @@ VerifyReport verify_cache(const std::string& dir, int threads) {
     try {
       CacheStats st = load_stats(path);
       if (st.mean.shape() != Shape{m.layout.tokens(), m.layout.channels})
-        rep.problems.push_back("stats '" + path + "' has shape " + st.mean.shape().str() + ", expected (" +
-                               std::to_string(m.layout.tokens()) + ", " + std::to_string(m.layout.channels) + ")");
+        rep.problems.push_back("stats '" + path + "' has shape " + st.mean.shape().str() +
+                               ", expected (" + std::to_string(m.layout.tokens()) + ", " +
+                               std::to_string(m.layout.channels) + ")");
       if (st.count != m.total_samples)
-        rep.problems.push_back("stats '" + path + "' count is " + std::to_string(st.count) + ", the cache has " +
-                               std::to_string(m.total_samples) + " samples");
+        rep.problems.push_back("stats '" + path + "' count is " + std::to_string(st.count) +
+                               ", the cache has " + std::to_string(m.total_samples) + " samples");
     } catch (const std::exception& e) {
       rep.problems.push_back(e.what());
     }
@@ -98,7 +101,8 @@ VerifyReport verify_cache(const std::string& dir, int threads) {
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0)
-      rep.notes.push_back("left-over temporary file '" + entry.path().string() + "' (an interrupted write)");
+      rep.notes.push_back("left-over temporary file '" + entry.path().string() +
+                          "' (an interrupted write)");
     else if (entry.path().extension() == ".h5" && !listed.count(name))
       rep.notes.push_back("file '" + entry.path().string() + "' is not listed in the manifest");
   }

@@ -7,8 +7,9 @@
 namespace rae::cache {
 
 struct VerifyReport {
-  std::vector<std::string> problems;  // each names the shard (or manifest/stats file) and what is wrong
-  std::vector<std::string> notes;     // harmless findings (left-over .tmp files, unlisted .h5 files)
+  std::vector<std::string>
+      problems;  // each names the shard (or manifest/stats file) and what is wrong
+  std::vector<std::string> notes;  // harmless findings (left-over .tmp files, unlisted .h5 files)
   int64_t shards_checked = 0;
   int64_t samples_checked = 0;
   uint64_t bytes_checked = 0;

@@ -27,8 +27,8 @@ struct ShardWriter::Impl {
   Handle file, latents, latents_flip, labels, index;
   Handle storage_type;  // file and memory type of latent elements
   RunningStats stats;
-  std::vector<uint16_t> bits16;   // conversion buffer for 16-bit storage
-  std::vector<float> rounded;     // stored values back in f32 (for statistics)
+  std::vector<uint16_t> bits16;  // conversion buffer for 16-bit storage
+  std::vector<float> rounded;    // stored values back in f32 (for statistics)
 
   Handle create_dataset(const char* dname, hid_t type, int rank, const hsize_t* row_dims,
                         hsize_t chunk) {
@@ -42,13 +42,15 @@ struct ShardWriter::Impl {
     if (H5Pset_chunk(dcpl, rank, chunks.data()) < 0 ||
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)
       h5::fail("cannot set the chunk layout", tmp_path, dname);
-    Handle d(H5Dcreate2(file, dname, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), Handle::Kind::Dataset);
+    Handle d(H5Dcreate2(file, dname, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+             Handle::Kind::Dataset);
     if (!d.valid()) h5::fail("cannot create dataset", tmp_path, dname);
     return d;
   }
 
   // Extends `d` by n rows and writes `data` (memory type mtype) into them.
   void write_rows(Handle& d, const char* dname, hid_t mtype, const void* data, int64_t n) {
+    h5::quiet_errors();  // per thread: append may run on another thread than the constructor
     std::vector<hsize_t> dims = h5::dataset_dims(d, tmp_path, dname);
     hsize_t old = dims[0];
     dims[0] = old + n;
@@ -57,7 +59,8 @@ struct ShardWriter::Impl {
     std::vector<hsize_t> start(dims.size(), 0), count = dims;
     start[0] = old;
     count[0] = n;
-    if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0)
+    if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) <
+        0)
       h5::fail("cannot select rows", tmp_path, dname);
     Handle mspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
                   Handle::Kind::Dataspace);
@@ -100,13 +103,14 @@ struct ShardWriter::Impl {
   }
 };
 
-ShardWriter::ShardWriter(const std::string& dir, const std::string& name, const LatentLayout& layout,
-                         int64_t first_index, int64_t expected_samples)
+ShardWriter::ShardWriter(const std::string& dir, const std::string& name,
+                         const LatentLayout& layout, int64_t first_index, int64_t expected_samples)
     : impl_(std::make_unique<Impl>()) {
   h5::quiet_errors();
   Impl& m = *impl_;
   RAE_CHECK(layout.grid_h > 0 && layout.grid_w > 0 && layout.channels > 0,
-            "ShardWriter: bad latent layout ", layout.grid_h, "x", layout.grid_w, "x", layout.channels);
+            "ShardWriter: bad latent layout ", layout.grid_h, "x", layout.grid_w, "x",
+            layout.channels);
   RAE_CHECK(first_index >= 0, "ShardWriter: negative first_index ", first_index);
   RAE_CHECK(!name.empty() && name.find('/') == std::string::npos,
             "ShardWriter: shard name must be a plain file name, got '", name, "'");
@@ -121,41 +125,55 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name, const 
   fs::create_directories(dir, ec);
   if (ec) RAE_THROW("cannot create cache directory '", dir, "': ", ec.message());
 
-  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), Handle::Kind::Plist);
-  H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-  m.file = Handle(H5Fcreate(m.tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), Handle::Kind::File);
-  if (!m.file.valid()) h5::fail("cannot create shard file", m.tmp_path);
+  try {  // a failure part-way must not leave a half-made .tmp file behind
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), Handle::Kind::Plist);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    m.file =
+        Handle(H5Fcreate(m.tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), Handle::Kind::File);
+    if (!m.file.valid()) h5::fail("cannot create shard file", m.tmp_path);
 
-  const std::string dtname = storage_dtype_name(layout.dtype);
-  switch (layout.dtype) {
-    case StorageDType::BF16: m.storage_type = Handle(H5Tcopy(H5T_STD_U16LE), Handle::Kind::Datatype); break;
-    case StorageDType::F16: m.storage_type = h5::make_f16_type(); break;
-    case StorageDType::F32: m.storage_type = Handle(H5Tcopy(H5T_IEEE_F32LE), Handle::Kind::Datatype); break;
-  }
-  hid_t root = m.file;
-  h5::write_string_attr(root, "format", kFormatName, m.tmp_path, "/");
-  h5::write_int_attr(root, "format_version", kFormatVersion, m.tmp_path, "/");
-  h5::write_int_attr(root, "grid_h", layout.grid_h, m.tmp_path, "/");
-  h5::write_int_attr(root, "grid_w", layout.grid_w, m.tmp_path, "/");
-  h5::write_int_attr(root, "channels", layout.channels, m.tmp_path, "/");
-  h5::write_string_attr(root, "dtype", dtname, m.tmp_path, "/");
-  h5::write_int_attr(root, "first_index", first_index, m.tmp_path, "/");
+    const std::string dtname = storage_dtype_name(layout.dtype);
+    switch (layout.dtype) {
+      case StorageDType::BF16:
+        m.storage_type = Handle(H5Tcopy(H5T_STD_U16LE), Handle::Kind::Datatype);
+        break;
+      case StorageDType::F16:
+        m.storage_type = h5::make_f16_type();
+        break;
+      case StorageDType::F32:
+        m.storage_type = Handle(H5Tcopy(H5T_IEEE_F32LE), Handle::Kind::Datatype);
+        break;
+    }
+    hid_t root = m.file;
+    h5::write_string_attr(root, "format", kFormatName, m.tmp_path, "/");
+    h5::write_int_attr(root, "format_version", kFormatVersion, m.tmp_path, "/");
+    h5::write_int_attr(root, "grid_h", layout.grid_h, m.tmp_path, "/");
+    h5::write_int_attr(root, "grid_w", layout.grid_w, m.tmp_path, "/");
+    h5::write_int_attr(root, "channels", layout.channels, m.tmp_path, "/");
+    h5::write_string_attr(root, "dtype", dtname, m.tmp_path, "/");
+    h5::write_int_attr(root, "first_index", first_index, m.tmp_path, "/");
 
-  m.chunk_rows = std::max<int64_t>(1, static_cast<int64_t>(kChunkTargetBytes / layout.row_bytes()));
-  int64_t id_chunk = 1 << 16;
-  if (expected_samples > 0) {
-    m.chunk_rows = std::min(m.chunk_rows, expected_samples);
-    id_chunk = std::min(id_chunk, expected_samples);
+    m.chunk_rows =
+        std::max<int64_t>(1, static_cast<int64_t>(kChunkTargetBytes / layout.row_bytes()));
+    int64_t id_chunk = 1 << 16;
+    if (expected_samples > 0) {
+      m.chunk_rows = std::min(m.chunk_rows, expected_samples);
+      id_chunk = std::min(id_chunk, expected_samples);
+    }
+    const hsize_t row[2] = {static_cast<hsize_t>(layout.tokens()),
+                            static_cast<hsize_t>(layout.channels)};
+    m.latents = m.create_dataset("latents", m.storage_type, 3, row, m.chunk_rows);
+    h5::write_string_attr(m.latents, "dtype", dtname, m.tmp_path, "latents");
+    if (layout.has_flip) {
+      m.latents_flip = m.create_dataset("latents_flip", m.storage_type, 3, row, m.chunk_rows);
+      h5::write_string_attr(m.latents_flip, "dtype", dtname, m.tmp_path, "latents_flip");
+    }
+    m.labels = m.create_dataset("labels", H5T_STD_I32LE, 1, nullptr, id_chunk);
+    m.index = m.create_dataset("index", H5T_STD_I64LE, 1, nullptr, id_chunk);
+  } catch (...) {
+    m.remove_tmp();
+    throw;
   }
-  const hsize_t row[2] = {static_cast<hsize_t>(layout.tokens()), static_cast<hsize_t>(layout.channels)};
-  m.latents = m.create_dataset("latents", m.storage_type, 3, row, m.chunk_rows);
-  h5::write_string_attr(m.latents, "dtype", dtname, m.tmp_path, "latents");
-  if (layout.has_flip) {
-    m.latents_flip = m.create_dataset("latents_flip", m.storage_type, 3, row, m.chunk_rows);
-    h5::write_string_attr(m.latents_flip, "dtype", dtname, m.tmp_path, "latents_flip");
-  }
-  m.labels = m.create_dataset("labels", H5T_STD_I32LE, 1, nullptr, id_chunk);
-  m.index = m.create_dataset("index", H5T_STD_I64LE, 1, nullptr, id_chunk);
 }
 
 ShardWriter::~ShardWriter() {
@@ -180,17 +198,19 @@ void ShardWriter::append(const float* lat, const float* flip, const int32_t* lab
 
 namespace {
 // A contiguous f32 copy (or the tensor itself when already f32) of a (n, ...) latent tensor.
-Tensor as_f32_rows(const Tensor& t, const LatentLayout& layout, const char* what, const std::string& file) {
+Tensor as_f32_rows(const Tensor& t, const LatentLayout& layout, const char* what,
+                   const std::string& file) {
   RAE_CHECK(!t.is_cuda(), "ShardWriter '", file, "': ", what, " must be a CPU tensor");
   RAE_CHECK(t.is_contiguous(), "ShardWriter '", file, "': ", what, " must be contiguous");
   bool shape_ok = (t.ndim() == 3 && t.dim(1) == layout.tokens() && t.dim(2) == layout.channels) ||
                   (t.ndim() == 4 && t.dim(1) == layout.grid_h && t.dim(2) == layout.grid_w &&
                    t.dim(3) == layout.channels);
-  RAE_CHECK(shape_ok, "ShardWriter '", file, "': ", what, " has shape ", t.shape().str(), ", expected (n, ",
-            layout.tokens(), ", ", layout.channels, ") or (n, ", layout.grid_h, ", ", layout.grid_w, ", ",
-            layout.channels, ")");
+  RAE_CHECK(shape_ok, "ShardWriter '", file, "': ", what, " has shape ", t.shape().str(),
+            ", expected (n, ", layout.tokens(), ", ", layout.channels, ") or (n, ", layout.grid_h,
+            ", ", layout.grid_w, ", ", layout.channels, ")");
   RAE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16,
-            "ShardWriter '", file, "': ", what, " dtype ", dtype_name(t.dtype()), " (expected f32, bf16, f16)");
+            "ShardWriter '", file, "': ", what, " dtype ", dtype_name(t.dtype()),
+            " (expected f32, bf16, f16)");
   return t.dtype() == DType::F32 ? t : t.cast(DType::F32);
 }
 }  // namespace
@@ -209,12 +229,19 @@ void ShardWriter::append(const Tensor& latents, const Tensor& latents_flip, cons
                 !labels.is_cuda() && labels.is_contiguous(),
             "ShardWriter '", m.final_path, "': labels must be a contiguous CPU i32 tensor (", n,
             "), got ", labels.str());
-  append(lat.data<float>(), flip.defined() ? flip.data<float>() : nullptr, labels.data<int32_t>(), n);
+  append(lat.data<float>(), flip.defined() ? flip.data<float>() : nullptr, labels.data<int32_t>(),
+         n);
 }
 
-int64_t ShardWriter::samples() const { return impl_->rows; }
-const RunningStats& ShardWriter::stats() const { return impl_->stats; }
-const std::string& ShardWriter::final_path() const { return impl_->final_path; }
+int64_t ShardWriter::samples() const {
+  return impl_->rows;
+}
+const RunningStats& ShardWriter::stats() const {
+  return impl_->stats;
+}
+const std::string& ShardWriter::final_path() const {
+  return impl_->final_path;
+}
 
 ShardInfo ShardWriter::finish() {
   Impl& m = *impl_;
@@ -224,7 +251,8 @@ ShardInfo ShardWriter::finish() {
   m.latents_flip.close_checked(m.tmp_path, "latents_flip");
   m.labels.close_checked(m.tmp_path, "labels");
   m.index.close_checked(m.tmp_path, "index");
-  if (H5Fflush(m.file, H5F_SCOPE_GLOBAL) < 0) h5::fail("cannot flush shard (disk full?)", m.tmp_path);
+  if (H5Fflush(m.file, H5F_SCOPE_GLOBAL) < 0)
+    h5::fail("cannot flush shard (disk full?)", m.tmp_path);
   m.file.close_checked(m.tmp_path);
   fsync_path(m.tmp_path);
   ShardInfo info;
@@ -240,10 +268,15 @@ ShardInfo ShardWriter::finish() {
   return info;
 }
 
-ShardSetWriter::ShardSetWriter(const std::string& dir, const std::string& prefix, const LatentLayout& layout,
-                               int64_t first_index, int64_t shard_size)
-    : dir_(dir), prefix_(prefix), layout_(layout), first_index_(first_index), next_index_(first_index),
-      shard_size_(shard_size), stats_(layout.elements()) {
+ShardSetWriter::ShardSetWriter(const std::string& dir, const std::string& prefix,
+                               const LatentLayout& layout, int64_t first_index, int64_t shard_size)
+    : dir_(dir),
+      prefix_(prefix),
+      layout_(layout),
+      first_index_(first_index),
+      next_index_(first_index),
+      shard_size_(shard_size),
+      stats_(layout.elements()) {
   RAE_CHECK(shard_size > 0, "ShardSetWriter: shard size must be > 0, got ", shard_size);
 }
 
@@ -271,20 +304,25 @@ void ShardSetWriter::append(const float* lat, const float* flip, const int32_t* 
   }
 }
 
-void ShardSetWriter::append(const Tensor& latents, const Tensor& latents_flip, const Tensor& labels) {
-  RAE_CHECK(latents.defined() && labels.defined(), "ShardSetWriter: latents and labels are required");
+void ShardSetWriter::append(const Tensor& latents, const Tensor& latents_flip,
+                            const Tensor& labels) {
+  RAE_CHECK(latents.defined() && labels.defined(),
+            "ShardSetWriter: latents and labels are required");
   Tensor lat = latents.dtype() == DType::F32 ? latents : latents.cast(DType::F32);
-  Tensor flip = !latents_flip.defined() || latents_flip.dtype() == DType::F32 ? latents_flip
-                                                                              : latents_flip.cast(DType::F32);
+  Tensor flip = !latents_flip.defined() || latents_flip.dtype() == DType::F32
+                    ? latents_flip
+                    : latents_flip.cast(DType::F32);
   RAE_CHECK(!lat.is_cuda() && lat.is_contiguous() && lat.numel() == lat.dim(0) * layout_.elements(),
-            "ShardSetWriter: latents ", lat.str(), " must be contiguous CPU (n, ", layout_.tokens(), ", ",
-            layout_.channels, ")");
+            "ShardSetWriter: latents ", lat.str(), " must be contiguous CPU (n, ", layout_.tokens(),
+            ", ", layout_.channels, ")");
   RAE_CHECK(!flip.defined() || flip.shape() == lat.shape(), "ShardSetWriter: latents_flip shape ",
             flip.defined() ? flip.shape().str() : "", " differs from latents ", lat.shape().str());
   RAE_CHECK(labels.dtype() == DType::I32 && labels.ndim() == 1 && labels.dim(0) == lat.dim(0) &&
                 !labels.is_cuda() && labels.is_contiguous(),
-            "ShardSetWriter: labels must be contiguous CPU i32 (", lat.dim(0), "), got ", labels.str());
-  append(lat.data<float>(), flip.defined() ? flip.data<float>() : nullptr, labels.data<int32_t>(), lat.dim(0));
+            "ShardSetWriter: labels must be contiguous CPU i32 (", lat.dim(0), "), got ",
+            labels.str());
+  append(lat.data<float>(), flip.defined() ? flip.data<float>() : nullptr, labels.data<int32_t>(),
+         lat.dim(0));
 }
 
 std::vector<ShardInfo> ShardSetWriter::finish() {

@@ -76,8 +76,8 @@ void rope2d_tables(const Tensor& cos, const Tensor& sin, int64_t grid_h, int64_t
                    int64_t head_dim, double theta) {
   const char* op = "rope2d_tables";
   RAE_CHECK(grid_h > 0 && grid_w > 0, op, ": grid must be positive, got ", grid_h, "x", grid_w);
-  RAE_CHECK(head_dim > 0 && head_dim % 4 == 0, op, ": head_dim must be a positive multiple of 4, got ",
-            head_dim);
+  RAE_CHECK(head_dim > 0 && head_dim % 4 == 0, op,
+            ": head_dim must be a positive multiple of 4, got ", head_dim);
   RAE_CHECK(theta > 0, op, ": theta must be positive, got ", theta);
   for (auto [t, name] : {std::pair<const Tensor&, const char*>{cos, "cos"}, {sin, "sin"}}) {
     check::shape(t, {grid_h * grid_w, head_dim}, op, name);

@@ -17,6 +17,16 @@ void check_first(const char* op, const Tensor& x, const char* name) {
   check::is_float(x, op, name);
   check::rows(x, op, name);
 }
+// A broadcast row (C) or row table (R, C) for x seen as (N, C), N % R == 0.
+void check_row_table(const char* op, const Tensor& row, const char* name, const Tensor& x) {
+  check::like(row, x, op, name);
+  check::contiguous(row, op, name);
+  const int64_t C = check::cols(x), N = check::nrows(x);
+  RAE_CHECK((row.ndim() == 1 && row.dim(0) == C) ||
+                (row.ndim() == 2 && row.dim(1) == C && row.dim(0) > 0 && N % row.dim(0) == 0),
+            op, ": argument '", name, "' has shape ", row.shape().str(), ", expected (", C,
+            ") or (R, ", C, ") with R dividing the ", N, " rows of ", x.shape().str());
+}
 }  // namespace
 
 void add_(const Tensor& y, const Tensor& x, double alpha) {
@@ -41,9 +51,7 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
   const char* op = "add_rowwise";
   check_first(op, x, "x");
   check_same(op, out, "out", x);
-  check::like(row, x, op, "row");
-  check::shape(row, {check::cols(x)}, op, "row");
-  check::contiguous(row, op, "row");
+  check_row_table(op, row, "row", x);
   RAE_DISPATCH(x, add_rowwise, out, x, row);
 }
 
@@ -51,9 +59,7 @@ void add_rowwise_backward(const Tensor& drow, const Tensor& dout) {
   const char* op = "add_rowwise_backward";
   check_first(op, dout, "dout");
   if (!drow.defined()) return;
-  check::like(drow, dout, op, "drow");
-  check::shape(drow, {check::cols(dout)}, op, "drow");
-  check::contiguous(drow, op, "drow");
+  check_row_table(op, drow, "drow", dout);
   RAE_DISPATCH(dout, add_rowwise_backward, drow, dout);
 }
 
@@ -88,8 +94,8 @@ void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, c
   check::is_float(x, op, "x");
   RAE_CHECK(x.ndim() >= 1, op, ": argument 'x' must have a batch dim, got ", x.shape().str());
   check::contiguous(x, op, "x");
-  for (auto [tensor, name] : {std::pair<const Tensor&, const char*>{eps, "eps"}, {xt, "xt"},
-                              {target, "target"}}) {
+  for (auto [tensor, name] :
+       {std::pair<const Tensor&, const char*>{eps, "eps"}, {xt, "xt"}, {target, "target"}}) {
     check::like(tensor, x, op, name);
     check::shape(tensor, x.shape(), op, name);
     check::contiguous(tensor, op, name);

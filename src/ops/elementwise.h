@@ -7,9 +7,11 @@ namespace rae::ops {
 void add_(const Tensor& y, const Tensor& x, double alpha = 1.0);  // y += alpha * x
 void scale_(const Tensor& x, double alpha);                       // x *= alpha
 void add(const Tensor& out, const Tensor& a, const Tensor& b);    // out = a + b
-// out (N, C) = x (N, C) + row (C) broadcast over rows (position embeddings, t broadcast).
+// out (N, C) = x (N, C) + row broadcast over rows: row (C), or a table (R, C) with N % R == 0
+// whose row i % R is added to row i (a (T, C) position embedding over x (B*T, C)).
 void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row);
-// Backward of add_rowwise for `row`: drow (C) += sum over rows of dout (N, C).
+// Backward of add_rowwise for `row`: drow (C) += sum over rows of dout (N, C); for a table
+// drow (R, C), row r += sum of dout's rows i with i % R == r.
 void add_rowwise_backward(const Tensor& drow, const Tensor& dout);
 double sum_squares(const Tensor& x);                               // in double
 bool all_finite(const Tensor& x);

@@ -14,7 +14,8 @@ void sincos_pos_embed_2d(const Tensor& out, int64_t grid_h, int64_t grid_w) {
   RAE_CHECK(out.dim(0) == grid_h * grid_w, op, ": argument 'out' has ", out.dim(0),
             " rows, expected grid ", grid_h, "x", grid_w, " = ", grid_h * grid_w);
   RAE_CHECK(out.dim(1) % 4 == 0, op, ": embedding dim ", out.dim(1), " must be a multiple of 4");
-  RAE_CHECK(out.device().is_cpu(), op, ": 'out' must be a CPU tensor (build on the CPU, then copy)");
+  RAE_CHECK(out.device().is_cpu(), op,
+            ": 'out' must be a CPU tensor (build on the CPU, then copy)");
   RAE_CHECK(out.dtype() == DType::F32 || out.dtype() == DType::F64, op,
             ": 'out' must be f32 or f64, got ", dtype_name(out.dtype()));
   check::contiguous(out, op, "out");
@@ -38,8 +39,8 @@ void fourier_features(const Tensor& out, const Tensor& t, const Tensor& W) {
 }
 
 namespace {
-void check_embedding(const char* op, const Tensor& table, const char* table_name, const Tensor& rows,
-                     const char* rows_name, const Tensor& labels) {
+void check_embedding(const char* op, const Tensor& table, const char* table_name,
+                     const Tensor& rows, const char* rows_name, const Tensor& labels) {
   check::is_float(table, op, table_name);
   check::ndim(table, 2, op, table_name);
   check::contiguous(table, op, table_name);
@@ -69,8 +70,8 @@ void check_patch(const char* op, const Tensor& img, const Tensor& tokens, int64_
   check::is_float(img, op, "img");
   check::ndim(img, 4, op, "img");
   check::contiguous(img, op, "img");
-  RAE_CHECK(p > 0 && img.dim(2) % p == 0 && img.dim(3) % p == 0, op, ": image ",
-            img.shape().str(), " is not divisible into patches of ", p);
+  RAE_CHECK(p > 0 && img.dim(2) % p == 0 && img.dim(3) % p == 0, op, ": image ", img.shape().str(),
+            " is not divisible into patches of ", p);
   check::like(tokens, img, op, "tokens");
   check::shape(tokens, {img.dim(0), (img.dim(2) / p) * (img.dim(3) / p), p * p * img.dim(1)}, op,
                "tokens");

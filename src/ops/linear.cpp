@@ -30,9 +30,9 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool trans_a, boo
   }
   int64_t M = trans_a ? A.dim(o + 1) : A.dim(o), K = trans_a ? A.dim(o) : A.dim(o + 1);
   int64_t Kb = trans_b ? B.dim(o + 1) : B.dim(o), N = trans_b ? B.dim(o) : B.dim(o + 1);
-  RAE_CHECK(K == Kb, op, ": inner dims differ: op(A) is (", M, ", ", K, "), op(B) is (", Kb,
-            ", ", N, ") (A ", A.shape().str(), " trans ", trans_a, ", B ", B.shape().str(),
-            " trans ", trans_b, ")");
+  RAE_CHECK(K == Kb, op, ": inner dims differ: op(A) is (", M, ", ", K, "), op(B) is (", Kb, ", ",
+            N, ") (A ", A.shape().str(), " trans ", trans_a, ", B ", B.shape().str(), " trans ",
+            trans_b, ")");
   RAE_CHECK(C.dim(o) == M && C.dim(o + 1) == N, op, ": argument 'C' has shape ", C.shape().str(),
             ", expected (..., ", M, ", ", N, ")");
   RAE_DISPATCH(C, matmul, C, A, B, trans_a, trans_b, alpha, beta);
@@ -45,9 +45,8 @@ void check_linear_shapes(const char* op, const Tensor& x, const Tensor& w, const
   check::ndim(w, 2, op, "w");
   check::contiguous(w, op, "w");
   check::rows(x, op, "x");
-  RAE_CHECK(check::cols(x) == w.dim(1), op, ": argument 'x' ", x.shape().str(),
-            " has last dim ", check::cols(x), " but 'w' ", w.shape().str(), " expects ",
-            w.dim(1));
+  RAE_CHECK(check::cols(x) == w.dim(1), op, ": argument 'x' ", x.shape().str(), " has last dim ",
+            check::cols(x), " but 'w' ", w.shape().str(), " expects ", w.dim(1));
   check::defined(out, op, out_name);
   check::rows(out, op, out_name);
   RAE_CHECK(check::cols(out) == w.dim(0) && check::nrows(out) == check::nrows(x), op,

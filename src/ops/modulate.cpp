@@ -19,7 +19,8 @@ void check_like_x(const char* op, const Tensor& t, const char* name, const Tenso
 }
 }  // namespace
 
-void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift, const Tensor& scale) {
+void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift,
+                      const Tensor& scale) {
   const char* op = "modulate_forward";
   check_x3(op, x, "x");
   check_like_x(op, out, "out", x);

@@ -13,14 +13,15 @@ void layernorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, co
 
 // out = x * rsqrt(mean(x^2) + eps) * w. w (C) may be undefined. Saves rstd (N).
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& w,
-                     double eps);
+                     double eps = 1e-6);  // the release's RMSNorm default
 void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& dout, const Tensor& x,
                       const Tensor& w, const Tensor& rstd);
 
 // Fused adaLN: out (B, T, C) = rmsnorm(x; w) * (1 + scale) + shift, where shift and scale are
 // per sample (B, C) or per token (B, T, C). shift may be undefined (no shift). Saves rstd (B*T).
 void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tensor& x,
-                              const Tensor& w, const Tensor& shift, const Tensor& scale, double eps);
+                              const Tensor& w, const Tensor& shift, const Tensor& scale,
+                              double eps = 1e-6);
 void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor& dshift,
                                const Tensor& dscale, const Tensor& dout, const Tensor& x,
                                const Tensor& w, const Tensor& scale, const Tensor& rstd);

@@ -14,23 +14,26 @@ namespace rae::ops::check {
 // one row stride: a contiguous tensor, or a chunk (narrow of the last dim) of a wider one, as
 // adaLN's shift/scale/gate chunks are. Returns false for other layouts.
 inline bool row_strided(const Tensor& t, int64_t* row_stride = nullptr) {
-  int nd = t.ndim();
-  int64_t cols = nd == 0 ? 1 : t.dim(nd - 1);
+  // raw pointers: Shape::operator[]'s negative-index branch trips GCC's -Warray-bounds here
+  const int nd = t.ndim();
+  const int64_t* dims = t.shape().begin();
+  const int64_t* st = t.strides().begin();
+  const int64_t cols = nd == 0 ? 1 : dims[nd - 1];
   if (row_stride) *row_stride = cols;
   if (nd == 0) return true;
-  if (cols != 1 && t.strides()[nd - 1] != 1) return false;
+  if (cols != 1 && st[nd - 1] != 1) return false;
   // Leading dims of extent > 1, inner to outer, must nest: stride[outer] = stride[inner] * dim.
   int64_t inner_stride = -1, inner_extent = 0;
   for (int i = nd - 2; i >= 0; --i) {
-    if (t.dim(i) == 1) continue;
+    if (dims[i] == 1) continue;
     if (inner_stride < 0) {
-      if (row_stride) *row_stride = t.strides()[i];
-      if (t.strides()[i] < cols) return false;
-    } else if (t.strides()[i] != inner_stride * inner_extent) {
+      if (row_stride) *row_stride = st[i];
+      if (st[i] < cols) return false;
+    } else if (st[i] != inner_stride * inner_extent) {
       return false;
     }
-    inner_stride = t.strides()[i];
-    inner_extent = t.dim(i);
+    inner_stride = st[i];
+    inner_extent = dims[i];
   }
   return true;
 }
@@ -90,7 +93,9 @@ inline void rows(const Tensor& t, const char* op, const char* arg) {
 }
 
 // Statistics saved by norms and attention: F32, or F64 for F64 inputs.
-inline DType stat_dtype(DType x) { return x == DType::F64 ? DType::F64 : DType::F32; }
+inline DType stat_dtype(DType x) {
+  return x == DType::F64 ? DType::F64 : DType::F32;
+}
 
 // A saved statistic with n elements (any shape, e.g. (N) or (B, T)), contiguous.
 inline void stat(const Tensor& t, const Tensor& x, int64_t n, const char* op, const char* arg) {
@@ -113,7 +118,11 @@ inline void cond(const Tensor& t, const Tensor& x, const char* op, const char* a
 }
 
 // Rows (product of leading dims) and columns (last dim) of a tensor seen as (N, C).
-inline int64_t cols(const Tensor& t) { return t.ndim() == 0 ? 1 : t.dim(t.ndim() - 1); }
-inline int64_t nrows(const Tensor& t) { return t.ndim() == 0 ? 1 : t.numel() / std::max<int64_t>(cols(t), 1); }
+inline int64_t cols(const Tensor& t) {
+  return t.ndim() == 0 ? 1 : t.shape().begin()[t.ndim() - 1];
+}
+inline int64_t nrows(const Tensor& t) {
+  return t.ndim() == 0 ? 1 : t.numel() / std::max<int64_t>(cols(t), 1);
+}
 
 }  // namespace rae::ops::check

@@ -25,8 +25,9 @@ class Shape {
     }
   }
   int size() const { return n_; }
-  int64_t operator[](int i) const { return dims_[i < 0 ? i + n_ : i]; }
-  int64_t& operator[](int i) { return dims_[i < 0 ? i + n_ : i]; }
+  // Negative indices count from the end, as in Python.
+  int64_t operator[](int i) const { return dims_[wrap(i)]; }
+  int64_t& operator[](int i) { return dims_[wrap(i)]; }
   void push_back(int64_t v) {
     RAE_CHECK(n_ < kMaxDims, "too many dimensions");
     dims_[n_++] = v;
@@ -52,6 +53,11 @@ class Shape {
   }
 
  private:
+  int wrap(int i) const {
+    int j = i < 0 ? i + n_ : i;
+    RAE_CHECK(j >= 0 && j < n_, "dimension index ", i, " out of range for ", n_, " dims");
+    return j;
+  }
   int64_t dims_[kMaxDims] = {};
   int n_ = 0;
 };

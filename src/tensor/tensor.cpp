@@ -14,7 +14,7 @@ namespace rae {
 
 namespace {
 
-[[noreturn]] void no_cuda(const char* what) {
+[[noreturn, maybe_unused]] void no_cuda(const char* what) {
   RAE_THROW(what, ": this binary was built without CUDA");
 }
 
@@ -269,7 +269,6 @@ void Tensor::fill_(double v) {
 #endif
   }
   double one = v;
-  Tensor tmp;  // convert one value then replicate its bytes
   size_t es = dtype_size(dtype_);
   char buf[8];
   cpu_convert(buf, dtype_, &one, DType::F64, 1);
@@ -296,7 +295,7 @@ double Tensor::item(int64_t i) const {
   RAE_CHECK(device().is_cpu(), "item() of a CUDA tensor: copy it to the CPU first");
   RAE_CHECK(is_contiguous(), "item() of a non-contiguous tensor");
   RAE_CHECK(i >= 0 && i < numel(), "item(", i, ") out of range for ", str());
-  double out;
+  double out = 0.0;
   cpu_convert(&out, DType::F64, static_cast<const char*>(raw()) + i * dtype_size(dtype_), dtype_, 1);
   return out;
 }

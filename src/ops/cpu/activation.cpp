@@ -1,7 +1,8 @@
 // CPU pointwise activations: GELU (erf and tanh forms), SiLU and SwiGLU, forward and backward.
+#include "ops/activation.h"
+
 #include <cmath>
 
-#include "ops/activation.h"
 #include "ops/cpu/cpu_util.h"
 
 namespace rae::ops::cpu {
@@ -25,7 +26,8 @@ T gelu(T x, GeluKind kind) {
 template <typename T>
 T gelu_grad(T x, GeluKind kind) {
   if (kind == GeluKind::Exact)
-    return T(0.5) * (T(1) + std::erf(x * T(kSqrt1_2))) + x * T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+    return T(0.5) * (T(1) + std::erf(x * T(kSqrt1_2))) +
+           x * T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
   T u = T(kSqrt2_Pi) * (x + T(kGeluC) * x * x * x);
   T th = std::tanh(u);
   T du = T(kSqrt2_Pi) * (T(1) + T(3 * kGeluC) * x * x);

@@ -1,9 +1,10 @@
 // CPU softmax, fused non-causal attention and 2D RoPE. Attention runs one task per (batch, head):
 // S = scale * Q K^T and O = P V through BLAS, a max-subtracted softmax, and the row log-sum-exp
 // saved for the backward pass, which recomputes P from it (flash-attention style).
+#include "ops/attention.h"
+
 #include <cmath>
 
-#include "ops/attention.h"
 #include "ops/cpu/cpu_util.h"
 
 namespace rae::ops::cpu {
@@ -15,6 +16,7 @@ void softmax_forward(const Tensor& out, const Tensor& x) {
     using T = decltype(tag);
     Rows<T> xr = rows_of<T>(x), o = rows_of<T>(out);
     const int64_t C = xr.c;
+    if (C == 0) return;
     parallel_blocks(xr.n, row_grain(C), [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) {
         const T* a = xr.row(i);
@@ -124,7 +126,8 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
         gemm_rm<T>(false, true, Tn, Tn, D, 1.0, dO, ldo, hv.v, hv.ld, 0.0, dS.data(), Tn);
         for (int64_t i = 0; i < Tn; ++i) {
           double delta = 0;
-          for (int64_t d = 0; d < D; ++d) delta += static_cast<double>(dO[i * ldo + d]) * o[i * ldo + d];
+          for (int64_t d = 0; d < D; ++d)
+            delta += static_cast<double>(dO[i * ldo + d]) * o[i * ldo + d];
           const T* p = P.data() + i * Tn;
           T* ds = dS.data() + i * Tn;
           for (int64_t j = 0; j < Tn; ++j) ds[j] = p[j] * (ds[j] - static_cast<T>(delta));
@@ -148,7 +151,8 @@ void rope2d_tables(const Tensor& cos, const Tensor& sin, int64_t grid_h, int64_t
   std::vector<float> freq(nf);
   for (int64_t k = 0; k < nf; ++k) {
     float e = static_cast<float>(2 * k) / static_cast<float>(dim);
-    float pw = static_cast<float>(std::pow(static_cast<double>(static_cast<float>(theta)), static_cast<double>(e)));
+    float pw = static_cast<float>(
+        std::pow(static_cast<double>(static_cast<float>(theta)), static_cast<double>(e)));
     freq[k] = 1.0f / pw;
   }
   auto pos = [](int64_t i, int64_t n) {

@@ -77,7 +77,9 @@ void parallel_blocks(int64_t n, int64_t grain, Fn&& fn) {
 }
 
 // Grain (rows per task) so that each task touches roughly 16K elements.
-inline int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)); }
+inline int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1));
+}
 
 // Deterministic column sums over rows: rows are cut into fixed chunks (independent of the
 // thread count), each chunk sums into its own buffer in parallel, then the chunk buffers are

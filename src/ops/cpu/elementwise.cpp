@@ -1,8 +1,9 @@
 // CPU elementwise ops, reductions (in double, deterministic chunking), MSE and flow interpolation.
+#include "ops/elementwise.h"
+
 #include <cmath>
 
 #include "ops/cpu/cpu_util.h"
-#include "ops/elementwise.h"
 
 namespace rae::ops::cpu {
 
@@ -66,10 +67,11 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
   float_dispatch(x.dtype(), "add_rowwise", [&](auto tag) {
     using T = decltype(tag);
     Rows<T> o = rows_of<T>(out), a = rows_of<T>(x);
-    const T* r = ptr<T>(row);
+    const T* table = ptr<T>(row);
+    const int64_t R = row.ndim() == 2 ? row.dim(0) : 1;
     each_row(o.n, o.c, [&](int64_t i) {
       T* p = o.row(i);
-      const T* u = a.row(i);
+      const T *u = a.row(i), *r = table + (i % R) * o.c;
       for (int64_t j = 0; j < o.c; ++j) p[j] = u[j] + r[j];
     });
   });
@@ -79,12 +81,16 @@ void add_rowwise_backward(const Tensor& drow, const Tensor& dout) {
   float_dispatch(dout.dtype(), "add_rowwise_backward", [&](auto tag) {
     using T = decltype(tag);
     Rows<T> d = rows_of<T>(dout);
-    std::vector<double> s = column_reduce(d.n, d.c, [&](int64_t i, double* acc) {
-      const T* r = d.row(i);
-      for (int64_t j = 0; j < d.c; ++j) acc[j] += r[j];
+    const int64_t R = drow.ndim() == 2 ? drow.dim(0) : 1, C = d.c;
+    // reduce (N / R, R * C): table row r collects dout rows r, r + R, r + 2R, ...
+    std::vector<double> s = column_reduce(d.n / R, R * C, [&](int64_t k, double* acc) {
+      for (int64_t r = 0; r < R; ++r) {
+        const T* src = d.row(k * R + r);
+        for (int64_t j = 0; j < C; ++j) acc[r * C + j] += src[j];
+      }
     });
     T* g = ptr<T>(drow);
-    for (int64_t j = 0; j < d.c; ++j) g[j] += static_cast<T>(s[j]);
+    for (int64_t j = 0; j < R * C; ++j) g[j] += static_cast<T>(s[j]);
   });
 }
 
@@ -121,7 +127,8 @@ double mse_forward(const Tensor& pred, const Tensor& target) {
     Rows<T> p = rows_of<T>(pred), q = rows_of<T>(target);
     const int64_t c = std::max<int64_t>(p.c, 1);
     total = scalar_reduce(p.n * p.c, [&](int64_t k) {
-      double d = static_cast<double>(p.row(k / c)[k % c]) - static_cast<double>(q.row(k / c)[k % c]);
+      double d =
+          static_cast<double>(p.row(k / c)[k % c]) - static_cast<double>(q.row(k / c)[k % c]);
       return d * d;
     });
   });

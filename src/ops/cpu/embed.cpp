@@ -1,8 +1,9 @@
 // CPU embeddings: 2D sin-cos positions, Gaussian Fourier features, label tables, patchify.
+#include "ops/embed.h"
+
 #include <cmath>
 
 #include "ops/cpu/cpu_util.h"
-#include "ops/embed.h"
 
 namespace rae::ops::cpu {
 
@@ -30,7 +31,8 @@ void sincos_pos_embed_2d(const Tensor& out, int64_t grid_h, int64_t grid_w) {
       for (int64_t j = 0; j < grid_w; ++j) {
         T* r = p + (i * grid_w + j) * C;
         for (int64_t k = 0; k < quarter; ++k) {
-          const double aw = static_cast<double>(j) * omega[k], ah = static_cast<double>(i) * omega[k];
+          const double aw = static_cast<double>(j) * omega[k],
+                       ah = static_cast<double>(i) * omega[k];
           r[k] = static_cast<T>(std::sin(aw));
           r[quarter + k] = static_cast<T>(std::cos(aw));
           r[half + k] = static_cast<T>(std::sin(ah));

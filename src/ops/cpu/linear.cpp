@@ -1,8 +1,9 @@
 // CPU GEMM (OpenBLAS cblas) and the linear layer, forward and backward.
+#include "ops/linear.h"
+
 #include <cblas.h>
 
 #include "ops/cpu/cpu_util.h"
-#include "ops/linear.h"
 
 namespace rae::ops::cpu {
 
@@ -10,7 +11,9 @@ using namespace detail;
 
 namespace {
 
-inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
+inline CBLAS_TRANSPOSE tr(bool t) {
+  return t ? CblasTrans : CblasNoTrans;
+}
 
 // Row-major C (M, N) = alpha * op(A) @ op(B) + beta * C with leading dims lda, ldb, ldc.
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const float* A,
@@ -35,20 +38,21 @@ void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, co
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0 ? T(0) : T(beta * C[i * ldc + j]);
     return;
   }
-  gemm(ta, tb, M, N, K, alpha, A, std::max<int64_t>(lda, 1), B, std::max<int64_t>(ldb, 1), beta,
-       C, std::max<int64_t>(ldc, 1));
+  gemm(ta, tb, M, N, K, alpha, A, std::max<int64_t>(lda, 1), B, std::max<int64_t>(ldb, 1), beta, C,
+       std::max<int64_t>(ldc, 1));
 }
 template void gemm_rm<float>(bool, bool, int64_t, int64_t, int64_t, double, const float*, int64_t,
                              const float*, int64_t, double, float*, int64_t);
-template void gemm_rm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
-                              int64_t, const double*, int64_t, double, double*, int64_t);
+template void gemm_rm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                              const double*, int64_t, double, double*, int64_t);
 
 void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool ta, bool tb, double alpha,
             double beta) {
   float_dispatch(C.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
-    const int o = A.ndim() - 2;
-    int64_t M = C.dim(o), N = C.dim(o + 1), K = ta ? A.dim(o) : A.dim(o + 1);
+    const int o = A.ndim() == 3 ? 1 : 0;  // first matrix dim
+    const int64_t *cs = C.shape().begin(), *as = A.shape().begin();
+    int64_t M = cs[o], N = cs[o + 1], K = ta ? as[o] : as[o + 1];
     if (o == 0) {
       Rows<T> a = rows_of<T>(A), b = rows_of<T>(B), c = rows_of<T>(C);
       gemm_rm<T>(ta, tb, M, N, K, alpha, a.p, a.ld, b.p, b.ld, beta, c.p, c.ld);

@@ -1,8 +1,9 @@
 // CPU adaLN modulation and gated residuals, per-sample (B, C) or per-token (B, T, C)
 // conditioning. Work is split by sample so per-sample reductions need no atomics and stay
 // deterministic.
-#include "ops/cpu/cpu_util.h"
 #include "ops/modulate.h"
+
+#include "ops/cpu/cpu_util.h"
 
 namespace rae::ops::cpu {
 
@@ -30,7 +31,8 @@ void each_sample(int64_t B, int64_t Tn, int64_t C, Fn&& fn) {
 
 }  // namespace
 
-void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift, const Tensor& scale) {
+void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift,
+                      const Tensor& scale) {
   float_dispatch(x.dtype(), "modulate_forward", [&](auto tag) {
     using T = decltype(tag);
     Rows<T> xr = rows_of<T>(x), o = rows_of<T>(out);

@@ -1,10 +1,11 @@
 // CPU LayerNorm, RMSNorm and fused RMSNorm + adaLN modulation, forward and backward. Row
 // statistics accumulate in double; weight gradients reduce over fixed row chunks so results do
 // not depend on the thread count.
+#include "ops/norm.h"
+
 #include <cmath>
 
 #include "ops/cpu/cpu_util.h"
-#include "ops/norm.h"
 
 namespace rae::ops::cpu {
 
@@ -213,8 +214,8 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
           const T *a = xr.row(i), *dy = d.row(i), *s = sc.row(i);
           const double r = rs[i];
           for (int64_t j = 0; j < C; ++j) {
-            const double xh = a[j] * r;                  // normalized x
-            const double n = wp ? xh * wp[j] : xh;       // rmsnorm output
+            const double xh = a[j] * r;                                   // normalized x
+            const double n = wp ? xh * wp[j] : xh;                        // rmsnorm output
             const double dn = dy[j] * (1.0 + static_cast<double>(s[j]));  // d rmsnorm output
             ssh[j] += dy[j];
             ssc[j] += dy[j] * n;

@@ -1,8 +1,9 @@
 // CPU optimizer kernels: PyTorch's AdamW (single-tensor path, same operation order) and EMA.
+#include "ops/optim.h"
+
 #include <cmath>
 
 #include "ops/cpu/cpu_util.h"
-#include "ops/optim.h"
 
 namespace rae::ops::cpu {
 
