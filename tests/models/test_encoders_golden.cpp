@@ -34,6 +34,12 @@ void check_golden(const std::string& name, EncoderFamily family) {
 
 }  // namespace
 
-TEST(EncodersGolden, Dinov2WithRegisters) { check_golden("dinov2-reg-tiny", EncoderFamily::Dinov2); }
-TEST(EncodersGolden, SiglipVision) { check_golden("siglip-tiny", EncoderFamily::Siglip); }
-TEST(EncodersGolden, MaeNoMasking) { check_golden("mae-tiny", EncoderFamily::Mae); }
+TEST(EncodersGolden, Dinov2WithRegisters) {
+  check_golden("dinov2-reg-tiny", EncoderFamily::Dinov2);
+}
+TEST(EncodersGolden, SiglipVision) {
+  check_golden("siglip-tiny", EncoderFamily::Siglip);
+}
+TEST(EncodersGolden, MaeNoMasking) {
+  check_golden("mae-tiny", EncoderFamily::Mae);
+}
