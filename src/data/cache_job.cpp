@@ -291,10 +291,29 @@ ShardInfo encode_shard(const Job& job, int64_t shard) {
   return writer.finish();
 }
 
+// Verifies a shard written by an earlier run (xxh64 of the file, then its structure while reading
+// it) and computes its statistics. Returns {"ok", "checksum"} or {"ok": false, "error"} as JSON;
+// a damaged shard is not an error of the job (the coordinator re-queues it).
+std::string restat_shard(const Job& job, int64_t k, RunningStats* stats) {
+  ShardInfo info;
+  info.file = shard_name(k) + ".h5";
+  info.first_index = job.shard_begin(k);
+  info.samples = job.shard_count(k);
+  try {
+    info.checksum =
+        cache::file_checksum((fs::path(job.opts.out_dir) / info.file).string(), &info.bytes);
+    *stats = shard_stats(job, info);
+    return json{{"ok", true}, {"checksum", info.checksum}}.dump();
+  } catch (const std::exception& e) {
+    return json{{"ok", false}, {"error", e.what()}}.dump();
+  }
+}
+
 // ---- restart state ----
 
-// Finished shards recorded by an earlier run (cache_job.json, and manifest.json) that are still
-// intact (size and checksum). Errors if the earlier run used other settings.
+// Finished shards recorded by an earlier run (cache_job.json) that are present with their recorded
+// size; their checksums are verified by the Restat tasks (in parallel on the workers). Errors if
+// the earlier run used other settings.
 std::map<int64_t, ShardInfo> recorded_shards(const Job& job) {
   std::map<int64_t, ShardInfo> ok;
   const fs::path jf = fs::path(job.opts.out_dir) / kJobFile;
@@ -335,11 +354,7 @@ std::map<int64_t, ShardInfo> recorded_shards(const Job& job) {
                 "; it will be written again");
       continue;
     }
-    if (cache::file_checksum(path) != s.checksum) {
-      log::warn("cache: ", s.file, " fails its checksum; it will be written again");
-      continue;
-    }
-    ok[k] = s;
+    ok[k] = s;  // the checksum is verified by the Restat task, on a worker
   }
   return ok;
 }
@@ -382,7 +397,8 @@ CacheJobResult coordinate(Job& job) {
     }
   }
   log::info("cache: ", job.total, " images in ", job.num_shards, " shards of ", job.opts.shard_size,
-            "; ", res.shards_skipped, " shard(s) already complete and verified, ", images_todo,
+            "; ", res.shards_skipped,
+            " shard(s) recorded as complete (checksums verified before skipping), ", images_todo,
             " images to encode on ", std::max(1, job.world - 1), " worker rank(s)");
   save_job_file(job, infos);
 
@@ -406,6 +422,25 @@ CacheJobResult coordinate(Job& job) {
                   static_cast<long long>(job.num_shards));
     log::info(line);
   };
+  // A Restat result carries the shard's checksum: a mismatch (or a shard that cannot be read)
+  // sends the shard back to the queue as an Encode task.
+  auto restat_ok = [&](int64_t k, const std::string& text) {
+    json r = json::parse(text);
+    std::string why;
+    if (!r.at("ok").get<bool>())
+      why = r.at("error").get<std::string>();
+    else if (r.at("checksum").get<std::string>() != infos[k]->checksum)
+      why = "xxh64 " + r.at("checksum").get<std::string>() + ", recorded " + infos[k]->checksum;
+    if (why.empty()) return true;
+    log::warn("cache: ", shard_name(k), ".h5 fails verification (", why,
+              "); it will be written again");
+    infos[k].reset();
+    --res.shards_skipped;
+    images_todo += job.shard_count(k);
+    tasks.emplace_front(TaskKind::Encode, k);
+    save_job_file(job, infos);
+    return false;
+  };
   auto complete = [&](TaskKind kind, int64_t k, const ShardInfo* info, RunningStats st) {
     if (kind == TaskKind::Encode) {
       infos[k] = *info;
@@ -423,12 +458,15 @@ CacheJobResult coordinate(Job& job) {
   };
 
   if (job.world == 1) {
-    for (auto [kind, k] : tasks) {
+    while (!tasks.empty()) {
+      auto [kind, k] = tasks.front();
+      tasks.pop_front();
       if (kind == TaskKind::Encode) {
         ShardInfo info = encode_shard(job, k);
         complete(kind, k, &info, shard_stats(job, info));
       } else {
-        complete(kind, k, nullptr, shard_stats(job, *infos[k]));
+        RunningStats st;
+        if (restat_ok(k, restat_shard(job, k, &st))) complete(kind, k, nullptr, std::move(st));
       }
     }
   } else {
@@ -454,7 +492,7 @@ CacheJobResult coordinate(Job& job) {
         if (kind == TaskKind::Encode) {
           ShardInfo info = shard_from_json(json::parse(msg.text));
           complete(kind, k, &info, std::move(rs));
-        } else {
+        } else if (restat_ok(k, msg.text)) {
           complete(kind, k, nullptr, std::move(rs));
         }
         busy.erase(src);
@@ -507,13 +545,9 @@ void work(Job& job) {
         ShardInfo info = encode_shard(job, k);
         msg = make_msg(MsgKind::Done, k, shard_json(info).dump(), shard_stats(job, info).pack());
       } else {
-        ShardInfo info;
-        info.file = shard_name(k) + ".h5";
-        info.first_index = job.shard_begin(k);
-        info.samples = job.shard_count(k);
-        // The coordinator verified size and checksum before handing out this task.
-        info.bytes = fs::file_size(fs::path(job.opts.out_dir) / info.file);
-        msg = make_msg(MsgKind::Done, k, "", shard_stats(job, info).pack());
+        RunningStats st;
+        std::string text = restat_shard(job, k, &st);
+        msg = make_msg(MsgKind::Done, k, text, st.count() > 0 ? st.pack() : std::vector<double>{});
       }
     } catch (const std::exception& e) {
       msg = make_msg(MsgKind::Error, k, std::string("shard ") + std::to_string(k) + ": " + e.what(),
