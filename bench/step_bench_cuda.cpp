@@ -452,7 +452,8 @@ Result run_model(const Config& cfg, int64_t B, int warmup, int steps, double pea
   Tensor xt = act({N, cfg.in_ch}), target = act({N, cfg.in_ch});
   ops::AdamWParams hp;
   auto step = [&](int64_t k) {
-    K::flow_interpolate(xt, target, x0, eps, t);
+    auto v3 = [&](const Tensor& a) { return a.view({B, T, cfg.in_ch}); };
+    K::flow_interpolate(v3(xt), v3(target), v3(x0), v3(eps), t);
     model.P.grad.zero_();
     model.forward(xt, t, y, B);
     r.loss = K::mse_forward(model.S.out, target);

@@ -422,10 +422,8 @@ __global__ void gemm_attn_softmax_kernel(const float* S, Ptr P, float* lse, int6
 __global__ void gemm_attn_dscores_kernel(const float* S, const float* dP, const float* lse,
                                          const float* delta, Ptr P, Ptr dS, int64_t rows, int64_t T,
                                          float scale) {
-  int64_t n = rows * T;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = i / T;
+  RAE_ROW_LOOP(r, j, rows, T) {
+    int64_t i = r * T + j;
     float p = __expf(S[i] - lse[r]);
     P.st(i, p);
     dS.st(i, scale * p * (dP[i] - delta[r]));
@@ -531,8 +529,7 @@ void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tenso
       g.batch = nb;
       run_gemm(g);
     }
-    int64_t n = rows * s.T;
-    gemm_attn_dscores_kernel<<<grid_1d(n), 256>>>(
+    gemm_attn_dscores_kernel<<<grid_rows(rows), threads_for_cols(s.T)>>>(
         static_cast<const float*>(S.raw()), static_cast<const float*>(dP.raw()),
         lse + b0 * s.H * s.T, delta + b0 * s.H * s.T, ptr(P, "attention", "P"),
         ptr(dS, "attention", "dS"), rows, s.T, static_cast<float>(scale));
