@@ -30,13 +30,21 @@ void BM_EncoderForward(benchmark::State& state, const char* preset) {
     Tensor f = enc->forward(x);
     benchmark::DoNotOptimize(f.raw());
   }
-  state.counters["img/s"] = benchmark::Counter(static_cast<double>(B * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["img/s"] =
+      benchmark::Counter(static_cast<double>(B * state.iterations()), benchmark::Counter::kIsRate);
   state.counters["threads"] = bench_threads();
 }
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_EncoderForward, tiny_random, "tiny-random")->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_EncoderForward, dinov2_b, "random-dinov2-b")->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_EncoderForward, tiny_random, "tiny-random")
+    ->Arg(32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_EncoderForward, dinov2_b, "random-dinov2-b")
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2.0);
 
 BENCHMARK_MAIN();

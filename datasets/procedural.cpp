@@ -21,24 +21,39 @@ Rgb hsv(float h, float s, float v) {
   float i = std::floor(h * 6), f = h * 6 - i;
   float p = v * (1 - s), q = v * (1 - f * s), t = v * (1 - (1 - f) * s);
   switch (static_cast<int>(i) % 6) {
-    case 0: return {v, t, p};
-    case 1: return {q, v, p};
-    case 2: return {p, v, t};
-    case 3: return {p, q, v};
-    case 4: return {t, p, v};
-    default: return {v, p, q};
+    case 0:
+      return {v, t, p};
+    case 1:
+      return {q, v, p};
+    case 2:
+      return {p, v, t};
+    case 3:
+      return {p, q, v};
+    case 4:
+      return {t, p, v};
+    default:
+      return {v, p, q};
   }
 }
 
 // Signed "inside" test of shape kind at local coordinates (u, v) in [-1, 1]^2.
 bool inside_shape(int kind, float u, float v) {
   switch (kind) {
-    case 0: return u * u + v * v < 1.0f;                                  // disk
-    case 1: return std::fabs(u) < 0.8f && std::fabs(v) < 0.8f;            // square
-    case 2: return v < 0.8f && v > -0.9f + 1.7f * std::fabs(u) * 1.1f;    // triangle
-    case 3: { float r = u * u + v * v; return r < 1.0f && r > 0.35f; }    // ring
-    case 4: return std::fabs(u) + std::fabs(v) < 1.0f;                    // diamond
-    default: return (std::fabs(u) < 0.25f || std::fabs(v) < 0.25f) && std::fabs(u) < 0.9f && std::fabs(v) < 0.9f;  // cross
+    case 0:
+      return u * u + v * v < 1.0f;  // disk
+    case 1:
+      return std::fabs(u) < 0.8f && std::fabs(v) < 0.8f;  // square
+    case 2:
+      return v < 0.8f && v > -0.9f + 1.7f * std::fabs(u) * 1.1f;  // triangle
+    case 3: {
+      float r = u * u + v * v;
+      return r < 1.0f && r > 0.35f;
+    }  // ring
+    case 4:
+      return std::fabs(u) + std::fabs(v) < 1.0f;  // diamond
+    default:
+      return (std::fabs(u) < 0.25f || std::fabs(v) < 0.25f) && std::fabs(u) < 0.9f &&
+             std::fabs(v) < 0.9f;  // cross
   }
 }
 
@@ -54,10 +69,12 @@ data::Image render_procedural(int cls, int64_t index, int w, int h, uint64_t see
   // Per-class constants: shape kind, palette hue, stripe orientation and frequency.
   const int kind = cls % 6;
   const float hue = std::fmod(0.61803398875f * static_cast<float>(cls), 1.0f);
-  const float stripe_angle = 0.4f * static_cast<float>(cls / 6) + 0.3f * static_cast<float>(cls % 3);
+  const float stripe_angle =
+      0.4f * static_cast<float>(cls / 6) + 0.3f * static_cast<float>(cls % 3);
   const float stripe_freq = 0.08f + 0.05f * static_cast<float>((cls / 2) % 4);
   // Per-image draws.
-  rng::Key key{seed, rng::Purpose::Test, static_cast<uint64_t>(cls) + 1000, static_cast<uint64_t>(index)};
+  rng::Key key{seed, rng::Purpose::Test, static_cast<uint64_t>(cls) + 1000,
+               static_cast<uint64_t>(index)};
   auto u = [&](int i) { return rng::uniform_at(key, i); };
   const float cx = (0.3f + 0.4f * u(0)) * w, cy = (0.3f + 0.4f * u(1)) * h;
   const float radius = (0.2f + 0.15f * u(2)) * std::min(w, h);
@@ -69,7 +86,8 @@ data::Image render_procedural(int cls, int64_t index, int w, int h, uint64_t see
   const float ca = std::cos(stripe_angle), sa = std::sin(stripe_angle);
   const float cr = std::cos(rot), sr = std::sin(rot);
   data::Image img = data::Image::make(w, h, 3);
-  rng::Key noise_key{seed, rng::Purpose::Test, static_cast<uint64_t>(cls) + 5000, static_cast<uint64_t>(index)};
+  rng::Key noise_key{seed, rng::Purpose::Test, static_cast<uint64_t>(cls) + 5000,
+                     static_cast<uint64_t>(index)};
   for (int y = 0; y < h; ++y) {
     uint8_t* row = img.row(y);
     for (int x = 0; x < w; ++x) {
@@ -118,13 +136,16 @@ ProceduralReport write_procedural_dataset(const std::string& out, const Procedur
         data::write_file_bytes(stem + ".png", data::encode_png(img));
         ++rep.png;
       } else if (g % 13 == 5) {
-        data::write_file_bytes(stem + ".JPEG", data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Gray));
+        data::write_file_bytes(stem + ".JPEG",
+                               data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Gray));
         ++rep.gray_jpeg;
       } else if (g % 17 == 7) {
-        data::write_file_bytes(stem + ".JPEG", data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Cmyk));
+        data::write_file_bytes(stem + ".JPEG",
+                               data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Cmyk));
         ++rep.cmyk_jpeg;
       } else {
-        data::write_file_bytes(stem + ".JPEG", data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Rgb));
+        data::write_file_bytes(stem + ".JPEG",
+                               data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Rgb));
         ++rep.rgb_jpeg;
       }
     }

@@ -14,7 +14,7 @@ namespace rae::datasets {
 struct ProceduralSpec {
   int classes = 10;
   int per_class = 30;
-  int size = 64;       // shorter side in pixels (the longer side is up to 1.5x)
+  int size = 64;  // shorter side in pixels (the longer side is up to 1.5x)
   uint64_t seed = 0;
   std::string split = "train";
   int jpeg_quality = 90;

@@ -14,10 +14,9 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "core/device.h"
 #include "core/dtype.h"
@@ -36,10 +35,10 @@
 namespace rae::cachejob {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using cache::LatentLayout;
 using cache::RunningStats;
 using cache::ShardInfo;
+using nlohmann::json;
 
 namespace {
 
@@ -51,7 +50,9 @@ enum class MsgKind : int64_t { Ready = 0, Done = 1, Error = 2 };
 enum class TaskKind : int64_t { Stop = 0, Encode = 1, Restat = 2 };
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 std::string shard_name(int64_t shard) {
   char buf[32];
@@ -116,7 +117,8 @@ void bcast_bytes(std::vector<char>& bytes, int rank) {
 
 // ---- messages ----
 
-std::vector<char> make_msg(MsgKind kind, int64_t shard, const std::string& text, const std::vector<double>& stats) {
+std::vector<char> make_msg(MsgKind kind, int64_t shard, const std::string& text,
+                           const std::vector<double>& stats) {
   std::vector<char> m(8 * 4 + text.size() + stats.size() * 8);
   int64_t head[4] = {static_cast<int64_t>(kind), shard, static_cast<int64_t>(text.size()),
                      static_cast<int64_t>(stats.size())};
@@ -136,7 +138,10 @@ struct Msg {
 Msg parse_msg(const std::vector<char>& m) {
   int64_t head[4];
   std::memcpy(head, m.data(), 32);
-  Msg r{static_cast<MsgKind>(head[0]), head[1], std::string(m.data() + 32, static_cast<size_t>(head[2])), {}};
+  Msg r{static_cast<MsgKind>(head[0]),
+        head[1],
+        std::string(m.data() + 32, static_cast<size_t>(head[2])),
+        {}};
   r.stats.resize(static_cast<size_t>(head[3]));
   if (head[3] > 0) std::memcpy(r.stats.data(), m.data() + 32 + head[2], r.stats.size() * 8);
   return r;
@@ -149,7 +154,10 @@ void send_bytes(const std::vector<char>& m, int dest, int tag) {
 }
 
 json shard_json(const ShardInfo& s) {
-  return json{{"file", s.file}, {"samples", s.samples}, {"first_index", s.first_index}, {"bytes", s.bytes},
+  return json{{"file", s.file},
+              {"samples", s.samples},
+              {"first_index", s.first_index},
+              {"bytes", s.bytes},
               {"checksum", s.checksum}};
 }
 ShardInfo shard_from_json(const json& j) {
@@ -175,7 +183,9 @@ struct Job {
   json identity;
 
   int64_t shard_begin(int64_t k) const { return k * opts.shard_size; }
-  int64_t shard_count(int64_t k) const { return std::min(opts.shard_size, total - k * opts.shard_size); }
+  int64_t shard_count(int64_t k) const {
+    return std::min(opts.shard_size, total - k * opts.shard_size);
+  }
 };
 
 [[noreturn]] void fatal(const Job& job, const std::string& msg) {
@@ -203,7 +213,8 @@ RunningStats shard_stats(const Job& job, const ShardInfo& info) {
     } else {
       const uint16_t* h = reinterpret_cast<const uint16_t*>(raw.data());
       const bool bf = job.layout.dtype == cache::StorageDType::BF16;
-      for (size_t i = 0; i < cnt; ++i) rows[i] = bf ? bf16_bits_to_f32(h[i]) : f16_bits_to_f32(h[i]);
+      for (size_t i = 0; i < cnt; ++i)
+        rows[i] = bf ? bf16_bits_to_f32(h[i]) : f16_bits_to_f32(h[i]);
     }
     st.add(rows.data(), n);
   }
@@ -232,7 +243,9 @@ ShardInfo encode_shard(const Job& job, int64_t shard) {
     Tensor labels = Tensor::empty({m}, DType::I32);
     for (int64_t i = 0; i < m; ++i) {
       std::copy(pending[i]->plain.begin(), pending[i]->plain.end(), px.data<float>() + i * plane);
-      if (flip) std::copy(pending[i]->flipped.begin(), pending[i]->flipped.end(), px.data<float>() + (m + i) * plane);
+      if (flip)
+        std::copy(pending[i]->flipped.begin(), pending[i]->flipped.end(),
+                  px.data<float>() + (m + i) * plane);
       labels.data<int32_t>()[i] = job.list.entries[static_cast<size_t>(pending[i]->index)].label;
     }
     Tensor z = job.encoder.forward(px).to(Device::cpu());  // (views*m, H*W, C)
@@ -252,7 +265,8 @@ ShardInfo encode_shard(const Job& job, int64_t shard) {
             }
             auto it = std::make_shared<Item>();
             it->index = next++;
-            it->bytes = data::read_file_bytes(job.list.entries[static_cast<size_t>(it->index)].path);
+            it->bytes =
+                data::read_file_bytes(job.list.entries[static_cast<size_t>(it->index)].path);
             return it;
           }) &
           tbb::make_filter<std::shared_ptr<Item>, std::shared_ptr<Item>>(
@@ -263,22 +277,43 @@ ShardInfo encode_shard(const Job& job, int64_t shard) {
                 it->bytes = {};
                 data::Image crop = data::center_crop_arr(img, job.opts.image_size);
                 it->plain = data::to_encoder_input(crop, static_cast<int>(S), cfg.mean, cfg.std);
-                if (flip) it->flipped = data::to_encoder_input(data::flip_horizontal(crop), static_cast<int>(S), cfg.mean, cfg.std);
+                if (flip)
+                  it->flipped = data::to_encoder_input(data::flip_horizontal(crop),
+                                                       static_cast<int>(S), cfg.mean, cfg.std);
                 return it;
               }) &
-          tbb::make_filter<std::shared_ptr<Item>, void>(tbb::filter_mode::serial_in_order,
-                                                        [&](std::shared_ptr<Item> it) {
-                                                          pending.push_back(std::move(it));
-                                                          if (static_cast<int64_t>(pending.size()) == B) encode_batch();
-                                                        }));
+          tbb::make_filter<std::shared_ptr<Item>, void>(
+              tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Item> it) {
+                pending.push_back(std::move(it));
+                if (static_cast<int64_t>(pending.size()) == B) encode_batch();
+              }));
   encode_batch();
   return writer.finish();
 }
 
+// Verifies a shard written by an earlier run (xxh64 of the file, then its structure while reading
+// it) and computes its statistics. Returns {"ok", "checksum"} or {"ok": false, "error"} as JSON;
+// a damaged shard is not an error of the job (the coordinator re-queues it).
+std::string restat_shard(const Job& job, int64_t k, RunningStats* stats) {
+  ShardInfo info;
+  info.file = shard_name(k) + ".h5";
+  info.first_index = job.shard_begin(k);
+  info.samples = job.shard_count(k);
+  try {
+    info.checksum =
+        cache::file_checksum((fs::path(job.opts.out_dir) / info.file).string(), &info.bytes);
+    *stats = shard_stats(job, info);
+    return json{{"ok", true}, {"checksum", info.checksum}}.dump();
+  } catch (const std::exception& e) {
+    return json{{"ok", false}, {"error", e.what()}}.dump();
+  }
+}
+
 // ---- restart state ----
 
-// Finished shards recorded by an earlier run (cache_job.json, and manifest.json) that are still
-// intact (size and checksum). Errors if the earlier run used other settings.
+// Finished shards recorded by an earlier run (cache_job.json) that are present with their recorded
+// size; their checksums are verified by the Restat tasks (in parallel on the workers). Errors if
+// the earlier run used other settings.
 std::map<int64_t, ShardInfo> recorded_shards(const Job& job) {
   std::map<int64_t, ShardInfo> ok;
   const fs::path jf = fs::path(job.opts.out_dir) / kJobFile;
@@ -306,7 +341,8 @@ std::map<int64_t, ShardInfo> recorded_shards(const Job& job) {
   for (const ShardInfo& s : candidates) {
     if (s.first_index % job.opts.shard_size != 0) continue;
     int64_t k = s.first_index / job.opts.shard_size;
-    if (k >= job.num_shards || s.samples != job.shard_count(k) || s.file != shard_name(k) + ".h5") continue;
+    if (k >= job.num_shards || s.samples != job.shard_count(k) || s.file != shard_name(k) + ".h5")
+      continue;
     std::string path = (fs::path(job.opts.out_dir) / s.file).string();
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) {
@@ -314,14 +350,11 @@ std::map<int64_t, ShardInfo> recorded_shards(const Job& job) {
       continue;
     }
     if (static_cast<uint64_t>(st.st_size) != s.bytes) {
-      log::warn("cache: ", s.file, " has ", st.st_size, " bytes, expected ", s.bytes, "; it will be written again");
+      log::warn("cache: ", s.file, " has ", st.st_size, " bytes, expected ", s.bytes,
+                "; it will be written again");
       continue;
     }
-    if (cache::file_checksum(path) != s.checksum) {
-      log::warn("cache: ", s.file, " fails its checksum; it will be written again");
-      continue;
-    }
-    ok[k] = s;
+    ok[k] = s;  // the checksum is verified by the Restat task, on a worker
   }
   return ok;
 }
@@ -363,9 +396,10 @@ CacheJobResult coordinate(Job& job) {
       images_todo += job.shard_count(k);
     }
   }
-  log::info("cache: ", job.total, " images in ", job.num_shards, " shards of ", job.opts.shard_size, "; ",
-            res.shards_skipped, " shard(s) already complete and verified, ", images_todo, " images to encode on ",
-            std::max(1, job.world - 1), " worker rank(s)");
+  log::info("cache: ", job.total, " images in ", job.num_shards, " shards of ", job.opts.shard_size,
+            "; ", res.shards_skipped,
+            " shard(s) recorded as complete (checksums verified before skipping), ", images_todo,
+            " images to encode on ", std::max(1, job.world - 1), " worker rank(s)");
   save_job_file(job, infos);
 
   // Statistics merged in shard order (a frontier), whatever order shards finish in.
@@ -378,13 +412,34 @@ CacheJobResult coordinate(Job& job) {
     last_print = Clock::now();
     double el = seconds_since(t0), rate = images_done / std::max(el, 1e-9);
     char line[256];
-    std::snprintf(line, sizeof(line), "cache: %lld/%lld images (%.1f%%), %.1f images/s, ETA %s, shards %lld/%lld",
+    std::snprintf(line, sizeof(line),
+                  "cache: %lld/%lld images (%.1f%%), %.1f images/s, ETA %s, shards %lld/%lld",
                   static_cast<long long>(images_done), static_cast<long long>(images_todo),
                   images_todo ? 100.0 * images_done / images_todo : 100.0, rate,
                   hms(rate > 0 ? (images_todo - images_done) / rate : -1).c_str(),
-                  static_cast<long long>(std::count_if(infos.begin(), infos.end(), [](auto& s) { return s.has_value(); })),
+                  static_cast<long long>(std::count_if(infos.begin(), infos.end(),
+                                                       [](auto& s) { return s.has_value(); })),
                   static_cast<long long>(job.num_shards));
     log::info(line);
+  };
+  // A Restat result carries the shard's checksum: a mismatch (or a shard that cannot be read)
+  // sends the shard back to the queue as an Encode task.
+  auto restat_ok = [&](int64_t k, const std::string& text) {
+    json r = json::parse(text);
+    std::string why;
+    if (!r.at("ok").get<bool>())
+      why = r.at("error").get<std::string>();
+    else if (r.at("checksum").get<std::string>() != infos[k]->checksum)
+      why = "xxh64 " + r.at("checksum").get<std::string>() + ", recorded " + infos[k]->checksum;
+    if (why.empty()) return true;
+    log::warn("cache: ", shard_name(k), ".h5 fails verification (", why,
+              "); it will be written again");
+    infos[k].reset();
+    --res.shards_skipped;
+    images_todo += job.shard_count(k);
+    tasks.emplace_front(TaskKind::Encode, k);
+    save_job_file(job, infos);
+    return false;
   };
   auto complete = [&](TaskKind kind, int64_t k, const ShardInfo* info, RunningStats st) {
     if (kind == TaskKind::Encode) {
@@ -403,12 +458,15 @@ CacheJobResult coordinate(Job& job) {
   };
 
   if (job.world == 1) {
-    for (auto [kind, k] : tasks) {
+    while (!tasks.empty()) {
+      auto [kind, k] = tasks.front();
+      tasks.pop_front();
       if (kind == TaskKind::Encode) {
         ShardInfo info = encode_shard(job, k);
         complete(kind, k, &info, shard_stats(job, info));
       } else {
-        complete(kind, k, nullptr, shard_stats(job, *infos[k]));
+        RunningStats st;
+        if (restat_ok(k, restat_shard(job, k, &st))) complete(kind, k, nullptr, std::move(st));
       }
     }
   } else {
@@ -420,18 +478,21 @@ CacheJobResult coordinate(Job& job) {
       int count = 0;
       MPI_Get_count(&st, MPI_CHAR, &count);
       std::vector<char> buf(static_cast<size_t>(count));
-      MPI_Recv(buf.data(), count, MPI_CHAR, st.MPI_SOURCE, kMsgTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      MPI_Recv(buf.data(), count, MPI_CHAR, st.MPI_SOURCE, kMsgTag, MPI_COMM_WORLD,
+               MPI_STATUS_IGNORE);
       Msg msg = parse_msg(buf);
       const int src = st.MPI_SOURCE;
-      if (msg.kind == MsgKind::Error) fatal(job, "rank " + std::to_string(src) + " failed: " + msg.text);
+      if (msg.kind == MsgKind::Error)
+        fatal(job, "rank " + std::to_string(src) + " failed: " + msg.text);
       if (msg.kind == MsgKind::Done) {
         auto [kind, k] = busy.at(src);
-        RAE_CHECK(k == msg.shard, "cache job: rank ", src, " reported shard ", msg.shard, ", assigned ", k);
+        RAE_CHECK(k == msg.shard, "cache job: rank ", src, " reported shard ", msg.shard,
+                  ", assigned ", k);
         RunningStats rs = RunningStats::unpack(msg.stats);
         if (kind == TaskKind::Encode) {
           ShardInfo info = shard_from_json(json::parse(msg.text));
           complete(kind, k, &info, std::move(rs));
-        } else {
+        } else if (restat_ok(k, msg.text)) {
           complete(kind, k, nullptr, std::move(rs));
         }
         busy.erase(src);
@@ -449,7 +510,8 @@ CacheJobResult coordinate(Job& job) {
       MPI_Send(assign, 2, MPI_INT64_T, src, kAssignTag, MPI_COMM_WORLD);
     }
   }
-  RAE_CHECK(next_merge == job.num_shards, "cache job: statistics of ", job.num_shards - next_merge, " shard(s) missing");
+  RAE_CHECK(next_merge == job.num_shards, "cache job: statistics of ", job.num_shards - next_merge,
+            " shard(s) missing");
   for (int64_t k = 0; k < job.num_shards; ++k)
     RAE_CHECK(infos[k].has_value(), "cache job: shard ", k, " was not written");
 
@@ -457,14 +519,15 @@ CacheJobResult coordinate(Job& job) {
   for (auto& s : infos) m.shards.push_back(*s);
   m.finalize_shards();
   m.stats_file = cache::kStatsFile;
-  cache::save_stats((fs::path(job.opts.out_dir) / cache::kStatsFile).string(), total_stats, job.layout.tokens(),
-                    job.layout.channels);
+  cache::save_stats((fs::path(job.opts.out_dir) / cache::kStatsFile).string(), total_stats,
+                    job.layout.tokens(), job.layout.channels);
   m.save(job.opts.out_dir);
   res.images = images_done;
   res.seconds = seconds_since(t0);
   progress(true);
-  log::info("cache: done: ", m.total_samples, " samples, ", res.shards_written, " shard(s) written, ",
-            res.shards_skipped, " verified and skipped, ", res.seconds, " s -> ", job.opts.out_dir);
+  log::info("cache: done: ", m.total_samples, " samples, ", res.shards_written,
+            " shard(s) written, ", res.shards_skipped, " verified and skipped, ", res.seconds,
+            " s -> ", job.opts.out_dir);
   return res;
 }
 
@@ -482,16 +545,13 @@ void work(Job& job) {
         ShardInfo info = encode_shard(job, k);
         msg = make_msg(MsgKind::Done, k, shard_json(info).dump(), shard_stats(job, info).pack());
       } else {
-        ShardInfo info;
-        info.file = shard_name(k) + ".h5";
-        info.first_index = job.shard_begin(k);
-        info.samples = job.shard_count(k);
-        // The coordinator verified size and checksum before handing out this task.
-        info.bytes = fs::file_size(fs::path(job.opts.out_dir) / info.file);
-        msg = make_msg(MsgKind::Done, k, "", shard_stats(job, info).pack());
+        RunningStats st;
+        std::string text = restat_shard(job, k, &st);
+        msg = make_msg(MsgKind::Done, k, text, st.count() > 0 ? st.pack() : std::vector<double>{});
       }
     } catch (const std::exception& e) {
-      msg = make_msg(MsgKind::Error, k, std::string("shard ") + std::to_string(k) + ": " + e.what(), {});
+      msg = make_msg(MsgKind::Error, k, std::string("shard ") + std::to_string(k) + ": " + e.what(),
+                     {});
     }
   }
 }
@@ -505,7 +565,8 @@ CacheJobResult run_cache_job(const CacheJobOptions& opts) {
   MPI_Comm_size(MPI_COMM_WORLD, &job.world);
   std::unique_ptr<tbb::global_control> threads;
   if (opts.threads > 0)
-    threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, opts.threads);
+    threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                    opts.threads);
 
   // Listing on rank 0, broadcast so every rank works from the same index.
   std::vector<char> packed;
@@ -536,11 +597,14 @@ CacheJobResult run_cache_job(const CacheJobOptions& opts) {
     models::EncoderLoadOptions eo;
     eo.input_size = opts.encoder_input;
     eo.device = parse_device(opts.device);
-    if (opts.device == "cuda" && cuda_device_count() > 0) eo.device = Device::cuda(job.rank % cuda_device_count());
-    if (job.world > 1 && job.rank == 0) eo.device = Device::cpu();  // the coordinator only needs the config
+    if (opts.device == "cuda" && cuda_device_count() > 0)
+      eo.device = Device::cuda(job.rank % cuda_device_count());
+    if (job.world > 1 && job.rank == 0)
+      eo.device = Device::cpu();  // the coordinator only needs the config
     job.encoder = models::VitEncoder::load(opts.encoder, eo);
     const std::string& src = job.encoder.weights_source();
-    if (job.rank == 0) weights_hash = src.rfind("preset:", 0) == 0 ? src : cache::file_checksum(src);
+    if (job.rank == 0)
+      weights_hash = src.rfind("preset:", 0) == 0 ? src : cache::file_checksum(src);
   } catch (const std::exception& e) {
     fatal(job, std::string("cannot load encoder: ") + e.what());
   }
@@ -569,12 +633,13 @@ CacheJobResult run_cache_job(const CacheJobOptions& opts) {
       h.update(&e.label, 4);
     }
     for (const auto& c : job.list.classes) h.update(c.data(), c.size() + 1);
-    job.identity = json{{"encoder_id", m.encoder_id},     {"encoder_weights_hash", weights_hash},
-                        {"image_size", opts.image_size},  {"encoder_input", cfg.input_size},
-                        {"dtype", opts.dtype},            {"grid", cfg.grid()},
-                        {"channels", cfg.hidden},         {"flip", opts.flip},
-                        {"split", opts.split},            {"images", job.total},
-                        {"shard_size", opts.shard_size},  {"listing_xxh64", cache::checksum_hex(h.digest())}};
+    job.identity =
+        json{{"encoder_id", m.encoder_id},    {"encoder_weights_hash", weights_hash},
+             {"image_size", opts.image_size}, {"encoder_input", cfg.input_size},
+             {"dtype", opts.dtype},           {"grid", cfg.grid()},
+             {"channels", cfg.hidden},        {"flip", opts.flip},
+             {"split", opts.split},           {"images", job.total},
+             {"shard_size", opts.shard_size}, {"listing_xxh64", cache::checksum_hex(h.digest())}};
     try {
       return coordinate(job);
     } catch (const std::exception& e) {

@@ -28,17 +28,17 @@ struct CacheJobOptions {
   std::string encoder = "tiny-random";  // HF model directory or preset
   std::string out_dir;
   std::string split = "train";
-  std::string label_file;   // flat validation splits
-  int image_size = 256;     // ADM center crop
-  int encoder_input = 0;    // 0: the encoder family's default (224 DINOv2, 256 SigLIP/MAE)
+  std::string label_file;  // flat validation splits
+  int image_size = 256;    // ADM center crop
+  int encoder_input = 0;   // 0: the encoder family's default (224 DINOv2, 256 SigLIP/MAE)
   int64_t shard_size = 1000;
   std::string dtype = "bf16";
-  int batch = 32;           // images per encoder forward (each forward runs 2x: plain + flip)
-  bool flip = true;         // also store the horizontally flipped view
-  int threads = 0;          // oneTBB threads per rank (0: all cores)
+  int batch = 32;              // images per encoder forward (each forward runs 2x: plain + flip)
+  bool flip = true;            // also store the horizontally flipped view
+  int threads = 0;             // oneTBB threads per rank (0: all cores)
   std::string device = "cpu";  // encoder device: cpu, cuda (rank r uses GPU r % count), cuda:N
   double progress_seconds = 10;
-  int64_t limit = 0;        // encode only the first `limit` images (0: all); for smoke runs
+  int64_t limit = 0;  // encode only the first `limit` images (0: all); for smoke runs
 };
 
 struct CacheJobResult {

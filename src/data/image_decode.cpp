@@ -1,14 +1,14 @@
 #include "data/image_decode.h"
 
+#include <jpeglib.h>
+#include <png.h>
+
 #include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-
-#include <jpeglib.h>
-#include <png.h>
 
 #include "core/error.h"
 
@@ -160,7 +160,8 @@ void png_warn_fn(png_structp, png_const_charp) {}
 
 int decode_png_c(const uint8_t* data, size_t size, std::vector<uint8_t>* raw, int* w_out,
                  int* h_out, int* ch_out, char* message) {
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, message, png_error_fn, png_warn_fn);
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, message, png_error_fn, png_warn_fn);
   if (!png) return 1;
   png_infop info = png_create_info_struct(png);
   PngReader reader{data, size, 0};
@@ -226,9 +227,12 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
 
 Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
   switch (detect_image_format(data, size)) {
-    case ImageFormat::Jpeg: return decode_jpeg(data, size, name);
-    case ImageFormat::Png: return decode_png(data, size, name);
-    default: RAE_THROW("unknown image format (not JPEG or PNG by its magic bytes): ", name);
+    case ImageFormat::Jpeg:
+      return decode_jpeg(data, size, name);
+    case ImageFormat::Png:
+      return decode_png(data, size, name);
+    default:
+      RAE_THROW("unknown image format (not JPEG or PNG by its magic bytes): ", name);
   }
 }
 
@@ -258,12 +262,15 @@ int encode_jpeg_c(const Image* img, int quality, JpegColor color, const uint8_t*
   cinfo.image_height = img->height;
   int nc = color == JpegColor::Gray ? 1 : color == JpegColor::Cmyk ? 4 : 3;
   cinfo.input_components = nc;
-  cinfo.in_color_space = color == JpegColor::Gray ? JCS_GRAYSCALE : color == JpegColor::Cmyk ? JCS_CMYK : JCS_RGB;
+  cinfo.in_color_space = color == JpegColor::Gray   ? JCS_GRAYSCALE
+                         : color == JpegColor::Cmyk ? JCS_CMYK
+                                                    : JCS_RGB;
   jpeg_set_defaults(&cinfo);
   jpeg_set_quality(&cinfo, quality, TRUE);
   jpeg_start_compress(&cinfo, TRUE);
   while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<JSAMPROW>(converted + static_cast<size_t>(cinfo.next_scanline) * img->width * nc);
+    JSAMPROW row = const_cast<JSAMPROW>(converted +
+                                        static_cast<size_t>(cinfo.next_scanline) * img->width * nc);
     jpeg_write_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_compress(&cinfo);
@@ -325,7 +332,8 @@ void png_write_mem(png_structp png, png_bytep data, png_size_t n) {
 void png_flush_mem(png_structp) {}
 
 int encode_png_c(const Image* img, std::vector<uint8_t>* out, png_bytep* rows, char* message) {
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, message, png_error_fn, png_warn_fn);
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, message, png_error_fn, png_warn_fn);
   if (!png) return 1;
   png_infop info = png_create_info_struct(png);
   if (setjmp(png_jmpbuf(png))) {
@@ -333,7 +341,9 @@ int encode_png_c(const Image* img, std::vector<uint8_t>* out, png_bytep* rows, c
     return 1;
   }
   png_set_write_fn(png, out, png_write_mem, png_flush_mem);
-  int color = img->channels == 1 ? PNG_COLOR_TYPE_GRAY : img->channels == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB;
+  int color = img->channels == 1   ? PNG_COLOR_TYPE_GRAY
+              : img->channels == 4 ? PNG_COLOR_TYPE_RGBA
+                                   : PNG_COLOR_TYPE_RGB;
   png_set_IHDR(png, info, img->width, img->height, 8, color, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
@@ -349,7 +359,8 @@ std::vector<uint8_t> encode_png(const Image& img) {
   for (int y = 0; y < img.height; ++y) rows[y] = const_cast<png_bytep>(img.row(y));
   std::vector<uint8_t> out;
   char message[200] = {0};
-  if (encode_png_c(&img, &out, rows.data(), message) != 0) RAE_THROW("PNG encoding failed: ", message);
+  if (encode_png_c(&img, &out, rows.data(), message) != 0)
+    RAE_THROW("PNG encoding failed: ", message);
   return out;
 }
 

@@ -18,7 +18,9 @@ struct Image {
 
   static Image make(int width, int height, int channels = 3);
   uint8_t* row(int y) { return pixels.data() + static_cast<size_t>(y) * width * channels; }
-  const uint8_t* row(int y) const { return pixels.data() + static_cast<size_t>(y) * width * channels; }
+  const uint8_t* row(int y) const {
+    return pixels.data() + static_cast<size_t>(y) * width * channels;
+  }
 };
 
 enum class ImageFormat { Jpeg, Png, Unknown };

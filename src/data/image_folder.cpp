@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 
 bool has_image_extension(const std::string& name) {
   std::string ext = fs::path(name).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
@@ -34,13 +35,15 @@ std::vector<std::string> sorted_image_files(const fs::path& dir, bool recursive)
     // torchvision walks class folders recursively (sorted(os.walk(..., followlinks=True)), then
     // sorted file names): order by (sub-folder, file name), so a folder's own files come first.
     std::vector<std::pair<std::string, std::string>> keyed;
-    for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
+    for (const auto& e :
+         fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
       if (e.is_regular_file() && has_image_extension(e.path().filename().string())) {
         fs::path rel = fs::relative(e.path(), dir);
         keyed.emplace_back(rel.parent_path().string(), rel.filename().string());
       }
     std::sort(keyed.begin(), keyed.end());
-    for (const auto& [parent, name] : keyed) out.push_back(parent.empty() ? name : parent + "/" + name);
+    for (const auto& [parent, name] : keyed)
+      out.push_back(parent.empty() ? name : parent + "/" + name);
     return out;
   } else {
     for (const auto& e : fs::directory_iterator(dir))
@@ -66,7 +69,8 @@ ImageFolderList list_image_folder(const std::string& root, const std::string& sp
     fs::path train = fs::path(root) / "train";
     list.classes = (split != "train" && fs::is_directory(train)) ? sorted_subdirs(train) : subdirs;
     std::map<std::string, int32_t> index;
-    for (size_t i = 0; i < list.classes.size(); ++i) index[list.classes[i]] = static_cast<int32_t>(i);
+    for (size_t i = 0; i < list.classes.size(); ++i)
+      index[list.classes[i]] = static_cast<int32_t>(i);
     for (const auto& cls : subdirs) {
       auto it = index.find(cls);
       RAE_CHECK(it != index.end(), "image folder: class folder ", (dir / cls).string(),
@@ -94,7 +98,8 @@ ImageFolderList list_image_folder(const std::string& root, const std::string& sp
     std::istringstream ls(line);
     std::string file, cls;
     if (!(ls >> file)) continue;
-    RAE_CHECK(static_cast<bool>(ls >> cls), "label file ", label_file, ":", lineno, ": expected '<file> <class>'");
+    RAE_CHECK(static_cast<bool>(ls >> cls), "label file ", label_file, ":", lineno,
+              ": expected '<file> <class>'");
     label_of[file] = cls;
   }
   if (list.classes.empty()) {  // classes from the label file itself
@@ -109,7 +114,8 @@ ImageFolderList list_image_folder(const std::string& root, const std::string& sp
     std::string stem = fs::path(f).stem().string();
     auto it = label_of.find(f);
     if (it == label_of.end()) it = label_of.find(stem);
-    RAE_CHECK(it != label_of.end(), "label file ", label_file, " has no label for ", (dir / f).string());
+    RAE_CHECK(it != label_of.end(), "label file ", label_file, " has no label for ",
+              (dir / f).string());
     int32_t label;
     auto ci = index.find(it->second);
     if (ci != index.end()) {

@@ -10,8 +10,8 @@
 namespace rae::data {
 
 struct ImageEntry {
-  std::string path;      // absolute or root-relative path, as found
-  std::string relpath;   // path relative to the split folder ("n01440764/x.JPEG")
+  std::string path;     // absolute or root-relative path, as found
+  std::string relpath;  // path relative to the split folder ("n01440764/x.JPEG")
   int32_t label = -1;
 };
 
@@ -21,7 +21,8 @@ struct ImageFolderList {
   std::vector<ImageEntry> entries;   // deterministic global order
 };
 
-bool has_image_extension(const std::string& name);  // .jpg .jpeg .png (any case), as torchvision's subset
+bool has_image_extension(
+    const std::string& name);  // .jpg .jpeg .png (any case), as torchvision's subset
 
 // Lists `root/split`. For a flat split (no class folders) `label_file` is required and the
 // classes come from `root/train` (or from the label file's class names when there is no train).

@@ -13,7 +13,9 @@ namespace {
 
 constexpr int kPrecisionBits = 32 - 8 - 2;
 
-double pil_box(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; }
+double pil_box(double x) {
+  return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0;
+}
 double pil_bicubic(double x) {
   const double a = -0.5;
   x = std::fabs(x);
@@ -144,7 +146,8 @@ Image flip_horizontal(const Image& in) {
   return out;
 }
 
-std::vector<float> to_encoder_input(const Image& rgb, int out_size, const std::array<float, 3>& mean,
+std::vector<float> to_encoder_input(const Image& rgb, int out_size,
+                                    const std::array<float, 3>& mean,
                                     const std::array<float, 3>& std) {
   RAE_CHECK(rgb.channels == 3, "to_encoder_input: need RGB");
   const int h = rgb.height, w = rgb.width;
@@ -154,13 +157,16 @@ std::vector<float> to_encoder_input(const Image& rgb, int out_size, const std::a
       for (int x = 0; x < w; ++x)
         planar[(static_cast<size_t>(c) * h + y) * w + x] = rgb.row(y)[x * 3 + c] / 255.0f;
   if (h != out_size || w != out_size) {
-    InterpWeights wy = torch_bicubic_weights(h, out_size, static_cast<double>(static_cast<float>(h) / out_size), false);
-    InterpWeights wx = torch_bicubic_weights(w, out_size, static_cast<double>(static_cast<float>(w) / out_size), false);
+    InterpWeights wy = torch_bicubic_weights(
+        h, out_size, static_cast<double>(static_cast<float>(h) / out_size), false);
+    InterpWeights wx = torch_bicubic_weights(
+        w, out_size, static_cast<double>(static_cast<float>(w) / out_size), false);
     planar = resample_planar(planar, 3, h, w, wy, wx);
   }
   const size_t plane = static_cast<size_t>(out_size) * out_size;
   for (int c = 0; c < 3; ++c)
-    for (size_t i = 0; i < plane; ++i) planar[c * plane + i] = (planar[c * plane + i] - mean[c]) / std[c];
+    for (size_t i = 0; i < plane; ++i)
+      planar[c * plane + i] = (planar[c * plane + i] - mean[c]) / std[c];
   return planar;
 }
 

@@ -30,7 +30,8 @@ using models::resample_planar;
 using models::torch_bicubic_weights;
 
 // ToTensor + bicubic resize to `out_size` + per-channel normalization: returns (3, S, S) floats.
-std::vector<float> to_encoder_input(const Image& rgb, int out_size, const std::array<float, 3>& mean,
+std::vector<float> to_encoder_input(const Image& rgb, int out_size,
+                                    const std::array<float, 3>& mean,
                                     const std::array<float, 3>& std);
 
 }  // namespace rae::data

@@ -289,11 +289,9 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   // Final layer: per-token shift/scale from SiLU -> Linear of s, no gate.
   s.fa = A.empty({N, Wh});
   ops::silu_forward(s.fa, s.sp.view({N, Wh}));
-  Tensor fmod = A.empty({N, 2 * Wh});
-  final_ada_.forward(ps_, fmod, s.fa);
   Tensor shift = A.empty({N, Wh});
   s.f_scale = A.empty({N, Wh});
-  nn::split_columns(fmod, {shift, s.f_scale});
+  nn::chunked_linear_forward(ps_, final_ada_, {shift, s.f_scale}, s.fa);
   s.rstd_f = A.empty({N});
   s.hf = A.empty({B, T, Wh});
   ops::rmsnorm_modulate_forward(s.hf, s.rstd_f, s.xs[h0 + Dh], ps_.value(final_norm_),
@@ -315,10 +313,8 @@ void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
   ops::rmsnorm_modulate_backward(dxh, ps_.grad(final_norm_), dshift.view({B, T, Wh}),
                                  dscale.view({B, T, Wh}), dhf, s.xs[h0 + Dh],
                                  ps_.value(final_norm_), s.f_scale.view({B, T, Wh}), s.rstd_f);
-  Tensor dfmod = A.zeros({N, 2 * Wh});
-  nn::merge_columns_add(dfmod, {dshift, dscale});
   Tensor dfa = A.zeros({N, Wh});
-  final_ada_.backward(ps_, dfa, dfmod, s.fa);
+  nn::chunked_linear_backward(ps_, final_ada_, dfa, {dshift, dscale}, s.fa);
   Tensor dsp = A.zeros({B, T, Wh});
   ops::silu_backward(dsp.view({N, Wh}), dfa, s.sp.view({N, Wh}));
   // Head blocks.

@@ -46,11 +46,9 @@ void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, cons
   }
   s.fa = A.empty({B, W});
   ops::silu_forward(s.fa, s.c);
-  Tensor fmod = A.empty({B, 2 * W});
-  final_ada_.forward(ps_, fmod, s.fa);
   Tensor shift = A.empty({B, W});
   s.f_scale = A.empty({B, W});
-  nn::split_columns(fmod, {shift, s.f_scale});
+  nn::chunked_linear_forward(ps_, final_ada_, {shift, s.f_scale}, s.fa);
   s.rstd_f = A.empty({N});
   s.hf = A.empty({B, T, W});
   ops::rmsnorm_modulate_forward(s.hf, s.rstd_f, s.xs[D], ps_.value(final_norm_), shift,
@@ -68,10 +66,8 @@ void DiTDH::backward_plain(nn::Arena& A, const Tensor& dout) {
   Tensor dshift = A.zeros({B, W}), dscale = A.zeros({B, W});
   ops::rmsnorm_modulate_backward(dx, ps_.grad(final_norm_), dshift, dscale, dhf, s.xs[D],
                                  ps_.value(final_norm_), s.f_scale, s.rstd_f);
-  Tensor dfmod = A.zeros({B, 2 * W});
-  nn::merge_columns_add(dfmod, {dshift, dscale});
   Tensor dfa = A.zeros({B, W});
-  final_ada_.backward(ps_, dfa, dfmod, s.fa);
+  nn::chunked_linear_backward(ps_, final_ada_, dfa, {dshift, dscale}, s.fa);
   Tensor dc = A.zeros({B, W});
   ops::silu_backward(dc, dfa, s.c);
   for (int64_t i = D - 1; i >= 0; --i)

@@ -15,9 +15,12 @@ namespace rae::models {
 
 const char* encoder_family_name(EncoderFamily f) {
   switch (f) {
-    case EncoderFamily::Dinov2: return "dinov2";
-    case EncoderFamily::Siglip: return "siglip";
-    case EncoderFamily::Mae: return "mae";
+    case EncoderFamily::Dinov2:
+      return "dinov2";
+    case EncoderFamily::Siglip:
+      return "siglip";
+    case EncoderFamily::Mae:
+      return "mae";
   }
   return "?";
 }
@@ -34,7 +37,8 @@ Tensor interpolate_pos_grid(const Tensor& pos, int64_t src_grid, int64_t dst_gri
     for (int64_t c = 0; c < C; ++c) planar[c * src_grid * src_grid + t] = s[t * C + c];
   const int G = static_cast<int>(src_grid), g = static_cast<int>(dst_grid);
   // HF passes size=(g, g): PyTorch's scale is then in / out.
-  InterpWeights w = torch_bicubic_weights(G, g, static_cast<double>(static_cast<float>(G) / g), antialias);
+  InterpWeights w =
+      torch_bicubic_weights(G, g, static_cast<double>(static_cast<float>(G) / g), antialias);
   std::vector<float> out = resample_planar(planar, static_cast<int>(C), G, G, w, w);
   Tensor res = Tensor::empty({dst_grid * dst_grid, C});
   float* d = res.data<float>();
@@ -47,8 +51,8 @@ Tensor VitEncoder::forward(const Tensor& pixels) const {
   const VitEncoderConfig& c = cfg_;
   RAE_CHECK(pixels.ndim() == 4 && pixels.dim(1) == 3 && pixels.dim(2) == c.input_size &&
                 pixels.dim(3) == c.input_size && pixels.dtype() == DType::F32,
-            "encoder ", id_, ": pixels must be f32 (B, 3, ", c.input_size, ", ", c.input_size, "), got ",
-            pixels.str());
+            "encoder ", id_, ": pixels must be f32 (B, 3, ", c.input_size, ", ", c.input_size,
+            "), got ", pixels.str());
   const Device dev = device_;
   Tensor px = pixels.to(dev);
   if (!px.is_contiguous()) px = px.clone();
@@ -71,7 +75,8 @@ Tensor VitEncoder::forward(const Tensor& pixels) const {
 
   Tensor xf = x.view({B * T, C});
   Tensor h = Tensor::empty({B * T, C}, DType::F32, dev);
-  Tensor mean = Tensor::empty({B * T}, DType::F32, dev), rstd = Tensor::empty({B * T}, DType::F32, dev);
+  Tensor mean = Tensor::empty({B * T}, DType::F32, dev),
+         rstd = Tensor::empty({B * T}, DType::F32, dev);
   Tensor qkv = Tensor::empty({B * T, 3 * C}, DType::F32, dev);
   Tensor attn = Tensor::empty({B, T, H, D}, DType::F32, dev);
   Tensor lse = Tensor::empty({B, H, T}, DType::F32, dev);
@@ -142,27 +147,34 @@ Tensor cat_rows(const std::vector<Tensor>& parts) {
 
 }  // namespace
 
-VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg, const std::map<std::string, Tensor>& m,
+VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg,
+                                       const std::map<std::string, Tensor>& m,
                                        const std::string& pre, Device device) {
   VitEncoder e;
   e.cfg_ = cfg;
   e.device_ = device;
   const int64_t C = cfg.hidden, p = cfg.patch, M = cfg.mlp_hidden;
-  RAE_CHECK(C % cfg.heads == 0, "encoder config: hidden ", C, " not divisible by heads ", cfg.heads);
-  RAE_CHECK(cfg.input_size % p == 0, "encoder input size ", cfg.input_size, " is not a multiple of the patch ", p);
-  const bool dino = cfg.family == EncoderFamily::Dinov2, siglip = cfg.family == EncoderFamily::Siglip;
+  RAE_CHECK(C % cfg.heads == 0, "encoder config: hidden ", C, " not divisible by heads ",
+            cfg.heads);
+  RAE_CHECK(cfg.input_size % p == 0, "encoder input size ", cfg.input_size,
+            " is not a multiple of the patch ", p);
+  const bool dino = cfg.family == EncoderFamily::Dinov2,
+             siglip = cfg.family == EncoderFamily::Siglip;
   const std::string emb = pre + "embeddings.";
 
   // Patch embedding: conv weight (C, 3, p, p) -> (C, p, p, 3) to match patchify's token layout.
-  std::string pw_name = siglip ? emb + "patch_embedding.weight" : emb + "patch_embeddings.projection.weight";
-  std::string pb_name = siglip ? emb + "patch_embedding.bias" : emb + "patch_embeddings.projection.bias";
+  std::string pw_name =
+      siglip ? emb + "patch_embedding.weight" : emb + "patch_embeddings.projection.weight";
+  std::string pb_name =
+      siglip ? emb + "patch_embedding.bias" : emb + "patch_embeddings.projection.bias";
   Tensor cw = expect(get(m, pw_name), {C, 3, p, p}, pw_name);
   Tensor pw = Tensor::empty({C, p * p * 3});
   for (int64_t o = 0; o < C; ++o)
     for (int64_t ci = 0; ci < 3; ++ci)
       for (int64_t i = 0; i < p; ++i)
         for (int64_t j = 0; j < p; ++j)
-          pw.data<float>()[o * p * p * 3 + (i * p + j) * 3 + ci] = cw.data<float>()[((o * 3 + ci) * p + i) * p + j];
+          pw.data<float>()[o * p * p * 3 + (i * p + j) * 3 + ci] =
+              cw.data<float>()[((o * 3 + ci) * p + i) * p + j];
   e.patch_w = pw;
   e.patch_b = expect(get(m, pb_name), {C}, pb_name);
 
@@ -175,7 +187,8 @@ VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg, const std::m
     npos = pos_all.dim(0);
   } else {
     Tensor pe = get(m, emb + "position_embeddings");  // (1, 1 + G*G, C)
-    RAE_CHECK(pe.ndim() == 3 && pe.dim(2) == C, "encoder weights: bad position_embeddings ", pe.shape().str());
+    RAE_CHECK(pe.ndim() == 3 && pe.dim(2) == C, "encoder weights: bad position_embeddings ",
+              pe.shape().str());
     pos_all = pe.view({pe.dim(1), C});
     npos = pe.dim(1) - 1;
   }
@@ -183,16 +196,19 @@ VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg, const std::m
   RAE_CHECK(G * G == npos, "encoder weights: ", npos, " position embeddings are not a square grid");
   Tensor grid_pos = siglip ? pos_all : pos_all.narrow(0, 1, npos);
   // HF skips interpolation when the patch count already matches (square inputs).
-  e.patch_pos = (G == g) ? grid_pos.clone() : interpolate_pos_grid(grid_pos, G, g, /*antialias=*/dino);
+  e.patch_pos =
+      (G == g) ? grid_pos.clone() : interpolate_pos_grid(grid_pos, G, g, /*antialias=*/dino);
 
   std::vector<Tensor> prefix;
   if (!siglip) {
-    Tensor cls = expect(get(m, emb + "cls_token"), {1, 1, C}, emb + "cls_token").view({1, C}).clone();
+    Tensor cls =
+        expect(get(m, emb + "cls_token"), {1, 1, C}, emb + "cls_token").view({1, C}).clone();
     const float* cls_pos = pos_all.data<float>();  // row 0: the CLS position
     for (int64_t i = 0; i < C; ++i) cls.data<float>()[i] += cls_pos[i];
     prefix.push_back(cls);
     if (cfg.num_registers > 0) {
-      Tensor reg = expect(get(m, emb + "register_tokens"), {1, cfg.num_registers, C}, emb + "register_tokens");
+      Tensor reg = expect(get(m, emb + "register_tokens"), {1, cfg.num_registers, C},
+                          emb + "register_tokens");
       prefix.push_back(reg.view({cfg.num_registers, C}));  // registers carry no position
     }
     e.prefix_rows = cat_rows(prefix).view({cfg.prefix_tokens(), C});
@@ -201,14 +217,19 @@ VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg, const std::m
   for (int64_t l = 0; l < cfg.layers; ++l) {
     Layer L;
     auto P = [&](const std::string& s) { return pre + s; };
-    std::string lp = siglip ? "encoder.layers." + std::to_string(l) + "." : "encoder.layer." + std::to_string(l) + ".";
-    auto W = [&](const std::string& s, const Shape& shape) { return expect(get(m, P(lp + s)), shape, P(lp + s)); };
+    std::string lp = siglip ? "encoder.layers." + std::to_string(l) + "."
+                            : "encoder.layer." + std::to_string(l) + ".";
+    auto W = [&](const std::string& s, const Shape& shape) {
+      return expect(get(m, P(lp + s)), shape, P(lp + s));
+    };
     std::string q, k, v, o, ln1, ln2, f1, f2;
     if (siglip) {
-      q = "self_attn.q_proj", k = "self_attn.k_proj", v = "self_attn.v_proj", o = "self_attn.out_proj";
+      q = "self_attn.q_proj", k = "self_attn.k_proj", v = "self_attn.v_proj",
+      o = "self_attn.out_proj";
       ln1 = "layer_norm1", ln2 = "layer_norm2", f1 = "mlp.fc1", f2 = "mlp.fc2";
     } else {
-      q = "attention.attention.query", k = "attention.attention.key", v = "attention.attention.value";
+      q = "attention.attention.query", k = "attention.attention.key",
+      v = "attention.attention.value";
       o = "attention.output.dense";
       ln1 = dino ? "norm1" : "layernorm_before";
       ln2 = dino ? "norm2" : "layernorm_after";
@@ -220,7 +241,9 @@ VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg, const std::m
     L.ln2_w = W(ln2 + ".weight", {C});
     L.ln2_b = W(ln2 + ".bias", {C});
     // qkv packed as [q | k | v] rows so the output views as (B, T, 3, H, D).
-    L.qkv_w = cat_rows({W(q + ".weight", {C, C}), W(k + ".weight", {C, C}), W(v + ".weight", {C, C})}).view({3 * C, C});
+    L.qkv_w =
+        cat_rows({W(q + ".weight", {C, C}), W(k + ".weight", {C, C}), W(v + ".weight", {C, C})})
+            .view({3 * C, C});
     L.qkv_b = cat_rows({W(q + ".bias", {C}), W(k + ".bias", {C}), W(v + ".bias", {C})});
     L.proj_w = W(o + ".weight", {C, C});
     L.proj_b = W(o + ".bias", {C});
@@ -232,8 +255,8 @@ VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg, const std::m
       scale_rows(L.proj_w, L.proj_b, W("layer_scale1.lambda1", {C}));
       scale_rows(L.fc2_w, L.fc2_b, W("layer_scale2.lambda1", {C}));
     }
-    for (Tensor* t : {&L.ln1_w, &L.ln1_b, &L.qkv_w, &L.qkv_b, &L.proj_w, &L.proj_b, &L.ln2_w, &L.ln2_b,
-                      &L.fc1_w, &L.fc1_b, &L.fc2_w, &L.fc2_b})
+    for (Tensor* t : {&L.ln1_w, &L.ln1_b, &L.qkv_w, &L.qkv_b, &L.proj_w, &L.proj_b, &L.ln2_w,
+                      &L.ln2_b, &L.fc1_w, &L.fc1_b, &L.fc2_w, &L.fc2_b})
       *t = t->to(device);
     e.layers_.push_back(std::move(L));
   }

@@ -48,7 +48,8 @@ class VitEncoder {
   // (the real DINOv2-with-registers shapes, for benchmarks).
   static VitEncoder load(const std::string& source, const EncoderLoadOptions& opts = {});
   // From a config and HF-named tensors (the loader and tests use it).
-  static VitEncoder from_hf_tensors(const VitEncoderConfig& cfg, const std::map<std::string, Tensor>& tensors,
+  static VitEncoder from_hf_tensors(const VitEncoderConfig& cfg,
+                                    const std::map<std::string, Tensor>& tensors,
                                     const std::string& prefix, Device device);
 
   // pixels (B, 3, S, S) F32, already normalized with config().mean/std, S = input_size.
@@ -56,7 +57,7 @@ class VitEncoder {
   Tensor forward(const Tensor& pixels) const;
 
   const VitEncoderConfig& config() const { return cfg_; }
-  const std::string& id() const { return id_; }              // "dinov2_with_registers-h768-l12", ...
+  const std::string& id() const { return id_; }  // "dinov2_with_registers-h768-l12", ...
   // The weights file (hashed into the cache manifest) or, for presets, "preset:<name>".
   const std::string& weights_source() const { return weights_source_; }
   Device device() const { return device_; }

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -45,7 +44,8 @@ T opt(const json& j, const char* key, T fallback) {
 
 ops::GeluKind gelu_of(const std::string& act, const std::string& where) {
   if (act == "gelu") return ops::GeluKind::Exact;
-  if (act == "gelu_pytorch_tanh" || act == "gelu_new" || act == "gelu_fast") return ops::GeluKind::Tanh;
+  if (act == "gelu_pytorch_tanh" || act == "gelu_new" || act == "gelu_fast")
+    return ops::GeluKind::Tanh;
   RAE_THROW(where, ": unsupported hidden_act '", act, "' (gelu or gelu_pytorch_tanh)");
 }
 
@@ -61,7 +61,8 @@ VitEncoderConfig parse_config(const json& root, const std::string& where) {
   VitEncoderConfig c;
   if (type == "dinov2_with_registers" || type == "dinov2") {
     c.family = EncoderFamily::Dinov2;
-    RAE_CHECK(!opt<bool>(j, "use_swiglu_ffn", false), where, ": SwiGLU DINOv2 (giant) is not supported");
+    RAE_CHECK(!opt<bool>(j, "use_swiglu_ffn", false), where,
+              ": SwiGLU DINOv2 (giant) is not supported");
     c.num_registers = type == "dinov2" ? 0 : opt<int64_t>(j, "num_register_tokens", 4);
     c.config_image_size = opt<int64_t>(j, "image_size", 518);
     c.patch = opt<int64_t>(j, "patch_size", 14);
@@ -94,18 +95,22 @@ VitEncoderConfig parse_config(const json& root, const std::string& where) {
   c.layers = req<int64_t>(j, "num_hidden_layers", where);
   c.heads = req<int64_t>(j, "num_attention_heads", where);
   c.gelu = gelu_of(opt<std::string>(j, "hidden_act", "gelu"), where);
-  RAE_CHECK(opt<int64_t>(j, "num_channels", 3) == 3, where, ": only 3-channel encoders are supported");
+  RAE_CHECK(opt<int64_t>(j, "num_channels", 3) == 3, where,
+            ": only 3-channel encoders are supported");
   RAE_CHECK(opt<bool>(j, "qkv_bias", true), where, ": qkv_bias=false is not supported");
   return c;
 }
 
-std::string find_prefix(const std::vector<std::string>& names, EncoderFamily fam, const std::string& where) {
-  const std::string suffix = fam == EncoderFamily::Siglip ? "embeddings.patch_embedding.weight"
-                                                          : "embeddings.patch_embeddings.projection.weight";
+std::string find_prefix(const std::vector<std::string>& names, EncoderFamily fam,
+                        const std::string& where) {
+  const std::string suffix = fam == EncoderFamily::Siglip
+                                 ? "embeddings.patch_embedding.weight"
+                                 : "embeddings.patch_embeddings.projection.weight";
   std::string found;
   int hits = 0;
   for (const auto& n : names) {
-    if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (n.size() >= suffix.size() &&
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
       // SigLIP: the vision tower's, not a text tower's.
       std::string pre = n.substr(0, n.size() - suffix.size());
       if (pre.find("text") != std::string::npos) continue;
@@ -120,12 +125,18 @@ std::string find_prefix(const std::vector<std::string>& names, EncoderFamily fam
 // DINOv2-with-registers-shaped models with weights from the counter RNG, under HF names so they go
 // through the same loader as real checkpoints: "tiny-random" (width 64, 2 layers) for tests and
 // the demo, and "random-dinov2-s|b|l" (the real shapes) for benchmarks.
-bool random_preset_shape(const std::string& name, int64_t* hidden, int64_t* layers, int64_t* heads) {
-  if (name == "tiny-random") *hidden = 64, *layers = 2, *heads = 4;
-  else if (name == "random-dinov2-s") *hidden = 384, *layers = 12, *heads = 6;
-  else if (name == "random-dinov2-b") *hidden = 768, *layers = 12, *heads = 12;
-  else if (name == "random-dinov2-l") *hidden = 1024, *layers = 24, *heads = 16;
-  else return false;
+bool random_preset_shape(const std::string& name, int64_t* hidden, int64_t* layers,
+                         int64_t* heads) {
+  if (name == "tiny-random")
+    *hidden = 64, *layers = 2, *heads = 4;
+  else if (name == "random-dinov2-s")
+    *hidden = 384, *layers = 12, *heads = 6;
+  else if (name == "random-dinov2-b")
+    *hidden = 768, *layers = 12, *heads = 12;
+  else if (name == "random-dinov2-l")
+    *hidden = 1024, *layers = 24, *heads = 16;
+  else
+    return false;
   return true;
 }
 
@@ -146,11 +157,15 @@ VitEncoder random_preset(const std::string& name, const EncoderLoadOptions& opts
   auto normal = [&](const std::string& n, const Shape& shape, double std) {
     Tensor t = Tensor::empty(shape);
     rng::Key key{0, rng::Purpose::Init, 0, id++};
-    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(std * rng::normal_at(key, i));
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t.data<float>()[i] = static_cast<float>(std * rng::normal_at(key, i));
     m[n] = t;
   };
-  auto fill = [&](const std::string& n, const Shape& shape, double v) { m[n] = Tensor::full(shape, v); };
-  normal("embeddings.patch_embeddings.projection.weight", {C, 3, p, p}, 1.0 / std::sqrt(3.0 * p * p));
+  auto fill = [&](const std::string& n, const Shape& shape, double v) {
+    m[n] = Tensor::full(shape, v);
+  };
+  normal("embeddings.patch_embeddings.projection.weight", {C, 3, p, p},
+         1.0 / std::sqrt(3.0 * p * p));
   fill("embeddings.patch_embeddings.projection.bias", {C}, 0.0);
   normal("embeddings.cls_token", {1, 1, C}, 0.02);
   normal("embeddings.register_tokens", {1, 4, C}, 0.02);
@@ -188,7 +203,8 @@ VitEncoder VitEncoder::load(const std::string& source, const EncoderLoadOptions&
     return e;
   }
   RAE_CHECK(fs::is_directory(source), "encoder '", source,
-            "' is neither a preset (tiny-random, random-dinov2-s|b|l) nor a model directory (config.json + model.safetensors)");
+            "' is neither a preset (tiny-random, random-dinov2-s|b|l) nor a model directory "
+            "(config.json + model.safetensors)");
   const std::string cfg_path = (fs::path(source) / "config.json").string();
   const std::string st_path = (fs::path(source) / "model.safetensors").string();
   RAE_CHECK(fs::exists(st_path), "encoder directory ", source, " has no model.safetensors");
@@ -198,7 +214,8 @@ VitEncoder VitEncoder::load(const std::string& source, const EncoderLoadOptions&
   if (fs::exists(pp)) {  // the image processor's own mean/std, as RAE reads them
     json j = read_json(pp);
     if (j.contains("image_mean") && j.contains("image_std")) {
-      auto mean = j["image_mean"].get<std::vector<float>>(), stdv = j["image_std"].get<std::vector<float>>();
+      auto mean = j["image_mean"].get<std::vector<float>>(),
+           stdv = j["image_std"].get<std::vector<float>>();
       RAE_CHECK(mean.size() == 3 && stdv.size() == 3, pp, ": image_mean/image_std need 3 values");
       c.mean = {mean[0], mean[1], mean[2]};
       c.std = {stdv[0], stdv[1], stdv[2]};

@@ -9,8 +9,12 @@ namespace {
 
 // ---- PyTorch upsample kernels ----
 
-float cubic1(float x, float a) { return ((a + 2) * x - (a + 3)) * x * x + 1; }
-float cubic2(float x, float a) { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a; }
+float cubic1(float x, float a) {
+  return ((a + 2) * x - (a + 3)) * x * x + 1;
+}
+float cubic2(float x, float a) {
+  return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+}
 float aa_bicubic(float x) {
   x = std::fabs(x);
   if (x < 1.0f) return cubic1(x, -0.5f);

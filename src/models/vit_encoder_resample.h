@@ -25,5 +25,4 @@ InterpWeights torch_bicubic_weights(int in, int out, double scale, bool antialia
 std::vector<float> resample_planar(const std::vector<float>& src, int channels, int h, int w,
                                    const InterpWeights& wy, const InterpWeights& wx);
 
-
 }  // namespace rae::models

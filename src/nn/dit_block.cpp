@@ -47,12 +47,12 @@ void DiTBlock::forward(const ParamStore& ps, Arena& A, Saved& s, const Tensor& x
   // adaLN: (shift, scale, gate) x (msa, mlp) from SiLU -> Linear of the condition.
   s.cond_act = A.empty({R, C});
   ops::silu_forward(s.cond_act, cond.view({R, C}));
-  Tensor mod = A.empty({R, 6 * C});
-  ada.forward(ps, mod, s.cond_act);
   Tensor shift_msa = A.empty({R, C}), shift_mlp = A.empty({R, C});
   s.scale_msa = A.empty({R, C}), s.gate_msa = A.empty({R, C});
   s.scale_mlp = A.empty({R, C}), s.gate_mlp = A.empty({R, C});
-  split_columns(mod, {shift_msa, s.scale_msa, s.gate_msa, shift_mlp, s.scale_mlp, s.gate_mlp});
+  chunked_linear_forward(ps, ada,
+                         {shift_msa, s.scale_msa, s.gate_msa, shift_mlp, s.scale_mlp, s.gate_mlp},
+                         s.cond_act);
 
   // Attention branch.
   s.rstd1 = A.empty({N});
@@ -125,11 +125,11 @@ void DiTBlock::backward(const ParamStore& ps, Arena& A, const Saved& s, const Te
                                  dh1, s.x_in, ps.value(norm1), mshape(s.scale_msa), s.rstd1);
 
   // adaLN: back through the chunk split, the Linear and the SiLU into the condition.
-  Tensor dmod = A.zeros({R, 6 * C});
-  merge_columns_add(dmod, {d_shift_msa, d_scale_msa, d_gate_msa, d_shift_mlp, d_scale_mlp,
-                           d_gate_mlp});
   Tensor dact = A.zeros({R, C});
-  ada.backward(ps, dact, dmod, s.cond_act);
+  chunked_linear_backward(ps, ada, dact,
+                          {d_shift_msa, d_scale_msa, d_gate_msa, d_shift_mlp, d_scale_mlp,
+                           d_gate_mlp},
+                          s.cond_act);
   ops::silu_backward(dcond.view({R, C}), dact, s.cond.view({R, C}));
 }
 

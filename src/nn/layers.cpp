@@ -28,26 +28,25 @@ void Linear::backward(const ParamStore& ps, const Tensor& dx, const Tensor& dout
   ops::linear_backward(dx, weight_grad(ps), b >= 0 ? ps.grad(b) : Tensor(), dout, x, weight(ps));
 }
 
-void split_columns(const Tensor& src, const std::vector<Tensor>& parts) {
-  int64_t R = src.dim(0), K = src.dim(1), k = static_cast<int64_t>(parts.size()), C = K / k;
-  RAE_CHECK(C * k == K && src.is_contiguous(), "split_columns: ", src.str());
-  const float* s = src.data<float>();
-  for (int64_t i = 0; i < k; ++i) {
-    float* d = parts[i].data<float>();
-    RAE_CHECK(parts[i].numel() == R * C, "split_columns: part ", parts[i].str());
-    for (int64_t r = 0; r < R; ++r)
-      std::copy(s + r * K + i * C, s + r * K + (i + 1) * C, d + r * C);
-  }
+void chunked_linear_forward(const ParamStore& ps, const Linear& l,
+                            const std::vector<Tensor>& parts, const Tensor& x) {
+  const int64_t k = static_cast<int64_t>(parts.size()), C = l.out / k;
+  RAE_CHECK(C * k == l.out, "chunked_linear_forward: ", l.out, " outputs in ", k, " chunks");
+  Tensor w = l.weight(ps);
+  for (int64_t i = 0; i < k; ++i)
+    ops::linear_forward(parts[i], x, w.narrow(0, i * C, C),
+                        l.b >= 0 ? ps.value(l.b).narrow(0, i * C, C) : Tensor());
 }
 
-void merge_columns_add(const Tensor& dst, const std::vector<Tensor>& parts) {
-  int64_t R = dst.dim(0), K = dst.dim(1), k = static_cast<int64_t>(parts.size()), C = K / k;
-  float* d = dst.data<float>();
+void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor& dx,
+                             const std::vector<Tensor>& dparts, const Tensor& x) {
+  const int64_t k = static_cast<int64_t>(dparts.size()), C = l.out / k;
+  Tensor w = l.weight(ps), dw = l.weight_grad(ps);
   for (int64_t i = 0; i < k; ++i) {
-    if (!parts[i].defined()) continue;
-    const float* s = parts[i].data<float>();
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < C; ++c) d[r * K + i * C + c] += s[r * C + c];
+    if (!dparts[i].defined()) continue;
+    ops::linear_backward(dx, dw.narrow(0, i * C, C),
+                         l.b >= 0 ? ps.grad(l.b).narrow(0, i * C, C) : Tensor(), dparts[i], x,
+                         w.narrow(0, i * C, C));
   }
 }
 
@@ -57,16 +56,7 @@ void add_per_sample(const Tensor& out, const Tensor& x, const Tensor& row) {
 }
 
 void sum_tokens_add(const Tensor& drow, const Tensor& d) {
-  int64_t B = d.dim(0), T = d.dim(1), C = d.dim(2);
-  const float* s = d.data<float>();
-  float* o = drow.data<float>();
-  std::vector<double> acc(C);
-  for (int64_t b = 0; b < B; ++b) {
-    std::fill(acc.begin(), acc.end(), 0.0);
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t c = 0; c < C; ++c) acc[c] += s[(b * T + t) * C + c];
-    for (int64_t c = 0; c < C; ++c) o[b * C + c] += static_cast<float>(acc[c]);
-  }
+  for (int64_t b = 0; b < d.dim(0); ++b) ops::add_rowwise_backward(drow[b], d[b]);
 }
 
 }  // namespace rae::nn

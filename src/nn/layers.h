@@ -25,13 +25,17 @@ struct Linear {
   void backward(const ParamStore& ps, const Tensor& dx, const Tensor& dout, const Tensor& x) const;
 };
 
-// src (R, k*C) -> parts[i] (R, C) = src[:, i*C:(i+1)*C] (contiguous copies).
-void split_columns(const Tensor& src, const std::vector<Tensor>& parts);
-// dst (R, k*C) += parts[i] in its i-th column block; undefined parts are skipped.
-void merge_columns_add(const Tensor& dst, const std::vector<Tensor>& parts);
+// A Linear whose output is used as k equal chunks (adaLN: torch .chunk(k, -1)): chunk i is
+// x @ W[i*C:(i+1)*C]^T + b[i*C:(i+1)*C], computed straight into parts[i] (R, C) from row
+// slices of W (contiguous), so no split copy is needed and it runs on any device.
+void chunked_linear_forward(const ParamStore& ps, const Linear& l, const std::vector<Tensor>& parts,
+                            const Tensor& x);
+// dx (R, in) += sum_i dparts[i] W_i; dW_i, db_i += ... (undefined dparts are skipped).
+void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor& dx,
+                             const std::vector<Tensor>& dparts, const Tensor& x);
 // out (B, T, C) = x (B, T, C) + row (B, C) broadcast over T.
 void add_per_sample(const Tensor& out, const Tensor& x, const Tensor& row);
-// drow (B, C) += sum over T of d (B, T, C), summed in token order (deterministic).
+// drow (B, C) += sum over T of d (B, T, C).
 void sum_tokens_add(const Tensor& drow, const Tensor& d);
 
 }  // namespace rae::nn

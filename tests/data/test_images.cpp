@@ -47,7 +47,8 @@ TEST(Images, JpegGrayAndCmykDecodeToRgb) {
         EXPECT_EQ(back.pixels[i], back.pixels[i + 1]);
         EXPECT_EQ(back.pixels[i], back.pixels[i + 2]);
       } else {
-        for (int c = 0; c < 3; ++c) err += std::abs(int(back.pixels[i + c]) - int(img.pixels[i + c]));
+        for (int c = 0; c < 3; ++c)
+          err += std::abs(int(back.pixels[i + c]) - int(img.pixels[i + c]));
       }
     }
     if (color != JpegColor::Gray) {
@@ -136,7 +137,8 @@ TEST(Images, NestedFilesFollowTorchvisionOrder) {
   std::string dir = test::make_temp_dir("nested");
   fs::create_directories(dir + "/train/c0/sub");
   std::vector<uint8_t> jpg = encode_jpeg(datasets::render_procedural(0, 0, 16, 16, 0), 90);
-  for (const char* f : {"c0/z.JPEG", "c0/sub/a.JPEG", "c0/b.png"}) write_file_bytes(dir + "/train/" + f, jpg);
+  for (const char* f : {"c0/z.JPEG", "c0/sub/a.JPEG", "c0/b.png"})
+    write_file_bytes(dir + "/train/" + f, jpg);
   ImageFolderList list = list_image_folder(dir, "train");
   ASSERT_EQ(list.entries.size(), 3u);
   EXPECT_EQ(list.entries[0].relpath, "c0/b.png");

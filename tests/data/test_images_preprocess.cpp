@@ -41,7 +41,8 @@ int max_level_diff(const Image& img, const Tensor& ref) {
   EXPECT_EQ(ref.dim(2), 3);
   const uint8_t* r = ref.data<uint8_t>();
   int worst = 0;
-  for (size_t i = 0; i < img.pixels.size(); ++i) worst = std::max(worst, std::abs(int(img.pixels[i]) - int(r[i])));
+  for (size_t i = 0; i < img.pixels.size(); ++i)
+    worst = std::max(worst, std::abs(int(img.pixels[i]) - int(r[i])));
   return worst;
 }
 
@@ -85,7 +86,8 @@ TEST(ImagesPreprocess, CenterCropMatchesPil) {
     Image crop = center_crop_arr(decoded, g.crop);
     EXPECT_EQ(max_level_diff(crop, g.file.get(std::to_string(i) + ".crop")), 0) << g.names[i];
     // And end to end from the file.
-    Image crop2 = center_crop_arr(decode_image_file(test::golden_path("images/" + g.names[i])), g.crop);
+    Image crop2 =
+        center_crop_arr(decode_image_file(test::golden_path("images/" + g.names[i])), g.crop);
     EXPECT_LE(max_level_diff(crop2, g.file.get(std::to_string(i) + ".crop")), 1) << g.names[i];
   }
 }

@@ -101,4 +101,9 @@ TEST_P(DiTGolden, TenAdamWStepsWithClipping) {
 
 INSTANTIATE_TEST_SUITE_P(Models, DiTGolden,
                          ::testing::Values(std::make_pair("tiny_ditdh.safetensors", "DiTDH-micro"),
-                                           std::make_pair("tiny_dit.safetensors", "DiT-micro")));
+                                           std::make_pair("tiny_dit.safetensors", "DiT-micro")),
+                         [](const auto& info) {
+                           return std::string(info.param.second).find("DiTDH") == 0
+                                      ? std::string("DiTDH")
+                                      : std::string("LightningDiT");
+                         });

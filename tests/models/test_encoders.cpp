@@ -52,10 +52,12 @@ TEST(Encoders, ErrorsNameTheProblem) {
     }
   };
   expect_error("model.safetensors");
-  std::filesystem::copy_file(test::golden_path("encoders/mae-tiny/model.safetensors"), dir + "/model.safetensors");
+  std::filesystem::copy_file(test::golden_path("encoders/mae-tiny/model.safetensors"),
+                             dir + "/model.safetensors");
   std::ofstream(dir + "/config.json") << R"({"model_type": "bert"})";
   expect_error("model_type 'bert'");
-  std::filesystem::copy_file(test::golden_path("encoders/dinov2-reg-tiny/config.json"), dir + "/config.json",
+  std::filesystem::copy_file(test::golden_path("encoders/dinov2-reg-tiny/config.json"),
+                             dir + "/config.json",
                              std::filesystem::copy_options::overwrite_existing);
   expect_error("missing tensor 'embeddings.register_tokens'");  // MAE weights under a DINOv2 config
   try {

@@ -7,6 +7,7 @@
 // summation order in GEMM/attention and the layer scale folded into the output projections).
 #include <gtest/gtest.h>
 
+#include "core/device.h"
 #include "io/safetensors.h"
 #include "models/vit_encoder.h"
 #include "support/util.h"
@@ -16,24 +17,46 @@ using namespace rae::models;
 
 namespace {
 
-void check_golden(const std::string& name, EncoderFamily family) {
+void check_golden(const std::string& name, EncoderFamily family, Device device = Device::cpu()) {
   const std::string dir = test::golden_path("encoders/" + name);
   safetensors::File ref = safetensors::load(dir + "/reference.safetensors");
   Tensor pixels = ref.get("pixels").clone();
   Tensor expect = ref.get("features");
   EncoderLoadOptions opts;
   opts.input_size = std::stoi(ref.metadata.at("input_size"));
+  opts.device = device;
   VitEncoder enc = VitEncoder::load(dir, opts);
   EXPECT_EQ(enc.config().family, family);
-  Tensor got = enc.forward(pixels);
+  Tensor got = enc.forward(pixels.to(device)).to(Device::cpu());
   ASSERT_EQ(got.shape(), expect.shape()) << name;
   double diff = test::max_abs_diff(got, expect);
   EXPECT_LT(diff, 1e-4) << name;
-  std::printf("%s: max |ours - HF| = %.3g\n", name.c_str(), diff);
+  std::printf("%s on %s: max |ours - HF| = %.3g\n", name.c_str(), device.str().c_str(), diff);
 }
 
 }  // namespace
 
-TEST(EncodersGolden, Dinov2WithRegisters) { check_golden("dinov2-reg-tiny", EncoderFamily::Dinov2); }
-TEST(EncodersGolden, SiglipVision) { check_golden("siglip-tiny", EncoderFamily::Siglip); }
-TEST(EncodersGolden, MaeNoMasking) { check_golden("mae-tiny", EncoderFamily::Mae); }
+TEST(EncodersGolden, Dinov2WithRegisters) {
+  check_golden("dinov2-reg-tiny", EncoderFamily::Dinov2);
+}
+TEST(EncodersGolden, SiglipVision) {
+  check_golden("siglip-tiny", EncoderFamily::Siglip);
+}
+TEST(EncodersGolden, MaeNoMasking) {
+  check_golden("mae-tiny", EncoderFamily::Mae);
+}
+
+// The same goldens through the CUDA ops (default fp32 GEMMs, so the same 1e-4 tolerance); skipped
+// without a GPU.
+TEST(EncodersGolden, Dinov2WithRegistersCuda) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  check_golden("dinov2-reg-tiny", EncoderFamily::Dinov2, Device::cuda());
+}
+TEST(EncodersGolden, SiglipVisionCuda) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  check_golden("siglip-tiny", EncoderFamily::Siglip, Device::cuda());
+}
+TEST(EncodersGolden, MaeNoMaskingCuda) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  check_golden("mae-tiny", EncoderFamily::Mae, Device::cuda());
+}
