@@ -171,6 +171,8 @@ for b in "$BD"/bin/*; do
 done
 
 # ---- 2: CUDA tests --------------------------------------------------------------------------
+# The binaries were built in another tree: point goldens and scratch at this one.
+export RAE_SOURCE_DIR="$ROOT" RAE_TEST_TMP="$WORK/test-tmp"
 for t in "$BD"/bin/test_*; do
   [ -x "$t" ] || continue
   n=$(basename "$t")
