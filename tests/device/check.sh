@@ -128,7 +128,7 @@ open(os.path.join(out, "table.txt"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
 }
-trap 'write_results' EXIT
+trap 'write_results; echo; cat "$OUT/table.txt" 2>/dev/null' EXIT
 
 # ---- 1: bundle, libraries, GPU -----------------------------------------------------------------
 BUNDLE="$ROOT/.devbundle/bundle.tar.xz"
