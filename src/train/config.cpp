@@ -59,20 +59,34 @@ struct Binding {
 };
 
 std::vector<Binding> bind(TrainConfig& c) {
-  return {{nullptr, nullptr, &c.preset},       {nullptr, &c.class_dropout},
-          {nullptr, nullptr, &c.time_dist},    {nullptr, &c.shift_base},
-          {&c.shift_dim},                      {&c.steps},
-          {&c.global_batch_size},              {&c.grad_accum_steps},
-          {&c.seed},                           {nullptr, &c.clip_grad},
-          {nullptr, &c.ema_decay},             {&c.max_bad_steps},
-          {nullptr, &c.lr},                    {nullptr, &c.beta1},
-          {nullptr, &c.beta2},                 {nullptr, &c.eps},
-          {nullptr, &c.weight_decay},          {nullptr, nullptr, &c.schedule},
-          {&c.warmup_steps},                   {&c.decay_end_steps},
-          {nullptr, &c.warmup_epochs},         {nullptr, &c.decay_end_epoch},
-          {nullptr, &c.final_lr},              {nullptr, nullptr, nullptr, &c.warmup_from_zero},
-          {&c.log_every},                      {nullptr, nullptr, nullptr, &c.progress},
-          {&c.ckpt_every},                     {&c.keep_last},
+  return {{nullptr, nullptr, &c.preset},
+          {nullptr, &c.class_dropout},
+          {nullptr, nullptr, &c.time_dist},
+          {nullptr, &c.shift_base},
+          {&c.shift_dim},
+          {&c.steps},
+          {&c.global_batch_size},
+          {&c.grad_accum_steps},
+          {&c.seed},
+          {nullptr, &c.clip_grad},
+          {nullptr, &c.ema_decay},
+          {&c.max_bad_steps},
+          {nullptr, &c.lr},
+          {nullptr, &c.beta1},
+          {nullptr, &c.beta2},
+          {nullptr, &c.eps},
+          {nullptr, &c.weight_decay},
+          {nullptr, nullptr, &c.schedule},
+          {&c.warmup_steps},
+          {&c.decay_end_steps},
+          {nullptr, &c.warmup_epochs},
+          {nullptr, &c.decay_end_epoch},
+          {nullptr, &c.final_lr},
+          {nullptr, nullptr, nullptr, &c.warmup_from_zero},
+          {&c.log_every},
+          {nullptr, nullptr, nullptr, &c.progress},
+          {&c.ckpt_every},
+          {&c.keep_last},
           {&c.keep_every}};
 }
 
@@ -93,13 +107,19 @@ po::options_description train_options() {
   for (size_t i = 0; i < b.size(); ++i) {
     const Key& k = kKeys[i];
     switch (k.kind) {
-      case Key::Int: d.add_options()(k.name, po::value<int64_t>()->default_value(*b[i].i), k.help); break;
+      case Key::Int:
+        d.add_options()(k.name, po::value<int64_t>()->default_value(*b[i].i), k.help);
+        break;
       case Key::Double:
         d.add_options()(k.name, po::value<double>()->default_value(*b[i].d, fmt_double(*b[i].d)),
                         k.help);
         break;
-      case Key::String: d.add_options()(k.name, po::value<std::string>()->default_value(*b[i].s), k.help); break;
-      case Key::Bool: d.add_options()(k.name, po::value<bool>()->default_value(*b[i].b), k.help); break;
+      case Key::String:
+        d.add_options()(k.name, po::value<std::string>()->default_value(*b[i].s), k.help);
+        break;
+      case Key::Bool:
+        d.add_options()(k.name, po::value<bool>()->default_value(*b[i].b), k.help);
+        break;
     }
   }
   return d;
@@ -111,10 +131,18 @@ void TrainConfig::from_variables(const po::variables_map& vm) {
     const Key& k = kKeys[i];
     if (!vm.count(k.name)) continue;
     switch (k.kind) {
-      case Key::Int: *b[i].i = vm[k.name].as<int64_t>(); break;
-      case Key::Double: *b[i].d = vm[k.name].as<double>(); break;
-      case Key::String: *b[i].s = vm[k.name].as<std::string>(); break;
-      case Key::Bool: *b[i].b = vm[k.name].as<bool>(); break;
+      case Key::Int:
+        *b[i].i = vm[k.name].as<int64_t>();
+        break;
+      case Key::Double:
+        *b[i].d = vm[k.name].as<double>();
+        break;
+      case Key::String:
+        *b[i].s = vm[k.name].as<std::string>();
+        break;
+      case Key::Bool:
+        *b[i].b = vm[k.name].as<bool>();
+        break;
     }
   }
   auto need = [](bool ok, const char* key, const auto& v, const char* what) {
@@ -160,10 +188,18 @@ std::string TrainConfig::to_ini() const {
     section = sec;
     os << key << " = ";
     switch (kKeys[i].kind) {
-      case Key::Int: os << *b[i].i; break;
-      case Key::Double: os << fmt_double(*b[i].d); break;
-      case Key::String: os << *b[i].s; break;
-      case Key::Bool: os << (*b[i].b ? "true" : "false"); break;
+      case Key::Int:
+        os << *b[i].i;
+        break;
+      case Key::Double:
+        os << fmt_double(*b[i].d);
+        break;
+      case Key::String:
+        os << *b[i].s;
+        break;
+      case Key::Bool:
+        os << (*b[i].b ? "true" : "false");
+        break;
     }
     os << "\n";
   }

@@ -2,11 +2,10 @@
 // ([section] then key = value), overridable on the command line as --section.key=value.
 // Unknown keys and malformed values are rejected before any work, naming the key.
 #pragma once
+#include <boost/program_options.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <boost/program_options.hpp>
 
 namespace rae::train {
 
@@ -32,7 +31,7 @@ struct TrainConfig {
   std::string schedule = "constant";  // constant | linear | cosine
   int64_t warmup_steps = 0, decay_end_steps = 0;
   double warmup_epochs = -1, decay_end_epoch = -1;  // >= 0: in epochs (the release's form)
-  double final_lr = -1;                              // < 0: = lr
+  double final_lr = -1;                             // < 0: = lr
   bool warmup_from_zero = false;
   // [log]
   int64_t log_every = 1;

@@ -31,9 +31,8 @@ LrSchedule LrSchedule::from_config(const TrainConfig& c, int64_t steps_per_epoch
   s.type = c.schedule;
   s.base_lr = c.lr;
   s.final_lr = c.final_lr < 0 ? c.lr : c.final_lr;
-  s.warmup_steps = c.warmup_epochs >= 0
-                       ? static_cast<int64_t>(c.warmup_epochs * steps_per_epoch)
-                       : c.warmup_steps;
+  s.warmup_steps = c.warmup_epochs >= 0 ? static_cast<int64_t>(c.warmup_epochs * steps_per_epoch)
+                                        : c.warmup_steps;
   s.decay_end_steps = c.decay_end_epoch >= 0
                           ? static_cast<int64_t>(c.decay_end_epoch * steps_per_epoch)
                           : c.decay_end_steps;

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -74,8 +73,8 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   mc.class_dropout = cfg.class_dropout;
   model_ = std::make_unique<models::DiTDH>(mc);
   model_->init(static_cast<uint64_t>(cfg.seed));
-  adam_ = std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps,
-                                  cfg.weight_decay);
+  adam_ =
+      std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
   ema_ = std::make_unique<Ema>(model_->params());
 
   diffusion::parse_time_dist(cfg.time_dist, flow_);
@@ -85,9 +84,9 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   flow_.num_classes = mc.num_classes;
   flow_.seed = static_cast<uint64_t>(cfg.seed);
   const int64_t world = sync_->world_size();
-  RAE_CHECK(cfg.global_batch_size % (world * cfg.grad_accum_steps) == 0,
-            "train.global_batch_size ", cfg.global_batch_size, " is not divisible by ranks (",
-            world, ") x train.grad_accum_steps (", cfg.grad_accum_steps, ")");
+  RAE_CHECK(cfg.global_batch_size % (world * cfg.grad_accum_steps) == 0, "train.global_batch_size ",
+            cfg.global_batch_size, " is not divisible by ranks (", world,
+            ") x train.grad_accum_steps (", cfg.grad_accum_steps, ")");
   data_.open(StreamOptions{cfg.global_batch_size, sync_->rank(), static_cast<int>(world),
                            static_cast<uint64_t>(cfg.seed)});
   schedule_ = LrSchedule::from_config(cfg, data_.steps_per_epoch());
@@ -98,8 +97,8 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   if (sync_->rank() == 0)
     log::info("model ", mc.name, ": ", models::format_count(model_->params().num_params()),
               " parameters (body ", mc.body_width, "x", mc.body_depth, ", head ", mc.head_width,
-              "x", mc.head_depth, "), tokens ", mc.tokens(), "x", mc.in_channels,
-              ", time shift ", flow_.shift);
+              "x", mc.head_depth, "), tokens ", mc.tokens(), "x", mc.in_channels, ", time shift ",
+              flow_.shift);
 }
 
 int64_t Trainer::resume() {
@@ -130,9 +129,9 @@ StepStats Trainer::step() {
   param_source_->before_forward(ps);
   double loss_local = 0;
   DataBatch batch = data_.next();
-  RAE_CHECK(batch.latents.dim(0) == per_rank && batch.latents.dim(1) == T &&
-                batch.latents.dim(2) == C,
-            "data batch ", batch.latents.str(), " does not match (", per_rank, ", ", T, ", ", C, ")");
+  RAE_CHECK(
+      batch.latents.dim(0) == per_rank && batch.latents.dim(1) == T && batch.latents.dim(2) == C,
+      "data batch ", batch.latents.str(), " does not match (", per_rank, ", ", T, ", ", C, ")");
   Tensor xt = Tensor::empty({mb, T, C}), target = Tensor::empty({mb, T, C});
   Tensor t = Tensor::empty({mb}), y = Tensor::empty({mb}, DType::I32);
   Tensor pred = Tensor::empty({mb, T, C}), dpred = Tensor::empty({mb, T, C});
@@ -184,9 +183,12 @@ StepStats Trainer::step() {
 
 void Trainer::log_metrics(const StepStats& s) {
   if (run_dir_.empty() || sync_->rank() != 0) return;
-  nlohmann::json j = {{"step", s.step},          {"loss", s.loss},
-                      {"lr", s.lr},              {"grad_norm", s.grad_norm},
-                      {"samples_per_s", s.samples_per_s}, {"data_wait_s", s.data_wait_s},
+  nlohmann::json j = {{"step", s.step},
+                      {"loss", s.loss},
+                      {"lr", s.lr},
+                      {"grad_norm", s.grad_norm},
+                      {"samples_per_s", s.samples_per_s},
+                      {"data_wait_s", s.data_wait_s},
                       {"skipped", s.skipped}};
   metrics_ << j.dump() << "\n";
   metrics_.flush();
@@ -219,9 +221,11 @@ void Trainer::run() {
       if (lead && cfg_.progress) {
         double el = seconds_since(t0);
         double eta = el / static_cast<double>(s.step - first) * (cfg_.steps - s.step);
-        std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  eta %.0fs ",
-                     static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss,
-                     ema_loss, s.lr, s.grad_norm, s.samples_per_s, eta);
+        std::fprintf(
+            stderr,
+            "\rstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  eta %.0fs ",
+            static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, ema_loss,
+            s.lr, s.grad_norm, s.samples_per_s, eta);
         std::fflush(stderr);
       }
     }

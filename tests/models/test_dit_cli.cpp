@@ -14,7 +14,9 @@ using namespace rae;
 
 namespace {
 
-std::string rae_binary() { return std::string(RAE_BINARY_DIR) + "/src/rae"; }
+std::string rae_binary() {
+  return std::string(RAE_BINARY_DIR) + "/src/rae";
+}
 
 // (B, T, C) -> (B, C, H, W).
 Tensor tokens_to_nchw(const Tensor& tok, int64_t g) {
@@ -38,9 +40,9 @@ TEST(DiTCli, ModelForwardMatchesGoldenInNCHW) {
   c.in_channels = 8, c.grid = 4, c.num_classes = 5;
   std::string dir = test::make_temp_dir("dit_cli");
   safetensors::save(dir + "/model.safetensors", sd, {{"dit_config", c.to_json()}});
-  safetensors::save(dir + "/in.safetensors", {{"x", tokens_to_nchw(g.get("in.x"), 4)},
-                                              {"t", g.get("in.t")},
-                                              {"y", g.get("in.y")}});
+  safetensors::save(
+      dir + "/in.safetensors",
+      {{"x", tokens_to_nchw(g.get("in.x"), 4)}, {"t", g.get("in.t")}, {"y", g.get("in.y")}});
   std::string cmd = rae_binary() + " model-forward --checkpoint " + dir +
                     "/model.safetensors --inputs " + dir + "/in.safetensors --out " + dir +
                     "/out.safetensors";
