@@ -111,7 +111,12 @@ int64_t Trainer::resume() {
             "', the config says '", cfg_.preset, "'");
   st.model_config = state_.model_config;
   state_ = st;
-  data_.seek(st.data);
+  try {
+    data_.seek(st.data);
+  } catch (const std::exception& e) {
+    RAE_THROW("checkpoint ", *ckpt, ": its data position ", st.data.dump(),
+              " does not fit this data source (", e.what(), ")");
+  }
   log::info("resumed from ", *ckpt, " (step ", st.step, ")");
   return st.step;
 }
@@ -205,6 +210,14 @@ void Trainer::run() {
   if (lead) {
     fs::create_directories(run_dir_);
     write_file_atomic((fs::path(run_dir_) / "config.cfg").string(), cfg_.to_ini());
+    // What the config resolved to: the model (grid, channels, classes from the data), the
+    // flow-matching constants and the data source.
+    nlohmann::json run = {
+        {"model", nlohmann::json::parse(state_.model_config)},
+        {"parameters", model_->params().num_params()},
+        {"time_shift", flow_.shift},
+        {"data", {{"samples", data_.size()}, {"steps_per_epoch", data_.steps_per_epoch()}}}};
+    write_file_atomic((fs::path(run_dir_) / "run.json").string(), run.dump(2) + "\n");
     const std::string mpath = (fs::path(run_dir_) / "metrics.jsonl").string();
     truncate_metrics(mpath, state_.step);
     metrics_.open(mpath, std::ios::app);
