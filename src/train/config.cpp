@@ -1,5 +1,6 @@
 #include "train/config.h"
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -19,7 +20,7 @@ struct Key {
 };
 
 const Key kKeys[] = {
-    {"model.preset", Key::String, "DiTDH-micro|DiTDH-tiny|DiTDH-S|DiTDH-B|DiTDH-L|DiTDH-XL"},
+    {"model.preset", Key::String, "DiTDH-{micro,tiny,S,B,L,XL} or DiT-{micro,S,B,L,XL}"},
     {"model.class_dropout", Key::Double, "class-label dropout probability (CFG)"},
     {"transport.time_dist", Key::String, "uniform | logit-normal_MU_SIGMA"},
     {"transport.shift_base", Key::Double, "time shift base (a = sqrt(dim / base))"},
@@ -90,11 +91,11 @@ std::vector<Binding> bind(TrainConfig& c) {
           {&c.keep_every}};
 }
 
+// Shortest text that reads back to the same double (0.1, not 0.10000000000000001).
 std::string fmt_double(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 }  // namespace
