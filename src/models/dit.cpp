@@ -242,6 +242,12 @@ void DiTDH::init(uint64_t seed) {
   for (int64_t i = 0; i < W.numel(); ++i) W.data<float>()[i] = rng::normal_at(kw, i);
 }
 
+void DiTDH::to(Device device) {
+  ps_.to_device(device);
+  for (Tensor* t : {&body_cos_, &body_sin_, &head_cos_, &head_sin_})
+    if (t->defined()) *t = t->to(device);
+}
+
 void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
                     const Tensor& y) {
   if (plain_) return forward_plain(A, out, x, t, y);

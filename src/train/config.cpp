@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/device.h"
 #include "core/error.h"
 
 namespace po = boost::program_options;
@@ -32,6 +33,7 @@ const Key kKeys[] = {
     {"train.clip_grad", Key::Double, "max global gradient norm (<= 0: off)"},
     {"train.ema_decay", Key::Double, "EMA decay"},
     {"train.max_bad_steps", Key::Int, "abort after this many non-finite steps in a row"},
+    {"train.device", Key::String, "cpu | cuda | cuda:N (model, activations, optimizer)"},
     {"optim.lr", Key::Double, "base learning rate"},
     {"optim.beta1", Key::Double, "AdamW beta1"},
     {"optim.beta2", Key::Double, "AdamW beta2"},
@@ -72,6 +74,7 @@ std::vector<Binding> bind(TrainConfig& c) {
           {nullptr, &c.clip_grad},
           {nullptr, &c.ema_decay},
           {&c.max_bad_steps},
+          {nullptr, nullptr, &c.device},
           {nullptr, &c.lr},
           {nullptr, &c.beta1},
           {nullptr, &c.beta2},
@@ -104,7 +107,7 @@ po::options_description train_options() {
   po::options_description d("training config keys (--section.key=value)");
   TrainConfig defaults;
   auto b = bind(defaults);
-  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 29);
+  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 30);
   for (size_t i = 0; i < b.size(); ++i) {
     const Key& k = kKeys[i];
     switch (k.kind) {
@@ -158,6 +161,11 @@ void TrainConfig::from_variables(const po::variables_map& vm) {
        "must be in [0, 1)");
   need(ema_decay >= 0 && ema_decay <= 1, "train.ema_decay", ema_decay, "must be in [0, 1]");
   need(max_bad_steps >= 1, "train.max_bad_steps", max_bad_steps, "must be >= 1");
+  try {
+    parse_device(device);
+  } catch (const std::exception&) {
+    need(false, "train.device", "'" + device + "'", "must be cpu, cuda or cuda:N");
+  }
   need(lr >= 0, "optim.lr", lr, "must be >= 0");
   need(beta1 >= 0 && beta1 < 1, "optim.beta1", beta1, "must be in [0, 1)");
   need(beta2 >= 0 && beta2 < 1, "optim.beta2", beta2, "must be in [0, 1)");

@@ -24,7 +24,9 @@ struct TrainConfig {
   int64_t seed = 42;
   double clip_grad = 1.0;  // <= 0: no clipping
   double ema_decay = 0.9995;
-  int64_t max_bad_steps = 5;  // NaN/Inf guard: abort after this many skipped steps in a row
+  int64_t max_bad_steps = 5;
+  std::string device =
+      "cpu";  // cpu | cuda | cuda:N  // NaN/Inf guard: abort after this many skipped steps in a row
   // [optim]
   double lr = 2e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
   // [schedule]

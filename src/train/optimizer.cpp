@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/elementwise.h"
 #include "ops/optim.h"
 
 namespace rae::train {
@@ -57,7 +58,8 @@ double deterministic_sum_squares(const Tensor& flat) {
 
 double global_grad_norm(const nn::ParamStore& ps) {
   double s = 0;
-  for (auto& g : ps.groups()) s += deterministic_sum_squares(g.grad);
+  for (auto& g : ps.groups())
+    s += g.grad.is_cuda() ? ops::sum_squares(g.grad) : deterministic_sum_squares(g.grad);
   return std::sqrt(s);
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "ops/elementwise.h"
@@ -73,6 +74,13 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   mc.class_dropout = cfg.class_dropout;
   model_ = std::make_unique<models::DiTDH>(mc);
   model_->init(static_cast<uint64_t>(cfg.seed));
+  device_ = parse_device(cfg.device);
+  if (device_.is_cuda()) {
+    RAE_CHECK(cuda_available(), "train.device = ", cfg.device,
+              ": no CUDA device (or a build without CUDA)");
+    model_->to(device_);
+  }
+  arena_ = nn::Arena(device_);
   adam_ =
       std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
   ema_ = std::make_unique<Ema>(model_->params());
@@ -139,19 +147,25 @@ StepStats Trainer::step() {
       "data batch ", batch.latents.str(), " does not match (", per_rank, ", ", T, ", ", C, ")");
   Tensor xt = Tensor::empty({mb, T, C}), target = Tensor::empty({mb, T, C});
   Tensor t = Tensor::empty({mb}), y = Tensor::empty({mb}, DType::I32);
-  Tensor pred = Tensor::empty({mb, T, C}), dpred = Tensor::empty({mb, T, C});
+  const Device dev = device_;
+  Tensor pred = Tensor::empty({mb, T, C}, DType::F32, dev);
+  Tensor dpred = Tensor::empty({mb, T, C}, DType::F32, dev);
   for (int64_t k = 0; k < K; ++k) {
     Tensor x = batch.latents.narrow(0, k * mb, mb), labels = batch.labels.narrow(0, k * mb, mb);
     const int64_t* idp = batch.ids.data<int64_t>() + k * mb;
     std::vector<int64_t> ids(idp, idp + mb);
     diffusion::make_training_batch(flow_, step_key, x, labels, ids, xt, target, t, y);
+    // The batch is drawn on the host (keyed RNG); the model runs where its parameters are.
+    Tensor xt_d = xt.to(dev), target_d = target.to(dev), t_d = t.to(dev), y_d = y.to(dev);
     arena_.reset();
-    model_->forward(arena_, pred, xt, t, y);
+    model_->forward(arena_, pred, xt_d, t_d, y_d);
     // This micro-batch's share of the global mean: (mb / GB) * its own mean.
     const double share = static_cast<double>(mb) / static_cast<double>(GB);
-    loss_local += share * mse_deterministic(pred, target);
+    // On the CPU in a fixed order (bit-exact resume); on a GPU by the op's own reduction.
+    loss_local +=
+        share * (dev.is_cpu() ? mse_deterministic(pred, target) : ops::mse_forward(pred, target_d));
     dpred.zero_();
-    ops::mse_backward(dpred, pred, target, share);
+    ops::mse_backward(dpred, pred, target_d, share);
     model_->backward(arena_, dpred);
   }
   sync_->sync_gradients(ps);
