@@ -2,15 +2,16 @@
 // one to one by tests/reference/bench_ops_torch.py (same names, shapes and thread count);
 // bench/compare_cpu_ops.sh runs both and prints the ratios (docs/perf/cpu-ops.md).
 //
-// Threads: RAE_BENCH_THREADS (default: all cores) caps both oneTBB and OpenBLAS.
+// Threads: RAE_BENCH_THREADS (default: all cores) caps both oneTBB and OpenBLAS
+// (RAE_BENCH_BLAS_THREADS, if set, overrides OpenBLAS alone).
 //   build/bench/bench_ops --benchmark_min_time=0.2 --benchmark_filter=gemm
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <tbb/global_control.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <memory>
 #include <thread>
 
 #include "core/rng.h"
@@ -144,9 +145,13 @@ int main(int argc, char** argv) {
   if (const char* s = std::getenv("RAE_BENCH_THREADS")) threads = std::atoi(s);
   if (threads < 1) threads = 1;
   // One cap for both pools: TBB runs the row-parallel kernels, OpenBLAS the GEMMs.
+  // RAE_BENCH_BLAS_THREADS overrides OpenBLAS alone (experiments on nested parallelism).
+  int blas_threads = threads;
+  if (const char* s = std::getenv("RAE_BENCH_BLAS_THREADS")) blas_threads = std::max(1, std::atoi(s));
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, threads);
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(blas_threads);
   benchmark::AddCustomContext("threads", std::to_string(threads));
+  benchmark::AddCustomContext("blas_threads", std::to_string(blas_threads));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
