@@ -64,7 +64,9 @@ constexpr Tol kF64Tol{1e-10, 1e-10};
 
 const DType kDtypes[] = {DType::F64, DType::F32};
 
-Tol tol_for(DType dt, Tol f32) { return dt == DType::F64 ? kF64Tol : f32; }
+Tol tol_for(DType dt, Tol f32) {
+  return dt == DType::F64 ? kF64Tol : f32;
+}
 
 double max_abs(const Tensor& t) {
   double m = 0;
@@ -79,10 +81,10 @@ void expect_close(const Tensor& got, const Tensor& ref, Tol tol, const std::stri
   if (std::getenv("RAE_GOLDEN_VERBOSE"))  // prints every comparison's error level
     std::printf("%-44s %-4s max|err| %.3e  max|ref| %.3e  ratio %.3e\n", what.c_str(),
                 dtype_name(got.dtype()), test::max_abs_diff(got, ref), max_abs(ref), ratio);
-  EXPECT_LE(ratio, 1.0) << what << " (" << dtype_name(got.dtype()) << "): max |got - ref| = "
-                        << test::max_abs_diff(got, ref) << ", max |ref| = " << max_abs(ref)
-                        << ", ratio to tolerance " << ratio << " (rtol " << tol.rtol << ", atol "
-                        << tol.atol << " * max|ref|)";
+  EXPECT_LE(ratio, 1.0) << what << " (" << dtype_name(got.dtype())
+                        << "): max |got - ref| = " << test::max_abs_diff(got, ref)
+                        << ", max |ref| = " << max_abs(ref) << ", ratio to tolerance " << ratio
+                        << " (rtol " << tol.rtol << ", atol " << tol.atol << " * max|ref|)";
 }
 
 // Gradient buffers start non-zero so that accumulation (+=) is checked, not just the value.
@@ -130,10 +132,14 @@ std::string key(const char* prefix, long n) {
   return s;
 }
 
-Tensor empty_like(const Tensor& ref, DType dt) { return Tensor::empty(ref.shape(), dt); }
+Tensor empty_like(const Tensor& ref, DType dt) {
+  return Tensor::empty(ref.shape(), dt);
+}
 
 // The dtype of saved statistics (mean, rstd, lse): F32, or F64 for F64 inputs.
-DType stat_dtype(DType dt) { return dt == DType::F64 ? DType::F64 : DType::F32; }
+DType stat_dtype(DType dt) {
+  return dt == DType::F64 ? DType::F64 : DType::F32;
+}
 
 }  // namespace
 
@@ -352,7 +358,8 @@ TEST(OpsGolden, Rope2D) {
     const auto gh = static_cast<int64_t>(g.param("grid_h"));
     const auto gw = static_cast<int64_t>(g.param("grid_w"));
     const auto hd = static_cast<int64_t>(g.param("head_dim"));
-    Tensor cos = Tensor::empty({gh * gw, hd}, DType::F32), sin = Tensor::empty({gh * gw, hd}, DType::F32);
+    Tensor cos = Tensor::empty({gh * gw, hd}, DType::F32),
+           sin = Tensor::empty({gh * gw, hd}, DType::F32);
     ops::rope2d_tables(cos, sin, gh, gw, hd, g.param("theta"));
     expect_close(cos, g.ref("cos"), {0, 1e-6}, std::string(name) + " cos table");
     expect_close(sin, g.ref("sin"), {0, 1e-6}, std::string(name) + " sin table");

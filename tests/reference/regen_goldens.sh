@@ -10,10 +10,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "creating $VENV" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  # CPU wheels of torch are enough (and far smaller).
-  "$VENV/bin/pip" install --quiet --index-url https://download.pytorch.org/whl/cpu torch ||
-    "$VENV/bin/pip" install --quiet torch
-  "$VENV/bin/pip" install --quiet numpy safetensors h5py
+  "$VENV/bin/pip" install --quiet torch numpy safetensors h5py
 fi
 PY="$VENV/bin/python"
 "$PY" -c 'import torch, numpy, safetensors; print("torch", torch.__version__, "numpy", numpy.__version__, "safetensors", safetensors.__version__)' >&2
