@@ -332,20 +332,23 @@ TEST(OpsGolden, Softmax) {
 
 // F32: rtol 2e-5 / atol 2e-5 * max: two chained reductions (QK^T over D = 8, then P V over
 // T = 12) with an online-softmax rescaling; the backward adds a third (dP row sums).
+// Two cases: B2 T12 H2 D8, and B1 T67 H2 D16 (crosses a 64-token tile boundary).
 TEST(OpsGolden, Attention) {
-  Golden g("attention");
-  const double scale = g.param("scale");
-  for (DType dt : kDtypes) {
-    Tol tol = tol_for(dt, {2e-5, 2e-5});
-    Tensor qkv = g.in("qkv", dt);
-    Tensor out = empty_like(g.ref("out"), dt), lse = empty_like(g.ref("lse"), stat_dtype(dt));
-    ops::attention_forward(out, lse, qkv, scale);
-    expect_close(out, g.ref("out"), tol, "attention out");
-    expect_close(lse, g.ref("lse"), tol, "attention lse");
-    GradCheck gc(g, dt, tol);
-    Tensor dqkv = gc.make("qkv");
-    ops::attention_backward(dqkv, g.in("dout", dt), qkv, out, lse, scale);
-    gc.check("attention");
+  for (const char* name : {"attention", "attention_long"}) {
+    Golden g(name);
+    const double scale = g.param("scale");
+    for (DType dt : kDtypes) {
+      Tol tol = tol_for(dt, {2e-5, 2e-5});
+      Tensor qkv = g.in("qkv", dt);
+      Tensor out = empty_like(g.ref("out"), dt), lse = empty_like(g.ref("lse"), stat_dtype(dt));
+      ops::attention_forward(out, lse, qkv, scale);
+      expect_close(out, g.ref("out"), tol, std::string(name) + " out");
+      expect_close(lse, g.ref("lse"), tol, std::string(name) + " lse");
+      GradCheck gc(g, dt, tol);
+      Tensor dqkv = gc.make("qkv");
+      ops::attention_backward(dqkv, g.in("dout", dt), qkv, out, lse, scale);
+      gc.check(name);
+    }
   }
 }
 
@@ -374,6 +377,16 @@ TEST(OpsGolden, Rope2D) {
       expect_close(dqkv, g.ref("dqkv"), tol, std::string(name) + " backward");
     }
   }
+}
+
+// The release's own float32 tables at DiT^DH-S's body configuration (16 x 16 tokens, head_dim
+// 64): atol 1e-6 (angles up to 15 rad; both sides float32, so a few ulp of the angle).
+TEST(OpsGolden, Rope2DTablesRealConfig) {
+  Golden g("rope_tables_16x16_d64");
+  Tensor cos = Tensor::empty({256, 64}, DType::F32), sin = Tensor::empty({256, 64}, DType::F32);
+  ops::rope2d_tables(cos, sin, 16, 16, 64, g.param("theta"));
+  expect_close(cos, g.ref("cos"), {0, 1e-6}, "rope 16x16 d64 cos table");
+  expect_close(sin, g.ref("sin"), {0, 1e-6}, "rope 16x16 d64 sin table");
 }
 
 // ---------------------------------------------------------------------------- modulate.h
@@ -418,9 +431,10 @@ TEST(OpsGolden, GateResidual) {
 
 // ---------------------------------------------------------------------------- embed.h
 
-// F32: atol 1e-6 (values in [-1, 1]; float32 sin/cos of arguments up to 4).
+// F32: atol 1e-6 (values in [-1, 1]; float32 sin/cos of arguments up to 15).
 TEST(OpsGolden, SinCosPosEmbed2D) {
-  for (const char* name : {"sincos_pos_embed", "sincos_pos_embed_nonsquare"}) {
+  for (const char* name :
+       {"sincos_pos_embed", "sincos_pos_embed_nonsquare", "sincos_pos_embed_16x16"}) {
     Golden g(name);
     for (DType dt : kDtypes) {
       Tensor out = empty_like(g.ref("out"), dt);
