@@ -1,8 +1,114 @@
+// rae cache --data DIR --encoder DIR_OR_PRESET --out CACHE_DIR [...]   (under mpirun or alone)
+// rae cache verify CACHE_DIR
+#include <mpi.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "data/cache_job.h"
+#include "data/latent_cache_verify.h"
 
 namespace rae::cli {
 
-int cmd_cache(int, char**) { RAE_THROW("not implemented yet"); }
+namespace {
+
+int cache_verify(int argc, char** argv) {
+  namespace po = boost::program_options;
+  std::string dir;
+  int threads = 2;
+  po::options_description opts(
+      "rae cache verify CACHE_DIR: check every shard's presence, size, checksum and structure");
+  opts.add_options()("help,h", "show this help")("dir", po::value(&dir)->required(),
+                                                 "cache directory")(
+      "threads", po::value(&threads)->default_value(2), "shards checksummed in parallel");
+  po::positional_options_description pos;
+  pos.add("dir", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  cache::VerifyReport rep = cache::verify_cache(dir, threads);
+  std::fputs(rep.summary().c_str(), rep.ok() ? stdout : stderr);
+  return rep.ok() ? 0 : 1;
+}
+
+// MPI for the job only; finalized on every path out.
+struct MpiSession {
+  bool owned = false;
+  MpiSession(int* argc, char*** argv) {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+      int provided = 0;
+      MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+      owned = true;
+    }
+  }
+  ~MpiSession() {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (owned && !fin) MPI_Finalize();
+  }
+};
+
+}  // namespace
+
+int cmd_cache(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "verify") == 0) return cache_verify(argc - 1, argv + 1);
+  namespace po = boost::program_options;
+  cachejob::CacheJobOptions o;
+  po::options_description opts(
+      "rae cache: encode an ImageFolder tree into a latent cache (run under mpirun -np N, or "
+      "alone);\n"
+      "'rae cache verify CACHE_DIR' checks a cache");
+  opts.add_options()("help,h", "show this help")("data", po::value(&o.data_dir)->required(),
+                                                 "dataset root (DIR/<split>/<class>/*.JPEG)")(
+      "encoder", po::value(&o.encoder)->default_value(o.encoder),
+      "HF model directory or preset (tiny-random)")("out", po::value(&o.out_dir)->required(),
+                                                    "cache directory (created; a rerun resumes)")(
+      "split", po::value(&o.split)->default_value(o.split), "split folder")(
+      "labels", po::value(&o.label_file), "label file for a flat split ('<file> <class>' lines)")(
+      "image-size", po::value(&o.image_size)->default_value(o.image_size), "ADM center-crop size")(
+      "encoder-input", po::value(&o.encoder_input)->default_value(0),
+      "encoder input size (0: family default)")(
+      "shard-size", po::value(&o.shard_size)->default_value(o.shard_size), "images per shard")(
+      "dtype", po::value(&o.dtype)->default_value(o.dtype), "storage dtype: bf16, f16, f32")(
+      "batch", po::value(&o.batch)->default_value(o.batch), "images per encoder forward")(
+      "no-flip", "do not store the horizontally flipped view")(
+      "threads", po::value(&o.threads)->default_value(0), "threads per rank (0: all cores)")(
+      "device", po::value(&o.device)->default_value(o.device),
+      "encoder device: cpu, cuda (GPU rank % count), cuda:N")(
+      "progress", po::value(&o.progress_seconds)->default_value(o.progress_seconds),
+      "seconds between progress lines")("limit", po::value(&o.limit)->default_value(0),
+                                        "encode only the first N images (0: all)");
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  o.flip = vm.count("no-flip") == 0;
+  MpiSession mpi(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  log::set_rank(world > 1 ? rank : -1);
+  cachejob::CacheJobResult r = cachejob::run_cache_job(o);
+  if (rank == 0)
+    std::printf(
+        "cache: %lld images encoded, shards: %lld written, %lld verified and skipped, %lld total\n",
+        static_cast<long long>(r.images), static_cast<long long>(r.shards_written),
+        static_cast<long long>(r.shards_skipped), static_cast<long long>(r.shards_total));
+  return 0;
+}
 
 }  // namespace rae::cli

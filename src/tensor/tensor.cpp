@@ -14,7 +14,7 @@ namespace rae {
 
 namespace {
 
-[[noreturn]] void no_cuda(const char* what) {
+[[noreturn, maybe_unused]] void no_cuda(const char* what) {
   RAE_THROW(what, ": this binary was built without CUDA");
 }
 
@@ -295,7 +295,7 @@ double Tensor::item(int64_t i) const {
   RAE_CHECK(device().is_cpu(), "item() of a CUDA tensor: copy it to the CPU first");
   RAE_CHECK(is_contiguous(), "item() of a non-contiguous tensor");
   RAE_CHECK(i >= 0 && i < numel(), "item(", i, ") out of range for ", str());
-  double out = 0;
+  double out = 0.0;
   cpu_convert(&out, DType::F64, static_cast<const char*>(raw()) + i * dtype_size(dtype_), dtype_, 1);
   return out;
 }

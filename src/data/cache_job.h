@@ -1,0 +1,57 @@
+// The latent-cache job (`rae cache`): encodes an ImageFolder tree with a frozen encoder into an
+// HDF5 latent cache (data/latent_cache_*).
+//
+// Roles. Rank 0 lists the tree, builds the deterministic sorted index, cuts it into shards of
+// `shard_size` images and hands shard ids to worker ranks from a queue (request/assign messages),
+// so a slow rank simply takes fewer shards. With one rank, rank 0 does the work itself.
+// Workers decode on a oneTBB pipeline (read -> decode/crop/resize, in parallel -> batch), encode
+// the plain and the horizontally flipped view of each batch, and write the shard with ShardWriter
+// (tmp + fsync + rename).
+//
+// Restart. cache_job.json in the output directory records the job's settings and every finished
+// shard (file, size, xxh64). A rerun with the same settings verifies the recorded shards (size and
+// checksum) and skips them; anything missing, truncated or corrupt is written again. Different
+// settings are an error naming the setting.
+//
+// Statistics. Per-element mean and variance of the stored plain latents: every shard's statistics
+// are computed from its stored values in fixed 64-row blocks (so a skipped shard gives the same
+// numbers as a fresh one), sent to rank 0 and merged in shard order with Chan's formula, so the
+// result does not depend on the rank count or on restarts.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace rae::cachejob {
+
+struct CacheJobOptions {
+  std::string data_dir;
+  std::string encoder = "tiny-random";  // HF model directory or preset
+  std::string out_dir;
+  std::string split = "train";
+  std::string label_file;  // flat validation splits
+  int image_size = 256;    // ADM center crop
+  int encoder_input = 0;   // 0: the encoder family's default (224 DINOv2, 256 SigLIP/MAE)
+  int64_t shard_size = 1000;
+  std::string dtype = "bf16";
+  int batch = 32;              // images per encoder forward (each forward runs 2x: plain + flip)
+  bool flip = true;            // also store the horizontally flipped view
+  int threads = 0;             // oneTBB threads per rank (0: all cores)
+  std::string device = "cpu";  // encoder device: cpu, cuda (rank r uses GPU r % count), cuda:N
+  double progress_seconds = 10;
+  int64_t limit = 0;  // encode only the first `limit` images (0: all); for smoke runs
+};
+
+struct CacheJobResult {
+  int64_t images = 0;
+  int64_t shards_total = 0, shards_written = 0, shards_skipped = 0;
+  double seconds = 0;
+};
+
+// Runs the job on MPI_COMM_WORLD (MPI must be initialized; a singleton works). Every rank calls
+// it; the result is meaningful on rank 0. Errors on any rank abort the job with a message naming
+// the rank and the file.
+CacheJobResult run_cache_job(const CacheJobOptions& opts);
+
+constexpr const char* kJobFile = "cache_job.json";
+
+}  // namespace rae::cachejob

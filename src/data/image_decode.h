@@ -1,0 +1,41 @@
+// Image decoding (libjpeg-turbo, libpng) to 8-bit RGB, and encoding for the dataset generator.
+// The format is detected from the file's magic bytes, never its extension (ImageNet has a PNG
+// named .JPEG). Grayscale and CMYK JPEGs and every PNG variant are converted to RGB exactly as
+// PIL's Image.convert("RGB") does, so cached latents match a PIL-based reference pipeline.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rae::data {
+
+// Interleaved 8-bit image, rows top to bottom: pixels[(y * width + x) * channels + c].
+struct Image {
+  int width = 0;
+  int height = 0;
+  int channels = 3;
+  std::vector<uint8_t> pixels;
+
+  static Image make(int width, int height, int channels = 3);
+  uint8_t* row(int y) { return pixels.data() + static_cast<size_t>(y) * width * channels; }
+  const uint8_t* row(int y) const {
+    return pixels.data() + static_cast<size_t>(y) * width * channels;
+  }
+};
+
+enum class ImageFormat { Jpeg, Png, Unknown };
+ImageFormat detect_image_format(const uint8_t* data, size_t size);
+
+// Decodes a JPEG or PNG held in memory to RGB (3 channels). `name` is used in error messages.
+Image decode_image(const uint8_t* data, size_t size, const std::string& name);
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+Image decode_image_file(const std::string& path);
+
+// Encoders for the procedural dataset. `jpeg_cmyk` writes an Adobe-style (inverted) CMYK JPEG
+// from an RGB image; grayscale input (channels 1) writes a grayscale JPEG.
+enum class JpegColor { Rgb, Gray, Cmyk };
+std::vector<uint8_t> encode_jpeg(const Image& img, int quality, JpegColor color = JpegColor::Rgb);
+std::vector<uint8_t> encode_png(const Image& img);
+void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
+
+}  // namespace rae::data

@@ -1,0 +1,113 @@
+#include "dist/communicator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "dist/watchdog.h"
+
+namespace rae::dist {
+
+const char* collective_name(CollectiveKind k) {
+  switch (k) {
+    case CollectiveKind::AllReduce: return "all_reduce";
+    case CollectiveKind::ReduceScatter: return "reduce_scatter";
+    case CollectiveKind::AllGather: return "all_gather";
+    case CollectiveKind::Broadcast: return "broadcast";
+    case CollectiveKind::Barrier: return "barrier";
+  }
+  return "?";
+}
+
+std::string Topology::str() const {
+  std::ostringstream os;
+  os << "rank " << rank << "/" << size << ", node " << node_rank << "/" << num_nodes
+     << ", local " << local_rank << "/" << local_size;
+  if (physical_local_rank != local_rank) os << " (physical local " << physical_local_rank << ")";
+  return os.str();
+}
+
+Topology topology_from_node_ids(const std::vector<int>& node_ids, int rank,
+                                const std::vector<int>& physical_node_ids) {
+  const int n = static_cast<int>(node_ids.size());
+  RAE_CHECK(rank >= 0 && rank < n, "rank ", rank, " outside 0..", n - 1);
+  Topology t;
+  t.rank = rank;
+  t.size = n;
+  // Nodes are numbered by their lowest rank.
+  std::map<int, int> first_rank;  // node id -> lowest rank
+  for (int r = 0; r < n; ++r) first_rank.try_emplace(node_ids[r], r);
+  std::vector<int> firsts;
+  for (auto& [id, r] : first_rank) firsts.push_back(r);
+  std::sort(firsts.begin(), firsts.end());
+  t.num_nodes = static_cast<int>(firsts.size());
+  t.node_rank = static_cast<int>(
+      std::find(firsts.begin(), firsts.end(), first_rank[node_ids[rank]]) - firsts.begin());
+  t.local_rank = t.local_size = t.physical_local_rank = 0;
+  for (int r = 0; r < n; ++r) {
+    if (node_ids[r] == node_ids[rank]) {
+      if (r < rank) ++t.local_rank;
+      ++t.local_size;
+    }
+    if (physical_node_ids[r] == physical_node_ids[rank] && r < rank) ++t.physical_local_rank;
+  }
+  return t;
+}
+
+DistOptions DistOptions::from_env() {
+  DistOptions o;
+  if (const char* s = std::getenv("RAE_DIST_TIMEOUT_S")) {
+    try {
+      o.timeout_s = std::stod(s);
+    } catch (...) {
+      RAE_THROW("RAE_DIST_TIMEOUT_S='", s, "' is not a number");
+    }
+  }
+  if (const char* s = std::getenv("RAE_DIST_NODE_SIZE")) {
+    try {
+      o.node_size = std::stoi(s);
+    } catch (...) {
+      RAE_THROW("RAE_DIST_NODE_SIZE='", s, "' is not an integer");
+    }
+  }
+  return o;
+}
+
+bool dtype_reducible(DType t) {
+  return t == DType::F32 || t == DType::F64 || t == DType::BF16 || t == DType::I32 ||
+         t == DType::I64;
+}
+
+void check_collective_tensor(const Tensor& t, Device expect, const char* what, const char* arg,
+                             const Communicator& comm) {
+  RAE_CHECK(t.defined(), comm.label(), ".", what, ": ", arg, " is undefined (rank ", comm.rank(),
+            ")");
+  RAE_CHECK(t.is_contiguous(), comm.label(), ".", what, ": ", arg, " ", t.str(),
+            " must be contiguous (rank ", comm.rank(), ")");
+  RAE_CHECK(t.device() == expect, comm.label(), ".", what, ": ", arg, " ", t.str(), " must be on ",
+            expect.str(), " for the ", comm.backend(), " backend (rank ", comm.rank(), ")");
+}
+
+namespace {
+std::atomic<int64_t> g_step{0};
+}
+void set_step(int64_t step) {
+  g_step = step;
+  watchdog::note_step(step);
+}
+int64_t current_step() { return g_step; }
+
+}  // namespace rae::dist
+
+#ifndef RAE_WITH_CUDA
+#include "dist/nccl_communicator.h"
+namespace rae::dist {
+bool nccl_compiled() { return false; }
+std::unique_ptr<Communicator> make_nccl_communicator(MpiCommunicator& boot, int) {
+  RAE_THROW("the NCCL backend needs a CUDA build (rank ", boot.rank(), ")");
+}
+}  // namespace rae::dist
+#endif

@@ -1,0 +1,85 @@
+// The plain LightningDiT of the release (src/stage2/models/lightningDiT.py): x embedded once
+// with the sin-cos positions, c = t_emb + y_emb (no SiLU before the blocks' own SiLU), the
+// blocks of DiT^DH conditioned per sample on c, and a final layer modulated per sample by c.
+#include "models/dit.h"
+#include "ops/activation.h"
+#include "ops/elementwise.h"
+#include "ops/embed.h"
+#include "ops/norm.h"
+
+namespace rae::models {
+
+namespace {
+constexpr double kNormEps = 1e-6;
+}
+
+void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
+                          const Tensor& y) {
+  const int64_t B = x.dim(0), T = cfg_.tokens(), C = cfg_.in_channels, N = B * T;
+  const int64_t W = cfg_.body_width, D = cfg_.body_depth;
+  RAE_CHECK(x.ndim() == 3 && x.dim(1) == T && x.dim(2) == C, "DiT forward: x is ",
+            x.shape().str(), ", expected (B, ", T, ", ", C, ")");
+  Saved& s = sv_;
+  s.B = B, s.x = x, s.t = t, s.y = y;
+  s.tf = A.empty({B, 2 * cfg_.fourier_size});
+  ops::fourier_features(s.tf, t, ps_.buffer(fourier_W_));
+  s.th = A.empty({B, W});
+  t_mlp0_.forward(ps_, s.th, s.tf);
+  s.ta = A.empty({B, W});
+  ops::silu_forward(s.ta, s.th);
+  s.temb = A.empty({B, W});
+  t_mlp2_.forward(ps_, s.temb, s.ta);
+  Tensor yemb = A.empty({B, W});
+  ops::embedding_forward(yemb, ps_.value(label_table_), y);
+  s.c = A.empty({B, W});
+  ops::add(s.c, s.temb, yemb);
+  s.xs.assign(D + 1, Tensor());
+  s.blk.resize(D);
+  Tensor emb = A.empty({B, T, W});
+  x_embedder_.forward(ps_, emb.view({N, W}), x.view({N, C}));
+  s.xs[0] = A.empty({B, T, W});
+  ops::add_rowwise(s.xs[0].view({B, T * W}), emb.view({B, T * W}),
+                   ps_.buffer(pos_embed_).view({T * W}));
+  for (int64_t i = 0; i < D; ++i) {
+    s.xs[i + 1] = A.empty({B, T, W});
+    blocks_[i].forward(ps_, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
+  }
+  s.fa = A.empty({B, W});
+  ops::silu_forward(s.fa, s.c);
+  Tensor shift = A.empty({B, W});
+  s.f_scale = A.empty({B, W});
+  nn::chunked_linear_forward(ps_, final_ada_, {shift, s.f_scale}, s.fa);
+  s.rstd_f = A.empty({N});
+  s.hf = A.empty({B, T, W});
+  ops::rmsnorm_modulate_forward(s.hf, s.rstd_f, s.xs[D], ps_.value(final_norm_), shift,
+                                s.f_scale, kNormEps);
+  final_linear_.forward(ps_, out.view({N, C}), s.hf.view({N, W}));
+}
+
+void DiTDH::backward_plain(nn::Arena& A, const Tensor& dout) {
+  Saved& s = sv_;
+  const int64_t B = s.B, T = cfg_.tokens(), C = cfg_.in_channels, N = B * T;
+  const int64_t W = cfg_.body_width, D = cfg_.body_depth;
+  Tensor dhf = A.zeros({B, T, W});
+  final_linear_.backward(ps_, dhf.view({N, W}), dout.view({N, C}), s.hf.view({N, W}));
+  Tensor dx = A.zeros({B, T, W});
+  Tensor dshift = A.zeros({B, W}), dscale = A.zeros({B, W});
+  ops::rmsnorm_modulate_backward(dx, ps_.grad(final_norm_), dshift, dscale, dhf, s.xs[D],
+                                 ps_.value(final_norm_), s.f_scale, s.rstd_f);
+  Tensor dfa = A.zeros({B, W});
+  nn::chunked_linear_backward(ps_, final_ada_, dfa, {dshift, dscale}, s.fa);
+  Tensor dc = A.zeros({B, W});
+  ops::silu_backward(dc, dfa, s.c);
+  for (int64_t i = D - 1; i >= 0; --i)
+    blocks_[i].backward(ps_, A, s.blk[i], dx, dc, body_cos_, body_sin_);
+  x_embedder_.backward(ps_, Tensor(), dx.view({N, W}), s.x.view({N, C}));
+  // c = t_emb + y_emb.
+  ops::embedding_backward(ps_.grad(label_table_), dc, s.y);
+  Tensor dta = A.zeros({B, W});
+  t_mlp2_.backward(ps_, dta, dc, s.ta);
+  Tensor dth = A.zeros({B, W});
+  ops::silu_backward(dth, dta, s.th);
+  t_mlp0_.backward(ps_, Tensor(), dth, s.tf);
+}
+
+}  // namespace rae::models

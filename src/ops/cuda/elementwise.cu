@@ -1,0 +1,218 @@
+// CUDA elementwise helpers, device reductions (sum of squares, finiteness, MSE) and the
+// flow-matching interpolation. Reductions sum per block in double and finish on the host over a
+// fixed number of block partials, so results are deterministic.
+#include <vector>
+
+#include "ops/cuda/common.cuh"
+#include "ops/elementwise.h"
+
+namespace rae::ops::cuda {
+using namespace cuda_detail;
+
+namespace {
+
+constexpr int kReduceBlocks = 512;
+constexpr int kReduceThreads = 256;
+
+#define RAE_GRID_LOOP(i, n)                                                 \
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
+       i += (int64_t)gridDim.x * blockDim.x)
+
+__global__ void axpy_kernel(Ptr y, Ptr x, float alpha, int64_t n) {
+  RAE_GRID_LOOP(i, n) y.st(i, y.ld(i) + alpha * x.ld(i));
+}
+__global__ void scale_kernel(Ptr x, float alpha, int64_t n) {
+  RAE_GRID_LOOP(i, n) x.st(i, x.ld(i) * alpha);
+}
+__global__ void add_kernel(Ptr out, Ptr a, Ptr b, int64_t n) {
+  RAE_GRID_LOOP(i, n) out.st(i, a.ld(i) + b.ld(i));
+}
+__global__ void add_rowwise_kernel(Ptr out, Ptr x, Ptr row, int64_t N, int64_t C) {
+  RAE_ROW_LOOP(r, c, N, C) out.st2(r, c, C, x.ld2(r, c, C) + row.ld(c));
+}
+
+// mode 0: sum x^2; mode 1: sum (x - y)^2.
+__global__ void sumsq_kernel(Ptr x, Ptr y, int64_t n, double* partial) {
+  __shared__ double warp_part[32];
+  double s = 0.0;
+  RAE_GRID_LOOP(i, n) {
+    double d = x.ld(i);
+    if (y.valid()) d -= y.ld(i);
+    s += d * d;
+  }
+  s = warp_sum_d(s);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) warp_part[warp] = s;
+  __syncthreads();
+  if (warp == 0) {
+    double t = lane < (int)(blockDim.x >> 5) ? warp_part[lane] : 0.0;
+    t = warp_sum_d(t);
+    if (lane == 0) partial[blockIdx.x] = t;
+  }
+}
+
+__global__ void nonfinite_kernel(Ptr x, int64_t n, int* flag) {
+  RAE_GRID_LOOP(i, n) {
+    if (!isfinite(x.ld(i))) {
+      *flag = 1;
+      return;
+    }
+  }
+}
+
+__global__ void mse_bwd_kernel(Ptr dpred, Ptr pred, Ptr target, float k, int64_t n) {
+  RAE_GRID_LOOP(i, n) dpred.add(i, k * (pred.ld(i) - target.ld(i)));
+}
+
+__global__ void flow_kernel(Ptr xt, Ptr target, Ptr x, Ptr eps, Ptr t, int64_t n,
+                            int64_t per_sample) {
+  RAE_GRID_LOOP(i, n) {
+    float tb = t.ld(i / per_sample), xv = x.ld(i), ev = eps.ld(i);
+    if (xt.valid()) xt.st(i, (1.f - tb) * xv + tb * ev);
+    if (target.valid()) target.st(i, ev - xv);
+  }
+}
+
+void same_size(const Tensor& a, const Tensor& b, const char* op, const char* an, const char* bn) {
+  require(a, op, an);
+  require(b, op, bn);
+  RAE_CHECK(a.numel() == b.numel(), op, ": '", an, "' ", a.str(), " and '", bn, "' ", b.str(),
+            " differ in size");
+}
+
+double sum_sq(const Tensor& x, const Tensor& y, const char* op) {
+  int64_t n = x.numel();
+  if (n == 0) return 0.0;
+  int blocks =
+      static_cast<int>(std::min<int64_t>(kReduceBlocks, (n + kReduceThreads - 1) / kReduceThreads));
+  Tensor part = Tensor::empty({blocks}, DType::F64, x.device());
+  sumsq_kernel<<<blocks, kReduceThreads>>>(ptr(x, op, "x"), ptr(y, op, "y"), n,
+                                           static_cast<double*>(part.raw()));
+  RAE_CUDA_LAUNCHED(op);
+  std::vector<double> host(blocks);
+  RAE_CUDA_CHECK(
+      cudaMemcpy(host.data(), part.raw(), blocks * sizeof(double), cudaMemcpyDeviceToHost));
+  double s = 0.0;
+  for (double v : host) s += v;
+  return s;
+}
+
+}  // namespace
+
+void add_(const Tensor& y, const Tensor& x, double alpha) {
+  const char* op = "cuda::add_";
+  same_size(y, x, op, "y", "x");
+  int64_t n = y.numel();
+  if (n == 0) return;
+  axpy_kernel<<<grid_1d(n), 256>>>(ptr(y, op, "y"), ptr(x, op, "x"), (float)alpha, n);
+  RAE_CUDA_LAUNCHED(op);
+}
+
+void scale_(const Tensor& x, double alpha) {
+  const char* op = "cuda::scale_";
+  require(x, op, "x");
+  int64_t n = x.numel();
+  if (n == 0) return;
+  scale_kernel<<<grid_1d(n), 256>>>(ptr(x, op, "x"), (float)alpha, n);
+  RAE_CUDA_LAUNCHED(op);
+}
+
+void add(const Tensor& out, const Tensor& a, const Tensor& b) {
+  const char* op = "cuda::add";
+  same_size(out, a, op, "out", "a");
+  same_size(out, b, op, "out", "b");
+  int64_t n = out.numel();
+  if (n == 0) return;
+  add_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(a, op, "a"), ptr(b, op, "b"), n);
+  RAE_CUDA_LAUNCHED(op);
+}
+
+void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
+  const char* op = "cuda::add_rowwise";
+  same_size(out, x, op, "out", "x");
+  require(row, op, "row");
+  int64_t C = row.numel();
+  RAE_CHECK(C > 0 && last_dim(x) == C, op, ": row ", row.str(), " does not match the last dim of ",
+            x.str());
+  int64_t n = x.numel();
+  if (n == 0) return;
+  add_rowwise_kernel<<<grid_rows(n / C), threads_for_cols(C)>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), ptr(row, op, "row"), n / C, C);
+  RAE_CUDA_LAUNCHED(op);
+}
+
+struct RowSum {  // drow[c] += sum_n dout[n, c]
+  Ptr dout;
+  int64_t C;
+  __device__ void operator()(int64_t n, int64_t c, float* acc) const {
+    acc[0] += dout.ld2(n, c, C);
+  }
+};
+
+void add_rowwise_backward(const Tensor& drow, const Tensor& dout) {
+  const char* op = "cuda::add_rowwise_backward";
+  if (!drow.defined()) return;
+  require(dout, op, "dout");
+  int64_t C = drow.numel();
+  RAE_CHECK(C > 0 && last_dim(dout) == C, op, ": drow ", drow.str(),
+            " does not match the last dim of dout ", dout.str());
+  int64_t N = dout.numel() / C;
+  col_reduce<1>(RowSum{ptr(dout, op, "dout"), C}, 1, N, C, ptr(drow, op, "drow"));
+}
+
+double sum_squares(const Tensor& x) {
+  require(x, "cuda::sum_squares", "x");
+  return sum_sq(x, Tensor(), "cuda::sum_squares");
+}
+
+bool all_finite(const Tensor& x) {
+  const char* op = "cuda::all_finite";
+  require(x, op, "x");
+  int64_t n = x.numel();
+  if (n == 0) return true;
+  Tensor flag = Tensor::zeros({1}, DType::I32, x.device());
+  nonfinite_kernel<<<grid_1d(n), 256>>>(ptr(x, op, "x"), n, static_cast<int*>(flag.raw()));
+  RAE_CUDA_LAUNCHED(op);
+  int h = 0;
+  RAE_CUDA_CHECK(cudaMemcpy(&h, flag.raw(), sizeof(int), cudaMemcpyDeviceToHost));
+  return h == 0;
+}
+
+double mse_forward(const Tensor& pred, const Tensor& target) {
+  const char* op = "cuda::mse_forward";
+  same_size(pred, target, op, "pred", "target");
+  int64_t n = pred.numel();
+  RAE_CHECK(n > 0, op, ": empty input");
+  return sum_sq(pred, target, op) / static_cast<double>(n);
+}
+
+void mse_backward(const Tensor& dpred, const Tensor& pred, const Tensor& target, double scale) {
+  const char* op = "cuda::mse_backward";
+  if (!dpred.defined()) return;
+  same_size(dpred, pred, op, "dpred", "pred");
+  same_size(pred, target, op, "pred", "target");
+  int64_t n = pred.numel();
+  if (n == 0) return;
+  mse_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dpred, op, "dpred"), ptr(pred, op, "pred"),
+                                      ptr(target, op, "target"),
+                                      static_cast<float>(2.0 * scale / static_cast<double>(n)), n);
+  RAE_CUDA_LAUNCHED(op);
+}
+
+void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, const Tensor& eps,
+                      const Tensor& t) {
+  const char* op = "cuda::flow_interpolate";
+  same_size(x, eps, op, "x", "eps");
+  if (xt.defined()) same_size(xt, x, op, "xt", "x");
+  if (target.defined()) same_size(target, x, op, "target", "x");
+  require(t, op, "t");
+  Ptr tp = ptr(t, op, "t");
+  int64_t B = t.numel(), n = x.numel();
+  RAE_CHECK(B > 0 && n % B == 0, op, ": x ", x.str(), " is not ", B, " samples (t ", t.str(), ")");
+  if (n == 0) return;
+  flow_kernel<<<grid_1d(n), 256>>>(ptr(xt, op, "xt"), ptr(target, op, "target"), ptr(x, op, "x"),
+                                   ptr(eps, op, "eps"), tp, n, n / B);
+  RAE_CUDA_LAUNCHED(op);
+}
+
+}  // namespace rae::ops::cuda

@@ -1,0 +1,198 @@
+#include "train/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace po = boost::program_options;
+
+namespace rae::train {
+
+namespace {
+
+// One table drives registration, parsing and the effective-config dump.
+struct Key {
+  const char* name;
+  enum Kind { Int, Double, String, Bool } kind;
+  const char* help;
+};
+
+const Key kKeys[] = {
+    {"model.preset", Key::String, "DiTDH-micro|DiTDH-tiny|DiTDH-S|DiTDH-B|DiTDH-L|DiTDH-XL"},
+    {"model.class_dropout", Key::Double, "class-label dropout probability (CFG)"},
+    {"transport.time_dist", Key::String, "uniform | logit-normal_MU_SIGMA"},
+    {"transport.shift_base", Key::Double, "time shift base (a = sqrt(dim / base))"},
+    {"transport.shift_dim", Key::Int, "time shift dim (0: H*W*C of the cache)"},
+    {"train.steps", Key::Int, "total optimizer steps of the run"},
+    {"train.global_batch_size", Key::Int, "samples per optimizer step"},
+    {"train.grad_accum_steps", Key::Int, "micro-batches per step"},
+    {"train.seed", Key::Int, "global seed"},
+    {"train.clip_grad", Key::Double, "max global gradient norm (<= 0: off)"},
+    {"train.ema_decay", Key::Double, "EMA decay"},
+    {"train.max_bad_steps", Key::Int, "abort after this many non-finite steps in a row"},
+    {"optim.lr", Key::Double, "base learning rate"},
+    {"optim.beta1", Key::Double, "AdamW beta1"},
+    {"optim.beta2", Key::Double, "AdamW beta2"},
+    {"optim.eps", Key::Double, "AdamW eps"},
+    {"optim.weight_decay", Key::Double, "AdamW decoupled weight decay"},
+    {"schedule.type", Key::String, "constant | linear | cosine"},
+    {"schedule.warmup_steps", Key::Int, "warmup steps"},
+    {"schedule.decay_end_steps", Key::Int, "step where the decay ends"},
+    {"schedule.warmup_epochs", Key::Double, "warmup in epochs (>= 0 overrides warmup_steps)"},
+    {"schedule.decay_end_epoch", Key::Double, "decay end in epochs (>= 0 overrides)"},
+    {"schedule.final_lr", Key::Double, "final learning rate (< 0: = optim.lr)"},
+    {"schedule.warmup_from_zero", Key::Bool, "linear warmup from 0 (else constant)"},
+    {"log.every", Key::Int, "log every N steps"},
+    {"log.progress", Key::Bool, "print a progress line"},
+    {"checkpoint.every", Key::Int, "checkpoint every N steps (a final one is always written)"},
+    {"checkpoint.keep_last", Key::Int, "keep the newest N checkpoints"},
+    {"checkpoint.keep_every", Key::Int, "also keep every checkpoint whose step is a multiple of M"},
+};
+
+// Pointers into a TrainConfig for each key, in kKeys order.
+struct Binding {
+  int64_t* i = nullptr;
+  double* d = nullptr;
+  std::string* s = nullptr;
+  bool* b = nullptr;
+};
+
+std::vector<Binding> bind(TrainConfig& c) {
+  return {{nullptr, nullptr, &c.preset},       {nullptr, &c.class_dropout},
+          {nullptr, nullptr, &c.time_dist},    {nullptr, &c.shift_base},
+          {&c.shift_dim},                      {&c.steps},
+          {&c.global_batch_size},              {&c.grad_accum_steps},
+          {&c.seed},                           {nullptr, &c.clip_grad},
+          {nullptr, &c.ema_decay},             {&c.max_bad_steps},
+          {nullptr, &c.lr},                    {nullptr, &c.beta1},
+          {nullptr, &c.beta2},                 {nullptr, &c.eps},
+          {nullptr, &c.weight_decay},          {nullptr, nullptr, &c.schedule},
+          {&c.warmup_steps},                   {&c.decay_end_steps},
+          {nullptr, &c.warmup_epochs},         {nullptr, &c.decay_end_epoch},
+          {nullptr, &c.final_lr},              {nullptr, nullptr, nullptr, &c.warmup_from_zero},
+          {&c.log_every},                      {nullptr, nullptr, nullptr, &c.progress},
+          {&c.ckpt_every},                     {&c.keep_last},
+          {&c.keep_every}};
+}
+
+std::string fmt_double(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+}  // namespace
+
+po::options_description train_options() {
+  po::options_description d("training config keys (--section.key=value)");
+  TrainConfig defaults;
+  auto b = bind(defaults);
+  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 29);
+  for (size_t i = 0; i < b.size(); ++i) {
+    const Key& k = kKeys[i];
+    switch (k.kind) {
+      case Key::Int: d.add_options()(k.name, po::value<int64_t>()->default_value(*b[i].i), k.help); break;
+      case Key::Double:
+        d.add_options()(k.name, po::value<double>()->default_value(*b[i].d, fmt_double(*b[i].d)),
+                        k.help);
+        break;
+      case Key::String: d.add_options()(k.name, po::value<std::string>()->default_value(*b[i].s), k.help); break;
+      case Key::Bool: d.add_options()(k.name, po::value<bool>()->default_value(*b[i].b), k.help); break;
+    }
+  }
+  return d;
+}
+
+void TrainConfig::from_variables(const po::variables_map& vm) {
+  auto b = bind(*this);
+  for (size_t i = 0; i < b.size(); ++i) {
+    const Key& k = kKeys[i];
+    if (!vm.count(k.name)) continue;
+    switch (k.kind) {
+      case Key::Int: *b[i].i = vm[k.name].as<int64_t>(); break;
+      case Key::Double: *b[i].d = vm[k.name].as<double>(); break;
+      case Key::String: *b[i].s = vm[k.name].as<std::string>(); break;
+      case Key::Bool: *b[i].b = vm[k.name].as<bool>(); break;
+    }
+  }
+  auto need = [](bool ok, const char* key, const auto& v, const char* what) {
+    if (!ok) RAE_THROW("config key '", key, "': value ", v, " ", what);
+  };
+  need(steps >= 0, "train.steps", steps, "must be >= 0");
+  need(global_batch_size >= 1, "train.global_batch_size", global_batch_size, "must be >= 1");
+  need(grad_accum_steps >= 1, "train.grad_accum_steps", grad_accum_steps, "must be >= 1");
+  need(global_batch_size % grad_accum_steps == 0, "train.grad_accum_steps", grad_accum_steps,
+       "must divide train.global_batch_size");
+  need(class_dropout >= 0 && class_dropout < 1, "model.class_dropout", class_dropout,
+       "must be in [0, 1)");
+  need(ema_decay >= 0 && ema_decay <= 1, "train.ema_decay", ema_decay, "must be in [0, 1]");
+  need(max_bad_steps >= 1, "train.max_bad_steps", max_bad_steps, "must be >= 1");
+  need(lr >= 0, "optim.lr", lr, "must be >= 0");
+  need(beta1 >= 0 && beta1 < 1, "optim.beta1", beta1, "must be in [0, 1)");
+  need(beta2 >= 0 && beta2 < 1, "optim.beta2", beta2, "must be in [0, 1)");
+  need(eps > 0, "optim.eps", eps, "must be > 0");
+  need(weight_decay >= 0, "optim.weight_decay", weight_decay, "must be >= 0");
+  need(schedule == "constant" || schedule == "linear" || schedule == "cosine", "schedule.type",
+       "'" + schedule + "'", "must be constant, linear or cosine");
+  need(warmup_steps >= 0, "schedule.warmup_steps", warmup_steps, "must be >= 0");
+  need(shift_base > 0, "transport.shift_base", shift_base, "must be > 0");
+  need(shift_dim >= 0, "transport.shift_dim", shift_dim, "must be >= 0");
+  need(log_every >= 1, "log.every", log_every, "must be >= 1");
+  need(ckpt_every >= 1, "checkpoint.every", ckpt_every, "must be >= 1");
+  need(keep_last >= 1, "checkpoint.keep_last", keep_last, "must be >= 1");
+  need(keep_every >= 0, "checkpoint.keep_every", keep_every, "must be >= 0");
+  need(time_dist == "uniform" || time_dist.rfind("logit-normal_", 0) == 0, "transport.time_dist",
+       "'" + time_dist + "'", "must be uniform or logit-normal_MU_SIGMA");
+}
+
+std::string TrainConfig::to_ini() const {
+  TrainConfig copy = *this;
+  auto b = bind(copy);
+  std::ostringstream os;
+  std::string section;
+  for (size_t i = 0; i < b.size(); ++i) {
+    std::string name = kKeys[i].name;
+    auto dot = name.find('.');
+    std::string sec = name.substr(0, dot), key = name.substr(dot + 1);
+    if (sec != section) os << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+    section = sec;
+    os << key << " = ";
+    switch (kKeys[i].kind) {
+      case Key::Int: os << *b[i].i; break;
+      case Key::Double: os << fmt_double(*b[i].d); break;
+      case Key::String: os << *b[i].s; break;
+      case Key::Bool: os << (*b[i].b ? "true" : "false"); break;
+    }
+    os << "\n";
+  }
+  return os.str();
+}
+
+TrainConfig parse_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  po::options_description desc = train_options();
+  po::variables_map vm;
+  try {
+    // Command-line overrides first: Boost keeps the first stored value of each key.
+    std::vector<std::string> args = overrides;
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+  } catch (const po::error& e) {
+    RAE_THROW("command line: ", e.what());
+  }
+  if (!path.empty()) {
+    std::ifstream in(path);
+    RAE_CHECK(in.good(), "cannot open config file '", path, "'");
+    try {
+      po::store(po::parse_config_file(in, desc, false), vm);
+    } catch (const po::error& e) {
+      RAE_THROW("config file '", path, "': ", e.what());
+    }
+  }
+  po::notify(vm);
+  TrainConfig c;
+  c.from_variables(vm);
+  return c;
+}
+
+}  // namespace rae::train

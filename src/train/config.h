@@ -1,0 +1,54 @@
+// Training configuration: INI-style config files read with Boost.Program_options
+// ([section] then key = value), overridable on the command line as --section.key=value.
+// Unknown keys and malformed values are rejected before any work, naming the key.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+namespace rae::train {
+
+struct TrainConfig {
+  // [model]
+  std::string preset = "DiTDH-S";
+  double class_dropout = 0.1;
+  // [transport]
+  std::string time_dist = "logit-normal_0_1";
+  double shift_base = 4096;
+  int64_t shift_dim = 0;  // 0: H * W * C of the cache
+  // [train]
+  int64_t steps = 1000;
+  int64_t global_batch_size = 32;
+  int64_t grad_accum_steps = 1;
+  int64_t seed = 42;
+  double clip_grad = 1.0;  // <= 0: no clipping
+  double ema_decay = 0.9995;
+  int64_t max_bad_steps = 5;  // NaN/Inf guard: abort after this many skipped steps in a row
+  // [optim]
+  double lr = 2e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
+  // [schedule]
+  std::string schedule = "constant";  // constant | linear | cosine
+  int64_t warmup_steps = 0, decay_end_steps = 0;
+  double warmup_epochs = -1, decay_end_epoch = -1;  // >= 0: in epochs (the release's form)
+  double final_lr = -1;                              // < 0: = lr
+  bool warmup_from_zero = false;
+  // [log]
+  int64_t log_every = 1;
+  bool progress = true;
+  // [checkpoint]
+  int64_t ckpt_every = 1000, keep_last = 3, keep_every = 0;
+
+  // Fills the struct from parsed variables; range errors name the key.
+  void from_variables(const boost::program_options::variables_map& vm);
+  // The effective config as a config file (every key, sections in order).
+  std::string to_ini() const;
+};
+
+// Every config key, for registration on a command line.
+boost::program_options::options_description train_options();
+// Parses `path` (if not empty) and `args` overrides; throws rae::Error naming the key/file.
+TrainConfig parse_train_config(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace rae::train

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Run HERE (the build machine, x86-64, with the dev libraries) before the device check:
+# builds build-device/ (Release, CUDA for sm_90) and packs .devbundle/ for tests/device/check.sh:
+#   .devbundle/bundle.tar.xz  bin/ (CUDA test binaries, step_bench_cuda) and lib/ (every
+#                             non-system shared library they need, except the big CUDA ones the
+#                             device image has: cuBLAS/cuBLASLt/cuDNN/NCCL and the driver)
+#   .devbundle/commit.txt     the commit the binaries were built from
+# The device lacks libhdf5/libtbb/boost/openmpi/openblas/gtest; the bundle carries them.
+# Usage: bash tests/device/prepare.sh   (then run the device with carry [".devbundle"])
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+BUILD=${BUILD:-build-device}
+JOBS=${JOBS:-2}
+MAX_MB=${MAX_MB:-60}
+
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRAE_CUDA=ON -DRAE_CUDA_ARCHS=90 >/dev/null
+# -k 0: build everything that can be built; a broken unrelated target must not stop the check.
+if ! ninja -C "$BUILD" -j"$JOBS" -k 0; then
+  echo "prepare: WARNING: some targets failed to build; bundling the binaries that exist" >&2
+fi
+
+STAGE=.devbundle/stage
+rm -rf .devbundle
+mkdir -p "$STAGE/bin" "$STAGE/lib"
+
+# Binaries: the step benchmark and every test executable that has CUDA tests.
+bins=()
+[ -x "$BUILD/bench/step_bench_cuda" ] && bins+=("$BUILD/bench/step_bench_cuda")
+for b in "$BUILD"/bench/*encoder*cuda* "$BUILD"/bench/*dinov2*; do  # optional encoder bench
+  [ -x "$b" ] && [ -f "$b" ] && bins+=("$b")
+done
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] && [ -f "$t" ] || continue
+  if "$t" --gtest_list_tests 2>/dev/null | grep -qiE 'cuda|gpu'; then bins+=("$t"); fi
+done
+[ ${#bins[@]} -gt 0 ] || { echo "prepare: no binaries found in $BUILD" >&2; exit 1; }
+for b in "${bins[@]}"; do
+  cp "$b" "$STAGE/bin/"
+  strip --strip-unneeded "$STAGE/bin/$(basename "$b")" 2>/dev/null || true
+done
+
+# Shared libraries: everything ldd resolves, minus glibc/the loader (the device's are newer),
+# the driver, and the large CUDA libraries the device's toolkit and pip packages provide.
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libutil\.so|libresolv\.so|libcuda\.so|libnvidia-|libcublas\.so|libcublasLt\.so|libcudnn|libnccl\.so)'
+for b in "${bins[@]}"; do
+  ldd "$b" | awk '/=>/ {print $1, $3}' | while read -r name path; do
+    if echo "$name" | grep -qE "$skip"; then continue; fi
+    if [ "$path" = "not" ] || [ ! -f "$path" ]; then echo "prepare: $b needs $name: not found here" >&2; continue; fi
+    [ -f "$STAGE/lib/$name" ] || cp -L "$path" "$STAGE/lib/$name"
+  done
+done
+strip --strip-unneeded "$STAGE"/lib/*.so* 2>/dev/null || true
+
+git rev-parse HEAD > .devbundle/commit.txt 2>/dev/null || echo unknown > .devbundle/commit.txt
+(git diff --quiet HEAD 2>/dev/null && echo clean || echo dirty) > .devbundle/tree_state.txt
+tar -C "$STAGE" -cf - bin lib | xz -T"$JOBS" -6 > .devbundle/bundle.tar.xz
+du -sh "$STAGE/bin" "$STAGE/lib"
+ls -la "$STAGE/bin" "$STAGE/lib"
+rm -rf "$STAGE"
+size_mb=$(( $(stat -c %s .devbundle/bundle.tar.xz) / 1048576 ))
+echo "prepare: .devbundle/bundle.tar.xz is ${size_mb} MB (${#bins[@]} binaries), commit $(cat .devbundle/commit.txt)"
+if [ "$size_mb" -ge "$MAX_MB" ]; then
+  echo "prepare: bundle over ${MAX_MB} MB: it will not travel (64 MiB limit with the tree)" >&2
+  exit 1
+fi

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""PyTorch reference for bench/step_bench_cuda: the same DiT^DH training step (forward +
+backward + grad-norm clip + fused AdamW + EMA) in bf16 autocast with F32 master weights and
+F.scaled_dot_product_attention, written from the RAE recipe (not copied from the release).
+Prints one JSON object per model: name, batch, images_per_s, peak_mem_gb, compiled.
+
+  python3 torch_step_bench.py --models XL,S --batches-xl 256,128,64 --steps 5 [--compile]
+  python3 torch_step_bench.py --tiny --device cpu      # smoke test without a GPU
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIGS = {
+    "XL": dict(body_w=1152, body_d=28, body_h=16),
+    "S": dict(body_w=384, body_d=12, body_h=6),
+}
+
+
+def swiglu_hidden(w):
+    return int(2.0 / 3.0 * (w * 4))
+
+
+def rope_tables(grid, head_dim, theta=10000.0):
+    """EVA-style 2D RoPE: half the head dim per axis, frequencies repeated per adjacent pair."""
+    dim = head_dim // 2
+    freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))
+    t = torch.arange(grid).float()
+    f = torch.outer(t, freqs).repeat_interleave(2, dim=-1)  # (grid, dim)
+    f2 = torch.cat([f[:, None, :].expand(grid, grid, dim), f[None, :, :].expand(grid, grid, dim)], -1)
+    f2 = f2.reshape(grid * grid, head_dim)
+    return f2.cos(), f2.sin()
+
+
+def rope(x, cos, sin):
+    """x (B, H, T, D); rotate_half pairs adjacent elements (x0, x1) -> (-x1, x0)."""
+    x2 = x.unflatten(-1, (-1, 2))
+    rot = torch.stack((-x2[..., 1], x2[..., 0]), dim=-1).flatten(-2)
+    return x * cos + rot * sin
+
+
+class Block(nn.Module):
+    def __init__(self, w, heads):
+        super().__init__()
+        self.w, self.heads, self.hd = w, heads, w // heads
+        hidden = swiglu_hidden(w)
+        self.norm1 = nn.Parameter(torch.ones(w))
+        self.norm2 = nn.Parameter(torch.ones(w))
+        self.qkv = nn.Linear(w, 3 * w)
+        self.proj = nn.Linear(w, w)
+        self.w12 = nn.Linear(w, 2 * hidden)
+        self.w3 = nn.Linear(hidden, w)
+        self.ada = nn.Linear(w, 6 * w)
+
+    def forward(self, x, c, cos, sin):
+        B, T, C = x.shape
+        mod = self.ada(F.silu(c))
+        if mod.dim() == 2:
+            mod = mod[:, None, :]
+        sh1, sc1, g1, sh2, sc2, g2 = mod.chunk(6, dim=-1)
+        h = F.rms_norm(x, (C,), self.norm1.to(x.dtype), 1e-6) * (1 + sc1) + sh1
+        qkv = self.qkv(h).view(B, T, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        q, k = rope(q, cos, sin).to(v.dtype), rope(k, cos, sin).to(v.dtype)
+        a = F.scaled_dot_product_attention(q, k, v)
+        x = x + g1 * self.proj(a.transpose(1, 2).reshape(B, T, C))
+        h = F.rms_norm(x, (C,), self.norm2.to(x.dtype), 1e-6) * (1 + sc2) + sh2
+        u1, u2 = self.w12(h).chunk(2, dim=-1)
+        return x + g2 * self.w3(F.silu(u1) * u2)
+
+
+class DiTDH(nn.Module):
+    def __init__(self, body_w, body_d, body_h, head_w=2048, head_d=2, head_h=16, in_ch=768,
+                 grid=16, classes=1000, fourier=256):
+        super().__init__()
+        self.grid = grid
+        self.s_emb = nn.Linear(in_ch, body_w)
+        self.x_emb = nn.Linear(in_ch, head_w)
+        self.s_proj = nn.Linear(body_w, head_w)
+        self.register_buffer("W", torch.randn(fourier))
+        self.t0 = nn.Linear(2 * fourier, body_w)
+        self.t2 = nn.Linear(body_w, body_w)
+        self.labels = nn.Embedding(classes + 1, body_w)
+        self.register_buffer("pos", torch.randn(grid * grid, body_w) * 0.02)
+        self.body = nn.ModuleList([Block(body_w, body_h) for _ in range(body_d)])
+        self.head = nn.ModuleList([Block(head_w, head_h) for _ in range(head_d)])
+        self.f_norm = nn.Parameter(torch.ones(head_w))
+        self.f_ada = nn.Linear(head_w, 2 * head_w)
+        self.f_lin = nn.Linear(head_w, in_ch)
+        for name, (h, w) in (("b", (body_h, body_w)), ("h", (head_h, head_w))):
+            cs, sn = rope_tables(grid, w // h)
+            self.register_buffer(name + "cos", cs)
+            self.register_buffer(name + "sin", sn)
+
+    def forward(self, x, t, y):
+        a = 2 * math.pi * t[:, None] * self.W[None, :]
+        temb = self.t2(F.silu(self.t0(torch.cat([a.sin(), a.cos()], -1))))
+        c = temb + self.labels(y)
+        s = self.s_emb(x) + self.pos
+        for blk in self.body:
+            s = blk(s, c, self.bcos, self.bsin)
+        sp = self.s_proj(F.silu(s + temb[:, None, :]))  # per-token head condition
+        h = self.x_emb(x)
+        for blk in self.head:
+            h = blk(h, sp, self.hcos, self.hsin)
+        shift, scale = self.f_ada(F.silu(sp)).chunk(2, dim=-1)
+        h = F.rms_norm(h, (h.shape[-1],), self.f_norm.to(h.dtype), 1e-6) * (1 + scale) + shift
+        return self.f_lin(h)
+
+
+def run(name, cfg, batch, steps, warmup, device, compile_model, tiny):
+    torch.manual_seed(0)
+    kw = dict(cfg)
+    if tiny:
+        kw.update(head_w=64, head_d=1, head_h=2, in_ch=24, grid=4, classes=10, fourier=8)
+    model = DiTDH(**kw).to(device)
+    ema = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.0,
+                            fused=device == "cuda")
+    fwd = torch.compile(model) if compile_model else model
+    T, C = kw.get("grid", 16) ** 2, kw.get("in_ch", 768)
+    x0 = torch.randn(batch, T, C, device=device)
+    eps = torch.randn(batch, T, C, device=device)
+    t = torch.rand(batch, device=device)
+    y = torch.randint(0, kw.get("classes", 1000) + 1, (batch,), device=device)
+    dt = torch.bfloat16
+
+    def step():
+        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * eps
+        with torch.autocast(device_type=device, dtype=dt):
+            out = fwd(xt, t, y)
+        loss = F.mse_loss(out.float(), eps - x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - 0.9995)
+        return loss
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        step()
+    sync()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    sync()
+    sec = (time.perf_counter() - t0) / steps
+    peak = torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else 0.0
+    return dict(name="DiTDH-" + name, batch=batch, ok=True, images_per_s=batch / sec,
+                ms_per_step=sec * 1e3, peak_mem_gb=peak, compiled=compile_model,
+                loss=float(loss.detach()), params=sum(p.numel() for p in model.parameters()))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="XL,S")
+    ap.add_argument("--batches-xl", default="256,128,64")
+    ap.add_argument("--batches-s", default="256,128")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
+    a = ap.parse_args()
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    for m in a.models.split(","):
+        batches = [int(b) for b in (a.batches_xl if m == "XL" else a.batches_s).split(",")]
+        res = dict(name="DiTDH-" + m, ok=False)
+        for b in batches:
+            try:
+                res = run(m, CONFIGS[m], b, a.steps, a.warmup, a.device, a.compile, a.tiny)
+                break
+            except torch.OutOfMemoryError as e:  # the next smaller batch
+                res = dict(name="DiTDH-" + m, ok=False, batch=b, error="out of memory")
+                print(f"[torch_step_bench] {m} batch {b}: out of memory", file=sys.stderr)
+                del e
+                if a.device == "cuda":
+                    torch.cuda.empty_cache()
+            except Exception as e:  # anything else: report it and go on to the next model
+                res = dict(name="DiTDH-" + m, ok=False, batch=b, error=f"{type(e).__name__}: {e}"[:300])
+                print(f"[torch_step_bench] {m} batch {b}: {res['error']}", file=sys.stderr)
+                break
+        print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()

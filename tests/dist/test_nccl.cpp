@@ -1,0 +1,126 @@
+// NCCL backend on GPUs (one rank per GPU). Skipped without a CUDA build or without a GPU; on a
+// one-GPU machine it runs as one rank (NCCL refuses two ranks on one GPU).
+#include <gtest/gtest.h>
+
+#include "core/device.h"
+#include "dist/flat_shard.h"
+#include "dist/nccl_communicator.h"
+#include "mpi_env.h"
+#include "support/util.h"
+
+namespace rae {
+namespace {
+
+using dist::ReduceOp;
+using test::world;
+
+std::unique_ptr<dist::Communicator> make_nccl_or_skip() {
+  if (!dist::nccl_compiled() || cuda_device_count() == 0) return nullptr;
+  if (world().size() > cuda_device_count()) return nullptr;
+  return dist::make_nccl_communicator(world());
+}
+
+#define NCCL_OR_SKIP(var)                                                            \
+  auto var = make_nccl_or_skip();                                                    \
+  if (!var) GTEST_SKIP() << "needs a CUDA build and one GPU per rank";
+
+double value(int r, int64_t i) { return static_cast<double>((r + 1) * ((i % 7) + 1)); }
+Tensor rank_tensor(int r, int64_t n, DType dt, Device d) {
+  Tensor t = Tensor::empty({n}, DType::F64);
+  for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = value(r, i);
+  return t.cast(dt).to(d);
+}
+double sum_value(int size, int64_t i) {
+  double s = 0;
+  for (int r = 0; r < size; ++r) s += value(r, i);
+  return s;
+}
+
+TEST(Nccl, FactoryThrowsWithoutCuda) {
+  if (dist::nccl_compiled()) GTEST_SKIP() << "CUDA build";
+  EXPECT_THROW(dist::make_nccl_communicator(world()), Error);
+}
+
+TEST(Nccl, CollectivesMatchExactSums) {
+  NCCL_OR_SKIP(c);
+  EXPECT_STREQ(c->backend(), "nccl");
+  EXPECT_EQ(c->size(), world().size());
+  const Device d = c->device();
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const int64_t n = 4099;
+    Tensor t = rank_tensor(c->rank(), n, dt, d);
+    c->all_reduce_async(t, ReduceOp::Sum).synchronize();
+    Tensor host = t.to(Device::cpu());
+    for (int64_t i = 0; i < n; i += 13) ASSERT_EQ(host.item(i), sum_value(c->size(), i));
+
+    Tensor in = rank_tensor(c->rank(), n * c->size(), dt, d);
+    Tensor out = Tensor::empty({n}, dt, d);
+    c->reduce_scatter_async(in, out, ReduceOp::Avg).synchronize();
+    Tensor ho = out.to(Device::cpu());
+    for (int64_t i = 0; i < n; i += 13) {
+      double avg = sum_value(c->size(), c->rank() * n + i) / c->size();
+      ASSERT_NEAR(ho.item(i), avg, dt == DType::BF16 ? avg / 128 : 1e-6 * avg);
+    }
+
+    Tensor g_in = rank_tensor(c->rank(), n, dt, d);
+    Tensor g_out = Tensor::empty({n * c->size()}, dt, d);
+    c->all_gather_async(g_in, g_out).synchronize();
+    Tensor hg = g_out.to(Device::cpu());
+    for (int r = 0; r < c->size(); ++r)
+      for (int64_t i = 0; i < n; i += 13) ASSERT_EQ(hg.item(r * n + i), value(r, i));
+
+    Tensor b = rank_tensor(c->rank(), 100, dt, d);
+    c->broadcast_async(b, 0).synchronize();
+    ASSERT_EQ(b.to(Device::cpu()).item(5), value(0, 5));
+  }
+  c->barrier();
+}
+
+TEST(Nccl, StreamOrderedWaitThenHostCopy) {
+  NCCL_OR_SKIP(c);
+  Tensor t = rank_tensor(c->rank(), 1 << 20, DType::F32, c->device());
+  dist::Work w = c->all_reduce_async(t, ReduceOp::Sum);
+  w.wait();  // orders the default stream after the collective; the copy below runs after it
+  Tensor host = t.to(Device::cpu());
+  EXPECT_EQ(host.item(12345), sum_value(c->size(), 12345));
+  EXPECT_TRUE(w.test());
+}
+
+TEST(Nccl, SplitCommunicator) {
+  NCCL_OR_SKIP(c);
+  auto sub = c->split(c->rank() % 2, c->rank(), "parity");
+  EXPECT_STREQ(sub->backend(), "nccl");
+  Tensor t = Tensor::full({8}, c->rank()).to(c->device());
+  sub->all_reduce_async(t, ReduceOp::Sum).synchronize();
+  double s = 0;
+  for (int r = c->rank() % 2; r < c->size(); r += 2) s += r;
+  EXPECT_EQ(t.to(Device::cpu()).item(0), s);
+}
+
+TEST(Nccl, FullShardBlockOnGpu) {
+  NCCL_OR_SKIP(c);
+  dist::ShardGroups g;
+  g.strategy = dist::ShardStrategy::FullShard;
+  g.shard = c.get();
+  auto layout = dist::make_flat_layout({{"w", Shape{37, 3}}, {"b", Shape{5}}}, c->size());
+  Tensor values = test::randn({layout.used_numel}, 5);
+  for (DType comm : {DType::F32, DType::BF16}) {
+    dist::FlatParamBlock blk(layout, g, c->device(), comm);
+    blk.load_full(values.to(c->device()));
+    blk.gather_async().wait();
+    Tensor full = blk.full().to(Device::cpu()).narrow(0, 0, layout.used_numel);
+    EXPECT_EQ(test::max_abs_diff(full, values), 0.0);
+    blk.begin_backward();
+    Tensor(blk.grad_full()).copy_from(Tensor::full({layout.padded_numel}, 1.0 + c->rank()).to(c->device()));
+    blk.reduce_grads_async().synchronize();
+    Tensor gs = blk.grad_shard().to(Device::cpu());
+    double mean = 0;
+    for (int r = 0; r < c->size(); ++r) mean += (1.0 + r) / c->size();
+    EXPECT_NEAR(gs.item(0), mean, comm == DType::BF16 ? mean / 128 : 1e-6);
+    blk.release_grads();
+    blk.release();
+  }
+}
+
+}  // namespace
+}  // namespace rae

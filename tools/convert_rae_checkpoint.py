@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Convert RAE release .pt files to safetensors for the C++ tools.
+
+  stage 2 (DiT^DH):  convert_rae_checkpoint.py stage2 IN.pt OUT.safetensors [--which ema|model]
+                       [--preset DiTDH-XL] [--num-heads 16,16]
+  decoder model.pt:  convert_rae_checkpoint.py decoder IN.pt OUT.safetensors
+  stat.pt:           convert_rae_checkpoint.py stats IN.pt OUT.safetensors
+
+Stage-2 release checkpoints hold {"model": state_dict, "ema": state_dict, ...} (or a bare state
+dict). Names are kept as in the release (blocks.0.attn.qkv.weight, ...), wrapper prefixes
+("module.", "_orig_mod.") are stripped, and the RoPE tables (enc_feat_rope.*, dec_feat_rope.*),
+which the C++ model rebuilds, are dropped. The DiT config goes into the "dit_config" metadata so
+`rae model-forward` / `rae sample` load the file without guessing the head counts.
+"""
+import argparse
+import json
+import math
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+PRESET_HEADS = {"DiTDH-S": (6, 16), "DiTDH-B": (12, 16), "DiTDH-L": (16, 16), "DiTDH-XL": (16, 16)}
+
+
+def load_pt(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # older pickles with non-tensor objects (e.g. OmegaConf in the dict)
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def strip(name):
+    for p in ("module.", "_orig_mod."):
+        while name.startswith(p):
+            name = name[len(p):]
+    return name.replace("._orig_mod.", ".")
+
+
+def flatten(obj, prefix=""):
+    out = {}
+    if isinstance(obj, torch.Tensor):
+        out[prefix.rstrip(".")] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def contiguous_f32(t):
+    t = t.detach().cpu()
+    if t.is_floating_point():
+        t = t.float()
+    return t.contiguous()
+
+
+def stage2(args):
+    ck = load_pt(args.input)
+    sd = ck[args.which] if isinstance(ck, dict) and args.which in ck else ck
+    if not isinstance(sd, dict):
+        sys.exit(f"{args.input}: no '{args.which}' state dict")
+    out = {}
+    for k, v in sd.items():
+        k = strip(k)
+        if k.startswith(("enc_feat_rope.", "dec_feat_rope.", "feat_rope.")):
+            continue
+        if isinstance(v, torch.Tensor):
+            out[k] = contiguous_f32(v)
+    s_w, x_w = out["s_embedder.proj.weight"], out["x_embedder.proj.weight"]
+    depth = 0
+    while f"blocks.{depth}.norm1.weight" in out:
+        depth += 1
+    body = sum(1 for i in range(depth) if out[f"blocks.{i}.norm1.weight"].shape[0] == s_w.shape[0])
+    if s_w.shape[0] == x_w.shape[0]:
+        body = depth - 2
+    if args.num_heads:
+        heads = tuple(int(h) for h in args.num_heads.split(","))
+    elif args.preset:
+        heads = PRESET_HEADS[args.preset]
+    else:
+        sys.exit("give --preset or --num-heads (head counts are not in the state dict)")
+    table = out["y_embedder.embedding_table.weight"]
+    cfg = dict(name=args.preset or "converted", in_channels=s_w.shape[1],
+               grid=int(round(math.sqrt(out["pos_embed"].shape[1]))),
+               num_classes=table.shape[0] - 1, body_width=s_w.shape[0], body_depth=body,
+               body_heads=heads[0], head_width=x_w.shape[0], head_depth=depth - body,
+               head_heads=heads[1], mlp_ratio=4.0, class_dropout=0.1,
+               fourier_size=out["t_embedder.W"].shape[0])
+    save_file(out, args.output, metadata={"dit_config": json.dumps(cfg), "source": args.input})
+    n = sum(v.numel() for k, v in out.items() if k not in ("pos_embed", "t_embedder.W"))
+    print(f"wrote {args.output}: {len(out)} tensors, {n / 1e6:.1f}M parameters, config {cfg}")
+
+
+def plain(args):
+    ck = load_pt(args.input)
+    if isinstance(ck, dict) and "model" in ck and isinstance(ck["model"], dict):
+        ck = ck["model"]
+    out = {strip(k): contiguous_f32(v) for k, v in flatten(ck).items()}
+    save_file(out, args.output, metadata={"source": args.input})
+    print(f"wrote {args.output}: {len(out)} tensors: " +
+          ", ".join(f"{k}{tuple(v.shape)}" for k, v in list(out.items())[:6]) +
+          (" ..." if len(out) > 6 else ""))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=["stage2", "decoder", "stats"])
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--which", default="ema", choices=["ema", "model"])
+    p.add_argument("--preset", choices=sorted(PRESET_HEADS))
+    p.add_argument("--num-heads", help="body,head head counts, e.g. 16,16")
+    args = p.parse_args()
+    stage2(args) if args.kind == "stage2" else plain(args)
+
+
+if __name__ == "__main__":
+    main()
