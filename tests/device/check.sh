@@ -178,7 +178,7 @@ for t in "$BD"/bin/test_*; do
   n=$(basename "$t")
   filter='*Cuda*:*CUDA*:*cuda*:*Gpu*:*GPU*'
   [ "$n" = test_ops_cuda ] && filter='*'
-  run_stage "$n" 150 "$t" --gtest_filter="$filter" --gtest_output="json:$WORK/gtest_$n.json" --gtest_brief=1
+  run_stage "$n" 60 "$t" --gtest_filter="$filter" --gtest_output="json:$WORK/gtest_$n.json" --gtest_brief=1
 done
 write_results > /dev/null 2>&1  # partial results, in case a later stage takes the machine down
 
