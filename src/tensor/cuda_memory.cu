@@ -138,6 +138,48 @@ void fill(void* dst, DType t, int64_t n, double v) {
   RAE_CUDA_OK(cudaGetLastError());
 }
 
+namespace {
+struct StridedArgs {
+  int64_t shape[8], dst_strides[8], src_strides[8];
+  int ndim;
+};
+template <typename T>
+__global__ void strided_copy_kernel(T* dst, const T* src, StridedArgs a, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t rem = i, so = 0, dof = 0;
+    for (int d = a.ndim - 1; d >= 0; --d) {  // unravel the flat index, last dim fastest
+      int64_t k = rem % a.shape[d];
+      rem /= a.shape[d];
+      so += k * a.src_strides[d];
+      dof += k * a.dst_strides[d];
+    }
+    dst[dof] = src[so];
+  }
+}
+}  // namespace
+
+void strided_copy(void* dst, const int64_t* dst_strides, const void* src, const int64_t* src_strides,
+                  const int64_t* shape, int ndim, size_t elem_size) {
+  StridedArgs a{};
+  a.ndim = ndim;
+  int64_t n = 1;
+  for (int d = 0; d < ndim; ++d) {
+    a.shape[d] = shape[d];
+    a.dst_strides[d] = dst_strides[d];
+    a.src_strides[d] = src_strides[d];
+    n *= shape[d];
+  }
+  if (n == 0) return;
+  switch (elem_size) {
+    case 1: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), a, n); break;
+    case 2: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), a, n); break;
+    case 4: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), a, n); break;
+    case 8: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), a, n); break;
+    default: RAE_THROW("strided_copy: unsupported element size ", elem_size);
+  }
+  RAE_CUDA_OK(cudaGetLastError());
+}
+
 Stats stats() {
   std::lock_guard<std::mutex> lock(cache().mu);
   return cache().st;

@@ -15,6 +15,9 @@ void copy(void* dst, const void* src, size_t bytes, CopyKind kind);  // synchron
 void memset0(void* dst, size_t bytes);
 void cast(void* dst, DType dst_t, const void* src, DType src_t, int64_t n);
 void fill(void* dst, DType t, int64_t n, double value);
+// Element-wise copy between two strided views on the same device (strides in elements).
+void strided_copy(void* dst, const int64_t* dst_strides, const void* src, const int64_t* src_strides,
+                  const int64_t* shape, int ndim, size_t elem_size);
 
 struct Stats {
   size_t in_use = 0, cached = 0, peak_in_use = 0;

@@ -235,9 +235,34 @@ void Tensor::copy_from(const Tensor& src) {
     no_cuda("copy_from");
 #endif
   }
-  // Strided copy (CPU only): walk the index space.
-  RAE_CHECK(device().is_cpu() && src.device().is_cpu(),
-            "copy_from: strided copies are CPU-only; make the CUDA tensor contiguous");
+  if (device().is_cuda() || src.device().is_cuda()) {
+#ifdef RAE_WITH_CUDA
+    // Strided copies touching the GPU: a kernel on the device, staging through a contiguous
+    // buffer when the other side is the host.
+    if (device().is_cuda() && src.device().is_cuda()) {
+      cuda_memory::strided_copy(raw(), strides_.begin(), src.raw(), src.strides().begin(),
+                                shape_.begin(), ndim(), dtype_size(dtype_));
+    } else if (device().is_cuda()) {  // host -> device
+      Tensor host = src.is_contiguous() ? src : src.clone();  // gather on the CPU
+      if (is_contiguous()) {
+        copy_from(host);  // plain upload
+      } else {
+        copy_from(host.to(device()));  // upload, then scatter on the device
+      }
+    } else {  // device -> host
+      Tensor gathered = src;
+      if (!src.is_contiguous()) {
+        gathered = Tensor::empty(shape_, dtype_, src.device());
+        gathered.copy_from(src);  // gather on the device
+      }
+      copy_from(gathered.to(Device::cpu()));
+    }
+    return;
+#else
+    no_cuda("copy_from");
+#endif
+  }
+  // Strided copy on the CPU: walk the index space.
   size_t es = dtype_size(dtype_);
   int64_t n = numel();
   int nd = ndim();
