@@ -438,6 +438,16 @@ std::optional<std::string> latest_valid_any_checkpoint(const std::string& run_di
   return std::nullopt;
 }
 
+bool has_sharded_checkpoint(const std::string& run_dir) {
+  for (auto& d : list_checkpoints(run_dir)) {
+    try {
+      if (read_json(fs::path(d) / "manifest.json").value("format", "") == kShardedFormat) return true;
+    } catch (const std::exception&) {
+    }
+  }
+  return false;
+}
+
 void export_checkpoint(const std::string& checkpoint_dir, bool ema, const std::string& out) {
   const fs::path d(checkpoint_dir);
   std::string problem = verify_any_checkpoint(checkpoint_dir);

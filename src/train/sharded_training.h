@@ -114,6 +114,9 @@ class DistSession {
 // with a warning.
 std::optional<std::string> latest_valid_any_checkpoint(const std::string& run_dir);
 std::string verify_any_checkpoint(const std::string& dir);
+// True when a checkpoint of `run_dir` is in the sharded format (then even a single-process
+// `rae train` resumes through ShardedTraining instead of ignoring it).
+bool has_sharded_checkpoint(const std::string& run_dir);
 
 // `rae export`: the consolidated model (or EMA) weights of a checkpoint directory as one
 // safetensors file with the dit_config metadata.
