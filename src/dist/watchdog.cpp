@@ -46,6 +46,9 @@ Slot* g_slots = nullptr;
 int g_nslots = 0, g_my_slot = -1;
 std::vector<int> g_world_ranks;
 
+constexpr int kHookMillis = 3000;      // time given to abort hooks before MPI_Abort
+constexpr int kHardStopSeconds = 10;  // then the process exits whatever is still blocking
+
 int64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);  // system-wide on Linux: comparable across processes
@@ -201,6 +204,12 @@ std::string describe_peers() {
 }
 
 void fire(const CollectiveInfo& info, double waited_s, const std::string& detail) {
+  // Only the first caller (the waiting thread or the NCCL watchdog thread) ends the job; a
+  // second one parks until the process is gone.
+  static std::atomic<bool> fired{false};
+  if (fired.exchange(true)) {
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
   int world_rank = g_my_slot >= 0 ? g_world_ranks[g_my_slot] : -1;
   std::ostringstream os;
   os << "\n[rae dist watchdog] rank " << world_rank << " (pid " << ::getpid() << "), step "
@@ -214,6 +223,13 @@ void fire(const CollectiveInfo& info, double waited_s, const std::string& detail
   std::string msg = os.str();
   std::fputs(msg.c_str(), stderr);
   std::fflush(stderr);
+  // Whatever blocks below, the process ends: ncclCommAbort was measured to wait ~30 s for a
+  // stalled stream (H200), and MPI_Abort could hang on a broken transport.
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::seconds(kHardStopSeconds));
+    std::fputs("[rae dist watchdog] abort did not finish; exiting\n", stderr);
+    std::_Exit(kTimeoutExitCode);
+  }).detach();
   std::vector<std::pair<int, std::function<void()>>> hooks;
   std::function<void(int)> abort_job;
   {
@@ -221,7 +237,14 @@ void fire(const CollectiveInfo& info, double waited_s, const std::string& detail
     hooks = g_hooks;
     abort_job = g_abort;
   }
-  for (auto& h : hooks) h.second();
+  // Hooks (ncclCommAbort) get a bounded time in their own thread, then the job is aborted.
+  auto hooks_done = std::make_shared<std::atomic<bool>>(false);
+  std::thread([hooks, hooks_done] {
+    for (auto& h : hooks) h.second();
+    *hooks_done = true;
+  }).detach();
+  for (int i = 0; i < kHookMillis / 10 && !*hooks_done; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (abort_job) abort_job(kTimeoutExitCode);
   std::_Exit(kTimeoutExitCode);
 }

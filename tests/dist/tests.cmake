@@ -36,6 +36,8 @@ add_test(NAME dist_fault_watchdog_stuck_peer COMMAND ${expect} 20 "waiting in wo
          -- ${RAE_MPIRUN} -np 4 $<TARGET_FILE:dist_fault> stuck)
 add_test(NAME dist_fault_sigkill_rank COMMAND ${expect} 60 "signal 9|Killed|PROCESS GONE"
          -- ${RAE_MPIRUN} -np 3 $<TARGET_FILE:dist_fault> sigkill)
+add_test(NAME dist_fault_watchdog_hung_abort_hook COMMAND ${expect} 20 "rae dist watchdog"
+         -- ${RAE_MPIRUN} -np 3 $<TARGET_FILE:dist_fault> hook)
 # The same with mpirun told not to end the job on a dead rank (as some launchers behave): the
 # survivors' watchdog must end it, reporting the dead peer.
 add_test(NAME dist_fault_sigkill_rank_watchdog COMMAND ${expect} 30 "PROCESS GONE"
@@ -43,6 +45,7 @@ add_test(NAME dist_fault_sigkill_rank_watchdog COMMAND ${expect} 30 "PROCESS GON
 add_test(NAME dist_fault_config_mismatch COMMAND ${expect} 20 "different configurations.*rank 1 have"
          -- ${RAE_MPIRUN} -np 3 $<TARGET_FILE:dist_fault> config)
 set_tests_properties(dist_fault_ok dist_fault_watchdog_sleeping_rank dist_fault_watchdog_stuck_peer
+                     dist_fault_watchdog_hung_abort_hook
                      dist_fault_sigkill_rank dist_fault_sigkill_rank_watchdog dist_fault_config_mismatch PROPERTIES
                      ENVIRONMENT "${RAE_DIST_TEST_ENV};RAE_DIST_TIMEOUT_S=3"
                      TIMEOUT 120 PROCESSORS 2 LABELS dist)
