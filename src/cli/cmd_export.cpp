@@ -1,9 +1,8 @@
 // rae export --run-dir DIR [--checkpoint DIR] [--ema] --out FILE
 // Writes the consolidated model (or EMA) weights of a run's newest valid checkpoint (sharded or
 // single-process format) as one safetensors file with the dit_config metadata.
-#include <iostream>
-
 #include <boost/program_options.hpp>
+#include <iostream>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -16,8 +15,8 @@ namespace rae::cli {
 
 int cmd_export(int argc, char** argv) {
   po::options_description opts("rae export options");
-  opts.add_options()("help,h", "show this help")(
-      "run-dir", po::value<std::string>(), "run directory (its newest valid checkpoint)")(
+  opts.add_options()("help,h", "show this help")("run-dir", po::value<std::string>(),
+                                                 "run directory (its newest valid checkpoint)")(
       "checkpoint", po::value<std::string>(), "a checkpoint directory instead of --run-dir")(
       "ema", po::bool_switch(), "export the EMA weights instead of the trained ones")(
       "out", po::value<std::string>(), "output .safetensors file");

@@ -1,13 +1,13 @@
 #include "dist/watchdog.h"
 
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,12 +26,12 @@ struct Slot {
   int64_t pid;
   int64_t world_rank;
   int64_t step;
-  int64_t issued;          // collectives issued by this process (all communicators)
-  int64_t completed;       // ... and completed
-  int64_t waiting_since;   // monotonic ns when the current blocking wait began; 0 when not waiting
-  int64_t last_activity;   // monotonic ns of the last issue/complete/wait
-  int64_t finished;        // 1 once the process left the distributed runtime normally
-  char waiting_on[64];     // "world.all_reduce #12" while waiting
+  int64_t issued;         // collectives issued by this process (all communicators)
+  int64_t completed;      // ... and completed
+  int64_t waiting_since;  // monotonic ns when the current blocking wait began; 0 when not waiting
+  int64_t last_activity;  // monotonic ns of the last issue/complete/wait
+  int64_t finished;       // 1 once the process left the distributed runtime normally
+  char waiting_on[64];    // "world.all_reduce #12" while waiting
   char last_completed[64];
   char last_issued[64];
 };
@@ -46,7 +46,7 @@ Slot* g_slots = nullptr;
 int g_nslots = 0, g_my_slot = -1;
 std::vector<int> g_world_ranks;
 
-constexpr int kHookMillis = 3000;      // time given to abort hooks before MPI_Abort
+constexpr int kHookMillis = 3000;     // time given to abort hooks before MPI_Abort
 constexpr int kHardStopSeconds = 10;  // then the process exits whatever is still blocking
 
 int64_t now_ns() {
@@ -55,13 +55,18 @@ int64_t now_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
-void store(int64_t& field, int64_t v) { std::atomic_ref<int64_t>(field).store(v, std::memory_order_relaxed); }
-int64_t load(int64_t& field) { return std::atomic_ref<int64_t>(field).load(std::memory_order_relaxed); }
+void store(int64_t& field, int64_t v) {
+  std::atomic_ref<int64_t>(field).store(v, std::memory_order_relaxed);
+}
+int64_t load(int64_t& field) {
+  return std::atomic_ref<int64_t>(field).load(std::memory_order_relaxed);
+}
 
 // Byte-wise copy so a concurrent reader sees at worst a mixed string, never out-of-bounds.
 void store_text(char* dst, const std::string& s) {
   size_t n = std::min(s.size(), size_t{63});
-  for (size_t i = 0; i < n; ++i) std::atomic_ref<char>(dst[i]).store(s[i], std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i)
+    std::atomic_ref<char>(dst[i]).store(s[i], std::memory_order_relaxed);
   std::atomic_ref<char>(dst[n]).store(0, std::memory_order_relaxed);
 }
 std::string load_text(char* src) {
@@ -80,7 +85,9 @@ std::string describe(const CollectiveInfo& info) {
   return os.str();
 }
 
-Slot* mine() { return g_slots && g_my_slot >= 0 ? &g_slots[g_my_slot] : nullptr; }
+Slot* mine() {
+  return g_slots && g_my_slot >= 0 ? &g_slots[g_my_slot] : nullptr;
+}
 
 }  // namespace
 
@@ -88,7 +95,9 @@ void set_timeout(double seconds) {
   RAE_CHECK(seconds > 0, "dist timeout must be > 0 seconds, got ", seconds);
   g_timeout_s = seconds;
 }
-double timeout() { return g_timeout_s; }
+double timeout() {
+  return g_timeout_s;
+}
 
 void set_abort_function(std::function<void(int)> abort_job) {
   std::lock_guard<std::mutex> lock(g_mu);
@@ -104,7 +113,9 @@ void remove_abort_hook(int id) {
   std::erase_if(g_hooks, [id](const auto& h) { return h.first == id; });
 }
 
-size_t slot_bytes() { return sizeof(Slot); }
+size_t slot_bytes() {
+  return sizeof(Slot);
+}
 
 void attach_board(void* slots, int nslots, int my_slot, std::vector<int> world_ranks) {
   g_slots = static_cast<Slot*>(slots);

@@ -1,15 +1,14 @@
 #include "train/sharded_training.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
-#include <sys/resource.h>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -165,7 +164,8 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
   // Stage 2 (hybrid): sum the shards across the replicas.
   if (S > 1 && groups_.replicate && groups_.replicate->size() > 1) {
     for (size_t i = pgs.size(); i-- > 0;)
-      pending[i].work = groups_.replicate->all_reduce_async(pending[i].wire_out, dist::ReduceOp::Sum);
+      pending[i].work =
+          groups_.replicate->all_reduce_async(pending[i].wire_out, dist::ReduceOp::Sum);
     for (size_t i = pgs.size(); i-- > 0;) pending[i].work.wait();
   }
   for (size_t i = 0; i < pgs.size(); ++i) {
@@ -188,7 +188,8 @@ double ShardedTraining::grad_norm(const nn::ParamStore& ps) {
   if (shards() == 1) return global_grad_norm(ps);  // every rank holds the whole reduced gradient
   double local = 0;
   for (const Group& g : g_)
-    if (g.end > g.begin) local += deterministic_sum_squares(g.grad_shard.narrow(0, 0, g.end - g.begin));
+    if (g.end > g.begin)
+      local += deterministic_sum_squares(g.grad_shard.narrow(0, 0, g.end - g.begin));
   Tensor t = Tensor::full({1}, local, DType::F64);
   groups_.shard->all_reduce(t, dist::ReduceOp::Sum);  // replicas hold equal shards
   return std::sqrt(t.item(0));
@@ -273,8 +274,10 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
       t["ema." + g.name] = g.ema.narrow(0, 0, n);
     }
     const std::string path = (tmp / shard_file(shard_rank(), S)).string();
-    safetensors::save(path, t, {{"shard", std::to_string(shard_rank())}, {"shards", std::to_string(S)},
-                                {"step", std::to_string(st.step)}});
+    safetensors::save(path, t,
+                      {{"shard", std::to_string(shard_rank())},
+                       {"shards", std::to_string(S)},
+                       {"step", std::to_string(st.step)}});
     mine.data<int64_t>()[0] = static_cast<int64_t>(fs::file_size(path));
     mine.data<int64_t>()[1] = static_cast<int64_t>(file_checksum(path));
     mine.data<int64_t>()[2] = shard_rank();
@@ -284,18 +287,28 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
   world_.all_gather(mine, info);
   std::string out;
   if (rank() == 0) {
-    json s = {{"step", st.step},           {"samples_seen", st.samples_seen},
-              {"adam_step", adam_step_},   {"bad_in_row", st.bad_in_row},
-              {"skipped_total", st.skipped_total}, {"seed", st.seed},
-              {"preset", st.preset},       {"data", st.data},
+    json s = {{"step", st.step},
+              {"samples_seen", st.samples_seen},
+              {"adam_step", adam_step_},
+              {"bad_in_row", st.bad_in_row},
+              {"skipped_total", st.skipped_total},
+              {"seed", st.seed},
+              {"preset", st.preset},
+              {"data", st.data},
               {"model_config", st.model_config}};
     write_file_atomic((tmp / "state.json").string(), s.dump(2) + "\n");
     json groups = json::array();
     for (const Group& g : g_) groups.push_back({{"name", g.name}, {"numel", g.numel}});
-    json m = {{"format", kShardedFormat}, {"version", 1}, {"step", st.step},
-              {"shards", S}, {"strategy", dist::strategy_name(opts_.strategy)},
-              {"world_size", world_size()}, {"dit_config", st.model_config},
-              {"groups", groups}, {"checksum_algorithm", "fnv1a64"}, {"files", json::object()}};
+    json m = {{"format", kShardedFormat},
+              {"version", 1},
+              {"step", st.step},
+              {"shards", S},
+              {"strategy", dist::strategy_name(opts_.strategy)},
+              {"world_size", world_size()},
+              {"dit_config", st.model_config},
+              {"groups", groups},
+              {"checksum_algorithm", "fnv1a64"},
+              {"files", json::object()}};
     int written = 0;
     for (int r = 0; r < world_size(); ++r) {
       const int64_t* row = info.data<int64_t>() + 3 * r;
@@ -306,7 +319,8 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
     }
     RAE_CHECK(written == S, "checkpoint: ", written, " shards written, expected ", S);
     const std::string sp = (tmp / "state.json").string();
-    m["files"]["state.json"] = {{"bytes", fs::file_size(sp)}, {"checksum", hex64(file_checksum(sp))}};
+    m["files"]["state.json"] = {{"bytes", fs::file_size(sp)},
+                                {"checksum", hex64(file_checksum(sp))}};
     write_file_atomic((tmp / "manifest.json").string(), m.dump(2) + "\n");
     fs::remove_all(final_dir);
     fs::rename(tmp, final_dir);
@@ -366,7 +380,8 @@ void ShardedTraining::load_sharded(const std::string& dir, nn::ParamStore& ps, R
   std::map<int, safetensors::File> files;
   auto file = [&](int k) -> const safetensors::File& {
     auto it = files.find(k);
-    if (it == files.end()) it = files.emplace(k, safetensors::load((d / shard_file(k, old_shards)).string())).first;
+    if (it == files.end())
+      it = files.emplace(k, safetensors::load((d / shard_file(k, old_shards)).string())).first;
     return it->second;
   };
   auto& pgs = ps.groups();
@@ -441,7 +456,8 @@ std::optional<std::string> latest_valid_any_checkpoint(const std::string& run_di
 bool has_sharded_checkpoint(const std::string& run_dir) {
   for (auto& d : list_checkpoints(run_dir)) {
     try {
-      if (read_json(fs::path(d) / "manifest.json").value("format", "") == kShardedFormat) return true;
+      if (read_json(fs::path(d) / "manifest.json").value("format", "") == kShardedFormat)
+        return true;
     } catch (const std::exception&) {
     }
   }
@@ -477,7 +493,8 @@ void export_checkpoint(const std::string& checkpoint_dir, bool ema, const std::s
       pg.data.narrow(0, b, e - b).copy_from(f.get(what + pg.name, DType::F32, Shape{e - b}));
     }
   }
-  safetensors::save(out, ps.state_dict(), {{"dit_config", cfg_json}, {"step", std::to_string(st.step)}});
+  safetensors::save(out, ps.state_dict(),
+                    {{"dit_config", cfg_json}, {"step", std::to_string(st.step)}});
 }
 
 // ---- session ----
@@ -491,8 +508,8 @@ DistSession::DistSession(const DistSessionOptions& o, const TrainConfig& cfg,
   dist::check_consistency(*world_, config_text);
   ShardOptions so;
   so.strategy = dist::parse_strategy(o.shard);
-  RAE_CHECK(o.comm_dtype == "fp32" || o.comm_dtype == "bf16", "--dist.comm_dtype '",
-            o.comm_dtype, "' (expected fp32 or bf16)");
+  RAE_CHECK(o.comm_dtype == "fp32" || o.comm_dtype == "bf16", "--dist.comm_dtype '", o.comm_dtype,
+            "' (expected fp32 or bf16)");
   so.comm_dtype = o.comm_dtype == "bf16" ? DType::BF16 : DType::F32;
   sync_ = std::make_unique<ShardedTraining>(*world_, so, cfg);
   if (world_->rank() == 0)
@@ -502,7 +519,9 @@ DistSession::DistSession(const DistSessionOptions& o, const TrainConfig& cfg,
 
 DistSession::~DistSession() = default;
 
-dist::Communicator& DistSession::world() { return *world_; }
+dist::Communicator& DistSession::world() {
+  return *world_;
+}
 
 void DistSession::report_start(const nn::ParamStore& ps) {
   if (world_->rank() == 0) log::info("memory per rank: ", sync_->memory_report(ps));
@@ -511,8 +530,7 @@ void DistSession::report_start(const nn::ParamStore& ps) {
 void DistSession::finish() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  log::info("measured peak resident memory ",
-            mib(static_cast<double>(ru.ru_maxrss) * 1024));
+  log::info("measured peak resident memory ", mib(static_cast<double>(ru.ru_maxrss) * 1024));
   dist::finalize(*world_);
 }
 

@@ -66,7 +66,7 @@ class ShardedTraining : public GradientSync {
   struct Group {
     std::string name;
     int64_t numel = 0, padded = 0, shard_numel = 0;
-    int64_t begin = 0, end = 0;  // owned range of the group's elements
+    int64_t begin = 0, end = 0;    // owned range of the group's elements
     Tensor grad_shard, m, v, ema;  // (shard_numel) F32; [0, end - begin) is meaningful
   };
   void attach(const nn::ParamStore& ps);

@@ -32,12 +32,14 @@ int main(int argc, char** argv) {
     auto world = dist::MpiCommunicator::create_world(dist::DistOptions::from_env());
     const int rank = world->rank(), size = world->size();
     if (mode == "hook")
-      dist::watchdog::add_abort_hook([] { std::this_thread::sleep_for(std::chrono::seconds(600)); });
+      dist::watchdog::add_abort_hook(
+          [] { std::this_thread::sleep_for(std::chrono::seconds(600)); });
     dist::check_consistency(*world, mode == "config" && rank == 1 ? "lr=2e-4" : "lr=1e-4");
     Tensor t = Tensor::full({1024}, 1.0);
     for (int step = 0; step < 20; ++step) {
       dist::set_step(step);
-      if ((mode == "sleep" || mode == "hook") && rank == 1 && step == 3) std::this_thread::sleep_for(std::chrono::seconds(600));
+      if ((mode == "sleep" || mode == "hook") && rank == 1 && step == 3)
+        std::this_thread::sleep_for(std::chrono::seconds(600));
       if (mode == "sigkill" && rank == size - 1 && step == 3) {
         std::fprintf(stderr, "rank %d: SIGKILL myself at step %d\n", rank, step);
         std::fflush(stderr);
