@@ -6,6 +6,8 @@
 #   MODE elastic: full_shard on 4 ranks to step 15, resumed on 2 ranks to 30 (within 1e-4 of the
 #        single-process run); 4 ranks to 15 resumed on 4 is byte-identical to 4 ranks straight;
 #        rae export of the sharded run has the single-process run's tensor names
+#   MODE variants: np 4 under hybrid_shard (2 "nodes" of 2) and shard_grad_op within 1e-4; bf16
+#        gradients (full_shard) within 5e-3 (bf16 rounds each gradient to 8 bits)
 #   MODE kill: one of 3 ranks is SIGKILLed mid-run: the job must exit non-zero within 60 s
 set -euo pipefail
 RAE="$1"; SRC="$2"; WORK="$3"; MODE="$4"
@@ -15,12 +17,12 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 T=(train --config "$SRC/jobs/tiny.cfg" --cache synthetic:256x8x32x10 --log.progress=false
    --checkpoint.every=1000)
 losses() { sed -n 's/.*"loss":\([^,}]*\).*/\1/p' "$1/metrics.jsonl"; }
-# close REF RUN: every loss within 1e-4 relative; prints the worst.
+# close REF RUN [TOL]: every loss within TOL (1e-4) relative; prints the worst.
 close() {
-  paste <(losses "$1") <(losses "$2") | awk -v run="$2" '
+  paste <(losses "$1") <(losses "$2") | awk -v run="$2" -v tol="${3:-1e-4}" '
     { n++; d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > m) m = d }
     END { printf "%s: %d losses, max relative difference %.3g\n", run, n, m;
-          exit !(n == 30 && m <= 1e-4) }'
+          exit !(n == 30 && m <= tol) }'
 }
 reference() { "$RAE" "${T[@]}" --run-dir "$WORK/ref" --steps 30 2> "$WORK/ref.log"; }
 
@@ -57,6 +59,18 @@ case "$MODE" in
     names() { head -c 8 "$1" > /dev/null; LC_ALL=C grep -ao '"[A-Za-z0-9_.]*":{"dtype"' "$1" | sort; }
     cmp <(names "$WORK/e.safetensors") <(names "$WORK/ref.safetensors")
     echo "export: same tensor names as the single-process checkpoint"
+    ;;
+  variants)
+    reference
+    $MPIRUN -np 4 "$RAE" "${T[@]}" --shard hybrid_shard --dist.node_size=2 --run-dir "$WORK/h" \
+      --steps 30 2> "$WORK/h.log"
+    grep -q "2 node(s) of 2" "$WORK/h.log"
+    close "$WORK/ref" "$WORK/h"
+    $MPIRUN -np 4 "$RAE" "${T[@]}" --shard shard_grad_op --run-dir "$WORK/z2" --steps 30 2> "$WORK/z2.log"
+    close "$WORK/ref" "$WORK/z2"
+    $MPIRUN -np 2 "$RAE" "${T[@]}" --shard full_shard --dist.comm_dtype=bf16 --run-dir "$WORK/bf" \
+      --steps 30 2> "$WORK/bf.log"
+    close "$WORK/ref" "$WORK/bf" 5e-3
     ;;
   kill)
     $MPIRUN -np 3 "$RAE" "${T[@]}" --shard full_shard --run-dir "$WORK/k" --steps 100000 \
