@@ -2,15 +2,16 @@
 // one to one by tests/reference/bench_ops_torch.py (same names, shapes and thread count);
 // bench/compare_cpu_ops.sh runs both and prints the ratios (docs/perf/cpu-ops.md).
 //
-// Threads: RAE_BENCH_THREADS (default: all cores) caps both oneTBB and OpenBLAS.
+// Threads: RAE_BENCH_THREADS (default: all cores) caps both oneTBB and OpenBLAS
+// (RAE_BENCH_BLAS_THREADS, if set, overrides OpenBLAS alone).
 //   build/bench/bench_ops --benchmark_min_time=0.2 --benchmark_filter=gemm
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <tbb/global_control.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <memory>
 #include <thread>
 
 #include "core/rng.h"
@@ -33,7 +34,8 @@ Tensor randn(const Shape& shape, uint64_t stream, double std = 1.0) {
   Tensor t = Tensor::empty(shape, DType::F32);
   float* p = t.data<float>();
   rae::rng::Key key{1234, rae::rng::Purpose::Test, stream, 0};
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(std * rae::rng::normal_at(key, i));
+  for (int64_t i = 0; i < t.numel(); ++i)
+    p[i] = static_cast<float>(std * rae::rng::normal_at(key, i));
   return t;
 }
 
@@ -45,7 +47,8 @@ void BM_gemm(benchmark::State& state) {
     rae::ops::matmul(C, A, W, false, true);
     benchmark::DoNotOptimize(C.raw());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 constexpr int64_t kB = 8, kT = 256, kH = 6, kD = 64, kC = 384;
@@ -82,21 +85,23 @@ void BM_attention_fwdbwd(benchmark::State& state) {
 // Per-sample adaLN on RMSNorm output, as in the DiT^DH body blocks.
 void BM_rmsnorm_modulate_fwd(benchmark::State& state) {
   Tensor x = randn({kB, kT, kC}, 5), w = randn({kC}, 6), shift = randn({kB, kC}, 7),
-         scale = randn({kB, kC}, 8), out = Tensor::empty({kB, kT, kC}), rstd = Tensor::empty({kB * kT});
+         scale = randn({kB, kC}, 8), out = Tensor::empty({kB, kT, kC}),
+         rstd = Tensor::empty({kB * kT});
   for (auto _ : state) {
     rae::ops::rmsnorm_modulate_forward(out, rstd, x, w, shift, scale, 1e-6);
     benchmark::DoNotOptimize(out.raw());
   }
-  state.counters["GB/s"] = benchmark::Counter(2.0 * 4 * kB * kT * kC, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1024);
+  state.counters["GB/s"] =
+      benchmark::Counter(2.0 * 4 * kB * kT * kC, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1024);
 }
 
 void BM_rmsnorm_modulate_fwdbwd(benchmark::State& state) {
   Tensor x = randn({kB, kT, kC}, 5), w = randn({kC}, 6), shift = randn({kB, kC}, 7),
          scale = randn({kB, kC}, 8), dout = randn({kB, kT, kC}, 9);
   Tensor out = Tensor::empty({kB, kT, kC}), rstd = Tensor::empty({kB * kT});
-  Tensor dx = Tensor::empty({kB, kT, kC}), dw = Tensor::empty({kC}), dshift = Tensor::empty({kB, kC}),
-         dscale = Tensor::empty({kB, kC});
+  Tensor dx = Tensor::empty({kB, kT, kC}), dw = Tensor::empty({kC}),
+         dshift = Tensor::empty({kB, kC}), dscale = Tensor::empty({kB, kC});
   for (auto _ : state) {
     rae::ops::rmsnorm_modulate_forward(out, rstd, x, w, shift, scale, 1e-6);
     dx.zero_();
@@ -111,7 +116,8 @@ void BM_rmsnorm_modulate_fwdbwd(benchmark::State& state) {
 // One AdamW step over 10M F32 parameters (one flat buffer, as the trainer keeps them).
 void BM_adamw(benchmark::State& state) {
   const int64_t n = state.range(0);
-  Tensor p = randn({n}, 10), g = randn({n}, 11, 0.01), m = Tensor::zeros({n}), v = Tensor::zeros({n});
+  Tensor p = randn({n}, 10), g = randn({n}, 11, 0.01), m = Tensor::zeros({n}),
+         v = Tensor::zeros({n});
   rae::ops::AdamWParams hp;
   hp.lr = 1e-4;
   hp.beta1 = 0.9;
@@ -123,19 +129,47 @@ void BM_adamw(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   // reads p, g, m, v and writes p, m, v: 7 * 4 bytes per parameter
-  state.counters["GB/s"] = benchmark::Counter(28.0 * n, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1024);
+  state.counters["GB/s"] = benchmark::Counter(
+      28.0 * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1024);
 }
 
 // Names match bench_ops_torch.py.
-BENCHMARK(BM_gemm)->Name("gemm_2048x384x1152")->Args({2048, 384, 1152})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_gemm)->Name("gemm_2048x384x1024")->Args({2048, 384, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_gemm)->Name("gemm_2048x1024x384")->Args({2048, 1024, 384})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_attention_fwd)->Name("attention_fwd_B8_T256_H6_D64")->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_attention_fwdbwd)->Name("attention_fwdbwd_B8_T256_H6_D64")->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_rmsnorm_modulate_fwd)->Name("rmsnorm_modulate_fwd_B8_T256_C384")->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_rmsnorm_modulate_fwdbwd)->Name("rmsnorm_modulate_fwdbwd_B8_T256_C384")->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_adamw)->Name("adamw_10M")->Arg(10'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_gemm)
+    ->Name("gemm_2048x384x1152")
+    ->Args({2048, 384, 1152})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_gemm)
+    ->Name("gemm_2048x384x1024")
+    ->Args({2048, 384, 1024})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_gemm)
+    ->Name("gemm_2048x1024x384")
+    ->Args({2048, 1024, 384})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_attention_fwd)
+    ->Name("attention_fwd_B8_T256_H6_D64")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_attention_fwdbwd)
+    ->Name("attention_fwdbwd_B8_T256_H6_D64")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_rmsnorm_modulate_fwd)
+    ->Name("rmsnorm_modulate_fwd_B8_T256_C384")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_rmsnorm_modulate_fwdbwd)
+    ->Name("rmsnorm_modulate_fwdbwd_B8_T256_C384")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_adamw)
+    ->Name("adamw_10M")
+    ->Arg(10'000'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 
@@ -144,9 +178,14 @@ int main(int argc, char** argv) {
   if (const char* s = std::getenv("RAE_BENCH_THREADS")) threads = std::atoi(s);
   if (threads < 1) threads = 1;
   // One cap for both pools: TBB runs the row-parallel kernels, OpenBLAS the GEMMs.
+  // RAE_BENCH_BLAS_THREADS overrides OpenBLAS alone (experiments on nested parallelism).
+  int blas_threads = threads;
+  if (const char* s = std::getenv("RAE_BENCH_BLAS_THREADS"))
+    blas_threads = std::max(1, std::atoi(s));
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, threads);
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(blas_threads);
   benchmark::AddCustomContext("threads", std::to_string(threads));
+  benchmark::AddCustomContext("blas_threads", std::to_string(blas_threads));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

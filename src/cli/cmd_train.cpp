@@ -1,11 +1,10 @@
 // rae train --config F --cache DIR --run-dir DIR [--steps N] [--section.key=value ...]
 // Grid, channels and classes come from the cache manifest; --steps is the run's total. The run
 // resumes from the newest checkpoint in --run-dir that verifies.
+#include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-
-#include <boost/program_options.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -38,10 +37,11 @@ std::unique_ptr<train::BatchStream> open_source(const std::string& spec) {
 
 int cmd_train(int argc, char** argv) {
   po::options_description general("rae train options");
-  general.add_options()("help,h", "show this help")(
-      "config", po::value<std::string>(), "training config file (jobs/*.cfg)")(
+  general.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                    "training config file (jobs/*.cfg)")(
       "cache", po::value<std::string>(), "latent cache directory")(
-      "run-dir", po::value<std::string>(), "run directory (created; resumed if it has checkpoints)")(
+      "run-dir", po::value<std::string>(),
+      "run directory (created; resumed if it has checkpoints)")(
       "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)")(
       "shard", po::value<std::string>(),
       "data parallelism under mpirun: no_shard | shard_grad_op | full_shard | hybrid_shard "

@@ -24,13 +24,20 @@ using json = nlohmann::json;
 // The format's dtype spellings for the dtypes we support.
 const char* format_dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F64: return "F64";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-    case DType::I32: return "I32";
-    case DType::I64: return "I64";
-    case DType::U8: return "U8";
+    case DType::F32:
+      return "F32";
+    case DType::F64:
+      return "F64";
+    case DType::BF16:
+      return "BF16";
+    case DType::F16:
+      return "F16";
+    case DType::I32:
+      return "I32";
+    case DType::I64:
+      return "I64";
+    case DType::U8:
+      return "U8";
   }
   return "?";
 }
@@ -50,8 +57,8 @@ bool parse_format_dtype(const std::string& s, DType* out) {
 
 // Dtypes the format defines but this project does not load (named in the error message).
 bool is_known_unsupported_dtype(const std::string& s) {
-  static const char* names[] = {"BOOL", "I8", "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2",
-                                "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"};
+  static const char* names[] = {"BOOL",    "I8",      "I16", "U16",     "U32",     "U64", "F8_E4M3",
+                                "F8_E5M2", "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2", "C64"};
   for (const char* n : names)
     if (s == n) return true;
   return false;
@@ -68,7 +75,8 @@ struct Entry {
 uint64_t json_uint(const json& v, const std::string& file, const std::string& tensor,
                    const char* what) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  if (v.is_number_integer() && v.get<int64_t>() >= 0)
+    return static_cast<uint64_t>(v.get<int64_t>());
   RAE_THROW("safetensors file '", file, "': tensor '", tensor, "': ", what,
             " must hold non-negative integers, got ", v.dump());
 }
@@ -167,8 +175,8 @@ Layout parse_layout(const char* data, size_t size, const std::string& file) {
     RAE_THROW("safetensors file '", file, "': header length ", n, " exceeds the limit of ",
               kMaxHeaderBytes, " bytes (corrupt file?)");
   if (n > size - 8)
-    RAE_THROW("safetensors file '", file, "': truncated: header length ", n, " but only ",
-              size - 8, " bytes follow");
+    RAE_THROW("safetensors file '", file, "': truncated: header length ", n, " but only ", size - 8,
+              " bytes follow");
   if (n < 2 || data[8] != '{')
     RAE_THROW("safetensors file '", file, "': header does not start with '{'");
 
@@ -201,14 +209,15 @@ Layout parse_layout(const char* data, size_t size, const std::string& file) {
   for (const Entry& e : layout.entries) {
     if (e.begin != expect)
       RAE_THROW("safetensors file '", file, "': tensor '", e.name, "' data_offsets [", e.begin,
-                ", ", e.end, "] ", (e.begin < expect ? "overlap the previous tensor" : "leave a hole"),
+                ", ", e.end, "] ",
+                (e.begin < expect ? "overlap the previous tensor" : "leave a hole"),
                 " (expected begin ", expect, ")");
     expect = e.end;
   }
   if (expect != data_bytes)
-    RAE_THROW("safetensors file '", file, "': ", (expect < data_bytes ? "size mismatch: " : "truncated: "),
-              "tensors cover ", expect, " data bytes but the file has ", data_bytes,
-              " after the header");
+    RAE_THROW("safetensors file '", file,
+              "': ", (expect < data_bytes ? "size mismatch: " : "truncated: "), "tensors cover ",
+              expect, " data bytes but the file has ", data_bytes, " after the header");
   return layout;
 }
 
@@ -235,7 +244,9 @@ File build_file(const char* data, size_t size, const std::string& file,
   return f;
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 // write() all of `len` bytes, retrying on short writes and EINTR.
 void write_all(int fd, const void* buf, size_t len, const std::string& path) {
@@ -253,7 +264,9 @@ void write_all(int fd, const void* buf, size_t len, const std::string& path) {
 
 }  // namespace
 
-bool File::contains(const std::string& name) const { return tensors.count(name) != 0; }
+bool File::contains(const std::string& name) const {
+  return tensors.count(name) != 0;
+}
 
 Tensor File::get(const std::string& name) const {
   auto it = tensors.find(name);
@@ -334,8 +347,8 @@ void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
     json shape = json::array();
     for (int64_t d : t.shape()) shape.push_back(d);
     uint64_t end = offset + t.nbytes();
-    header[name] = {{"dtype", format_dtype_name(t.dtype())}, {"shape", shape},
-                    {"data_offsets", {offset, end}}};
+    header[name] = {
+        {"dtype", format_dtype_name(t.dtype())}, {"shape", shape}, {"data_offsets", {offset, end}}};
     offset = end;
   }
   if (!metadata.empty()) {
@@ -347,8 +360,10 @@ void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
   try {
     text = header.dump();
   } catch (const json::exception& e) {
-    RAE_THROW("safetensors: writing '", path, "': cannot encode header (names and metadata must be "
-              "UTF-8): ", e.what());
+    RAE_THROW("safetensors: writing '", path,
+              "': cannot encode header (names and metadata must be "
+              "UTF-8): ",
+              e.what());
   }
   text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data area starts 8-aligned
   if (text.size() > kMaxHeaderBytes)

@@ -14,8 +14,10 @@
 #include "core/log.h"
 #include "dist/consistency.h"
 #include "dist/mpi_communicator.h"
+#include "dist/nccl_communicator.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
+#include "ops/elementwise.h"
 #include "ops/optim.h"
 #include "train/optimizer.h"
 
@@ -178,21 +180,31 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
   }
 }
 
+// Small host values through a communicator of any backend (NCCL needs device memory).
+Tensor ShardedTraining::on_comm(dist::Communicator& c, const Tensor& host) {
+  return host.to(c.device());
+}
+Tensor ShardedTraining::to_host(const Tensor& t) {
+  return t.to(Device::cpu());
+}
+
 double ShardedTraining::sum_scalar(double v) {
-  Tensor t = Tensor::full({1}, v, DType::F64);
-  world_.all_reduce(t, dist::ReduceOp::Sum);
-  return t.item(0);
+  Tensor t = on_comm(world_, Tensor::full({1}, v, DType::F64));
+  world_.all_reduce_async(t, dist::ReduceOp::Sum).synchronize();
+  return to_host(t).item(0);
 }
 
 double ShardedTraining::grad_norm(const nn::ParamStore& ps) {
   if (shards() == 1) return global_grad_norm(ps);  // every rank holds the whole reduced gradient
   double local = 0;
-  for (const Group& g : g_)
-    if (g.end > g.begin)
-      local += deterministic_sum_squares(g.grad_shard.narrow(0, 0, g.end - g.begin));
-  Tensor t = Tensor::full({1}, local, DType::F64);
-  groups_.shard->all_reduce(t, dist::ReduceOp::Sum);  // replicas hold equal shards
-  return std::sqrt(t.item(0));
+  for (const Group& g : g_) {
+    if (g.end == g.begin) continue;
+    Tensor part = g.grad_shard.narrow(0, 0, g.end - g.begin);
+    local += part.is_cuda() ? ops::sum_squares(part) : deterministic_sum_squares(part);
+  }
+  Tensor t = on_comm(*groups_.shard, Tensor::full({1}, local, DType::F64));
+  groups_.shard->all_reduce_async(t, dist::ReduceOp::Sum).synchronize();  // replicas are equal
+  return std::sqrt(to_host(t).item(0));
 }
 
 void ShardedTraining::optimizer_step(nn::ParamStore& ps, double lr, double grad_scale,
@@ -284,7 +296,11 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
   } else {
     mine.data<int64_t>()[0] = -1;
   }
-  world_.all_gather(mine, info);
+  {
+    Tensor dev_info = on_comm(world_, info);
+    world_.all_gather_async(on_comm(world_, mine), dev_info).synchronize();
+    info = to_host(dev_info);
+  }
   std::string out;
   if (rank() == 0) {
     json s = {{"step", st.step},
@@ -347,7 +363,11 @@ std::optional<RunState> ShardedTraining::load_latest_checkpoint(const std::strin
     if (auto d = latest_valid_any_checkpoint(run_dir))
       step.data<int64_t>()[0] = std::stoll(fs::path(*d).filename().string().substr(5));
   }
-  world_.broadcast(step, 0);
+  {
+    Tensor dev_step = on_comm(world_, step);
+    world_.broadcast_async(dev_step, 0).synchronize();
+    step = to_host(dev_step);
+  }
   if (step.data<int64_t>()[0] < 0) return std::nullopt;
   const std::string dir =
       (fs::path(run_dir) / "checkpoints" / checkpoint_name(step.data<int64_t>()[0])).string();
@@ -511,10 +531,19 @@ DistSession::DistSession(const DistSessionOptions& o, const TrainConfig& cfg,
   RAE_CHECK(o.comm_dtype == "fp32" || o.comm_dtype == "bf16", "--dist.comm_dtype '", o.comm_dtype,
             "' (expected fp32 or bf16)");
   so.comm_dtype = o.comm_dtype == "bf16" ? DType::BF16 : DType::F32;
-  sync_ = std::make_unique<ShardedTraining>(*world_, so, cfg);
+  // CUDA training moves tensors with NCCL (one GPU per rank); MPI stays for the start-up check.
+  dist::Communicator* data_comm = world_.get();
+  if (parse_device(cfg.device).is_cuda()) {
+    RAE_CHECK(dist::nccl_compiled(), "train.device = ", cfg.device,
+              " under mpirun needs a CUDA build with NCCL");
+    nccl_ = dist::make_nccl_communicator(*world_);
+    data_comm = nccl_.get();
+  }
+  sync_ = std::make_unique<ShardedTraining>(*data_comm, so, cfg);
   if (world_->rank() == 0)
     log::info("distributed: ", world_->size(), " ranks, ", world_->num_nodes(), " node(s) of ",
-              world_->local_size(), ", watchdog timeout ", o.timeout_s, " s");
+              world_->local_size(), ", ", data_comm->backend(), " collectives, watchdog timeout ",
+              o.timeout_s, " s");
 }
 
 DistSession::~DistSession() = default;

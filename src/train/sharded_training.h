@@ -27,6 +27,7 @@
 
 #include "dist/communicator.h"
 #include "dist/flat_shard.h"
+#include "dist/mpi_communicator.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -77,6 +78,8 @@ class ShardedTraining : public GradientSync {
   void gather_params(nn::ParamStore& ps);
   void load_sharded(const std::string& dir, nn::ParamStore& ps, RunState* st);
   void load_single(const std::string& dir, nn::ParamStore& ps, RunState* st);
+  static Tensor on_comm(dist::Communicator& c, const Tensor& host);
+  static Tensor to_host(const Tensor& t);
 
   dist::Communicator& world_;
   ShardOptions opts_;
@@ -88,7 +91,8 @@ class ShardedTraining : public GradientSync {
 };
 
 // A distributed training session for `rae train`: MPI world (watchdog timeout, node size), the
-// start-up consistency check of the config, and the ShardedTraining hook.
+// start-up consistency check of the config, and the ShardedTraining hook (over NCCL when
+// train.device is CUDA, else MPI).
 struct DistSessionOptions {
   std::string shard = "no_shard";
   std::string comm_dtype = "fp32";  // fp32 | bf16
@@ -106,7 +110,8 @@ class DistSession {
   void finish();  // prints the measured peak and finalizes MPI (success only)
 
  private:
-  std::unique_ptr<dist::Communicator> world_;
+  std::unique_ptr<dist::MpiCommunicator> world_;
+  std::unique_ptr<dist::Communicator> nccl_;  // CUDA training only
   std::unique_ptr<ShardedTraining> sync_;
 };
 

@@ -104,8 +104,10 @@ TEST(Safetensors, RoundTripAllDtypes) {
 
 TEST(Safetensors, MetadataAndOverwrite) {
   std::string path = test::make_temp_dir("st") + "/meta.safetensors";
-  std::map<std::string, std::string> meta = {
-      {"step", "1200"}, {"config", "{\"depth\": 12}"}, {"empty", ""}, {"utf8", "\xc3\xa9t\xc3\xa9"}};
+  std::map<std::string, std::string> meta = {{"step", "1200"},
+                                             {"config", "{\"depth\": 12}"},
+                                             {"empty", ""},
+                                             {"utf8", "\xc3\xa9t\xc3\xa9"}};
   st::save(path, {{"w", Tensor::full({2}, 1.0)}}, meta);
   EXPECT_EQ(st::load(path).metadata, meta);
   // Overwriting replaces the file as a whole.
@@ -209,7 +211,8 @@ TEST(Safetensors, TruncatedFile) {
       std::string msg = e.what();
       EXPECT_NE(msg.find(p), std::string::npos) << msg;
       // Cuts inside the JSON are reported as a truncated header or as invalid JSON.
-      bool says = msg.find("truncated") != std::string::npos || msg.find("JSON") != std::string::npos;
+      bool says =
+          msg.find("truncated") != std::string::npos || msg.find("JSON") != std::string::npos;
       EXPECT_TRUE(says) << "cut at " << cut << ": " << msg;
     }
   }
@@ -243,8 +246,8 @@ TEST(Safetensors, CorruptHeader) {
                               R"("x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                               8),
                      "duplicate");
-  expect_parse_error(raw_file(R"({"x":{"dtype":"F32","shape":[[[[[1]]]]],"data_offsets":[0,4]}})", 4),
-                     "deep");
+  expect_parse_error(
+      raw_file(R"({"x":{"dtype":"F32","shape":[[[[[1]]]]],"data_offsets":[0,4]}})", 4), "deep");
   expect_parse_error(
       raw_file(R"({"x":{"dtype":"U8","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,1]}})", 1),
       "dims");
@@ -259,25 +262,22 @@ TEST(Safetensors, WrongOffsets) {
   auto one = [](const std::string& offs) {
     return R"({"x":{"dtype":"F32","shape":[2],"data_offsets":)" + offs + "}}";
   };
-  expect_parse_error(raw_file(one("[0,4]"), 8), "needs 8");          // span vs shape
+  expect_parse_error(raw_file(one("[0,4]"), 8), "needs 8");  // span vs shape
   expect_parse_error(raw_file(one("[8,0]"), 8), "end before begin");
-  expect_parse_error(raw_file(one("[4,12]"), 12), "hole");           // data does not start at 0
-  expect_parse_error(raw_file(one("[0,8]"), 4), "truncated");        // data shorter than offsets
+  expect_parse_error(raw_file(one("[4,12]"), 12), "hole");          // data does not start at 0
+  expect_parse_error(raw_file(one("[0,8]"), 4), "truncated");       // data shorter than offsets
   expect_parse_error(raw_file(one("[0,8]"), 12), "size mismatch");  // bytes left over
   expect_parse_error(raw_file(one("[0]"), 8), "data_offsets");
   expect_parse_error(raw_file(one("[18446744073709551615,7]"), 8), "end before begin");
-  const std::string two_overlap =
-      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
+  const std::string two_overlap = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                  R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
   expect_parse_error(raw_file(two_overlap, 12), "overlap");
-  const std::string two_hole =
-      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})";
+  const std::string two_hole = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                               R"("b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})";
   expect_parse_error(raw_file(two_hole, 20), "hole");
   // Offsets listed out of order in the JSON are fine as long as they tile the data.
-  const std::string two_swapped =
-      R"({"b":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},)"
-      R"("a":{"dtype":"F32","shape":[2],"data_offsets":[3,11]}})";
+  const std::string two_swapped = R"({"b":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},)"
+                                  R"("a":{"dtype":"F32","shape":[2],"data_offsets":[3,11]}})";
   std::vector<char> ok = raw_file(two_swapped, 11);
   st::File f = st::parse(ok.data(), ok.size(), "swapped");
   EXPECT_EQ(f.names, (std::vector<std::string>{"b", "a"}));
@@ -339,9 +339,26 @@ TEST(Safetensors, BoundedFuzzNeverCrashes) {
     seeds.push_back(read_bytes(dir + "/b.safetensors"));
     seeds.push_back(read_bytes(test::golden_path("io/python_safetensors.safetensors")));
   }
-  const char* tokens[] = {"{", "}", "[", "]", ",", ":", "\"", "0", "-1", "1e400", "18446744073709551616",
-                          "\"F32\"", "\"U8\"", "\"shape\"", "\"data_offsets\"", "null", "\\u0000",
-                          "\"__metadata__\"", "4294967295", " "};
+  const char* tokens[] = {"{",
+                          "}",
+                          "[",
+                          "]",
+                          ",",
+                          ":",
+                          "\"",
+                          "0",
+                          "-1",
+                          "1e400",
+                          "18446744073709551616",
+                          "\"F32\"",
+                          "\"U8\"",
+                          "\"shape\"",
+                          "\"data_offsets\"",
+                          "null",
+                          "\\u0000",
+                          "\"__metadata__\"",
+                          "4294967295",
+                          " "};
   rng::Key key{20261126, rng::Purpose::Test, 77, 0};
   uint64_t draw = 0;
   auto rand_below = [&](uint64_t n) {
@@ -359,17 +376,26 @@ TEST(Safetensors, BoundedFuzzNeverCrashes) {
       size_t span = std::min<size_t>(b.size(), 8 + std::min<uint64_t>(hdr, b.size()));
       size_t pos = rand_below(rand_below(4) == 0 ? b.size() : span);
       switch (rand_below(7)) {
-        case 0: b[pos] = static_cast<char>(b[pos] ^ (1 << rand_below(8))); break;
-        case 1: b[pos] = static_cast<char>(rand_below(256)); break;
-        case 2: b.resize(rand_below(b.size() + 1)); break;
-        case 3: b.erase(b.begin() + pos, b.begin() + std::min(b.size(), pos + 1 + rand_below(8))); break;
+        case 0:
+          b[pos] = static_cast<char>(b[pos] ^ (1 << rand_below(8)));
+          break;
+        case 1:
+          b[pos] = static_cast<char>(rand_below(256));
+          break;
+        case 2:
+          b.resize(rand_below(b.size() + 1));
+          break;
+        case 3:
+          b.erase(b.begin() + pos, b.begin() + std::min(b.size(), pos + 1 + rand_below(8)));
+          break;
         case 4: {
           std::string tok = tokens[rand_below(sizeof(tokens) / sizeof(tokens[0]))];
           b.insert(b.begin() + pos, tok.begin(), tok.end());
           break;
         }
         case 5:  // change a digit: shapes and offsets
-          if (std::isdigit(static_cast<unsigned char>(b[pos]))) b[pos] = static_cast<char>('0' + rand_below(10));
+          if (std::isdigit(static_cast<unsigned char>(b[pos])))
+            b[pos] = static_cast<char>('0' + rand_below(10));
           break;
         case 6: {  // rewrite the header length field
           uint64_t v = rand_below(3) == 0 ? hdr + rand_below(16) - 8 : rand_below(1ull << 40);

@@ -64,7 +64,9 @@ constexpr Tol kF64Tol{1e-10, 1e-10};
 
 const DType kDtypes[] = {DType::F64, DType::F32};
 
-Tol tol_for(DType dt, Tol f32) { return dt == DType::F64 ? kF64Tol : f32; }
+Tol tol_for(DType dt, Tol f32) {
+  return dt == DType::F64 ? kF64Tol : f32;
+}
 
 double max_abs(const Tensor& t) {
   double m = 0;
@@ -79,10 +81,10 @@ void expect_close(const Tensor& got, const Tensor& ref, Tol tol, const std::stri
   if (std::getenv("RAE_GOLDEN_VERBOSE"))  // prints every comparison's error level
     std::printf("%-44s %-4s max|err| %.3e  max|ref| %.3e  ratio %.3e\n", what.c_str(),
                 dtype_name(got.dtype()), test::max_abs_diff(got, ref), max_abs(ref), ratio);
-  EXPECT_LE(ratio, 1.0) << what << " (" << dtype_name(got.dtype()) << "): max |got - ref| = "
-                        << test::max_abs_diff(got, ref) << ", max |ref| = " << max_abs(ref)
-                        << ", ratio to tolerance " << ratio << " (rtol " << tol.rtol << ", atol "
-                        << tol.atol << " * max|ref|)";
+  EXPECT_LE(ratio, 1.0) << what << " (" << dtype_name(got.dtype())
+                        << "): max |got - ref| = " << test::max_abs_diff(got, ref)
+                        << ", max |ref| = " << max_abs(ref) << ", ratio to tolerance " << ratio
+                        << " (rtol " << tol.rtol << ", atol " << tol.atol << " * max|ref|)";
 }
 
 // Gradient buffers start non-zero so that accumulation (+=) is checked, not just the value.
@@ -130,10 +132,14 @@ std::string key(const char* prefix, long n) {
   return s;
 }
 
-Tensor empty_like(const Tensor& ref, DType dt) { return Tensor::empty(ref.shape(), dt); }
+Tensor empty_like(const Tensor& ref, DType dt) {
+  return Tensor::empty(ref.shape(), dt);
+}
 
 // The dtype of saved statistics (mean, rstd, lse): F32, or F64 for F64 inputs.
-DType stat_dtype(DType dt) { return dt == DType::F64 ? DType::F64 : DType::F32; }
+DType stat_dtype(DType dt) {
+  return dt == DType::F64 ? DType::F64 : DType::F32;
+}
 
 }  // namespace
 
@@ -326,20 +332,23 @@ TEST(OpsGolden, Softmax) {
 
 // F32: rtol 2e-5 / atol 2e-5 * max: two chained reductions (QK^T over D = 8, then P V over
 // T = 12) with an online-softmax rescaling; the backward adds a third (dP row sums).
+// Two cases: B2 T12 H2 D8, and B1 T67 H2 D16 (crosses a 64-token tile boundary).
 TEST(OpsGolden, Attention) {
-  Golden g("attention");
-  const double scale = g.param("scale");
-  for (DType dt : kDtypes) {
-    Tol tol = tol_for(dt, {2e-5, 2e-5});
-    Tensor qkv = g.in("qkv", dt);
-    Tensor out = empty_like(g.ref("out"), dt), lse = empty_like(g.ref("lse"), stat_dtype(dt));
-    ops::attention_forward(out, lse, qkv, scale);
-    expect_close(out, g.ref("out"), tol, "attention out");
-    expect_close(lse, g.ref("lse"), tol, "attention lse");
-    GradCheck gc(g, dt, tol);
-    Tensor dqkv = gc.make("qkv");
-    ops::attention_backward(dqkv, g.in("dout", dt), qkv, out, lse, scale);
-    gc.check("attention");
+  for (const char* name : {"attention", "attention_long"}) {
+    Golden g(name);
+    const double scale = g.param("scale");
+    for (DType dt : kDtypes) {
+      Tol tol = tol_for(dt, {2e-5, 2e-5});
+      Tensor qkv = g.in("qkv", dt);
+      Tensor out = empty_like(g.ref("out"), dt), lse = empty_like(g.ref("lse"), stat_dtype(dt));
+      ops::attention_forward(out, lse, qkv, scale);
+      expect_close(out, g.ref("out"), tol, std::string(name) + " out");
+      expect_close(lse, g.ref("lse"), tol, std::string(name) + " lse");
+      GradCheck gc(g, dt, tol);
+      Tensor dqkv = gc.make("qkv");
+      ops::attention_backward(dqkv, g.in("dout", dt), qkv, out, lse, scale);
+      gc.check(name);
+    }
   }
 }
 
@@ -352,7 +361,8 @@ TEST(OpsGolden, Rope2D) {
     const auto gh = static_cast<int64_t>(g.param("grid_h"));
     const auto gw = static_cast<int64_t>(g.param("grid_w"));
     const auto hd = static_cast<int64_t>(g.param("head_dim"));
-    Tensor cos = Tensor::empty({gh * gw, hd}, DType::F32), sin = Tensor::empty({gh * gw, hd}, DType::F32);
+    Tensor cos = Tensor::empty({gh * gw, hd}, DType::F32),
+           sin = Tensor::empty({gh * gw, hd}, DType::F32);
     ops::rope2d_tables(cos, sin, gh, gw, hd, g.param("theta"));
     expect_close(cos, g.ref("cos"), {0, 1e-6}, std::string(name) + " cos table");
     expect_close(sin, g.ref("sin"), {0, 1e-6}, std::string(name) + " sin table");
@@ -367,6 +377,16 @@ TEST(OpsGolden, Rope2D) {
       expect_close(dqkv, g.ref("dqkv"), tol, std::string(name) + " backward");
     }
   }
+}
+
+// The release's own float32 tables at DiT^DH-S's body configuration (16 x 16 tokens, head_dim
+// 64): atol 1e-6 (angles up to 15 rad; both sides float32, so a few ulp of the angle).
+TEST(OpsGolden, Rope2DTablesRealConfig) {
+  Golden g("rope_tables_16x16_d64");
+  Tensor cos = Tensor::empty({256, 64}, DType::F32), sin = Tensor::empty({256, 64}, DType::F32);
+  ops::rope2d_tables(cos, sin, 16, 16, 64, g.param("theta"));
+  expect_close(cos, g.ref("cos"), {0, 1e-6}, "rope 16x16 d64 cos table");
+  expect_close(sin, g.ref("sin"), {0, 1e-6}, "rope 16x16 d64 sin table");
 }
 
 // ---------------------------------------------------------------------------- modulate.h
@@ -411,9 +431,10 @@ TEST(OpsGolden, GateResidual) {
 
 // ---------------------------------------------------------------------------- embed.h
 
-// F32: atol 1e-6 (values in [-1, 1]; float32 sin/cos of arguments up to 4).
+// F32: atol 1e-6 (values in [-1, 1]; float32 sin/cos of arguments up to 15).
 TEST(OpsGolden, SinCosPosEmbed2D) {
-  for (const char* name : {"sincos_pos_embed", "sincos_pos_embed_nonsquare"}) {
+  for (const char* name :
+       {"sincos_pos_embed", "sincos_pos_embed_nonsquare", "sincos_pos_embed_16x16"}) {
     Golden g(name);
     for (DType dt : kDtypes) {
       Tensor out = empty_like(g.ref("out"), dt);

@@ -17,6 +17,7 @@ Files are tiny (a few KB each). Regenerate with tests/reference/regen_goldens.sh
 import math
 import os
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -28,8 +29,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OUT_DIR = os.path.join(ROOT, "tests", "goldens", "ops")
 SEED = 20260415
 
-gen = torch.Generator().manual_seed(SEED)
+gen = torch.Generator()
 written = []
+
+
+def reseed(case):
+    """Each case draws from its own stream (SEED, case name), so adding or reordering cases never
+    changes the other files."""
+    gen.manual_seed(SEED + zlib.crc32(case.encode()))
 
 
 def randn(*shape, std=1.0, mean=0.0):
@@ -52,7 +59,7 @@ def save(case, tensors, meta=None):
     out = {}
     for k, v in tensors.items():
         v = v.detach().contiguous()
-        if v.dtype == torch.float32:
+        if v.dtype == torch.float32 and not case.endswith("_d64"):  # the _d64 tables stay F32
             v = v.double()
         out[k] = v
     m = {"generator": "tests/reference/make_op_goldens.py", "torch": torch.__version__,
@@ -87,6 +94,7 @@ def backprop(out, inputs):
 def linear_cases():
     N, I, O = 6, 5, 7
     for bias in (True, False):
+        reseed("linear" if bias else "linear_nobias")
         x, w = leaf(randn(N, I)), leaf(randn(O, I, std=0.5))
         ins = {"x": x, "w": w}
         if bias:
@@ -100,6 +108,7 @@ def linear_cases():
 def matmul_cases():
     # Batched C = alpha * op(A) @ op(B) + beta * C0 for the four transpose combinations, and the
     # autograd gradients of the plain product (what linear_backward computes with matmul).
+    reseed("matmul")
     Bt, M, K, N = 3, 4, 5, 6
     alpha, beta = 0.75, -0.5
     t = {}
@@ -124,6 +133,7 @@ def matmul_cases():
 def layernorm_cases():
     N, C, eps = 5, 12, 1e-6
     for affine in (True, False):
+        reseed("layernorm" if affine else "layernorm_noaffine")
         x = leaf(randn(N, C, std=2.0, mean=0.5))
         ins = {"x": x}
         if affine:
@@ -143,6 +153,7 @@ def rms(x, eps):
 
 def rmsnorm_cases():
     # The release's RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, eps 1e-6.
+    reseed("rmsnorm")
     N, C, eps = 5, 12, 1e-6
     x, w = leaf(randn(N, C, std=1.5, mean=0.3)), leaf(randn(C, std=0.3, mean=1.0))
     out = x * rms(x, eps) * w
@@ -159,6 +170,7 @@ def rmsnorm_modulate_cases():
     for case, per_token, with_shift in (("rmsnorm_modulate_sample", False, True),
                                         ("rmsnorm_modulate_token", True, True),
                                         ("rmsnorm_modulate_noshift", False, False)):
+        reseed(case)
         cshape = (B, T, C) if per_token else (B, C)
         x, w = leaf(randn(B, T, C, mean=0.2)), leaf(randn(C, std=0.3, mean=1.0))
         scale = leaf(randn(*cshape, std=0.5))
@@ -180,11 +192,13 @@ def activation_cases():
     for case, fn in (("gelu_exact", lambda x: F.gelu(x)),
                      ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh")),
                      ("silu", F.silu)):
+        reseed(case)
         x = leaf(randn(N, C, std=2.0))
         out = fn(x)
         dout, grads = backprop(out, {"x": x})
         save(case, {"x": x, "out": out, "dout": dout, **grads})
     # SwiGLU as the release's SwiGLUFFN: x1, x2 = x12.chunk(2, -1); silu(x1) * x2.
+    reseed("swiglu")
     H = 6
     x12 = leaf(randn(N, 2 * H, std=1.5))
     x1, x2 = x12.chunk(2, dim=-1)
@@ -195,6 +209,7 @@ def activation_cases():
 
 # ---------------------------------------------------------------- attention.h
 def softmax_cases():
+    reseed("softmax")
     x = leaf(randn(5, 9, std=3.0))
     out = torch.softmax(x, dim=-1)
     dout, grads = backprop(out, {"x": x})
@@ -203,16 +218,24 @@ def softmax_cases():
 
 def attention_cases():
     # qkv (B, T, 3, H, D) as the release's qkv Linear output reshaped; q, k, v = (B, H, T, D).
-    B, T, H, D = 2, 12, 2, 8
+    # A small case, and a longer one (T = 67: crosses a 64-token tile boundary of flash-style
+    # kernels, with larger logits so that the running max matters).
+    for case, (B, T, H, D, std) in (("attention", (2, 12, 2, 8, 1.0)),
+                                    ("attention_long", (1, 67, 2, 16, 1.5))):
+        attention_case(case, B, T, H, D, std)
+
+
+def attention_case(case, B, T, H, D, std):
+    reseed(case)
     scale = 1.0 / math.sqrt(D)
-    qkv = leaf(randn(B, T, 3, H, D))
+    qkv = leaf(randn(B, T, 3, H, D, std=std))
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
     o = F.scaled_dot_product_attention(q, k, v, scale=scale)  # (B, H, T, D)
     out = o.transpose(1, 2)  # (B, T, H, D)
     with torch.no_grad():
         lse = torch.logsumexp((q @ k.transpose(-1, -2)) * scale, dim=-1)  # (B, H, T)
     dout, grads = backprop(out, {"qkv": qkv})
-    save("attention", {"qkv": qkv, "out": out, "lse": lse, "dout": dout, **grads},
+    save(case, {"qkv": qkv, "out": out, "lse": lse, "dout": dout, **grads},
          {"scale": repr(scale)})
 
 
@@ -232,6 +255,19 @@ def rope_tables(grid_h, grid_w, head_dim, theta):
     return ang.cos(), ang.sin()
 
 
+def rope_tables_release_f32(grid, head_dim, theta):
+    """VisionRotaryEmbeddingFast(dim=head_dim // 2, pt_seq_len=grid) as the release computes it,
+    in float32 (freqs, t = arange(n) / n * n, angles, cos/sin all float32)."""
+    dim = head_dim // 2
+    f32 = torch.float32
+    freqs = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=f32)[: dim // 2] / dim))
+    t = torch.arange(grid, dtype=f32) / grid * grid
+    f = torch.repeat_interleave(torch.einsum("i,f->if", t, freqs), 2, -1)
+    ang = torch.cat([f[:, None, :].expand(grid, grid, dim), f[None, :, :].expand(grid, grid, dim)], -1)
+    ang = ang.reshape(grid * grid, head_dim)
+    return ang.cos(), ang.sin()
+
+
 def rotate_half(x):
     # The release's rotate_half: pairs (x0, x1) -> (-x1, x0) over adjacent channels.
     x = x.reshape(*x.shape[:-1], -1, 2)
@@ -242,6 +278,7 @@ def rotate_half(x):
 def rope_cases():
     theta = 10000.0
     for case, gh, gw in (("rope", 4, 4), ("rope_nonsquare", 2, 3)):
+        reseed(case)
         B, H, D = 2, 2, 8
         T = gh * gw
         cos, sin = rope_tables(gh, gw, D, theta)
@@ -254,6 +291,11 @@ def rope_cases():
         dout, grads = backprop(out, {"qkv": qkv})
         save(case, {"cos": cos, "sin": sin, "qkv": qkv, "out": out, "dout": dout, **grads},
              {"grid_h": gh, "grid_w": gw, "head_dim": D, "theta": theta})
+    # Tables only, at DiT^DH-S's body configuration (16 x 16 tokens, head_dim 64), stored as the
+    # release's float32 values (F32).
+    cos, sin = rope_tables_release_f32(16, 64, theta)
+    save("rope_tables_16x16_d64", {"cos": cos, "sin": sin},
+         {"grid_h": 16, "grid_w": 16, "head_dim": 64, "theta": theta})
 
 
 # ---------------------------------------------------------------- modulate.h
@@ -263,6 +305,7 @@ def modulate_cases():
     for case, per_token, with_shift in (("modulate_sample", False, True),
                                         ("modulate_token", True, True),
                                         ("modulate_noshift", False, False)):
+        reseed(case)
         cshape = (B, T, C) if per_token else (B, C)
         x, scale = leaf(randn(B, T, C)), leaf(randn(*cshape, std=0.5))
         ins = {"x": x, "scale": scale}
@@ -275,6 +318,7 @@ def modulate_cases():
         dout, grads = backprop(out, ins)
         save(case, {**ins, "out": out, "dout": dout, **grads})
     for case, per_token in (("gate_sample", False), ("gate_token", True)):
+        reseed(case)
         cshape = (B, T, C) if per_token else (B, C)
         x0, y, gate = leaf(randn(B, T, C)), leaf(randn(B, T, C)), leaf(randn(*cshape, std=0.5))
         out = x0 + y * (gate if per_token else gate.unsqueeze(1))
@@ -303,14 +347,17 @@ def sincos_2d(embed_dim, grid_h, grid_w):
 
 
 def embed_cases():
-    for case, gh, gw, C in (("sincos_pos_embed", 4, 4, 16), ("sincos_pos_embed_nonsquare", 3, 5, 8)):
+    for case, gh, gw, C in (("sincos_pos_embed", 4, 4, 16), ("sincos_pos_embed_nonsquare", 3, 5, 8),
+                            ("sincos_pos_embed_16x16", 16, 16, 32)):
         save(case, {"out": torch.from_numpy(sincos_2d(C, gh, gw))},
              {"grid_h": gh, "grid_w": gw, "dim": C})
     # GaussianFourierEmbedding: t (B) * W (F) * 2 pi -> [sin, cos]; no gradient to t or W.
+    reseed("fourier_features")
     t, W = rand(5), randn(7, std=1.0)
     ang = t[:, None] * W[None, :] * 2 * math.pi
     save("fourier_features", {"t": t, "W": W, "out": torch.cat([ang.sin(), ang.cos()], dim=-1)})
     # Label table with repeated labels (backward must accumulate rows).
+    reseed("embedding")
     K, C = 5, 6
     table = leaf(randn(K, C))
     labels = torch.tensor([3, 0, 3, 4, 3, 1], dtype=torch.int64)
@@ -319,6 +366,7 @@ def embed_cases():
     save("embedding", {"table": table, "labels": labels.int(), "out": out, "dout": dout, **grads})
     # Patchify / unpatchify in the decoder's layout: tokens (B, h*w, p*p*C) with channel order
     # (p_h, p_w, c); unpatchify is einsum('nhwpqc->nchpwq'); patchify its inverse. Non-square image.
+    reseed("patchify")
     Bn, Cn, p, h, w = 2, 3, 2, 2, 3
     img = randn(Bn, Cn, h * p, w * p)
     tokens = torch.einsum("nchpwq->nhwpqc", img.reshape(Bn, Cn, h, p, w, p)).reshape(Bn, h * w, p * p * Cn)
@@ -329,16 +377,19 @@ def embed_cases():
 
 # ---------------------------------------------------------------- elementwise.h
 def elementwise_cases():
+    reseed("mse")
     pred, target = leaf(randn(3, 4, 5)), randn(3, 4, 5)
     loss = F.mse_loss(pred, target)
     loss.backward()
     save("mse", {"pred": pred, "target": target, "loss": loss.reshape(1), "dpred": pred.grad})
     # Flow matching path: xt = (1 - t) x + t eps, target = eps - x, t per sample.
+    reseed("flow_interpolate")
     x, eps, t = randn(3, 2, 4), randn(3, 2, 4), rand(3)
     tt = t[:, None, None]
     save("flow_interpolate", {"x": x, "eps": eps, "t": t, "xt": (1 - tt) * x + tt * eps,
                               "target": eps - x})
     # Row broadcast add and the sum of squares.
+    reseed("add_rowwise")
     xr, row = randn(4, 6), randn(6)
     save("add_rowwise", {"x": xr, "row": row, "out": xr + row,
                          "sum_squares": (xr * xr).sum().reshape(1)})
@@ -347,6 +398,7 @@ def elementwise_cases():
 # ---------------------------------------------------------------- optim.h
 def adamw_cases():
     # torch.optim.AdamW, betas (0.9, 0.95), weight decay 0.01, several steps on changing grads.
+    reseed("adamw")
     lr, b1, b2, eps, wd, steps = 1e-2, 0.9, 0.95, 1e-8, 0.01, 5
     p = torch.nn.Parameter(randn(4, 5))
     t = {"param0": p.detach().clone()}
@@ -366,6 +418,7 @@ def adamw_cases():
 def clip_cases():
     # torch.nn.utils.clip_grad_norm_ over 3 tensors, one case that clips and one that does not.
     for case, max_norm in (("clip_grad", 1.0), ("clip_grad_noclip", 100.0)):
+        reseed(case)
         ps = [torch.nn.Parameter(torch.zeros(s, dtype=torch.float64)) for s in ((3, 4), (5,), (2, 2, 2))]
         grads = [randn(*q.shape) for q in ps]
         for q, g in zip(ps, grads):
@@ -380,6 +433,7 @@ def clip_cases():
 
 def ema_cases():
     # The release's update_ema: ema.mul_(decay).add_(param, alpha=1 - decay), several steps.
+    reseed("ema")
     decay, steps = 0.9, 4
     ema = randn(3, 5)
     t = {"ema0": ema.clone()}
