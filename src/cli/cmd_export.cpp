@@ -1,8 +1,52 @@
+// rae export --run-dir DIR [--checkpoint DIR] [--ema] --out FILE
+// Writes the consolidated model (or EMA) weights of a run's newest valid checkpoint (sharded or
+// single-process format) as one safetensors file with the dit_config metadata.
+#include <boost/program_options.hpp>
+#include <iostream>
+
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "train/sharded_training.h"
+
+namespace po = boost::program_options;
 
 namespace rae::cli {
 
-int cmd_export(int, char**) { RAE_THROW("not implemented yet"); }
+int cmd_export(int argc, char** argv) {
+  po::options_description opts("rae export options");
+  opts.add_options()("help,h", "show this help")("run-dir", po::value<std::string>(),
+                                                 "run directory (its newest valid checkpoint)")(
+      "checkpoint", po::value<std::string>(), "a checkpoint directory instead of --run-dir")(
+      "ema", po::bool_switch(), "export the EMA weights instead of the trained ones")(
+      "out", po::value<std::string>(), "output .safetensors file");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    RAE_THROW(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: rae export --run-dir DIR [--ema] --out FILE\n\n" << opts << "\n";
+    return 0;
+  }
+  RAE_CHECK(vm.count("out"), "missing --out (see rae export --help)");
+  RAE_CHECK(vm.count("run-dir") + vm.count("checkpoint") == 1,
+            "give exactly one of --run-dir and --checkpoint");
+  std::string dir;
+  if (vm.count("checkpoint")) {
+    dir = vm["checkpoint"].as<std::string>();
+  } else {
+    auto d = train::latest_valid_any_checkpoint(vm["run-dir"].as<std::string>());
+    RAE_CHECK(d, "no valid checkpoint in ", vm["run-dir"].as<std::string>());
+    dir = *d;
+  }
+  const bool ema = vm["ema"].as<bool>();
+  train::export_checkpoint(dir, ema, vm["out"].as<std::string>());
+  log::info("exported ", ema ? "EMA" : "model", " weights of ", dir, " to ",
+            vm["out"].as<std::string>());
+  return 0;
+}
 
 }  // namespace rae::cli

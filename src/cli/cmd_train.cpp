@@ -11,7 +11,9 @@
 #include "core/log.h"
 #include "models/dit.h"
 #include "train/config.h"
+#include "train/sharded_training.h"
 #include "train/trainer.h"
+#include "dist/mpi_communicator.h"
 
 namespace po = boost::program_options;
 
@@ -40,7 +42,16 @@ int cmd_train(int argc, char** argv) {
       "cache", po::value<std::string>(), "latent cache directory")(
       "run-dir", po::value<std::string>(),
       "run directory (created; resumed if it has checkpoints)")(
-      "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)");
+      "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)")(
+      "shard", po::value<std::string>(),
+      "data parallelism under mpirun: no_shard | shard_grad_op | full_shard | hybrid_shard "
+      "(default no_shard when started with several ranks)")(
+      "dist.comm_dtype", po::value<std::string>()->default_value("fp32"),
+      "gradients on the wire: fp32 | bf16")(
+      "dist.timeout_s", po::value<double>()->default_value(300.0),
+      "watchdog: a collective waiting longer aborts the job")(
+      "dist.node_size", po::value<int>()->default_value(0),
+      "ranks per node for hybrid_shard (0: ranks sharing memory)");
   po::options_description keys = train::train_options();
   po::options_description all;
   all.add(general).add(keys);
@@ -78,13 +89,28 @@ int cmd_train(int argc, char** argv) {
   models::dit_preset(cfg.preset);  // rejects an unknown preset before any work
 
   auto source = open_source(vm["cache"].as<std::string>());
-  train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>());
+  std::unique_ptr<train::DistSession> dist;  // MPI data parallelism (train/sharded_training.h)
+  if (vm.count("shard") || dist::launched_with_several_ranks() ||
+      train::has_sharded_checkpoint(vm["run-dir"].as<std::string>())) {
+    train::DistSessionOptions o;
+    if (vm.count("shard")) o.shard = vm["shard"].as<std::string>();
+    o.comm_dtype = vm["dist.comm_dtype"].as<std::string>();
+    o.timeout_s = vm["dist.timeout_s"].as<double>();
+    o.node_size = vm["dist.node_size"].as<int>();
+    dist = std::make_unique<train::DistSession>(
+        o, cfg, cfg.to_ini() + "cache=" + vm["cache"].as<std::string>() + "\nshard=" + o.shard +
+                    "\ncomm_dtype=" + o.comm_dtype + "\n");
+  }
+  train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
+                         dist ? &dist->sync() : nullptr);
+  if (dist) dist->report_start(trainer.model().params());
   int64_t from = trainer.resume();
   if (from >= cfg.steps) {
     log::info("run already at step ", from, " >= ", cfg.steps, "; nothing to do");
-    return 0;
+  } else {
+    trainer.run();
   }
-  trainer.run();
+  if (dist) dist->finish();
   return 0;
 }
 

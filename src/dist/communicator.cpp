@@ -13,19 +13,24 @@ namespace rae::dist {
 
 const char* collective_name(CollectiveKind k) {
   switch (k) {
-    case CollectiveKind::AllReduce: return "all_reduce";
-    case CollectiveKind::ReduceScatter: return "reduce_scatter";
-    case CollectiveKind::AllGather: return "all_gather";
-    case CollectiveKind::Broadcast: return "broadcast";
-    case CollectiveKind::Barrier: return "barrier";
+    case CollectiveKind::AllReduce:
+      return "all_reduce";
+    case CollectiveKind::ReduceScatter:
+      return "reduce_scatter";
+    case CollectiveKind::AllGather:
+      return "all_gather";
+    case CollectiveKind::Broadcast:
+      return "broadcast";
+    case CollectiveKind::Barrier:
+      return "barrier";
   }
   return "?";
 }
 
 std::string Topology::str() const {
   std::ostringstream os;
-  os << "rank " << rank << "/" << size << ", node " << node_rank << "/" << num_nodes
-     << ", local " << local_rank << "/" << local_size;
+  os << "rank " << rank << "/" << size << ", node " << node_rank << "/" << num_nodes << ", local "
+     << local_rank << "/" << local_size;
   if (physical_local_rank != local_rank) os << " (physical local " << physical_local_rank << ")";
   return os.str();
 }
@@ -98,14 +103,18 @@ void set_step(int64_t step) {
   g_step = step;
   watchdog::note_step(step);
 }
-int64_t current_step() { return g_step; }
+int64_t current_step() {
+  return g_step;
+}
 
 }  // namespace rae::dist
 
 #ifndef RAE_WITH_CUDA
 #include "dist/nccl_communicator.h"
 namespace rae::dist {
-bool nccl_compiled() { return false; }
+bool nccl_compiled() {
+  return false;
+}
 std::unique_ptr<Communicator> make_nccl_communicator(MpiCommunicator& boot, int) {
   RAE_THROW("the NCCL backend needs a CUDA build (rank ", boot.rank(), ")");
 }

@@ -85,7 +85,8 @@ void check_consistency(Communicator& comm, const std::string& config_text,
       break;
     }
   }
-  RAE_CHECK(problems.empty(), "start-up consistency check failed on ", comm.label(), ": ", problems);
+  RAE_CHECK(problems.empty(), "start-up consistency check failed on ", comm.label(), ": ",
+            problems);
 }
 
 }  // namespace rae::dist

@@ -31,7 +31,9 @@ void accumulate(const Tensor& dst, const Tensor& src) {
   for (int64_t i = 0, n = dst.numel(); i < n; ++i) d[i] += s[i];
 }
 
-bool sharded(ShardStrategy s) { return s != ShardStrategy::NoShard; }
+bool sharded(ShardStrategy s) {
+  return s != ShardStrategy::NoShard;
+}
 bool frees_params(ShardStrategy s) {
   return s == ShardStrategy::FullShard || s == ShardStrategy::HybridShard;
 }
@@ -115,8 +117,8 @@ void FlatParamBlock::load_full(const Tensor& full_values) {
   Tensor src = full_values.flatten();
   RAE_CHECK(src.dtype() == DType::F32, "load_full: values must be f32, got ", src.str());
   RAE_CHECK(src.numel() == layout_.used_numel || src.numel() == layout_.padded_numel,
-            "load_full: ", src.numel(), " values for a block of ", layout_.used_numel,
-            " (padded ", layout_.padded_numel, ")");
+            "load_full: ", src.numel(), " values for a block of ", layout_.used_numel, " (padded ",
+            layout_.padded_numel, ")");
   auto copy_range = [&](Tensor dst, int64_t begin) {
     // dst receives src[begin, begin + dst.numel()), zero past the end of src.
     dst.zero_();
@@ -174,8 +176,8 @@ Work FlatParamBlock::reduce_grads_async(bool accumulate_into_shard) {
   // Sharded: reduce-scatter over the shard group (avg), then all-reduce across replicas (avg).
   Tensor wire_in = bf16 ? grad_full_.cast(DType::BF16) : grad_full_;
   const bool direct = !bf16 && !accumulate_into_shard;
-  Tensor wire_out = direct ? grad_shard_
-                           : Tensor::empty({layout_.shard_numel()}, comm_dtype_, device_);
+  Tensor wire_out =
+      direct ? grad_shard_ : Tensor::empty({layout_.shard_numel()}, comm_dtype_, device_);
   int64_t staging = (bf16 ? static_cast<int64_t>(wire_in.nbytes()) : 0) +
                     (direct ? 0 : static_cast<int64_t>(wire_out.nbytes()));
   track_sharded_bytes(staging);
@@ -191,12 +193,11 @@ Work FlatParamBlock::reduce_grads_async(bool accumulate_into_shard) {
     });
   }
   if (replicate) {
-    stages.push_back([replicate, wire_out] {
-      return replicate->all_reduce_async(wire_out, ReduceOp::Avg);
-    });
+    stages.push_back(
+        [replicate, wire_out] { return replicate->all_reduce_async(wire_out, ReduceOp::Avg); });
   }
   std::function<void()> finish = [dst = grad_shard_, wire_in, wire_out, direct,
-                                   accumulate_into_shard, staging]() mutable {
+                                  accumulate_into_shard, staging]() mutable {
     if (!direct) {
       Tensor result = wire_out.dtype() == DType::F32 ? wire_out : wire_out.cast(DType::F32);
       if (accumulate_into_shard) {
@@ -289,7 +290,9 @@ void ShardedModel::post_backward(int i) {
   }
 }
 
-void ShardedModel::finish_backward() { drain_reductions(); }
+void ShardedModel::finish_backward() {
+  drain_reductions();
+}
 
 void ShardedModel::drain_reductions() {
   for (int i = num_blocks() - 1; i >= 0; --i) {

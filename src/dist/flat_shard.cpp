@@ -13,10 +13,14 @@ namespace rae::dist {
 
 const char* strategy_name(ShardStrategy s) {
   switch (s) {
-    case ShardStrategy::NoShard: return "no_shard";
-    case ShardStrategy::ShardGradOp: return "shard_grad_op";
-    case ShardStrategy::FullShard: return "full_shard";
-    case ShardStrategy::HybridShard: return "hybrid_shard";
+    case ShardStrategy::NoShard:
+      return "no_shard";
+    case ShardStrategy::ShardGradOp:
+      return "shard_grad_op";
+    case ShardStrategy::FullShard:
+      return "full_shard";
+    case ShardStrategy::HybridShard:
+      return "hybrid_shard";
   }
   return "?";
 }
@@ -77,9 +81,13 @@ ShardGroups ShardGroups::make(Communicator& world, ShardStrategy s) {
   ShardGroups g;
   g.strategy = s;
   switch (s) {
-    case ShardStrategy::NoShard: g.replicate = &world; break;
+    case ShardStrategy::NoShard:
+      g.replicate = &world;
+      break;
     case ShardStrategy::ShardGradOp:
-    case ShardStrategy::FullShard: g.shard = &world; break;
+    case ShardStrategy::FullShard:
+      g.shard = &world;
+      break;
     case ShardStrategy::HybridShard: {
       // Every node must have the same number of ranks so that the replica groups line up.
       Tensor sizes = Tensor::empty({world.size()}, DType::I32, world.device());
@@ -120,9 +128,15 @@ void track_sharded_bytes(int64_t delta) {
   }
 }
 
-int64_t sharded_bytes_now() { return g_bytes_now; }
-int64_t sharded_bytes_peak() { return g_bytes_peak; }
-void reset_sharded_bytes_peak() { g_bytes_peak = g_bytes_now.load(); }
+int64_t sharded_bytes_now() {
+  return g_bytes_now;
+}
+int64_t sharded_bytes_peak() {
+  return g_bytes_peak;
+}
+void reset_sharded_bytes_peak() {
+  g_bytes_peak = g_bytes_now.load();
+}
 
 std::string MemoryPlan::str() const {
   return "params " + mib(param_bytes) + ", grads " + mib(grad_bytes) + ", optimizer " +

@@ -49,18 +49,27 @@ MpiTypes& types() {
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
-    case DType::F32: return MPI_FLOAT;
-    case DType::F64: return MPI_DOUBLE;
-    case DType::BF16: return types().bf16;
-    case DType::F16: return types().f16;
-    case DType::I32: return MPI_INT32_T;
-    case DType::I64: return MPI_INT64_T;
-    case DType::U8: return MPI_UINT8_T;
+    case DType::F32:
+      return MPI_FLOAT;
+    case DType::F64:
+      return MPI_DOUBLE;
+    case DType::BF16:
+      return types().bf16;
+    case DType::F16:
+      return types().f16;
+    case DType::I32:
+      return MPI_INT32_T;
+    case DType::I64:
+      return MPI_INT64_T;
+    case DType::U8:
+      return MPI_UINT8_T;
   }
   return MPI_DATATYPE_NULL;
 }
 
-MPI_Op mpi_sum(DType t) { return t == DType::BF16 ? types().bf16_sum : MPI_SUM; }
+MPI_Op mpi_sum(DType t) {
+  return t == DType::BF16 ? types().bf16_sum : MPI_SUM;
+}
 
 int mpi_count(int64_t n, const Communicator& c, const char* what) {
   RAE_CHECK(n <= INT_MAX, c.label(), ".", what, ": ", n, " elements exceed the MPI count limit");
@@ -98,7 +107,8 @@ void scale_by_inverse(const Tensor& t, int n) {
       for (int64_t i = 0; i < m; ++i) p[i] /= n;
       break;
     }
-    default: RAE_THROW("avg of ", dtype_name(t.dtype()), " is not supported");
+    default:
+      RAE_THROW("avg of ", dtype_name(t.dtype()), " is not supported");
   }
 }
 
@@ -233,14 +243,16 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::create_world(const DistOptions
     MPI_Comm_free(&shm);
   }
 
-  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator(world, "world", node_id, physical_id));
+  return std::unique_ptr<MpiCommunicator>(
+      new MpiCommunicator(world, "world", node_id, physical_id));
 }
 
 std::unique_ptr<MpiCommunicator> MpiCommunicator::split_mpi(int color, int key,
                                                             const std::string& label) {
   MPI_Comm sub;
   mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
-  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator(sub, label, node_id_, physical_node_id_));
+  return std::unique_ptr<MpiCommunicator>(
+      new MpiCommunicator(sub, label, node_id_, physical_node_id_));
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const std::string& label) {
@@ -249,9 +261,12 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const s
 
 Work MpiCommunicator::all_reduce_async(const Tensor& t, ReduceOp op) {
   check_collective_tensor(t, device(), "all_reduce", "tensor", *this);
-  RAE_CHECK(dtype_reducible(t.dtype()), label_, ".all_reduce: cannot reduce ", dtype_name(t.dtype()));
-  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::AllReduce, next_seq(),
-                                static_cast<int64_t>(t.nbytes()), t.dtype(), rank(), size()};
+  RAE_CHECK(dtype_reducible(t.dtype()), label_, ".all_reduce: cannot reduce ",
+            dtype_name(t.dtype()));
+  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::AllReduce,
+                                next_seq(),     static_cast<int64_t>(t.nbytes()),
+                                t.dtype(),      rank(),
+                                size()};
   std::function<void()> finish;
   if (op == ReduceOp::Avg && size() > 1) finish = [t, n = size()] { scale_by_inverse(t, n); };
   auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{t}, std::move(finish));
@@ -270,8 +285,10 @@ Work MpiCommunicator::reduce_scatter_async(const Tensor& in, const Tensor& out, 
             dtype_name(in.dtype()));
   RAE_CHECK(in.numel() == out.numel() * size(), label_, ".reduce_scatter: input has ", in.numel(),
             " elements, expected ", size(), " x ", out.numel(), " (rank ", rank(), ")");
-  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::ReduceScatter, next_seq(),
-                                static_cast<int64_t>(in.nbytes()), in.dtype(), rank(), size()};
+  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::ReduceScatter,
+                                next_seq(),     static_cast<int64_t>(in.nbytes()),
+                                in.dtype(),     rank(),
+                                size()};
   // MPI's in-place form has other semantics than NCCL's; stage an overlapping output instead.
   Tensor target = overlaps(in, out) ? Tensor::empty(out.shape(), out.dtype()) : out;
   std::function<void()> finish = [target, dst = Tensor(out), op, n = size()]() mutable {
@@ -279,9 +296,9 @@ Work MpiCommunicator::reduce_scatter_async(const Tensor& in, const Tensor& out, 
     if (target.raw() != dst.raw()) dst.copy_from(target);
   };
   auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{in, out, target}, std::move(finish));
-  mpi_check(MPI_Ireduce_scatter_block(in.raw(), target.raw(),
-                                      mpi_count(out.numel(), *this, "reduce_scatter"),
-                                      mpi_type(in.dtype()), mpi_sum(in.dtype()), comm_, w->request()),
+  mpi_check(MPI_Ireduce_scatter_block(
+                in.raw(), target.raw(), mpi_count(out.numel(), *this, "reduce_scatter"),
+                mpi_type(in.dtype()), mpi_sum(in.dtype()), comm_, w->request()),
             "MPI_Ireduce_scatter_block");
   return Work(w);
 }
@@ -297,8 +314,10 @@ Work MpiCommunicator::all_gather_async(const Tensor& in, const Tensor& out) {
   const bool in_place = in.raw() == own_chunk;
   RAE_CHECK(in_place || !overlaps(in, out), label_,
             ".all_gather: input overlaps the output but is not this rank's chunk");
-  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::AllGather, next_seq(),
-                                static_cast<int64_t>(out.nbytes()), in.dtype(), rank(), size()};
+  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::AllGather,
+                                next_seq(),     static_cast<int64_t>(out.nbytes()),
+                                in.dtype(),     rank(),
+                                size()};
   auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{in, out}, nullptr);
   int count = mpi_count(in.numel(), *this, "all_gather");
   MPI_Datatype type = mpi_type(in.dtype());
@@ -312,8 +331,10 @@ Work MpiCommunicator::broadcast_async(const Tensor& t, int root) {
   check_collective_tensor(t, device(), "broadcast", "tensor", *this);
   RAE_CHECK(root >= 0 && root < size(), label_, ".broadcast: root ", root, " outside 0..",
             size() - 1);
-  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::Broadcast, next_seq(),
-                                static_cast<int64_t>(t.nbytes()), t.dtype(), rank(), size()};
+  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::Broadcast,
+                                next_seq(),     static_cast<int64_t>(t.nbytes()),
+                                t.dtype(),      rank(),
+                                size()};
   auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{t}, nullptr);
   mpi_check(MPI_Ibcast(t.raw(), mpi_count(t.numel(), *this, "broadcast"), mpi_type(t.dtype()), root,
                        comm_, w->request()),
@@ -322,8 +343,8 @@ Work MpiCommunicator::broadcast_async(const Tensor& t, int root) {
 }
 
 Work MpiCommunicator::barrier_async() {
-  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::Barrier, next_seq(), 0, DType::U8,
-                                rank(), size()};
+  watchdog::CollectiveInfo info{
+      label_.c_str(), CollectiveKind::Barrier, next_seq(), 0, DType::U8, rank(), size()};
   auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{}, nullptr);
   mpi_check(MPI_Ibarrier(comm_, w->request()), "MPI_Ibarrier");
   return Work(w);

@@ -18,7 +18,8 @@ class MpiCommunicator : public Communicator {
   // Initializes MPI if needed (MPI_THREAD_MULTIPLE requested, so the NCCL watchdog thread may
   // abort the job), installs the watchdog (timeout, MPI_Abort, node progress board) and returns
   // a communicator over a duplicate of MPI_COMM_WORLD. Works without mpirun (one rank).
-  static std::unique_ptr<MpiCommunicator> create_world(const DistOptions& opts = DistOptions::from_env());
+  static std::unique_ptr<MpiCommunicator> create_world(
+      const DistOptions& opts = DistOptions::from_env());
   ~MpiCommunicator() override;
 
   const char* backend() const override { return "mpi"; }

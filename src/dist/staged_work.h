@@ -37,7 +37,10 @@ class StagedWork : public WorkImpl {
   void run(bool sync) {
     while (!done_) {
       if (current_.valid()) {
-        if (sync) current_.synchronize(); else current_.wait();
+        if (sync)
+          current_.synchronize();
+        else
+          current_.wait();
       }
       step();
     }

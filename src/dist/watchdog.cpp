@@ -1,13 +1,13 @@
 #include "dist/watchdog.h"
 
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,12 +26,12 @@ struct Slot {
   int64_t pid;
   int64_t world_rank;
   int64_t step;
-  int64_t issued;          // collectives issued by this process (all communicators)
-  int64_t completed;       // ... and completed
-  int64_t waiting_since;   // monotonic ns when the current blocking wait began; 0 when not waiting
-  int64_t last_activity;   // monotonic ns of the last issue/complete/wait
-  int64_t finished;        // 1 once the process left the distributed runtime normally
-  char waiting_on[64];     // "world.all_reduce #12" while waiting
+  int64_t issued;         // collectives issued by this process (all communicators)
+  int64_t completed;      // ... and completed
+  int64_t waiting_since;  // monotonic ns when the current blocking wait began; 0 when not waiting
+  int64_t last_activity;  // monotonic ns of the last issue/complete/wait
+  int64_t finished;       // 1 once the process left the distributed runtime normally
+  char waiting_on[64];    // "world.all_reduce #12" while waiting
   char last_completed[64];
   char last_issued[64];
 };
@@ -46,19 +46,27 @@ Slot* g_slots = nullptr;
 int g_nslots = 0, g_my_slot = -1;
 std::vector<int> g_world_ranks;
 
+constexpr int kHookMillis = 3000;     // time given to abort hooks before MPI_Abort
+constexpr int kHardStopSeconds = 10;  // then the process exits whatever is still blocking
+
 int64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);  // system-wide on Linux: comparable across processes
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
-void store(int64_t& field, int64_t v) { std::atomic_ref<int64_t>(field).store(v, std::memory_order_relaxed); }
-int64_t load(int64_t& field) { return std::atomic_ref<int64_t>(field).load(std::memory_order_relaxed); }
+void store(int64_t& field, int64_t v) {
+  std::atomic_ref<int64_t>(field).store(v, std::memory_order_relaxed);
+}
+int64_t load(int64_t& field) {
+  return std::atomic_ref<int64_t>(field).load(std::memory_order_relaxed);
+}
 
 // Byte-wise copy so a concurrent reader sees at worst a mixed string, never out-of-bounds.
 void store_text(char* dst, const std::string& s) {
   size_t n = std::min(s.size(), size_t{63});
-  for (size_t i = 0; i < n; ++i) std::atomic_ref<char>(dst[i]).store(s[i], std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i)
+    std::atomic_ref<char>(dst[i]).store(s[i], std::memory_order_relaxed);
   std::atomic_ref<char>(dst[n]).store(0, std::memory_order_relaxed);
 }
 std::string load_text(char* src) {
@@ -77,7 +85,9 @@ std::string describe(const CollectiveInfo& info) {
   return os.str();
 }
 
-Slot* mine() { return g_slots && g_my_slot >= 0 ? &g_slots[g_my_slot] : nullptr; }
+Slot* mine() {
+  return g_slots && g_my_slot >= 0 ? &g_slots[g_my_slot] : nullptr;
+}
 
 }  // namespace
 
@@ -85,7 +95,9 @@ void set_timeout(double seconds) {
   RAE_CHECK(seconds > 0, "dist timeout must be > 0 seconds, got ", seconds);
   g_timeout_s = seconds;
 }
-double timeout() { return g_timeout_s; }
+double timeout() {
+  return g_timeout_s;
+}
 
 void set_abort_function(std::function<void(int)> abort_job) {
   std::lock_guard<std::mutex> lock(g_mu);
@@ -101,7 +113,9 @@ void remove_abort_hook(int id) {
   std::erase_if(g_hooks, [id](const auto& h) { return h.first == id; });
 }
 
-size_t slot_bytes() { return sizeof(Slot); }
+size_t slot_bytes() {
+  return sizeof(Slot);
+}
 
 void attach_board(void* slots, int nslots, int my_slot, std::vector<int> world_ranks) {
   g_slots = static_cast<Slot*>(slots);
@@ -201,6 +215,12 @@ std::string describe_peers() {
 }
 
 void fire(const CollectiveInfo& info, double waited_s, const std::string& detail) {
+  // Only the first caller (the waiting thread or the NCCL watchdog thread) ends the job; a
+  // second one parks until the process is gone.
+  static std::atomic<bool> fired{false};
+  if (fired.exchange(true)) {
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
   int world_rank = g_my_slot >= 0 ? g_world_ranks[g_my_slot] : -1;
   std::ostringstream os;
   os << "\n[rae dist watchdog] rank " << world_rank << " (pid " << ::getpid() << "), step "
@@ -214,6 +234,13 @@ void fire(const CollectiveInfo& info, double waited_s, const std::string& detail
   std::string msg = os.str();
   std::fputs(msg.c_str(), stderr);
   std::fflush(stderr);
+  // Whatever blocks below, the process ends: ncclCommAbort was measured to wait ~30 s for a
+  // stalled stream (H200), and MPI_Abort could hang on a broken transport.
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::seconds(kHardStopSeconds));
+    std::fputs("[rae dist watchdog] abort did not finish; exiting\n", stderr);
+    std::_Exit(kTimeoutExitCode);
+  }).detach();
   std::vector<std::pair<int, std::function<void()>>> hooks;
   std::function<void(int)> abort_job;
   {
@@ -221,7 +248,14 @@ void fire(const CollectiveInfo& info, double waited_s, const std::string& detail
     hooks = g_hooks;
     abort_job = g_abort;
   }
-  for (auto& h : hooks) h.second();
+  // Hooks (ncclCommAbort) get a bounded time in their own thread, then the job is aborted.
+  auto hooks_done = std::make_shared<std::atomic<bool>>(false);
+  std::thread([hooks, hooks_done] {
+    for (auto& h : hooks) h.second();
+    *hooks_done = true;
+  }).detach();
+  for (int i = 0; i < kHookMillis / 10 && !*hooks_done; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (abort_job) abort_job(kTimeoutExitCode);
   std::_Exit(kTimeoutExitCode);
 }

@@ -81,9 +81,11 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
     model_->to(device_);
   }
   arena_ = nn::Arena(device_);
-  adam_ =
-      std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
-  ema_ = std::make_unique<Ema>(model_->params());
+  if (!sync_->owns_optimizer()) {  // else the sharded optimizer holds (a shard of) the state
+    adam_ = std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps,
+                                    cfg.weight_decay);
+    ema_ = std::make_unique<Ema>(model_->params());
+  }
 
   diffusion::parse_time_dist(cfg.time_dist, flow_);
   const int64_t dim = cfg.shift_dim > 0 ? cfg.shift_dim : mc.tokens() * mc.in_channels;
@@ -111,6 +113,16 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
 
 int64_t Trainer::resume() {
   if (run_dir_.empty()) return 0;
+  if (sync_->owns_checkpoints()) {
+    auto st = sync_->load_latest_checkpoint(run_dir_, model_->params());
+    if (!st) return 0;
+    RAE_CHECK(st->preset == cfg_.preset, "checkpoint is for model '", st->preset,
+              "', the config says '", cfg_.preset, "'");
+    state_ = *st;
+    data_.seek(st->data);
+    if (sync_->rank() == 0) log::info("resumed from step ", st->step);
+    return st->step;
+  }
   auto ckpt = latest_valid_checkpoint(run_dir_);
   if (!ckpt) return 0;
   RunState st;
@@ -171,7 +183,7 @@ StepStats Trainer::step() {
   sync_->sync_gradients(ps);
   StepStats s;
   s.loss = sync_->sum_scalar(loss_local);
-  s.grad_norm = global_grad_norm(ps);
+  s.grad_norm = sync_->grad_norm(ps);
   s.lr = schedule_.lr_at(state_.step);
   s.data_wait_s = batch.wait_s;
   if (!std::isfinite(s.grad_norm) || !std::isfinite(s.loss)) {
@@ -188,9 +200,14 @@ StepStats Trainer::step() {
     state_.bad_in_row = 0;
     const double coef =
         cfg_.clip_grad > 0 ? ops::clip_coefficient(s.grad_norm, cfg_.clip_grad) : 1.0;
-    adam_->step(s.lr, coef);
-    state_.adam_step = adam_->step_count();
-    ema_->update(ps, cfg_.ema_decay);
+    if (sync_->owns_optimizer()) {
+      sync_->optimizer_step(ps, s.lr, coef, cfg_.ema_decay);
+      state_.adam_step = sync_->optimizer_steps();
+    } else {
+      adam_->step(s.lr, coef);
+      state_.adam_step = adam_->step_count();
+      ema_->update(ps, cfg_.ema_decay);
+    }
   }
   ++state_.step;
   state_.samples_seen += GB;
@@ -214,7 +231,11 @@ void Trainer::log_metrics(const StepStats& s) {
 }
 
 std::string Trainer::save_checkpoint() {
-  if (run_dir_.empty() || sync_->rank() != 0) return "";
+  if (run_dir_.empty()) return "";
+  if (sync_->owns_checkpoints())  // collective: every rank writes its shard
+    return sync_->save_checkpoint(run_dir_, model_->params(), state_, cfg_.keep_last,
+                                  cfg_.keep_every);
+  if (sync_->rank() != 0) return "";
   return write_checkpoint(run_dir_, model_->params(), *ema_, *adam_, state_, cfg_.keep_last,
                           cfg_.keep_every);
 }

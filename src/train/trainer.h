@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "diffusion/flow.h"
@@ -27,6 +28,24 @@ class GradientSync {
   virtual void sync_gradients(nn::ParamStore&) {}
   // Sum of a scalar over ranks (loss, squared gradient norm of shards).
   virtual double sum_scalar(double v) { return v; }
+  // Sharded data parallelism (train/sharded_training.h) takes over the gradient norm, the
+  // optimizer (AdamW + EMA on this rank's shard, then re-assembles the parameters) and the
+  // checkpoints (every rank calls save/load).
+  virtual double grad_norm(const nn::ParamStore& ps) { return global_grad_norm(ps); }
+  virtual bool owns_optimizer() const { return false; }
+  virtual void optimizer_step(nn::ParamStore&, double /*lr*/, double /*grad_scale*/,
+                              double /*ema_decay*/) {}
+  virtual int64_t optimizer_steps() const { return 0; }
+  virtual bool owns_checkpoints() const { return false; }
+  virtual std::string save_checkpoint(const std::string& /*run_dir*/, const nn::ParamStore&,
+                                      const RunState&, int64_t /*keep_last*/,
+                                      int64_t /*keep_every*/) {
+    return "";
+  }
+  virtual std::optional<RunState> load_latest_checkpoint(const std::string& /*run_dir*/,
+                                                         nn::ParamStore&) {
+    return std::nullopt;
+  }
 };
 
 class ParameterSource {

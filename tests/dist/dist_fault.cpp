@@ -5,6 +5,8 @@
 //   sigkill   the last rank SIGKILLs itself mid-run: mpirun (and the watchdog) end the job
 //   config    rank 1 has another config: every rank fails the start-up check
 //   stuck     every rank but 0 waits in a barrier that rank 0 never enters (rank 0 computes)
+//   hook      as sleep, with an abort hook that never returns (as ncclCommAbort on a stalled
+//             stream): the watchdog must still end the job
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,23 +18,28 @@
 
 #include "dist/consistency.h"
 #include "dist/mpi_communicator.h"
+#include "dist/watchdog.h"
 
 using namespace rae;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: dist_fault ok|sleep|sigkill|config|stuck\n");
+    std::fprintf(stderr, "usage: dist_fault ok|sleep|sigkill|config|stuck|hook\n");
     return 2;
   }
   const std::string mode = argv[1];
   try {
     auto world = dist::MpiCommunicator::create_world(dist::DistOptions::from_env());
     const int rank = world->rank(), size = world->size();
+    if (mode == "hook")
+      dist::watchdog::add_abort_hook(
+          [] { std::this_thread::sleep_for(std::chrono::seconds(600)); });
     dist::check_consistency(*world, mode == "config" && rank == 1 ? "lr=2e-4" : "lr=1e-4");
     Tensor t = Tensor::full({1024}, 1.0);
     for (int step = 0; step < 20; ++step) {
       dist::set_step(step);
-      if (mode == "sleep" && rank == 1 && step == 3) std::this_thread::sleep_for(std::chrono::seconds(600));
+      if ((mode == "sleep" || mode == "hook") && rank == 1 && step == 3)
+        std::this_thread::sleep_for(std::chrono::seconds(600));
       if (mode == "sigkill" && rank == size - 1 && step == 3) {
         std::fprintf(stderr, "rank %d: SIGKILL myself at step %d\n", rank, step);
         std::fflush(stderr);

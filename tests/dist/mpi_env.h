@@ -36,8 +36,8 @@ class RankFailurePrinter : public ::testing::EmptyTestEventListener {
   explicit RankFailurePrinter(int rank) : rank_(rank) {}
   void OnTestPartResult(const ::testing::TestPartResult& r) override {
     if (r.failed())
-      std::fprintf(stderr, "[rank %d] FAILED %s:%d: %s\n", rank_, r.file_name() ? r.file_name() : "?",
-                   r.line_number(), r.summary());
+      std::fprintf(stderr, "[rank %d] FAILED %s:%d: %s\n", rank_,
+                   r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
   }
 
  private:
@@ -57,6 +57,8 @@ inline bool register_mpi_environment() {
 }
 inline const bool kMpiEnvironmentRegistered = register_mpi_environment();
 
-inline dist::MpiCommunicator& world() { return MpiEnvironment::world(); }
+inline dist::MpiCommunicator& world() {
+  return MpiEnvironment::world();
+}
 
 }  // namespace rae::test

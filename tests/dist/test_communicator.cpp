@@ -17,7 +17,9 @@ using dist::ReduceOp;
 using test::world;
 
 // Element i of rank r's input: small integers, different on every rank.
-double value(int r, int64_t i) { return static_cast<double>((r + 1) * ((i % 7) + 1)); }
+double value(int r, int64_t i) {
+  return static_cast<double>((r + 1) * ((i % 7) + 1));
+}
 
 Tensor rank_tensor(int r, int64_t n, DType dtype) {
   Tensor t = Tensor::empty({n}, DType::F64);

@@ -20,11 +20,13 @@ std::unique_ptr<dist::Communicator> make_nccl_or_skip() {
   return dist::make_nccl_communicator(world());
 }
 
-#define NCCL_OR_SKIP(var)                                                            \
-  auto var = make_nccl_or_skip();                                                    \
+#define NCCL_OR_SKIP(var)         \
+  auto var = make_nccl_or_skip(); \
   if (!var) GTEST_SKIP() << "needs a CUDA build and one GPU per rank";
 
-double value(int r, int64_t i) { return static_cast<double>((r + 1) * ((i % 7) + 1)); }
+double value(int r, int64_t i) {
+  return static_cast<double>((r + 1) * ((i % 7) + 1));
+}
 Tensor rank_tensor(int r, int64_t n, DType dt, Device d) {
   Tensor t = Tensor::empty({n}, DType::F64);
   for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = value(r, i);
@@ -111,7 +113,8 @@ TEST(Nccl, FullShardBlockOnGpu) {
     Tensor full = blk.full().to(Device::cpu()).narrow(0, 0, layout.used_numel);
     EXPECT_EQ(test::max_abs_diff(full, values), 0.0);
     blk.begin_backward();
-    Tensor(blk.grad_full()).copy_from(Tensor::full({layout.padded_numel}, 1.0 + c->rank()).to(c->device()));
+    Tensor(blk.grad_full())
+        .copy_from(Tensor::full({layout.padded_numel}, 1.0 + c->rank()).to(c->device()));
     blk.reduce_grads_async().synchronize();
     Tensor gs = blk.grad_shard().to(Device::cpu());
     double mean = 0;

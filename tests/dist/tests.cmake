@@ -36,6 +36,8 @@ add_test(NAME dist_fault_watchdog_stuck_peer COMMAND ${expect} 20 "waiting in wo
          -- ${RAE_MPIRUN} -np 4 $<TARGET_FILE:dist_fault> stuck)
 add_test(NAME dist_fault_sigkill_rank COMMAND ${expect} 60 "signal 9|Killed|PROCESS GONE"
          -- ${RAE_MPIRUN} -np 3 $<TARGET_FILE:dist_fault> sigkill)
+add_test(NAME dist_fault_watchdog_hung_abort_hook COMMAND ${expect} 20 "rae dist watchdog"
+         -- ${RAE_MPIRUN} -np 3 $<TARGET_FILE:dist_fault> hook)
 # The same with mpirun told not to end the job on a dead rank (as some launchers behave): the
 # survivors' watchdog must end it, reporting the dead peer.
 add_test(NAME dist_fault_sigkill_rank_watchdog COMMAND ${expect} 30 "PROCESS GONE"
@@ -43,6 +45,18 @@ add_test(NAME dist_fault_sigkill_rank_watchdog COMMAND ${expect} 30 "PROCESS GON
 add_test(NAME dist_fault_config_mismatch COMMAND ${expect} 20 "different configurations.*rank 1 have"
          -- ${RAE_MPIRUN} -np 3 $<TARGET_FILE:dist_fault> config)
 set_tests_properties(dist_fault_ok dist_fault_watchdog_sleeping_rank dist_fault_watchdog_stuck_peer
+                     dist_fault_watchdog_hung_abort_hook
                      dist_fault_sigkill_rank dist_fault_sigkill_rank_watchdog dist_fault_config_mismatch PROPERTIES
                      ENVIRONMENT "${RAE_DIST_TEST_ENV};RAE_DIST_TIMEOUT_S=3"
                      TIMEOUT 120 PROCESSORS 2 LABELS dist)
+
+# Distributed training acceptance (tiny preset, synthetic data): losses at 1, 2, 4 ranks under
+# no_shard and full_shard vs one process, elastic resume 4 -> 2 ranks, exact resume, export, and
+# a SIGKILLed rank ending the job.
+foreach(mode losses-no_shard losses-full_shard elastic variants kill)
+  add_test(NAME dist_train_${mode}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/train_dist.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
+                   ${CMAKE_BINARY_DIR}/test_tmp/dist_train_${mode} ${mode})
+  set_tests_properties(dist_train_${mode} PROPERTIES ENVIRONMENT "${RAE_DIST_TEST_ENV}"
+                       TIMEOUT 300 PROCESSORS 2 LABELS dist)
+endforeach()

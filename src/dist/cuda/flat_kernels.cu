@@ -9,7 +9,8 @@
 namespace rae::dist::cuda_kernels {
 
 namespace {
-__global__ void accumulate_kernel(float* __restrict__ dst, const float* __restrict__ src, int64_t n) {
+__global__ void accumulate_kernel(float* __restrict__ dst, const float* __restrict__ src,
+                                  int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     dst[i] += src[i];

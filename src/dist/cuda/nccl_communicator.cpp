@@ -35,18 +35,27 @@ int64_t now_ns() {
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::F32: return ncclFloat32;
-    case DType::F64: return ncclFloat64;
-    case DType::BF16: return ncclBfloat16;
-    case DType::F16: return ncclFloat16;
-    case DType::I32: return ncclInt32;
-    case DType::I64: return ncclInt64;
-    case DType::U8: return ncclUint8;
+    case DType::F32:
+      return ncclFloat32;
+    case DType::F64:
+      return ncclFloat64;
+    case DType::BF16:
+      return ncclBfloat16;
+    case DType::F16:
+      return ncclFloat16;
+    case DType::I32:
+      return ncclInt32;
+    case DType::I64:
+      return ncclInt64;
+    case DType::U8:
+      return ncclUint8;
   }
   return ncclFloat32;
 }
 
-ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::Avg ? ncclAvg : ncclSum; }
+ncclRedOp_t nccl_op(ReduceOp op) {
+  return op == ReduceOp::Avg ? ncclAvg : ncclSum;
+}
 
 // One collective in flight: the event recorded after it on the communication stream.
 struct Pending {
@@ -120,7 +129,8 @@ class NcclCommunicator : public Communicator {
     RAE_CHECK(dtype_reducible(t.dtype()), label_, ".all_reduce: cannot reduce ",
               dtype_name(t.dtype()));
     return launch(CollectiveKind::AllReduce, t.nbytes(), t.dtype(), {t}, [&](cudaStream_t s) {
-      return ncclAllReduce(t.raw(), t.raw(), t.numel(), nccl_type(t.dtype()), nccl_op(op), comm_, s);
+      return ncclAllReduce(t.raw(), t.raw(), t.numel(), nccl_type(t.dtype()), nccl_op(op), comm_,
+                           s);
     });
   }
 
@@ -129,12 +139,13 @@ class NcclCommunicator : public Communicator {
     check_collective_tensor(out, device(), "reduce_scatter", "output", *this);
     RAE_CHECK(in.dtype() == out.dtype() && dtype_reducible(in.dtype()), label_,
               ".reduce_scatter: bad dtypes ", in.str(), " -> ", out.str());
-    RAE_CHECK(in.numel() == out.numel() * size(), label_, ".reduce_scatter: input has ",
-              in.numel(), " elements, expected ", size(), " x ", out.numel());
+    RAE_CHECK(in.numel() == out.numel() * size(), label_, ".reduce_scatter: input has ", in.numel(),
+              " elements, expected ", size(), " x ", out.numel());
     // NCCL's in-place form: the output is this rank's chunk of the input. Other overlaps stage.
     const char* own = static_cast<const char*>(in.raw()) + rank() * out.nbytes();
     Tensor target = out;
-    if (out.raw() != own && overlaps(in, out)) target = Tensor::empty(out.shape(), out.dtype(), device());
+    if (out.raw() != own && overlaps(in, out))
+      target = Tensor::empty(out.shape(), out.dtype(), device());
     Work w = launch(CollectiveKind::ReduceScatter, in.nbytes(), in.dtype(), {in, out, target},
                     [&](cudaStream_t s) {
                       return ncclReduceScatter(in.raw(), target.raw(), out.numel(),
@@ -155,9 +166,10 @@ class NcclCommunicator : public Communicator {
     const char* own = static_cast<const char*>(out.raw()) + rank() * in.nbytes();
     RAE_CHECK(in.raw() == own || !overlaps(in, out), label_,
               ".all_gather: input overlaps the output but is not this rank's chunk");
-    return launch(CollectiveKind::AllGather, out.nbytes(), in.dtype(), {in, out}, [&](cudaStream_t s) {
-      return ncclAllGather(in.raw(), out.raw(), in.numel(), nccl_type(in.dtype()), comm_, s);
-    });
+    return launch(
+        CollectiveKind::AllGather, out.nbytes(), in.dtype(), {in, out}, [&](cudaStream_t s) {
+          return ncclAllGather(in.raw(), out.raw(), in.numel(), nccl_type(in.dtype()), comm_, s);
+        });
   }
 
   Work broadcast_async(const Tensor& t, int root) override {
@@ -171,7 +183,8 @@ class NcclCommunicator : public Communicator {
   Work barrier_async() override {
     if (!barrier_buf_.defined()) barrier_buf_ = Tensor::zeros({1}, DType::F32, device());
     return launch(CollectiveKind::Barrier, 4, DType::F32, {barrier_buf_}, [&](cudaStream_t s) {
-      return ncclAllReduce(barrier_buf_.raw(), barrier_buf_.raw(), 1, ncclFloat32, ncclSum, comm_, s);
+      return ncclAllReduce(barrier_buf_.raw(), barrier_buf_.raw(), 1, ncclFloat32, ncclSum, comm_,
+                           s);
     });
   }
 
@@ -228,7 +241,8 @@ class NcclCommunicator : public Communicator {
   }
 
   template <typename Fn>
-  Work launch(CollectiveKind kind, size_t bytes, DType dtype, std::vector<Tensor> keep, Fn&& enqueue) {
+  Work launch(CollectiveKind kind, size_t bytes, DType dtype, std::vector<Tensor> keep,
+              Fn&& enqueue) {
     reap();
     cuda_check(cudaSetDevice(device_), "cudaSetDevice");
     auto p = std::make_shared<Pending>();
@@ -295,7 +309,8 @@ bool NcclWork::test() {
 void NcclWork::wait() {
   std::lock_guard<std::mutex> lock(comm_->mu_);
   if (p_->complete || !p_->done) return;
-  cuda_check(cudaStreamWaitEvent(comm_->compute_stream(), p_->done, 0), "cudaStreamWaitEvent(compute)");
+  cuda_check(cudaStreamWaitEvent(comm_->compute_stream(), p_->done, 0),
+             "cudaStreamWaitEvent(compute)");
 }
 
 void NcclWork::synchronize() {
@@ -309,7 +324,9 @@ void NcclWork::synchronize() {
 
 }  // namespace
 
-bool nccl_compiled() { return true; }
+bool nccl_compiled() {
+  return true;
+}
 
 std::unique_ptr<Communicator> make_nccl_communicator(MpiCommunicator& boot, int device) {
   // A private MPI communicator (same ranks and order) for the unique id and later splits.

@@ -1,0 +1,130 @@
+// Data-parallel training over a dist::Communicator: the trainer's GradientSync for every
+// strategy (--shard no_shard|shard_grad_op|full_shard|hybrid_shard, --dist.comm_dtype).
+//
+// Each parameter group of the ParamStore (one per transformer block, plus the rest) is split into
+// equal contiguous shards over the shard group (its numel padded to a multiple of the group
+// size). After backward, gradients are summed over ranks (all-reduce for no_shard; reduce-scatter
+// into this rank's shard, then for hybrid an all-reduce across nodes). AdamW and the EMA run on
+// the owned shard only (their state is sharded); the updated shards are all-gathered back into
+// the full parameters the model computes with. no_shard is the same with one shard (every rank
+// owns everything and runs the same update).
+//
+// Checkpoints are sharded: every writing rank (replica 0 of each shard) writes its own
+// shard-KKKKK-of-SSSSS.safetensors in parallel; rank 0 writes state.json and a manifest with
+// checksums. Resume reads the owned ranges from whichever old shards hold them, so a run can
+// resume with another world size (elastic); with the same size each rank reads exactly its own
+// shard (bit-exact). Checkpoints of the single-process format are read too.
+//
+// Note: the trainer keeps the full parameters and gradients of the whole model on every rank
+// (its model runs forward/backward on the ParamStore as a whole), so shard_grad_op and
+// full_shard both shard gradients after reduction and the optimizer state (ZeRO-1/2 memory);
+// the per-block gather/release of ZeRO-3 (dist::ShardedModel) needs per-block hooks in the model.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "dist/flat_shard.h"
+#include "dist/mpi_communicator.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace rae::train {
+
+struct ShardOptions {
+  dist::ShardStrategy strategy = dist::ShardStrategy::NoShard;
+  DType comm_dtype = DType::F32;  // gradients on the wire (f32 or bf16)
+};
+
+class ShardedTraining : public GradientSync {
+ public:
+  ShardedTraining(dist::Communicator& world, const ShardOptions& opts, const TrainConfig& cfg);
+  ~ShardedTraining() override;
+
+  int rank() const override { return world_.rank(); }
+  int world_size() const override { return world_.size(); }
+  void sync_gradients(nn::ParamStore& ps) override;
+  double sum_scalar(double v) override;
+  double grad_norm(const nn::ParamStore& ps) override;
+  bool owns_optimizer() const override { return true; }
+  void optimizer_step(nn::ParamStore& ps, double lr, double grad_scale, double ema_decay) override;
+  int64_t optimizer_steps() const override { return adam_step_; }
+  bool owns_checkpoints() const override { return true; }
+  std::string save_checkpoint(const std::string& run_dir, const nn::ParamStore& ps,
+                              const RunState& state, int64_t keep_last,
+                              int64_t keep_every) override;
+  std::optional<RunState> load_latest_checkpoint(const std::string& run_dir,
+                                                 nn::ParamStore& ps) override;
+
+  // Per-rank bytes of the sharded state (grad shards, AdamW moments, EMA) and of the full
+  // parameters and gradients the model keeps, for the start-up report.
+  std::string memory_report(const nn::ParamStore& ps) const;
+
+ private:
+  struct Group {
+    std::string name;
+    int64_t numel = 0, padded = 0, shard_numel = 0;
+    int64_t begin = 0, end = 0;    // owned range of the group's elements
+    Tensor grad_shard, m, v, ema;  // (shard_numel) F32; [0, end - begin) is meaningful
+  };
+  void attach(const nn::ParamStore& ps);
+  int shards() const { return groups_.shard_size(); }
+  int shard_rank() const { return groups_.shard_rank(); }
+  // One copy of each shard is written: by the ranks of replica 0.
+  bool writer() const { return !groups_.replicate || groups_.replicate->rank() == 0; }
+  void gather_params(nn::ParamStore& ps);
+  void load_sharded(const std::string& dir, nn::ParamStore& ps, RunState* st);
+  void load_single(const std::string& dir, nn::ParamStore& ps, RunState* st);
+  static Tensor on_comm(dist::Communicator& c, const Tensor& host);
+  static Tensor to_host(const Tensor& t);
+
+  dist::Communicator& world_;
+  ShardOptions opts_;
+  TrainConfig cfg_;
+  dist::ShardGroups groups_;
+  std::vector<Group> g_;
+  bool attached_ = false;
+  int64_t adam_step_ = 0;
+};
+
+// A distributed training session for `rae train`: MPI world (watchdog timeout, node size), the
+// start-up consistency check of the config, and the ShardedTraining hook (over NCCL when
+// train.device is CUDA, else MPI).
+struct DistSessionOptions {
+  std::string shard = "no_shard";
+  std::string comm_dtype = "fp32";  // fp32 | bf16
+  double timeout_s = 300;
+  int node_size = 0;
+};
+class DistSession {
+ public:
+  // Collective over all ranks; `config_text` is what must agree (the effective config).
+  DistSession(const DistSessionOptions& o, const TrainConfig& cfg, const std::string& config_text);
+  ~DistSession();
+  ShardedTraining& sync() { return *sync_; }
+  dist::Communicator& world();
+  void report_start(const nn::ParamStore& ps);  // per-rank bytes by strategy
+  void finish();  // prints the measured peak and finalizes MPI (success only)
+
+ private:
+  std::unique_ptr<dist::MpiCommunicator> world_;
+  std::unique_ptr<dist::Communicator> nccl_;  // CUDA training only
+  std::unique_ptr<ShardedTraining> sync_;
+};
+
+// The newest checkpoint of a run (either format) that verifies; corrupt newer ones are skipped
+// with a warning.
+std::optional<std::string> latest_valid_any_checkpoint(const std::string& run_dir);
+std::string verify_any_checkpoint(const std::string& dir);
+// True when a checkpoint of `run_dir` is in the sharded format (then even a single-process
+// `rae train` resumes through ShardedTraining instead of ignoring it).
+bool has_sharded_checkpoint(const std::string& run_dir);
+
+// `rae export`: the consolidated model (or EMA) weights of a checkpoint directory as one
+// safetensors file with the dit_config metadata.
+void export_checkpoint(const std::string& checkpoint_dir, bool ema, const std::string& out);
+
+}  // namespace rae::train
