@@ -1,6 +1,7 @@
 // One DiT^DH training step on the CPU (forward + backward + clip + AdamW + EMA): body 384 x 6
 // (6 heads), head 768 x 1 (12 heads), 16 x 16 tokens of 768 channels, batch 8.
-// Compare with tests/reference/bench_step_torch.py at the same thread count (docs/perf/step-cpu.md).
+// Compare with tests/reference/bench_step_torch.py at the same thread count
+// (docs/perf/step-cpu.md).
 #include <benchmark/benchmark.h>
 
 #include "diffusion/flow.h"

@@ -327,8 +327,7 @@ struct Model {
     K::add(S.c, S.temb, S.yemb);  // blocks apply SiLU -> Linear to it
     S.s0 = act({N, Wb});
     s_emb.fwd(P, S.s0, x);
-    for (int64_t b = 0; b < B; ++b)  // + fixed position table per sample
-      K::add_(S.s0.narrow(0, b * T, T), P.f(pos), 1.0);
+    K::add_rowwise(S.s0, S.s0, P.f(pos));  // + the fixed (T, C) position table
     S.xs.assign(1, S.s0);
     S.b.resize(body.size());
     for (size_t i = 0; i < body.size(); ++i) {

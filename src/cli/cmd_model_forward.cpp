@@ -1,9 +1,8 @@
 // rae model-forward --checkpoint FILE --inputs FILE --out FILE
 // Runs a DiT^DH state dict on x (x_t: (B, T, C) tokens or (B, C, H, W) as the release takes it),
 // t (B) and y (B) from a safetensors file; writes "out" in the layout of x.
-#include <iostream>
-
 #include <boost/program_options.hpp>
+#include <iostream>
 
 #include "cli/commands.h"
 #include "cli/model_loading.h"
@@ -30,8 +29,7 @@ int cmd_model_forward(int argc, char** argv) {
     std::cout << d << "\n";
     return 0;
   }
-  for (const char* k : {"checkpoint", "inputs", "out"})
-    RAE_CHECK(vm.count(k), "missing --", k);
+  for (const char* k : {"checkpoint", "inputs", "out"}) RAE_CHECK(vm.count(k), "missing --", k);
   auto model = load_dit(vm["checkpoint"].as<std::string>());
   const auto& cfg = model->config();
   safetensors::File in = safetensors::load(vm["inputs"].as<std::string>());

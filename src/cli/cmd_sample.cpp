@@ -2,10 +2,9 @@
 // Euler ODE sampler of the release (t from 1 to 1e-3 on a shifted grid) with optional CFG;
 // writes latents (B, T, C) and labels to safetensors. Noise: RNG purpose Sample keyed by
 // (seed, sample index).
+#include <boost/program_options.hpp>
 #include <iostream>
 #include <sstream>
-
-#include <boost/program_options.hpp>
 
 #include "cli/commands.h"
 #include "cli/model_loading.h"

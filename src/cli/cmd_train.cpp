@@ -1,11 +1,10 @@
 // rae train --config F --cache DIR --run-dir DIR [--steps N] [--section.key=value ...]
 // Grid, channels and classes come from the cache manifest; --steps is the run's total. The run
 // resumes from the newest checkpoint in --run-dir that verifies.
+#include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-
-#include <boost/program_options.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -36,10 +35,11 @@ std::unique_ptr<train::BatchStream> open_source(const std::string& spec) {
 
 int cmd_train(int argc, char** argv) {
   po::options_description general("rae train options");
-  general.add_options()("help,h", "show this help")(
-      "config", po::value<std::string>(), "training config file (jobs/*.cfg)")(
+  general.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                    "training config file (jobs/*.cfg)")(
       "cache", po::value<std::string>(), "latent cache directory")(
-      "run-dir", po::value<std::string>(), "run directory (created; resumed if it has checkpoints)")(
+      "run-dir", po::value<std::string>(),
+      "run directory (created; resumed if it has checkpoints)")(
       "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)");
   po::options_description keys = train::train_options();
   po::options_description all;

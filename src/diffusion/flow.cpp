@@ -32,7 +32,9 @@ double time_shift(int64_t dim, double base) {
   return std::sqrt(static_cast<double>(dim) / base);
 }
 
-double apply_shift(double t, double a) { return a * t / (1.0 + (a - 1.0) * t); }
+double apply_shift(double t, double a) {
+  return a * t / (1.0 + (a - 1.0) * t);
+}
 
 double sample_time(const FlowConfig& cfg, uint64_t step, uint64_t sample) {
   rng::Key k{cfg.seed, rng::Purpose::Time, step, sample};

@@ -20,7 +20,7 @@ struct FlowConfig {
   double shift = 1.0;           // a = sqrt(D / base)
   double t0 = 0.0, t1 = 0.999;  // training interval (release: 1 - 1/1000)
   double class_dropout = 0.1;
-  int64_t num_classes = 1000;   // the null label
+  int64_t num_classes = 1000;  // the null label
   uint64_t seed = 0;
 };
 
@@ -37,8 +37,7 @@ void fill_noise(float* eps, int64_t n, uint64_t seed, uint64_t step, uint64_t sa
 // xt, target (B, T, C), t (B) F32, y (B) I32 with class dropout applied.
 void make_training_batch(const FlowConfig& cfg, uint64_t step, const Tensor& x,
                          const Tensor& labels, const std::vector<int64_t>& sample_ids,
-                         const Tensor& xt, const Tensor& target, const Tensor& t,
-                         const Tensor& y);
+                         const Tensor& xt, const Tensor& target, const Tensor& t, const Tensor& y);
 
 // Euler ODE sampler of the release: t grid = shift(1 - linspace(0, 0.999, num_steps)),
 // x <- x + (t_{k+1} - t_k) v(x, t_k). With cfg_scale != 1, the velocity is

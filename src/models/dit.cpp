@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -32,14 +31,22 @@ DiTConfig dit_preset(const std::string& name) {
     c.body_width = w, c.body_depth = d, c.body_heads = h;
   };
   if (name.rfind("DiT-", 0) == 0) c.head_depth = 0, c.head_width = 0, c.head_heads = 0;
-  if (name == "DiTDH-S" || name == "DiT-S") body(384, 12, 6);
-  else if (name == "DiT-B") body(768, 12, 12);
-  else if (name == "DiT-L") body(1024, 24, 16);
-  else if (name == "DiT-XL") body(1152, 28, 16);
-  else if (name == "DiT-micro") body(16, 2, 2), c.fourier_size = 8;
-  else if (name == "DiTDH-B") body(768, 12, 12);
-  else if (name == "DiTDH-L") body(1024, 24, 16);
-  else if (name == "DiTDH-XL") body(1152, 28, 16);
+  if (name == "DiTDH-S" || name == "DiT-S")
+    body(384, 12, 6);
+  else if (name == "DiT-B")
+    body(768, 12, 12);
+  else if (name == "DiT-L")
+    body(1024, 24, 16);
+  else if (name == "DiT-XL")
+    body(1152, 28, 16);
+  else if (name == "DiT-micro")
+    body(16, 2, 2), c.fourier_size = 8;
+  else if (name == "DiTDH-B")
+    body(768, 12, 12);
+  else if (name == "DiTDH-L")
+    body(1024, 24, 16);
+  else if (name == "DiTDH-XL")
+    body(1152, 28, 16);
   else if (name == "DiTDH-tiny") {
     // CPU smoke training: body 64 x 2 (2 heads of 32), head 128 x 1 (2 heads of 64).
     body(64, 2, 2);
@@ -58,12 +65,18 @@ DiTConfig dit_preset(const std::string& name) {
 }
 
 std::string DiTConfig::to_json() const {
-  nlohmann::json j = {{"name", name},         {"in_channels", in_channels},
-                      {"grid", grid},         {"num_classes", num_classes},
-                      {"body_width", body_width}, {"body_depth", body_depth},
-                      {"body_heads", body_heads}, {"head_width", head_width},
-                      {"head_depth", head_depth}, {"head_heads", head_heads},
-                      {"mlp_ratio", mlp_ratio}, {"class_dropout", class_dropout},
+  nlohmann::json j = {{"name", name},
+                      {"in_channels", in_channels},
+                      {"grid", grid},
+                      {"num_classes", num_classes},
+                      {"body_width", body_width},
+                      {"body_depth", body_depth},
+                      {"body_heads", body_heads},
+                      {"head_width", head_width},
+                      {"head_depth", head_depth},
+                      {"head_heads", head_heads},
+                      {"mlp_ratio", mlp_ratio},
+                      {"class_dropout", class_dropout},
                       {"fourier_size", fourier_size}};
   return j.dump();
 }
@@ -115,7 +128,9 @@ DiTConfig infer_dit_config(const std::map<std::string, Tensor>& t,
   const Tensor& table = need("y_embedder.embedding_table.weight");
   c.num_classes = table.dim(0) - 1;
   c.fourier_size = need("t_embedder.W").dim(0);
-  auto heads = [](int64_t w) { return w == 1152 ? 16 : w == 384 ? 6 : std::max<int64_t>(1, w / 64); };
+  auto heads = [](int64_t w) {
+    return w == 1152 ? 16 : w == 384 ? 6 : std::max<int64_t>(1, w / 64);
+  };
   c.body_heads = heads(c.body_width), c.head_heads = c.head_depth ? heads(c.head_width) : 0;
   return c;
 }
@@ -130,8 +145,8 @@ DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
   const int64_t C = cfg.in_channels, Wb = cfg.body_width, Wh = cfg.head_width;
   plain_ = cfg.head_depth == 0;
   const int64_t Wf = plain_ ? Wb : Wh;  // width of the final layer
-  RAE_CHECK(cfg.body_depth >= 1 && cfg.head_depth >= 0, "DiTDH: bad depths ", cfg.body_depth,
-            ", ", cfg.head_depth);
+  RAE_CHECK(cfg.body_depth >= 1 && cfg.head_depth >= 0, "DiTDH: bad depths ", cfg.body_depth, ", ",
+            cfg.head_depth);
   ps_.begin_group("embed");
   if (plain_) {
     x_embedder_.declare(ps_, "x_embedder.proj", C, Wb, true, {Wb, C, 1, 1});
@@ -206,8 +221,7 @@ void DiTDH::init(uint64_t seed) {
       zero(static_cast<int>(id));
     } else if (is_weight || is_bias) {
       int64_t fan_in = is_weight ? infos[id].shape.numel() / infos[id].shape[0]
-                                 : ps_.value(static_cast<int>(id) - 1).numel() /
-                                       infos[id].shape[0];
+                                 : ps_.value(static_cast<int>(id) - 1).numel() / infos[id].shape[0];
       uniform(static_cast<int>(id), 1.0 / std::sqrt(static_cast<double>(fan_in)));
     }
   }
@@ -226,6 +240,12 @@ void DiTDH::init(uint64_t seed) {
   Tensor W = ps_.buffer(fourier_W_);
   rng::Key kw{seed, rng::Purpose::Init, 0, 1000000};
   for (int64_t i = 0; i < W.numel(); ++i) W.data<float>()[i] = rng::normal_at(kw, i);
+}
+
+void DiTDH::to(Device device) {
+  ps_.to_device(device);
+  for (Tensor* t : {&body_cos_, &body_sin_, &head_cos_, &head_sin_})
+    if (t->defined()) *t = t->to(device);
 }
 
 void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
@@ -283,8 +303,8 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   x_embedder_.forward(ps_, s.xs[h0].view({N, Wh}), x.view({N, C}));
   for (int64_t j = 0; j < Dh; ++j) {
     s.xs[h0 + j + 1] = A.empty({B, T, Wh});
-    blocks_[Db + j].forward(ps_, A, s.blk[Db + j], s.xs[h0 + j + 1], s.xs[h0 + j], s.sp,
-                            head_cos_, head_sin_);
+    blocks_[Db + j].forward(ps_, A, s.blk[Db + j], s.xs[h0 + j + 1], s.xs[h0 + j], s.sp, head_cos_,
+                            head_sin_);
   }
   // Final layer: per-token shift/scale from SiLU -> Linear of s, no gate.
   s.fa = A.empty({N, Wh});

@@ -54,6 +54,9 @@ class DiTDH {
   // adaLN and final layers zero, Fourier W N(0, 1)); randomness from rng purpose Init keyed by
   // parameter id. Also fills the fixed sin-cos position table.
   void init(uint64_t seed);
+  // Moves parameters, buffers and tables to `device` (init() and the constructor fill them on
+  // the CPU). Activations then live in an arena of that device.
+  void to(Device device);
 
   // x (B, T, C) F32 tokens of x_t, t (B) F32, y (B) I32 (null class = num_classes), out
   // (B, T, C). Saves activations in `arena` for backward (arena must not be reset in between).

@@ -17,8 +17,8 @@ void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, cons
                           const Tensor& y) {
   const int64_t B = x.dim(0), T = cfg_.tokens(), C = cfg_.in_channels, N = B * T;
   const int64_t W = cfg_.body_width, D = cfg_.body_depth;
-  RAE_CHECK(x.ndim() == 3 && x.dim(1) == T && x.dim(2) == C, "DiT forward: x is ",
-            x.shape().str(), ", expected (B, ", T, ", ", C, ")");
+  RAE_CHECK(x.ndim() == 3 && x.dim(1) == T && x.dim(2) == C, "DiT forward: x is ", x.shape().str(),
+            ", expected (B, ", T, ", ", C, ")");
   Saved& s = sv_;
   s.B = B, s.x = x, s.t = t, s.y = y;
   s.tf = A.empty({B, 2 * cfg_.fourier_size});
@@ -51,8 +51,8 @@ void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, cons
   nn::chunked_linear_forward(ps_, final_ada_, {shift, s.f_scale}, s.fa);
   s.rstd_f = A.empty({N});
   s.hf = A.empty({B, T, W});
-  ops::rmsnorm_modulate_forward(s.hf, s.rstd_f, s.xs[D], ps_.value(final_norm_), shift,
-                                s.f_scale, kNormEps);
+  ops::rmsnorm_modulate_forward(s.hf, s.rstd_f, s.xs[D], ps_.value(final_norm_), shift, s.f_scale,
+                                kNormEps);
   final_linear_.forward(ps_, out.view({N, C}), s.hf.view({N, W}));
 }
 

@@ -105,8 +105,8 @@ void DiTBlock::backward(const ParamStore& ps, Arena& A, const Saved& s, const Te
   ops::swiglu_backward(du, dg, s.u);
   Tensor dh2 = A.zeros({B, T, C});
   w12.backward(ps, dh2.view({N, C}), du, s.h2.view({N, C}));
-  ops::rmsnorm_modulate_backward(dx, ps.grad(norm2), mshape(d_shift_mlp), mshape(d_scale_mlp),
-                                 dh2, s.x_mid, ps.value(norm2), mshape(s.scale_mlp), s.rstd2);
+  ops::rmsnorm_modulate_backward(dx, ps.grad(norm2), mshape(d_shift_mlp), mshape(d_scale_mlp), dh2,
+                                 s.x_mid, ps.value(norm2), mshape(s.scale_mlp), s.rstd2);
 
   // Attention branch: x_mid = x_in + gate_msa * y1.
   Tensor dy1 = A.zeros({B, T, C});
@@ -116,20 +116,18 @@ void DiTBlock::backward(const ParamStore& ps, Arena& A, const Saved& s, const Te
   Tensor dqkv = A.zeros({N, 3 * C});
   Tensor dqkv5 = dqkv.view({B, T, 3, heads, head_dim});
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  ops::attention_backward(dqkv5, datt, s.qkv.view({B, T, 3, heads, head_dim}), s.att, s.lse,
-                          scale);
+  ops::attention_backward(dqkv5, datt, s.qkv.view({B, T, 3, heads, head_dim}), s.att, s.lse, scale);
   ops::rope_apply_backward(dqkv5, cos, sin);
   Tensor dh1 = A.zeros({B, T, C});
   qkv.backward(ps, dh1.view({N, C}), dqkv, s.h1.view({N, C}));
-  ops::rmsnorm_modulate_backward(dx, ps.grad(norm1), mshape(d_shift_msa), mshape(d_scale_msa),
-                                 dh1, s.x_in, ps.value(norm1), mshape(s.scale_msa), s.rstd1);
+  ops::rmsnorm_modulate_backward(dx, ps.grad(norm1), mshape(d_shift_msa), mshape(d_scale_msa), dh1,
+                                 s.x_in, ps.value(norm1), mshape(s.scale_msa), s.rstd1);
 
   // adaLN: back through the chunk split, the Linear and the SiLU into the condition.
   Tensor dact = A.zeros({R, C});
-  chunked_linear_backward(ps, ada, dact,
-                          {d_shift_msa, d_scale_msa, d_gate_msa, d_shift_mlp, d_scale_mlp,
-                           d_gate_mlp},
-                          s.cond_act);
+  chunked_linear_backward(
+      ps, ada, dact, {d_shift_msa, d_scale_msa, d_gate_msa, d_shift_mlp, d_scale_mlp, d_gate_mlp},
+      s.cond_act);
   ops::silu_backward(dcond.view({R, C}), dact, s.cond.view({R, C}));
 }
 

@@ -22,8 +22,8 @@ struct DiTBlock {
   struct Saved {
     int64_t B = 0, T = 0;
     bool per_token = false;
-    Tensor x_in, cond, cond_act;                                 // cond_act = silu(cond)
-    Tensor scale_msa, gate_msa, scale_mlp, gate_mlp;             // (R, C) chunks
+    Tensor x_in, cond, cond_act;                      // cond_act = silu(cond)
+    Tensor scale_msa, gate_msa, scale_mlp, gate_mlp;  // (R, C) chunks
     Tensor rstd1, h1, qkv, att, lse, y1, x_mid, rstd2, h2, u, g, y2;
   };
 
@@ -31,8 +31,7 @@ struct DiTBlock {
                double mlp_ratio);
   // x_out (B, T, C) from x_in (B, T, C); cond (B, C) or (B, T, C); cos/sin (T, head_dim).
   void forward(const ParamStore& ps, Arena& arena, Saved& s, const Tensor& x_out,
-               const Tensor& x_in, const Tensor& cond, const Tensor& cos,
-               const Tensor& sin) const;
+               const Tensor& x_in, const Tensor& cond, const Tensor& cos, const Tensor& sin) const;
   // dx (B, T, C): on entry dL/dx_out, on return dL/dx_in (in place). dcond (cond's shape) +=.
   void backward(const ParamStore& ps, Arena& arena, const Saved& s, const Tensor& dx,
                 const Tensor& dcond, const Tensor& cos, const Tensor& sin) const;

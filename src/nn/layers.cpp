@@ -16,8 +16,12 @@ void Linear::declare(ParamStore& ps, const std::string& prefix, int64_t in_featu
   b = bias ? ps.add(prefix + ".bias", {out}) : -1;
 }
 
-Tensor Linear::weight(const ParamStore& ps) const { return ps.value(w).view({out, in}); }
-Tensor Linear::weight_grad(const ParamStore& ps) const { return ps.grad(w).view({out, in}); }
+Tensor Linear::weight(const ParamStore& ps) const {
+  return ps.value(w).view({out, in});
+}
+Tensor Linear::weight_grad(const ParamStore& ps) const {
+  return ps.grad(w).view({out, in});
+}
 
 void Linear::forward(const ParamStore& ps, const Tensor& y, const Tensor& x) const {
   ops::linear_forward(y, x, weight(ps), b >= 0 ? ps.value(b) : Tensor());
@@ -28,8 +32,8 @@ void Linear::backward(const ParamStore& ps, const Tensor& dx, const Tensor& dout
   ops::linear_backward(dx, weight_grad(ps), b >= 0 ? ps.grad(b) : Tensor(), dout, x, weight(ps));
 }
 
-void chunked_linear_forward(const ParamStore& ps, const Linear& l,
-                            const std::vector<Tensor>& parts, const Tensor& x) {
+void chunked_linear_forward(const ParamStore& ps, const Linear& l, const std::vector<Tensor>& parts,
+                            const Tensor& x) {
   const int64_t k = static_cast<int64_t>(parts.size()), C = l.out / k;
   RAE_CHECK(C * k == l.out, "chunked_linear_forward: ", l.out, " outputs in ", k, " chunks");
   Tensor w = l.weight(ps);

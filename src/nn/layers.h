@@ -15,8 +15,8 @@ struct Linear {
   int64_t in = 0, out = 0;
   // Declares `prefix.weight` (out, in) [+ `prefix.bias` (out)]. `weight_shape` overrides the
   // stored shape (conv patch embedders store (out, in, 1, 1)).
-  void declare(ParamStore& ps, const std::string& prefix, int64_t in_features,
-               int64_t out_features, bool bias = true, const Shape& weight_shape = {});
+  void declare(ParamStore& ps, const std::string& prefix, int64_t in_features, int64_t out_features,
+               bool bias = true, const Shape& weight_shape = {});
   Tensor weight(const ParamStore& ps) const;  // (out, in) view
   Tensor weight_grad(const ParamStore& ps) const;
   // out (N, out) = x (N, in) W^T + b

@@ -50,6 +50,21 @@ void ParamStore::allocate(Device device) {
   allocated_ = true;
 }
 
+void ParamStore::to_device(Device device) {
+  RAE_CHECK(allocated_, "ParamStore: to_device before allocate");
+  for (auto& g : groups_) {
+    g.data = g.data.to(device);
+    g.grad = Tensor::zeros({g.numel}, DType::F32, device);
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const ParamInfo& p = params_[i];
+    const ParamGroup& g = groups_[p.group];
+    values_[i] = g.data.narrow(0, p.offset, p.shape.numel()).view(p.shape);
+    grads_[i] = g.grad.narrow(0, p.offset, p.shape.numel()).view(p.shape);
+  }
+  for (auto& b : buffers_) b = b.to(device);
+}
+
 int ParamStore::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() || it->second < 0 ? -1 : it->second;

@@ -35,6 +35,9 @@ class ParamStore {
   // Allocates the flat buffers (zeros) and the buffers; no declarations after this.
   void allocate(Device device = Device::cpu());
   bool allocated() const { return allocated_; }
+  // Moves every flat buffer, gradient and buffer to `device` (views rebuilt; grads zeroed).
+  void to_device(Device device);
+  Device device() const { return groups_.empty() ? Device::cpu() : groups_[0].data.device(); }
 
   const Tensor& value(int id) const { return values_.at(id); }
   const Tensor& grad(int id) const { return grads_.at(id); }

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -86,7 +85,7 @@ std::string write_checkpoint(const std::string& run_dir, const nn::ParamStore& p
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   const std::map<std::string, std::string> meta = {{"step", std::to_string(st.step)},
-                                                    {"dit_config", st.model_config}};
+                                                   {"dit_config", st.model_config}};
   safetensors::save((tmp / "model.safetensors").string(), ps.state_dict(), meta);
   safetensors::save((tmp / "ema.safetensors").string(),
                     with_buffers(ps, ps.views_of(ema.buffers())), meta);
@@ -95,19 +94,25 @@ std::string write_checkpoint(const std::string& run_dir, const nn::ParamStore& p
   for (auto& [n, t] : ps.views_of(adam.v())) opt["v." + n] = t;
   safetensors::save((tmp / "optimizer.safetensors").string(), opt,
                     {{"adam_step", std::to_string(adam.step_count())}});
-  json s = {{"step", st.step},           {"samples_seen", st.samples_seen},
-            {"adam_step", st.adam_step}, {"bad_in_row", st.bad_in_row},
-            {"skipped_total", st.skipped_total}, {"seed", st.seed},
-            {"preset", st.preset},       {"data", st.data}};
+  json s = {{"step", st.step},
+            {"samples_seen", st.samples_seen},
+            {"adam_step", st.adam_step},
+            {"bad_in_row", st.bad_in_row},
+            {"skipped_total", st.skipped_total},
+            {"seed", st.seed},
+            {"preset", st.preset},
+            {"data", st.data}};
   write_file_atomic((tmp / "state.json").string(), s.dump(2) + "\n");
-  json m = {{"format", "rae-checkpoint"}, {"version", 1}, {"step", st.step},
-            {"checksum_algorithm", "fnv1a64"}, {"files", json::object()}};
+  json m = {{"format", "rae-checkpoint"},
+            {"version", 1},
+            {"step", st.step},
+            {"checksum_algorithm", "fnv1a64"},
+            {"files", json::object()}};
   for (const char* f : kFiles) {
     std::string p = (tmp / f).string();
     fsync_path(p);
     char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx",
-                  static_cast<unsigned long long>(file_checksum(p)));
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(file_checksum(p)));
     m["files"][f] = {{"bytes", fs::file_size(p)}, {"checksum", hex}};
   }
   write_file_atomic((tmp / "manifest.json").string(), m.dump(2) + "\n");
@@ -156,8 +161,7 @@ std::string verify_checkpoint(const std::string& dir) {
       if (fs::file_size(p) != m["files"][f]["bytes"].get<uint64_t>())
         return std::string("size mismatch for ") + f;
       char hex[17];
-      std::snprintf(hex, sizeof hex, "%016llx",
-                    static_cast<unsigned long long>(file_checksum(p)));
+      std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(file_checksum(p)));
       if (m["files"][f]["checksum"].get<std::string>() != hex)
         return std::string("checksum mismatch for ") + f;
     }

@@ -4,11 +4,10 @@
 // fsynced, then renamed into place, so a checkpoint directory either verifies or is absent.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "nn/params.h"
 #include "train/optimizer.h"
@@ -16,9 +15,9 @@
 namespace rae::train {
 
 struct RunState {
-  int64_t step = 0;          // optimizer steps done (the data position is step * global batch)
+  int64_t step = 0;  // optimizer steps done (the data position is step * global batch)
   int64_t samples_seen = 0;
-  int64_t adam_step = 0;     // AdamW bias-correction count (skipped steps do not count)
+  int64_t adam_step = 0;  // AdamW bias-correction count (skipped steps do not count)
   int64_t bad_in_row = 0, skipped_total = 0;
   uint64_t seed = 0;
   std::string preset;
@@ -26,7 +25,7 @@ struct RunState {
   nlohmann::json data;       // the data stream's position (next batch)
 };
 
-std::string checkpoint_name(int64_t step);  // "step-0000040"
+std::string checkpoint_name(int64_t step);        // "step-0000040"
 uint64_t file_checksum(const std::string& path);  // FNV-1a 64 of the bytes
 void write_file_atomic(const std::string& path, const std::string& contents);
 

@@ -1,8 +1,10 @@
 #include "train/config.h"
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
+#include "core/device.h"
 #include "core/error.h"
 
 namespace po = boost::program_options;
@@ -19,7 +21,7 @@ struct Key {
 };
 
 const Key kKeys[] = {
-    {"model.preset", Key::String, "DiTDH-micro|DiTDH-tiny|DiTDH-S|DiTDH-B|DiTDH-L|DiTDH-XL"},
+    {"model.preset", Key::String, "DiTDH-{micro,tiny,S,B,L,XL} or DiT-{micro,S,B,L,XL}"},
     {"model.class_dropout", Key::Double, "class-label dropout probability (CFG)"},
     {"transport.time_dist", Key::String, "uniform | logit-normal_MU_SIGMA"},
     {"transport.shift_base", Key::Double, "time shift base (a = sqrt(dim / base))"},
@@ -31,6 +33,7 @@ const Key kKeys[] = {
     {"train.clip_grad", Key::Double, "max global gradient norm (<= 0: off)"},
     {"train.ema_decay", Key::Double, "EMA decay"},
     {"train.max_bad_steps", Key::Int, "abort after this many non-finite steps in a row"},
+    {"train.device", Key::String, "cpu | cuda | cuda:N (model, activations, optimizer)"},
     {"optim.lr", Key::Double, "base learning rate"},
     {"optim.beta1", Key::Double, "AdamW beta1"},
     {"optim.beta2", Key::Double, "AdamW beta2"},
@@ -59,28 +62,43 @@ struct Binding {
 };
 
 std::vector<Binding> bind(TrainConfig& c) {
-  return {{nullptr, nullptr, &c.preset},       {nullptr, &c.class_dropout},
-          {nullptr, nullptr, &c.time_dist},    {nullptr, &c.shift_base},
-          {&c.shift_dim},                      {&c.steps},
-          {&c.global_batch_size},              {&c.grad_accum_steps},
-          {&c.seed},                           {nullptr, &c.clip_grad},
-          {nullptr, &c.ema_decay},             {&c.max_bad_steps},
-          {nullptr, &c.lr},                    {nullptr, &c.beta1},
-          {nullptr, &c.beta2},                 {nullptr, &c.eps},
-          {nullptr, &c.weight_decay},          {nullptr, nullptr, &c.schedule},
-          {&c.warmup_steps},                   {&c.decay_end_steps},
-          {nullptr, &c.warmup_epochs},         {nullptr, &c.decay_end_epoch},
-          {nullptr, &c.final_lr},              {nullptr, nullptr, nullptr, &c.warmup_from_zero},
-          {&c.log_every},                      {nullptr, nullptr, nullptr, &c.progress},
-          {&c.ckpt_every},                     {&c.keep_last},
+  return {{nullptr, nullptr, &c.preset},
+          {nullptr, &c.class_dropout},
+          {nullptr, nullptr, &c.time_dist},
+          {nullptr, &c.shift_base},
+          {&c.shift_dim},
+          {&c.steps},
+          {&c.global_batch_size},
+          {&c.grad_accum_steps},
+          {&c.seed},
+          {nullptr, &c.clip_grad},
+          {nullptr, &c.ema_decay},
+          {&c.max_bad_steps},
+          {nullptr, nullptr, &c.device},
+          {nullptr, &c.lr},
+          {nullptr, &c.beta1},
+          {nullptr, &c.beta2},
+          {nullptr, &c.eps},
+          {nullptr, &c.weight_decay},
+          {nullptr, nullptr, &c.schedule},
+          {&c.warmup_steps},
+          {&c.decay_end_steps},
+          {nullptr, &c.warmup_epochs},
+          {nullptr, &c.decay_end_epoch},
+          {nullptr, &c.final_lr},
+          {nullptr, nullptr, nullptr, &c.warmup_from_zero},
+          {&c.log_every},
+          {nullptr, nullptr, nullptr, &c.progress},
+          {&c.ckpt_every},
+          {&c.keep_last},
           {&c.keep_every}};
 }
 
+// Shortest text that reads back to the same double (0.1, not 0.10000000000000001).
 std::string fmt_double(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 }  // namespace
@@ -89,17 +107,23 @@ po::options_description train_options() {
   po::options_description d("training config keys (--section.key=value)");
   TrainConfig defaults;
   auto b = bind(defaults);
-  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 29);
+  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 30);
   for (size_t i = 0; i < b.size(); ++i) {
     const Key& k = kKeys[i];
     switch (k.kind) {
-      case Key::Int: d.add_options()(k.name, po::value<int64_t>()->default_value(*b[i].i), k.help); break;
+      case Key::Int:
+        d.add_options()(k.name, po::value<int64_t>()->default_value(*b[i].i), k.help);
+        break;
       case Key::Double:
         d.add_options()(k.name, po::value<double>()->default_value(*b[i].d, fmt_double(*b[i].d)),
                         k.help);
         break;
-      case Key::String: d.add_options()(k.name, po::value<std::string>()->default_value(*b[i].s), k.help); break;
-      case Key::Bool: d.add_options()(k.name, po::value<bool>()->default_value(*b[i].b), k.help); break;
+      case Key::String:
+        d.add_options()(k.name, po::value<std::string>()->default_value(*b[i].s), k.help);
+        break;
+      case Key::Bool:
+        d.add_options()(k.name, po::value<bool>()->default_value(*b[i].b), k.help);
+        break;
     }
   }
   return d;
@@ -111,10 +135,18 @@ void TrainConfig::from_variables(const po::variables_map& vm) {
     const Key& k = kKeys[i];
     if (!vm.count(k.name)) continue;
     switch (k.kind) {
-      case Key::Int: *b[i].i = vm[k.name].as<int64_t>(); break;
-      case Key::Double: *b[i].d = vm[k.name].as<double>(); break;
-      case Key::String: *b[i].s = vm[k.name].as<std::string>(); break;
-      case Key::Bool: *b[i].b = vm[k.name].as<bool>(); break;
+      case Key::Int:
+        *b[i].i = vm[k.name].as<int64_t>();
+        break;
+      case Key::Double:
+        *b[i].d = vm[k.name].as<double>();
+        break;
+      case Key::String:
+        *b[i].s = vm[k.name].as<std::string>();
+        break;
+      case Key::Bool:
+        *b[i].b = vm[k.name].as<bool>();
+        break;
     }
   }
   auto need = [](bool ok, const char* key, const auto& v, const char* what) {
@@ -129,6 +161,11 @@ void TrainConfig::from_variables(const po::variables_map& vm) {
        "must be in [0, 1)");
   need(ema_decay >= 0 && ema_decay <= 1, "train.ema_decay", ema_decay, "must be in [0, 1]");
   need(max_bad_steps >= 1, "train.max_bad_steps", max_bad_steps, "must be >= 1");
+  try {
+    parse_device(device);
+  } catch (const std::exception&) {
+    need(false, "train.device", "'" + device + "'", "must be cpu, cuda or cuda:N");
+  }
   need(lr >= 0, "optim.lr", lr, "must be >= 0");
   need(beta1 >= 0 && beta1 < 1, "optim.beta1", beta1, "must be in [0, 1)");
   need(beta2 >= 0 && beta2 < 1, "optim.beta2", beta2, "must be in [0, 1)");
@@ -160,10 +197,18 @@ std::string TrainConfig::to_ini() const {
     section = sec;
     os << key << " = ";
     switch (kKeys[i].kind) {
-      case Key::Int: os << *b[i].i; break;
-      case Key::Double: os << fmt_double(*b[i].d); break;
-      case Key::String: os << *b[i].s; break;
-      case Key::Bool: os << (*b[i].b ? "true" : "false"); break;
+      case Key::Int:
+        os << *b[i].i;
+        break;
+      case Key::Double:
+        os << fmt_double(*b[i].d);
+        break;
+      case Key::String:
+        os << *b[i].s;
+        break;
+      case Key::Bool:
+        os << (*b[i].b ? "true" : "false");
+        break;
     }
     os << "\n";
   }

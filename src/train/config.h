@@ -2,11 +2,10 @@
 // ([section] then key = value), overridable on the command line as --section.key=value.
 // Unknown keys and malformed values are rejected before any work, naming the key.
 #pragma once
+#include <boost/program_options.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <boost/program_options.hpp>
 
 namespace rae::train {
 
@@ -25,14 +24,16 @@ struct TrainConfig {
   int64_t seed = 42;
   double clip_grad = 1.0;  // <= 0: no clipping
   double ema_decay = 0.9995;
-  int64_t max_bad_steps = 5;  // NaN/Inf guard: abort after this many skipped steps in a row
+  int64_t max_bad_steps = 5;
+  std::string device =
+      "cpu";  // cpu | cuda | cuda:N  // NaN/Inf guard: abort after this many skipped steps in a row
   // [optim]
   double lr = 2e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
   // [schedule]
   std::string schedule = "constant";  // constant | linear | cosine
   int64_t warmup_steps = 0, decay_end_steps = 0;
   double warmup_epochs = -1, decay_end_epoch = -1;  // >= 0: in epochs (the release's form)
-  double final_lr = -1;                              // < 0: = lr
+  double final_lr = -1;                             // < 0: = lr
   bool warmup_from_zero = false;
   // [log]
   int64_t log_every = 1;

@@ -6,9 +6,13 @@
 
 namespace rae::train {
 
-SyntheticStream::SyntheticStream(int64_t samples, int64_t grid, int64_t channels,
-                                 int64_t classes, uint64_t data_seed, double noise_scale)
-    : n_(samples), grid_(grid), c_(channels), k_(classes), data_seed_(data_seed),
+SyntheticStream::SyntheticStream(int64_t samples, int64_t grid, int64_t channels, int64_t classes,
+                                 uint64_t data_seed, double noise_scale)
+    : n_(samples),
+      grid_(grid),
+      c_(channels),
+      k_(classes),
+      data_seed_(data_seed),
       noise_(noise_scale) {}
 
 void SyntheticStream::open(const StreamOptions& o) {
@@ -96,7 +100,8 @@ class CacheStream : public BatchStream {
     return {{"epoch", p.epoch}, {"step", p.step}};
   }
   void seek(const nlohmann::json& pos) override {
-    reader_->seek(cache::DataPosition{pos.at("epoch").get<int64_t>(), pos.at("step").get<int64_t>()});
+    reader_->seek(
+        cache::DataPosition{pos.at("epoch").get<int64_t>(), pos.at("step").get<int64_t>()});
   }
 
  private:

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/elementwise.h"
 #include "ops/optim.h"
 
 namespace rae::train {
@@ -31,9 +32,8 @@ LrSchedule LrSchedule::from_config(const TrainConfig& c, int64_t steps_per_epoch
   s.type = c.schedule;
   s.base_lr = c.lr;
   s.final_lr = c.final_lr < 0 ? c.lr : c.final_lr;
-  s.warmup_steps = c.warmup_epochs >= 0
-                       ? static_cast<int64_t>(c.warmup_epochs * steps_per_epoch)
-                       : c.warmup_steps;
+  s.warmup_steps = c.warmup_epochs >= 0 ? static_cast<int64_t>(c.warmup_epochs * steps_per_epoch)
+                                        : c.warmup_steps;
   s.decay_end_steps = c.decay_end_epoch >= 0
                           ? static_cast<int64_t>(c.decay_end_epoch * steps_per_epoch)
                           : c.decay_end_steps;
@@ -58,7 +58,8 @@ double deterministic_sum_squares(const Tensor& flat) {
 
 double global_grad_norm(const nn::ParamStore& ps) {
   double s = 0;
-  for (auto& g : ps.groups()) s += deterministic_sum_squares(g.grad);
+  for (auto& g : ps.groups())
+    s += g.grad.is_cuda() ? ops::sum_squares(g.grad) : deterministic_sum_squares(g.grad);
   return std::sqrt(s);
 }
 

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "ops/elementwise.h"
@@ -74,8 +74,15 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   mc.class_dropout = cfg.class_dropout;
   model_ = std::make_unique<models::DiTDH>(mc);
   model_->init(static_cast<uint64_t>(cfg.seed));
-  adam_ = std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps,
-                                  cfg.weight_decay);
+  device_ = parse_device(cfg.device);
+  if (device_.is_cuda()) {
+    RAE_CHECK(cuda_available(), "train.device = ", cfg.device,
+              ": no CUDA device (or a build without CUDA)");
+    model_->to(device_);
+  }
+  arena_ = nn::Arena(device_);
+  adam_ =
+      std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
   ema_ = std::make_unique<Ema>(model_->params());
 
   diffusion::parse_time_dist(cfg.time_dist, flow_);
@@ -85,9 +92,9 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   flow_.num_classes = mc.num_classes;
   flow_.seed = static_cast<uint64_t>(cfg.seed);
   const int64_t world = sync_->world_size();
-  RAE_CHECK(cfg.global_batch_size % (world * cfg.grad_accum_steps) == 0,
-            "train.global_batch_size ", cfg.global_batch_size, " is not divisible by ranks (",
-            world, ") x train.grad_accum_steps (", cfg.grad_accum_steps, ")");
+  RAE_CHECK(cfg.global_batch_size % (world * cfg.grad_accum_steps) == 0, "train.global_batch_size ",
+            cfg.global_batch_size, " is not divisible by ranks (", world,
+            ") x train.grad_accum_steps (", cfg.grad_accum_steps, ")");
   data_.open(StreamOptions{cfg.global_batch_size, sync_->rank(), static_cast<int>(world),
                            static_cast<uint64_t>(cfg.seed)});
   schedule_ = LrSchedule::from_config(cfg, data_.steps_per_epoch());
@@ -98,8 +105,8 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   if (sync_->rank() == 0)
     log::info("model ", mc.name, ": ", models::format_count(model_->params().num_params()),
               " parameters (body ", mc.body_width, "x", mc.body_depth, ", head ", mc.head_width,
-              "x", mc.head_depth, "), tokens ", mc.tokens(), "x", mc.in_channels,
-              ", time shift ", flow_.shift);
+              "x", mc.head_depth, "), tokens ", mc.tokens(), "x", mc.in_channels, ", time shift ",
+              flow_.shift);
 }
 
 int64_t Trainer::resume() {
@@ -112,7 +119,12 @@ int64_t Trainer::resume() {
             "', the config says '", cfg_.preset, "'");
   st.model_config = state_.model_config;
   state_ = st;
-  data_.seek(st.data);
+  try {
+    data_.seek(st.data);
+  } catch (const std::exception& e) {
+    RAE_THROW("checkpoint ", *ckpt, ": its data position ", st.data.dump(),
+              " does not fit this data source (", e.what(), ")");
+  }
   log::info("resumed from ", *ckpt, " (step ", st.step, ")");
   return st.step;
 }
@@ -130,24 +142,30 @@ StepStats Trainer::step() {
   param_source_->before_forward(ps);
   double loss_local = 0;
   DataBatch batch = data_.next();
-  RAE_CHECK(batch.latents.dim(0) == per_rank && batch.latents.dim(1) == T &&
-                batch.latents.dim(2) == C,
-            "data batch ", batch.latents.str(), " does not match (", per_rank, ", ", T, ", ", C, ")");
+  RAE_CHECK(
+      batch.latents.dim(0) == per_rank && batch.latents.dim(1) == T && batch.latents.dim(2) == C,
+      "data batch ", batch.latents.str(), " does not match (", per_rank, ", ", T, ", ", C, ")");
   Tensor xt = Tensor::empty({mb, T, C}), target = Tensor::empty({mb, T, C});
   Tensor t = Tensor::empty({mb}), y = Tensor::empty({mb}, DType::I32);
-  Tensor pred = Tensor::empty({mb, T, C}), dpred = Tensor::empty({mb, T, C});
+  const Device dev = device_;
+  Tensor pred = Tensor::empty({mb, T, C}, DType::F32, dev);
+  Tensor dpred = Tensor::empty({mb, T, C}, DType::F32, dev);
   for (int64_t k = 0; k < K; ++k) {
     Tensor x = batch.latents.narrow(0, k * mb, mb), labels = batch.labels.narrow(0, k * mb, mb);
     const int64_t* idp = batch.ids.data<int64_t>() + k * mb;
     std::vector<int64_t> ids(idp, idp + mb);
     diffusion::make_training_batch(flow_, step_key, x, labels, ids, xt, target, t, y);
+    // The batch is drawn on the host (keyed RNG); the model runs where its parameters are.
+    Tensor xt_d = xt.to(dev), target_d = target.to(dev), t_d = t.to(dev), y_d = y.to(dev);
     arena_.reset();
-    model_->forward(arena_, pred, xt, t, y);
+    model_->forward(arena_, pred, xt_d, t_d, y_d);
     // This micro-batch's share of the global mean: (mb / GB) * its own mean.
     const double share = static_cast<double>(mb) / static_cast<double>(GB);
-    loss_local += share * mse_deterministic(pred, target);
+    // On the CPU in a fixed order (bit-exact resume); on a GPU by the op's own reduction.
+    loss_local +=
+        share * (dev.is_cpu() ? mse_deterministic(pred, target) : ops::mse_forward(pred, target_d));
     dpred.zero_();
-    ops::mse_backward(dpred, pred, target, share);
+    ops::mse_backward(dpred, pred, target_d, share);
     model_->backward(arena_, dpred);
   }
   sync_->sync_gradients(ps);
@@ -184,9 +202,12 @@ StepStats Trainer::step() {
 
 void Trainer::log_metrics(const StepStats& s) {
   if (run_dir_.empty() || sync_->rank() != 0) return;
-  nlohmann::json j = {{"step", s.step},          {"loss", s.loss},
-                      {"lr", s.lr},              {"grad_norm", s.grad_norm},
-                      {"samples_per_s", s.samples_per_s}, {"data_wait_s", s.data_wait_s},
+  nlohmann::json j = {{"step", s.step},
+                      {"loss", s.loss},
+                      {"lr", s.lr},
+                      {"grad_norm", s.grad_norm},
+                      {"samples_per_s", s.samples_per_s},
+                      {"data_wait_s", s.data_wait_s},
                       {"skipped", s.skipped}};
   metrics_ << j.dump() << "\n";
   metrics_.flush();
@@ -203,6 +224,14 @@ void Trainer::run() {
   if (lead) {
     fs::create_directories(run_dir_);
     write_file_atomic((fs::path(run_dir_) / "config.cfg").string(), cfg_.to_ini());
+    // What the config resolved to: the model (grid, channels, classes from the data), the
+    // flow-matching constants and the data source.
+    nlohmann::json run = {
+        {"model", nlohmann::json::parse(state_.model_config)},
+        {"parameters", model_->params().num_params()},
+        {"time_shift", flow_.shift},
+        {"data", {{"samples", data_.size()}, {"steps_per_epoch", data_.steps_per_epoch()}}}};
+    write_file_atomic((fs::path(run_dir_) / "run.json").string(), run.dump(2) + "\n");
     const std::string mpath = (fs::path(run_dir_) / "metrics.jsonl").string();
     truncate_metrics(mpath, state_.step);
     metrics_.open(mpath, std::ios::app);
@@ -219,9 +248,11 @@ void Trainer::run() {
       if (lead && cfg_.progress) {
         double el = seconds_since(t0);
         double eta = el / static_cast<double>(s.step - first) * (cfg_.steps - s.step);
-        std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  eta %.0fs ",
-                     static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss,
-                     ema_loss, s.lr, s.grad_norm, s.samples_per_s, eta);
+        std::fprintf(
+            stderr,
+            "\rstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  eta %.0fs ",
+            static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, ema_loss,
+            s.lr, s.grad_norm, s.samples_per_s, eta);
         std::fflush(stderr);
       }
     }

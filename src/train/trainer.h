@@ -74,6 +74,7 @@ class Trainer {
   diffusion::FlowConfig flow_;
   LrSchedule schedule_;
   RunState state_;
+  Device device_;
   nn::Arena arena_;
   std::ofstream metrics_;
 };

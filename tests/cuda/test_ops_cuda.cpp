@@ -390,6 +390,14 @@ TEST_P(CudaOps, Elementwise) {
   gpu::add_rowwise_backward(drow.dev, b.dev);
   cpu::add_rowwise_backward(drow.ref, b.ref);
   EXPECT_CLOSE(drow.dev, drow.ref, dt, "add_rowwise_backward");
+  // A (R, C) table: row i % R is added to row i (position embeddings over B * T rows).
+  Pair table = rpair({3, 100}, dt), dtable = rpair({3, 100}, DType::F32);
+  gpu::add_rowwise(o, a.dev, table.dev);
+  cpu::add_rowwise(o_ref, a.ref, table.ref);
+  EXPECT_CLOSE(o, o_ref, dt, "add_rowwise table");
+  gpu::add_rowwise_backward(dtable.dev, b.dev);
+  cpu::add_rowwise_backward(dtable.ref, b.ref);
+  EXPECT_CLOSE(dtable.dev, dtable.ref, dt, "add_rowwise_backward table");
 
   double ss = gpu::sum_squares(a.dev), ss_ref = cpu::sum_squares(a.ref);
   EXPECT_NEAR(ss, ss_ref, 1e-6 * ss_ref) << "sum_squares";

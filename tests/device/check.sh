@@ -128,7 +128,7 @@ open(os.path.join(out, "table.txt"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
 }
-trap 'write_results' EXIT
+trap 'write_results; echo; cat "$OUT/table.txt" 2>/dev/null' EXIT
 
 # ---- 1: bundle, libraries, GPU -----------------------------------------------------------------
 BUNDLE="$ROOT/.devbundle/bundle.tar.xz"
@@ -171,6 +171,8 @@ for b in "$BD"/bin/*; do
 done
 
 # ---- 2: CUDA tests --------------------------------------------------------------------------
+# The binaries were built in another tree: point goldens and scratch at this one.
+export RAE_SOURCE_DIR="$ROOT" RAE_TEST_TMP="$WORK/test-tmp"
 for t in "$BD"/bin/test_*; do
   [ -x "$t" ] || continue
   n=$(basename "$t")

@@ -31,7 +31,9 @@ for b in "$BUILD"/bench/*encoder*cuda* "$BUILD"/bench/*dinov2*; do  # optional e
 done
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] && [ -f "$t" ] || continue
-  if "$t" --gtest_list_tests 2>/dev/null | grep -qiE 'cuda|gpu'; then bins+=("$t"); fi
+  # (capture first: grep -q closing the pipe early would fail the pipeline under pipefail)
+  listing=$("$t" --gtest_list_tests 2>/dev/null || true)
+  if echo "$listing" | grep -iE 'cuda|gpu' > /dev/null; then bins+=("$t"); fi
 done
 [ ${#bins[@]} -gt 0 ] || { echo "prepare: no binaries found in $BUILD" >&2; exit 1; }
 for b in "${bins[@]}"; do

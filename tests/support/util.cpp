@@ -1,23 +1,32 @@
 #include "support/util.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
-#include <unistd.h>
 
 #include "core/error.h"
 
 namespace rae::test {
 
-std::string source_dir() { return RAE_SOURCE_DIR; }
-std::string golden_path(const std::string& name) { return source_dir() + "/tests/goldens/" + name; }
+// The environment can point at a moved tree (the device check runs binaries built elsewhere).
+std::string source_dir() {
+  const char* env = std::getenv("RAE_SOURCE_DIR");
+  return env && *env ? std::string(env) : std::string(RAE_SOURCE_DIR);
+}
+std::string golden_path(const std::string& name) {
+  return source_dir() + "/tests/goldens/" + name;
+}
 
 std::string make_temp_dir(const std::string& tag) {
   static std::atomic<int> counter{0};
   namespace fs = std::filesystem;
-  fs::path p = fs::path(RAE_BINARY_DIR) / "test-tmp" /
-               (tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  const char* env = std::getenv("RAE_TEST_TMP");  // likewise for the scratch root
+  fs::path root = env && *env ? fs::path(env) : fs::path(RAE_BINARY_DIR) / "test-tmp";
+  fs::path p = root / (tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
@@ -40,7 +49,8 @@ Tensor rand_uniform(const Shape& shape, uint64_t seed, double lo, double hi, DTy
 }
 
 double tolerance_ratio(const Tensor& a, const Tensor& b, double atol, double rtol) {
-  RAE_CHECK(a.shape() == b.shape(), "tolerance_ratio: shapes ", a.shape().str(), " vs ", b.shape().str());
+  RAE_CHECK(a.shape() == b.shape(), "tolerance_ratio: shapes ", a.shape().str(), " vs ",
+            b.shape().str());
   Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
   double worst = 0;
   for (int64_t i = 0; i < x.numel(); ++i) {

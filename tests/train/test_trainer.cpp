@@ -27,7 +27,9 @@ train::TrainConfig micro_config() {
   return c;
 }
 
-train::SyntheticStream micro_stream() { return train::SyntheticStream(64, 4, 8, 5); }
+train::SyntheticStream micro_stream() {
+  return train::SyntheticStream(64, 4, 8, 5);
+}
 
 std::string slurp(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
@@ -69,7 +71,8 @@ TEST(Trainer, GradientAccumulationMatchesFullBatch) {
   double max_ratio = 0, norm = 0;
   for (float v : g1) norm = std::max(norm, static_cast<double>(std::abs(v)));
   for (size_t i = 0; i < g1.size(); ++i)
-    max_ratio = std::max(max_ratio, std::abs(g1[i] - g4[i]) / (1e-7 + 1e-5 * std::abs(g1[i]) + 1e-6 * norm));
+    max_ratio = std::max(max_ratio,
+                         std::abs(g1[i] - g4[i]) / (1e-7 + 1e-5 * std::abs(g1[i]) + 1e-6 * norm));
   EXPECT_LE(max_ratio, 1.0);
 }
 
@@ -95,7 +98,8 @@ TEST(Trainer, ResumeIsBitExact) {
     tr.run();
   }
   for (const char* f : {"model.safetensors", "ema.safetensors", "optimizer.safetensors"})
-    EXPECT_EQ(slurp(a + "/checkpoints/step-0000004/" + f), slurp(b + "/checkpoints/step-0000004/" + f))
+    EXPECT_EQ(slurp(a + "/checkpoints/step-0000004/" + f),
+              slurp(b + "/checkpoints/step-0000004/" + f))
         << f;
   EXPECT_EQ(slurp(a + "/metrics.jsonl").size() > 0, true);
 }
@@ -169,7 +173,8 @@ TEST(TrainConfig, ErrorsNameTheKey) {
   EXPECT_NE(e.find("train.bogus"), std::string::npos) << e;
   e = error_of([&] { train::parse_train_config(write("[train]\nsteps = abc\n"), {}); });
   EXPECT_NE(e.find("train.steps"), std::string::npos) << e;
-  e = error_of([&] { train::parse_train_config(write("[optim]\nlr = 1e-3\n"), {"--optim.lr=-1"}); });
+  e = error_of(
+      [&] { train::parse_train_config(write("[optim]\nlr = 1e-3\n"), {"--optim.lr=-1"}); });
   EXPECT_NE(e.find("optim.lr"), std::string::npos) << e;
   e = error_of([&] { train::parse_train_config("", {"--model.nope=3"}); });
   EXPECT_NE(e.find("model.nope"), std::string::npos) << e;
@@ -192,7 +197,7 @@ TEST(LrSchedule, ReleaseLinearAndCosine) {
   c.warmup_epochs = 40;
   c.decay_end_epoch = 800;
   auto s = train::LrSchedule::from_config(c, 10);
-  EXPECT_DOUBLE_EQ(s.lr_at(0), 2e-4);     // constant during warmup (warmup_from_zero false)
+  EXPECT_DOUBLE_EQ(s.lr_at(0), 2e-4);  // constant during warmup (warmup_from_zero false)
   EXPECT_DOUBLE_EQ(s.lr_at(399), 2e-4);
   EXPECT_NEAR(s.lr_at(400 + 3800), 1.1e-4, 1e-12);  // halfway
   EXPECT_DOUBLE_EQ(s.lr_at(8000), 2e-5);

@@ -27,8 +27,9 @@ __global__ void scale_kernel(Ptr x, float alpha, int64_t n) {
 __global__ void add_kernel(Ptr out, Ptr a, Ptr b, int64_t n) {
   RAE_GRID_LOOP(i, n) out.st(i, a.ld(i) + b.ld(i));
 }
-__global__ void add_rowwise_kernel(Ptr out, Ptr x, Ptr row, int64_t N, int64_t C) {
-  RAE_ROW_LOOP(r, c, N, C) out.st2(r, c, C, x.ld2(r, c, C) + row.ld(c));
+// out[i] = x[i] + row[i % R] for rows i of C (R = 1: one broadcast row).
+__global__ void add_rowwise_kernel(Ptr out, Ptr x, Ptr row, int64_t N, int64_t C, int64_t R) {
+  RAE_ROW_LOOP(r, c, N, C) out.st2(r, c, C, x.ld2(r, c, C) + row.ld2(r % R, c, C));
 }
 
 // mode 0: sum x^2; mode 1: sum (x - y)^2.
@@ -131,21 +132,23 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
   const char* op = "cuda::add_rowwise";
   same_size(out, x, op, "out", "x");
   require(row, op, "row");
-  int64_t C = row.numel();
-  RAE_CHECK(C > 0 && last_dim(x) == C, op, ": row ", row.str(), " does not match the last dim of ",
-            x.str());
-  int64_t n = x.numel();
+  int64_t C = last_dim(x), n = x.numel();
+  RAE_CHECK(C > 0 && last_dim(row) == C && n % row.numel() == 0, op, ": row ", row.str(),
+            " is not (C) or (R, C) with R dividing the rows of ", x.str());
+  int64_t N = n / C, R = row.numel() / C;
   if (n == 0) return;
-  add_rowwise_kernel<<<grid_rows(n / C), threads_for_cols(C)>>>(
-      ptr(out, op, "out"), ptr(x, op, "x"), ptr(row, op, "row"), n / C, C);
+  add_rowwise_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), ptr(row, op, "row"), N, C, R);
   RAE_CUDA_LAUNCHED(op);
 }
 
-struct RowSum {  // drow[c] += sum_n dout[n, c]
+// drow[p, c] += sum over dout rows i with i % R == p: group p's k-th row is row k * R + p.
+struct RowTableSum {
   Ptr dout;
-  int64_t C;
+  int64_t C, R, per_group;
   __device__ void operator()(int64_t n, int64_t c, float* acc) const {
-    acc[0] += dout.ld2(n, c, C);
+    int64_t p = n / per_group, k = n - p * per_group;
+    acc[0] += dout.ld2(k * R + p, c, C);
   }
 };
 
@@ -153,11 +156,12 @@ void add_rowwise_backward(const Tensor& drow, const Tensor& dout) {
   const char* op = "cuda::add_rowwise_backward";
   if (!drow.defined()) return;
   require(dout, op, "dout");
-  int64_t C = drow.numel();
-  RAE_CHECK(C > 0 && last_dim(dout) == C, op, ": drow ", drow.str(),
-            " does not match the last dim of dout ", dout.str());
-  int64_t N = dout.numel() / C;
-  col_reduce<1>(RowSum{ptr(dout, op, "dout"), C}, 1, N, C, ptr(drow, op, "drow"));
+  int64_t C = last_dim(dout), n = dout.numel();
+  RAE_CHECK(C > 0 && last_dim(drow) == C && n % drow.numel() == 0, op, ": drow ", drow.str(),
+            " is not (C) or (R, C) with R dividing the rows of dout ", dout.str());
+  int64_t N = n / C, R = drow.numel() / C;
+  col_reduce<1>(RowTableSum{ptr(dout, op, "dout"), C, R, N / R}, R, N / R, C,
+                ptr(drow, op, "drow"));
 }
 
 double sum_squares(const Tensor& x) {

@@ -1,0 +1,2 @@
+# test_dit_cli runs the rae executable.
+add_dependencies(test_dit_cli rae)
