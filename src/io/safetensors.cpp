@@ -111,20 +111,26 @@ Entry parse_entry(const std::string& file, const std::string& name, const json& 
   if (sh->size() > static_cast<size_t>(kMaxDims))
     throw fail("shape has " + std::to_string(sh->size()) + " dims, at most " +
                std::to_string(kMaxDims) + " are supported");
-  // numel * element size must fit in the file, so bound the product as it is formed.
-  uint64_t bytes = dtype_size(e.dtype);
-  bool overflow = false;
+  // The product of the non-zero dims (and its byte size) must fit in int64, even when another
+  // dim is 0: Shape::numel() multiplies in order, so (2^40, 2^40, 0) would overflow before
+  // reaching the 0.
+  constexpr uint64_t kMaxElems = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  uint64_t nonzero_product = 1;
+  bool has_zero = false;
   for (const json& d : *sh) {
     uint64_t v = json_uint(d, file, name, "shape");
-    if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) overflow = true;
-    e.shape.push_back(static_cast<int64_t>(std::min<uint64_t>(v, INT64_MAX)));
-    if (v != 0 && bytes > std::numeric_limits<uint64_t>::max() / v) overflow = true;
-    bytes = overflow ? 0 : bytes * v;
+    if (v == 0) {
+      has_zero = true;
+    } else if (v > kMaxElems / nonzero_product) {
+      throw fail("shape " + sh->dump() + " is too large");
+    } else {
+      nonzero_product *= v;
+    }
+    e.shape.push_back(static_cast<int64_t>(v));
   }
-  // A zero dim makes the product 0 regardless of an overflowing earlier partial product.
-  bool has_zero = std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end();
-  if (overflow && !has_zero) throw fail("shape " + sh->dump() + " is too large");
-  if (has_zero) bytes = 0;
+  const uint64_t esize = dtype_size(e.dtype);
+  if (nonzero_product > kMaxElems / esize) throw fail("shape " + sh->dump() + " is too large");
+  const uint64_t bytes = has_zero ? 0 : nonzero_product * esize;
 
   if (!off->is_array() || off->size() != 2)
     throw fail("data_offsets must be [begin, end], got " + off->dump());

@@ -254,6 +254,13 @@ TEST(Safetensors, CorruptHeader) {
   expect_parse_error(
       raw_file(R"({"x":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8),
       "too large");
+  // A zero dim does not excuse an overflowing product of the others (numel() would overflow).
+  expect_parse_error(
+      raw_file(R"({"x":{"dtype":"U8","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})", 0),
+      "too large");
+  expect_parse_error(
+      raw_file(R"({"x":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,8]}})", 8),
+      "too large");
   std::string bad_utf8 = "{\"x\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
   expect_parse_error(raw_file(bad_utf8, 1), "JSON");
 }
