@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -259,6 +261,7 @@ void Trainer::run() {
     RAE_CHECK(metrics_.good(), "cannot open ", mpath);
   }
   const auto t0 = Clock::now();
+  const bool tty = isatty(fileno(stderr));
   const int64_t first = state_.step;
   double ema_loss = 0;
   while (state_.step < cfg_.steps) {
@@ -269,11 +272,12 @@ void Trainer::run() {
       if (lead && cfg_.progress) {
         double el = seconds_since(t0);
         double eta = el / static_cast<double>(s.step - first) * (cfg_.steps - s.step);
+        // One updating line on a terminal; one line per logged step in a log file (Slurm).
         std::fprintf(
             stderr,
-            "\rstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  eta %.0fs ",
-            static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, ema_loss,
-            s.lr, s.grad_norm, s.samples_per_s, eta);
+            "%sstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  eta %.0fs %s",
+            tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(cfg_.steps),
+            s.loss, ema_loss, s.lr, s.grad_norm, s.samples_per_s, eta, tty ? "" : "\n");
         std::fflush(stderr);
       }
     }
@@ -281,7 +285,7 @@ void Trainer::run() {
       save_checkpoint();
     }
   }
-  if (lead && cfg_.progress) std::fprintf(stderr, "\n");
+  if (lead && cfg_.progress && tty) std::fprintf(stderr, "\n");
   // The final checkpoint is always written (the loop skips the last step's periodic one).
   std::string p = save_checkpoint();
   if (lead) log::info("checkpoint ", p);

@@ -25,6 +25,9 @@ mkdir -p "$WORK/res"
 BUDGET=${CHECK_BUDGET_S:-450}
 T0=$(date +%s)
 PY=${PYTHON:-python3}
+# CHECK_STAGES: comma list of tests,train,bench,encoder (default: all).
+STAGES=${CHECK_STAGES:-tests,train,bench,encoder}
+want() { case ",$STAGES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { echo "[check $(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
 left() { echo $((BUDGET - ($(date +%s) - T0))); }
@@ -174,6 +177,7 @@ done
 # The binaries were built in another tree: point goldens and scratch at this one.
 export RAE_SOURCE_DIR="$ROOT" RAE_TEST_TMP="$WORK/test-tmp"
 for t in "$BD"/bin/test_*; do
+  want tests || break
   [ -x "$t" ] || continue
   n=$(basename "$t")
   filter='*Cuda*:*CUDA*:*cuda*:*Gpu*:*GPU*'
@@ -182,8 +186,31 @@ for t in "$BD"/bin/test_*; do
 done
 write_results > /dev/null 2>&1  # partial results, in case a later stage takes the machine down
 
+# ---- 2b: rae train on the GPU (tiny preset), against the same run on the CPU ------------------
+if want train && [ -x "$BD/bin/rae" ]; then
+  TR="$WORK/train"
+  mkdir -p "$TR"
+  run_stage train_synth 30 "$BD/bin/rae" synth-cache --out "$TR/cache" --samples 512 --grid 8 --channels 32 --classes 10
+  run_stage train_cuda 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cuda" --steps 20 --train.device=cuda --log.progress=false
+  run_stage train_cpu 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cpu" --steps 20 --log.progress=false
+  "$PY" - "$TR" <<'PYEOF' >> "$LOG" 2>&1
+import json, sys
+tr = sys.argv[1]
+def losses(d):
+    try:
+        return [json.loads(l)["loss"] for l in open(f"{tr}/{d}/metrics.jsonl")]
+    except OSError:
+        return []
+c, g = losses("cpu"), losses("cuda")
+print("train losses cpu :", [round(x, 5) for x in c])
+print("train losses cuda:", [round(x, 5) for x in g])
+if c and g:
+    print("train max rel diff cuda vs cpu:", max(abs(a - b) / abs(a) for a, b in zip(c, g)))
+PYEOF
+fi
+
 # ---- 3: our step benchmark --------------------------------------------------------------------
-if [ -x "$BD/bin/step_bench_cuda" ]; then
+if want bench && [ -x "$BD/bin/step_bench_cuda" ]; then
   run_stage step_bench 200 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL,S --steps 5 --warmup 2 --peak-tflops 989 | tee '$WORK/step_bench.out'"
 fi
 batch_of() {  # the batch our benchmark ran $1 with, then halvings, for the torch fallbacks
@@ -203,15 +230,15 @@ write_results > /dev/null 2>&1
 BXL=$(batch_of DiTDH-XL 128,64,32)
 BS=$(batch_of DiTDH-S 256,128)
 export PYTHONUNBUFFERED=1
-run_stage torch_eager 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --models XL,S --batches-xl $BXL --batches-s $BS --steps 5 --warmup 2 | tee '$WORK/torch_eager.out'"
+want bench && run_stage torch_eager 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --models XL,S --batches-xl $BXL --batches-s $BS --steps 5 --warmup 2 | tee '$WORK/torch_eager.out'"
 # ---- 4b: our XL step with the fused flash kernel instead of the GEMM attention -----------------
-if [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
+if want bench && [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
   BXL1=$(echo "$BXL" | cut -d, -f1)
   run_stage step_bench_flash 90 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL --batches-xl $BXL1 --attention flash --suffix -flash --steps 3 --warmup 1 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
 fi
 
 # ---- 4c: torch.compile, time allowing
-if [ "$(left)" -gt 120 ]; then
+if want bench && [ "$(left)" -gt 120 ]; then
   run_stage torch_compile 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --compile --models XL --batches-xl $BXL --steps 5 --warmup 2 | tee '$WORK/torch_compile.out'"
 else
   log "torch_compile: skipped (time)"
@@ -220,7 +247,7 @@ fi
 
 # ---- 5: encoder throughput (when the bundle has the benchmark) --------------------------------
 enc=$(ls "$BD"/bin/*encoder*cuda* 2>/dev/null | head -1)
-if [ -n "$enc" ]; then
+if want encoder && [ -n "$enc" ]; then
   run_stage encoder 90 bash -c "set -o pipefail; '$enc' --batch 64 | tee '$WORK/encoder.out'"
   run_stage torch_encoder 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch 64 | tee '$WORK/torch_encoder.out'"
 else

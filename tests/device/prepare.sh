@@ -26,6 +26,7 @@ mkdir -p "$STAGE/bin" "$STAGE/lib"
 # Binaries: the step benchmark and every test executable that has CUDA tests.
 bins=()
 [ -x "$BUILD/bench/step_bench_cuda" ] && bins+=("$BUILD/bench/step_bench_cuda")
+[ -x "$BUILD/src/rae" ] && bins+=("$BUILD/src/rae")  # the CLI: training on the GPU
 for b in "$BUILD"/bench/*encoder*cuda* "$BUILD"/bench/*dinov2*; do  # optional encoder bench
   [ -x "$b" ] && [ -f "$b" ] && bins+=("$b")
 done
