@@ -661,8 +661,10 @@ Result run_model(const Config& cfg, int64_t B, int warmup, int steps, double pea
 std::string profile_report(const Result& r, const std::string& card, double peak_tflops) {
   std::vector<std::pair<std::string, Result::Cat>> cats(r.profile.begin(), r.profile.end());
   double covered = 0, gemm_ms = 0, gemm_flops = 0;
+  std::map<std::string, double> phase_ms;  // fwd, bwd, opt
   for (const auto& [name, c] : cats) {
     covered += c.ms;
+    phase_ms[name.substr(0, name.find('.'))] += c.ms;
     if (name.find(".gemm.") != std::string::npos) gemm_ms += c.ms, gemm_flops += c.flops;
   }
   // GPU time between the timed scopes: host launch gaps (e.g. after the loss and grad-norm
@@ -684,6 +686,9 @@ std::string profile_report(const Result& r, const std::string& card, double peak
     if (c.flops > 0) o << ", \"tflops\": " << tflops(c);
     o << ", \"calls\": " << c.calls << "}";
   }
+  o << "}, \"phase_ms\": {";
+  for (auto it = phase_ms.begin(); it != phase_ms.end(); ++it)
+    o << (it == phase_ms.begin() ? "" : ", ") << "\"" << it->first << "\": " << it->second;
   o << "}, \"total_ms\": " << r.profile_total_ms << ", \"covered_ms\": " << covered
     << ", \"gemm_ms\": " << gemm_ms
     << ", \"gemm_tflops\": " << (gemm_ms > 0 ? gemm_flops / (gemm_ms * 1e9) : 0.0)
@@ -713,6 +718,9 @@ std::string profile_report(const Result& r, const std::string& card, double peak
                "[profile] all GEMMs (linears): %.2f ms = %.1f%% of the step, %.1f TFLOP/s\n",
                gemm_ms, r.profile_total_ms > 0 ? 100.0 * gemm_ms / r.profile_total_ms : 0.0,
                gemm_ms > 0 ? gemm_flops / (gemm_ms * 1e9) : 0.0);
+  for (const auto& [ph, ms] : phase_ms)
+    std::fprintf(stderr, "[profile] phase %s: %.2f ms\n", ph.c_str(), ms);
+  std::fprintf(stderr, "[profile] untimed (between scopes): %.2f ms\n", untimed.ms);
   return o.str();
 }
 
