@@ -25,8 +25,8 @@ mkdir -p "$WORK/res"
 BUDGET=${CHECK_BUDGET_S:-450}
 T0=$(date +%s)
 PY=${PYTHON:-python3}
-# CHECK_STAGES: comma list of tests,train,bench,encoder (default: all).
-STAGES=${CHECK_STAGES:-tests,train,bench,encoder}
+# CHECK_STAGES: comma list of tests,train,bench,profile,encoder (default: all).
+STAGES=${CHECK_STAGES:-tests,train,bench,profile,encoder}
 want() { case ",$STAGES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { echo "[check $(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
@@ -244,6 +244,12 @@ else
   log "torch_compile: skipped (time)"
 fi
 
+
+# ---- 4d: per-op GPU time of one DiT^DH-XL step (CUDA events around every op call) -------------
+if want profile && [ -x "$BD/bin/step_bench_cuda" ]; then
+  run_stage profile 120 bash -c "'$BD/bin/step_bench_cuda' --models XL --batches-xl ${PROFILE_BATCH:-256} --steps 3 --warmup 1 --profile --peak-tflops 989 > '$WORK/profile.out' 2> '$OUT/profile.txt'"
+  cp "$WORK/profile.out" "$OUT/profile.jsonl" 2>/dev/null || true
+fi
 
 # ---- 5: encoder throughput (when the bundle has the benchmark) --------------------------------
 enc=$(ls "$BD"/bin/*encoder*cuda* 2>/dev/null | head -1)
