@@ -3,14 +3,17 @@
 // arguments (bf16 activations with F32 weights/gradients) while CPU ops stay strict.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <vector>
 
+#include "core/device.h"
 #include "nn/arena.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/op_checks.h"
+#include "ops/precision.h"
 #include "support/util.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -137,4 +140,35 @@ TEST(OpChecks, CudaAllowsF32Bf16Mixes) {
   e = error_of([&] { ops::rmsnorm_modulate_forward(x3, rstd, x3, nw, Tensor(), sc, 1e-6); });
   EXPECT_NE(e.find("build without CUDA"), std::string::npos) << e;
 #endif
+}
+
+// On a GPU: a few steps of the micro model per precision against the CPU (F32) run. Tolerances
+// (max relative loss difference over 3 steps): fp32 1e-4 (summation order only), tf32 5e-3
+// (10-bit mantissa GEMM inputs), bf16 3e-2 (8-bit mantissa activations and GEMM inputs).
+TEST(TrainPrecision, CudaMatchesCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  ops::PrecisionGuard keep(ops::precision());  // the trainer sets the global GEMM precision
+  auto losses = [](const std::string& device, const std::string& precision) {
+    train::TrainConfig c;
+    c.preset = "DiTDH-micro";
+    c.global_batch_size = 8;
+    c.lr = 1e-3;
+    c.steps = 3;
+    c.progress = false;
+    c.device = device;
+    c.precision = precision;
+    train::SyntheticStream data(32, 4, 8, 5);
+    train::Trainer tr(c, data, "");
+    std::vector<double> l;
+    for (int i = 0; i < 3; ++i) l.push_back(tr.step().loss);
+    return l;
+  };
+  const std::vector<double> cpu = losses("cpu", "fp32");
+  for (auto [precision, tol] : {std::pair<const char*, double>{"fp32", 1e-4}, {"tf32", 5e-3},
+                                {"bf16", 3e-2}}) {
+    std::vector<double> gpu = losses("cuda", precision);
+    ASSERT_EQ(gpu.size(), cpu.size());
+    for (size_t i = 0; i < cpu.size(); ++i)
+      EXPECT_NEAR(gpu[i], cpu[i], tol * std::abs(cpu[i])) << precision << " step " << i + 1;
+  }
 }
