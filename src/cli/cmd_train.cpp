@@ -1,10 +1,12 @@
-// rae train --config F --cache DIR --run-dir DIR [--steps N] [--section.key=value ...]
+// rae train --config F --cache DIR --run-dir DIR [--steps N] [--precision P] [--section.key=v ...]
 // Grid, channels and classes come from the cache manifest; --steps is the run's total. The run
 // resumes from the newest checkpoint in --run-dir that verifies.
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -43,6 +45,7 @@ int cmd_train(int argc, char** argv) {
       "run-dir", po::value<std::string>(),
       "run directory (created; resumed if it has checkpoints)")(
       "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)")(
+      "precision", po::value<std::string>(), "fp32 | tf32 | bf16 (= --train.precision)")(
       "shard", po::value<std::string>(),
       "data parallelism under mpirun: no_shard | shard_grad_op | full_shard | hybrid_shard "
       "(default no_shard when started with several ranks)")(
@@ -55,9 +58,14 @@ int cmd_train(int argc, char** argv) {
   po::options_description keys = train::train_options();
   po::options_description all;
   all.add(general).add(keys);
+  // --precision is a shorthand for --train.precision: renamed before parsing, so that it
+  // overrides the config file like any --section.key (the first stored value wins).
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (auto& a : args)
+    if (a == "--precision" || a.rfind("--precision=", 0) == 0) a.insert(2, "train.");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    po::store(po::command_line_parser(args).options(all).run(), vm);
   } catch (const po::error& e) {
     RAE_THROW(e.what());
   }

@@ -312,7 +312,7 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   Tensor shift = A.empty({N, Wh});
   s.f_scale = A.empty({N, Wh});
   nn::chunked_linear_forward(ps_, final_ada_, {shift, s.f_scale}, s.fa);
-  s.rstd_f = A.empty({N});
+  s.rstd_f = A.empty({N}, DType::F32);
   s.hf = A.empty({B, T, Wh});
   ops::rmsnorm_modulate_forward(s.hf, s.rstd_f, s.xs[h0 + Dh], ps_.value(final_norm_),
                                 shift.view({B, T, Wh}), s.f_scale.view({B, T, Wh}), kNormEps);

@@ -49,7 +49,7 @@ void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, cons
   Tensor shift = A.empty({B, W});
   s.f_scale = A.empty({B, W});
   nn::chunked_linear_forward(ps_, final_ada_, {shift, s.f_scale}, s.fa);
-  s.rstd_f = A.empty({N});
+  s.rstd_f = A.empty({N}, DType::F32);
   s.hf = A.empty({B, T, W});
   ops::rmsnorm_modulate_forward(s.hf, s.rstd_f, s.xs[D], ps_.value(final_norm_), shift, s.f_scale,
                                 kNormEps);

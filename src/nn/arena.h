@@ -11,10 +11,16 @@ namespace rae::nn {
 
 class Arena {
  public:
-  explicit Arena(Device device = Device::cpu(), size_t chunk_bytes = size_t(64) << 20)
-      : device_(device), chunk_bytes_(chunk_bytes) {}
-  Tensor empty(const Shape& shape, DType dtype = DType::F32);
-  Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+  // `activation_dtype` is the dtype of tensors allocated without one (BF16 for mixed-precision
+  // training on CUDA); statistics (norm rstd, attention lse) ask for F32 explicitly.
+  explicit Arena(Device device = Device::cpu(), size_t chunk_bytes = size_t(64) << 20,
+                 DType activation_dtype = DType::F32)
+      : device_(device), chunk_bytes_(chunk_bytes), act_dtype_(activation_dtype) {}
+  Tensor empty(const Shape& shape) { return empty(shape, act_dtype_); }
+  Tensor zeros(const Shape& shape) { return zeros(shape, act_dtype_); }
+  Tensor empty(const Shape& shape, DType dtype);
+  Tensor zeros(const Shape& shape, DType dtype);
+  DType activation_dtype() const { return act_dtype_; }
   void reset() { chunk_ = 0, used_ = 0; }  // tensors handed out earlier must not be used after
   size_t capacity_bytes() const;
   Device device() const { return device_; }
@@ -22,6 +28,7 @@ class Arena {
  private:
   Device device_;
   size_t chunk_bytes_;
+  DType act_dtype_;
   std::vector<std::shared_ptr<Storage>> chunks_;
   size_t chunk_ = 0, used_ = 0;
 };

@@ -55,7 +55,7 @@ void DiTBlock::forward(const ParamStore& ps, Arena& A, Saved& s, const Tensor& x
                          s.cond_act);
 
   // Attention branch.
-  s.rstd1 = A.empty({N});
+  s.rstd1 = A.empty({N}, DType::F32);
   s.h1 = A.empty({B, T, C});
   ops::rmsnorm_modulate_forward(s.h1, s.rstd1, x_in, ps.value(norm1), mshape(shift_msa),
                                 mshape(s.scale_msa), kNormEps);
@@ -64,7 +64,7 @@ void DiTBlock::forward(const ParamStore& ps, Arena& A, Saved& s, const Tensor& x
   Tensor qkv5 = s.qkv.view({B, T, 3, heads, head_dim});
   ops::rope_apply(qkv5, cos, sin);
   s.att = A.empty({B, T, heads, head_dim});
-  s.lse = A.empty({B, heads, T});
+  s.lse = A.empty({B, heads, T}, DType::F32);
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   ops::attention_forward(s.att, s.lse, qkv5, scale);
   s.y1 = A.empty({B, T, C});
@@ -74,7 +74,7 @@ void DiTBlock::forward(const ParamStore& ps, Arena& A, Saved& s, const Tensor& x
   ops::gate_residual_forward(s.x_mid, s.y1, mshape(s.gate_msa));
 
   // MLP branch.
-  s.rstd2 = A.empty({N});
+  s.rstd2 = A.empty({N}, DType::F32);
   s.h2 = A.empty({B, T, C});
   ops::rmsnorm_modulate_forward(s.h2, s.rstd2, s.x_mid, ps.value(norm2), mshape(shift_mlp),
                                 mshape(s.scale_mlp), kNormEps);

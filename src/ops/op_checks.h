@@ -49,13 +49,22 @@ inline void is_float(const Tensor& t, const char* op, const char* arg) {
             op, ": argument '", arg, "' must be a float tensor, got ", t.str());
 }
 
-// `t` is defined, on `ref`'s device, with `ref`'s dtype.
+// Whether `t` may have a dtype other than `ref`'s: the CUDA kernels read and write F32 and BF16
+// per argument (mixed precision: BF16 activations with F32 weights and F32 gradients; GEMMs
+// cast mismatched operands to BF16 and accumulate in F32). CPU ops stay strict.
+inline bool mixed_dtype_ok(const Tensor& t, const Tensor& ref) {
+  auto f32_or_bf16 = [](DType d) { return d == DType::F32 || d == DType::BF16; };
+  return ref.is_cuda() && f32_or_bf16(t.dtype()) && f32_or_bf16(ref.dtype());
+}
+
+// `t` is defined, on `ref`'s device, with `ref`'s dtype (or, on CUDA, F32/BF16 mixed).
 inline void like(const Tensor& t, const Tensor& ref, const char* op, const char* arg) {
   defined(t, op, arg);
   RAE_CHECK(t.device() == ref.device(), op, ": argument '", arg, "' is on ", t.device().str(),
             " but the op runs on ", ref.device().str());
-  RAE_CHECK(t.dtype() == ref.dtype(), op, ": argument '", arg, "' has dtype ",
-            dtype_name(t.dtype()), ", expected ", dtype_name(ref.dtype()));
+  RAE_CHECK(t.dtype() == ref.dtype() || mixed_dtype_ok(t, ref), op, ": argument '", arg,
+            "' has dtype ", dtype_name(t.dtype()), ", expected ", dtype_name(ref.dtype()),
+            ref.is_cuda() ? " (CUDA ops mix only f32 and bf16)" : "");
 }
 
 inline void same_device(const Tensor& t, const Tensor& ref, const char* op, const char* arg) {

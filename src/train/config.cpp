@@ -34,6 +34,8 @@ const Key kKeys[] = {
     {"train.ema_decay", Key::Double, "EMA decay"},
     {"train.max_bad_steps", Key::Int, "abort after this many non-finite steps in a row"},
     {"train.device", Key::String, "cpu | cuda | cuda:N (model, activations, optimizer)"},
+    {"train.precision", Key::String,
+     "fp32 | tf32 | bf16 (CUDA: GEMM precision; bf16 = BF16 activations, F32 master weights)"},
     {"optim.lr", Key::Double, "base learning rate"},
     {"optim.beta1", Key::Double, "AdamW beta1"},
     {"optim.beta2", Key::Double, "AdamW beta2"},
@@ -75,6 +77,7 @@ std::vector<Binding> bind(TrainConfig& c) {
           {nullptr, &c.ema_decay},
           {&c.max_bad_steps},
           {nullptr, nullptr, &c.device},
+          {nullptr, nullptr, &c.precision},
           {nullptr, &c.lr},
           {nullptr, &c.beta1},
           {nullptr, &c.beta2},
@@ -107,7 +110,7 @@ po::options_description train_options() {
   po::options_description d("training config keys (--section.key=value)");
   TrainConfig defaults;
   auto b = bind(defaults);
-  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 30);
+  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 31);
   for (size_t i = 0; i < b.size(); ++i) {
     const Key& k = kKeys[i];
     switch (k.kind) {
@@ -149,6 +152,10 @@ void TrainConfig::from_variables(const po::variables_map& vm) {
         break;
     }
   }
+  validate();
+}
+
+void TrainConfig::validate() const {
   auto need = [](bool ok, const char* key, const auto& v, const char* what) {
     if (!ok) RAE_THROW("config key '", key, "': value ", v, " ", what);
   };
@@ -166,6 +173,11 @@ void TrainConfig::from_variables(const po::variables_map& vm) {
   } catch (const std::exception&) {
     need(false, "train.device", "'" + device + "'", "must be cpu, cuda or cuda:N");
   }
+  need(precision == "fp32" || precision == "tf32" || precision == "bf16", "train.precision",
+       "'" + precision + "'", "must be fp32, tf32 or bf16");
+  need(precision != "bf16" || parse_device(device).is_cuda(), "train.precision",
+       "'" + precision + "'",
+       "needs train.device = cuda (BF16 activations are a CUDA feature; the CPU trains in fp32)");
   need(lr >= 0, "optim.lr", lr, "must be >= 0");
   need(beta1 >= 0 && beta1 < 1, "optim.beta1", beta1, "must be in [0, 1)");
   need(beta2 >= 0 && beta2 < 1, "optim.beta2", beta2, "must be in [0, 1)");

@@ -25,8 +25,11 @@ struct TrainConfig {
   double clip_grad = 1.0;  // <= 0: no clipping
   double ema_decay = 0.9995;
   int64_t max_bad_steps = 5;
-  std::string device =
-      "cpu";  // cpu | cuda | cuda:N  // NaN/Inf guard: abort after this many skipped steps in a row
+  std::string device = "cpu";  // cpu | cuda | cuda:N
+  // fp32 | tf32 | bf16. On CUDA: the GEMM precision of F32 tensors (ops/precision.h); bf16 also
+  // stores activations in BF16 (F32 master weights, gradients, optimizer state and loss). On the
+  // CPU: fp32, or tf32 read as fp32 (CPU ops compute in F32); bf16 is rejected.
+  std::string precision = "fp32";
   // [optim]
   double lr = 2e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
   // [schedule]
@@ -43,6 +46,8 @@ struct TrainConfig {
 
   // Fills the struct from parsed variables; range errors name the key.
   void from_variables(const boost::program_options::variables_map& vm);
+  // Range checks of every key (from_variables runs it); errors name the key.
+  void validate() const;
   // The effective config as a config file (every key, sections in order).
   std::string to_ini() const;
 };

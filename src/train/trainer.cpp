@@ -13,6 +13,10 @@
 #include "core/log.h"
 #include "ops/elementwise.h"
 #include "ops/optim.h"
+#include "ops/precision.h"
+#ifdef RAE_WITH_CUDA
+#include "tensor/cuda_memory.h"
+#endif
 
 namespace fs = std::filesystem;
 
@@ -60,6 +64,15 @@ void truncate_metrics(const std::string& path, int64_t step) {
   write_file_atomic(path, kept);
 }
 
+// Peak bytes held by the CUDA caching allocator since the process started (0 on the CPU).
+double peak_device_gib(const Device& dev) {
+#ifdef RAE_WITH_CUDA
+  if (dev.is_cuda()) return static_cast<double>(cuda_memory::stats().peak_in_use) / (1 << 30);
+#endif
+  (void)dev;
+  return 0;
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& run_dir,
@@ -82,7 +95,16 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
               ": no CUDA device (or a build without CUDA)");
     model_->to(device_);
   }
-  arena_ = nn::Arena(device_);
+  // Precision (config.h): on CUDA the GEMM precision of F32 tensors; bf16 also keeps the
+  // activations in BF16 (parameters, gradients, optimizer state and the loss stay F32).
+  DType act_dtype = DType::F32;
+  if (device_.is_cuda()) {
+    ops::set_precision(ops::precision_from_name(cfg.precision));
+    if (cfg.precision == "bf16") act_dtype = DType::BF16;
+  } else {
+    RAE_CHECK(cfg.precision != "bf16", "train.precision = bf16 needs train.device = cuda");
+  }
+  arena_ = nn::Arena(device_, size_t(64) << 20, act_dtype);
   if (!sync_->owns_optimizer()) {  // else the sharded optimizer holds (a shard of) the state
     adam_ = std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps,
                                     cfg.weight_decay);
@@ -110,7 +132,8 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
     log::info("model ", mc.name, ": ", models::format_count(model_->params().num_params()),
               " parameters (body ", mc.body_width, "x", mc.body_depth, ", head ", mc.head_width,
               "x", mc.head_depth, "), tokens ", mc.tokens(), "x", mc.in_channels, ", time shift ",
-              flow_.shift);
+              flow_.shift, ", device ", device_.str(), ", precision ",
+              device_.is_cuda() ? cfg.precision : std::string("fp32"));
 }
 
 int64_t Trainer::resume() {
@@ -228,6 +251,7 @@ void Trainer::log_metrics(const StepStats& s) {
                       {"samples_per_s", s.samples_per_s},
                       {"data_wait_s", s.data_wait_s},
                       {"skipped", s.skipped}};
+  if (device_.is_cuda()) j["peak_device_mem_gib"] = peak_device_gib(device_);
   metrics_ << j.dump() << "\n";
   metrics_.flush();
 }
@@ -289,6 +313,11 @@ void Trainer::run() {
   // The final checkpoint is always written (the loop skips the last step's periodic one).
   std::string p = save_checkpoint();
   if (lead) log::info("checkpoint ", p);
+  if (lead && device_.is_cuda()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", peak_device_gib(device_));
+    log::info("peak device memory ", buf, " GiB (", cfg_.precision, ")");
+  }
 }
 
 }  // namespace rae::train

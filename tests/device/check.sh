@@ -193,6 +193,9 @@ if want train && [ -x "$BD/bin/rae" ]; then
   run_stage train_synth 30 "$BD/bin/rae" synth-cache --out "$TR/cache" --samples 512 --grid 8 --channels 32 --classes 10
   run_stage train_cuda 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cuda" --steps 20 --train.device=cuda --log.progress=false
   run_stage train_cpu 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cpu" --steps 20 --log.progress=false
+  # Mixed precision (train.precision): tf32 GEMMs, then bf16 activations with F32 master weights.
+  run_stage train_cuda_tf32 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cuda_tf32" --steps 20 --train.device=cuda --train.precision=tf32 --log.progress=false
+  run_stage train_cuda_bf16 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cuda_bf16" --steps 20 --train.device=cuda --train.precision=bf16 --log.progress=false
   "$PY" - "$TR" <<'PYEOF' >> "$LOG" 2>&1
 import json, sys
 tr = sys.argv[1]
@@ -206,6 +209,17 @@ print("train losses cpu :", [round(x, 5) for x in c])
 print("train losses cuda:", [round(x, 5) for x in g])
 if c and g:
     print("train max rel diff cuda vs cpu:", max(abs(a - b) / abs(a) for a, b in zip(c, g)))
+# Expected over 20 steps: tf32 ~1e-3, bf16 < ~1e-2 relative to the CPU (F32) losses.
+for p in ("tf32", "bf16"):
+    m = losses(f"cuda_{p}")
+    print(f"train losses cuda {p}:", [round(x, 5) for x in m])
+    if c and m:
+        print(f"train max rel diff cuda {p} vs cpu:", max(abs(a - b) / abs(a) for a, b in zip(c, m)))
+    try:
+        last = json.loads(open(f"{tr}/cuda_{p}/metrics.jsonl").readlines()[-1])
+        print(f"train peak device memory {p}: {last.get('peak_device_mem_gib')} GiB")
+    except (OSError, IndexError, ValueError):
+        pass
 PYEOF
 fi
 
