@@ -102,7 +102,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
     T *qp = ptr<T>(qkv), *op = ptr<T>(out), *lp = ptr<T>(lse);
     const BlasSingleThread blas_one_thread(B * H > 1);  // the GEMMs below run in TBB tasks
     parallel_blocks(B * H, 1, [&](int64_t j0, int64_t j1) {
-      std::vector<T> S(static_cast<size_t>(Tn * Tn));
+      std::vector<T> S(static_cast<size_t>(Tn * Tn)), inv_sum(static_cast<size_t>(Tn));
       for (int64_t bh = j0; bh < j1; ++bh) {
         const int64_t b = bh / H, h = bh % H;
         HeadView<T> hv = head_view(qp, b, h, Tn, H, D);
@@ -110,13 +110,15 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
         for (int64_t i = 0; i < Tn; ++i) {
           T* s = S.data() + i * Tn;
           const T m = max_row(s, Tn);
-          const double sum = exp_row(s, s, Tn, m);
-          scale_row(s, Tn, static_cast<T>(1.0 / sum));
+          const double sum = exp_row(s, s, Tn, m);  // S row = exp(s - m), unnormalised
+          inv_sum[i] = static_cast<T>(1.0 / sum);
           lp[(b * H + h) * Tn + i] = static_cast<T>(m + std::log(sum));
         }
+        // O = exp(S - m) V, then each row divided by its sum: D columns to scale instead of Tn.
         // out rows (b, t, h, :) are H*D apart
-        gemm_rm<T>(false, false, Tn, D, Tn, 1.0, S.data(), Tn, hv.v, hv.ld, 0.0,
-                   op + b * Tn * H * D + h * D, H * D);
+        T* o = op + b * Tn * H * D + h * D;
+        gemm_rm<T>(false, false, Tn, D, Tn, 1.0, S.data(), Tn, hv.v, hv.ld, 0.0, o, H * D);
+        for (int64_t i = 0; i < Tn; ++i) scale_row(o + i * H * D, D, inv_sum[i]);
       }
     });
   });
