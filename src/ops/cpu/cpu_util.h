@@ -38,12 +38,16 @@ class BlasSingleThread {
   int previous_ = 1;
 };
 
-// GCC function multiversioning for the hot loops: an x86-64-v3 (AVX2 + FMA) clone and a
-// baseline (SSE2) clone, chosen once at load time, since the build targets baseline x86-64.
+// GCC function multiversioning for the hot loops, since the build targets baseline x86-64
+// (SSE2): clones for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline, chosen once
+// at load time by the CPU. RAE_VEC_CLONES_V3 omits the AVX-512 clone, for loops it made slower
+// (the memory-bound AdamW update: 10% slower than AVX2 on the AMD EPYC of docs/perf/cpu-ops.md).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RAE_VEC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define RAE_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define RAE_VEC_CLONES_V3 __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define RAE_VEC_CLONES
+#define RAE_VEC_CLONES_V3
 #endif
 
 // Vector kernels (cpu/vec_math.cpp), compiled in an AVX2+FMA clone and a baseline clone picked

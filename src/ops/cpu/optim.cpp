@@ -1,5 +1,5 @@
 // CPU optimizer kernels: PyTorch's AdamW (single-tensor path, same operation order) and EMA.
-// The AdamW loop is branch-free and multiversioned (RAE_VEC_CLONES) so GCC vectorises it; this
+// The AdamW loop is branch-free and multiversioned (RAE_VEC_CLONES_V3) so GCC vectorises it; this
 // file is compiled with -fno-math-errno (src/CMakeLists.txt) so that sqrt vectorises too.
 #include "ops/optim.h"
 
@@ -48,12 +48,12 @@ inline void adamw_span_any(T* w, const T* g, T* m, T* v, int64_t n, const AdamWC
     adamw_span<T, false>(w, g, m, v, n, c);
 }
 
-RAE_VEC_CLONES void adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n,
-                                 const AdamWConsts& c) {
+RAE_VEC_CLONES_V3 void adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n,
+                                    const AdamWConsts& c) {
   adamw_span_any(w, g, m, v, n, c);
 }
-RAE_VEC_CLONES void adamw_kernel(double* w, const double* g, double* m, double* v, int64_t n,
-                                 const AdamWConsts& c) {
+RAE_VEC_CLONES_V3 void adamw_kernel(double* w, const double* g, double* m, double* v, int64_t n,
+                                    const AdamWConsts& c) {
   adamw_span_any(w, g, m, v, n, c);
 }
 

@@ -1,11 +1,11 @@
 // Vectorisable row kernels shared by the CPU ops (declared in cpu_util.h): a polynomial float
 // exp, row max/sum/scale and sums of squares. The project builds for baseline x86-64 (SSE2), so
-// each kernel is compiled twice through GCC function multiversioning: an x86-64-v3 clone (AVX2 +
-// FMA) and a baseline one, picked once at load time by the CPU. Loops are written with fixed
-// lane accumulators so GCC vectorises them without -ffast-math and the summation order is fixed
-// (results do not depend on threads; they may differ in the last bits between the two clones).
-// src/CMakeLists.txt compiles this file with -fno-math-errno -fno-trapping-math, without which
-// GCC keeps the compare/selects of the exp and sqrt scalar.
+// each kernel is compiled several times through GCC function multiversioning (RAE_VEC_CLONES:
+// AVX-512, AVX2 + FMA and baseline clones), one picked once at load time by the CPU. Loops are
+// written with fixed lane accumulators so GCC vectorises them without -ffast-math and the summation
+// order is fixed (results do not depend on threads; they may differ in the last bits between
+// clones, i.e. between CPUs). src/CMakeLists.txt compiles this file with -fno-math-errno
+// -fno-trapping-math, without which GCC keeps the compare/selects of the exp and sqrt scalar.
 #include <bit>
 #include <cmath>
 #include <cstdint>
