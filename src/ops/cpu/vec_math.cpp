@@ -16,7 +16,7 @@ namespace rae::ops::cpu {
 
 namespace {
 
-constexpr int kLanes = 16;  // independent accumulators (two AVX registers of floats)
+constexpr int kLanes = 16;  // independent accumulators
 
 // exp(x) for float: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2), exp(r) by the
 // degree-7 minimax polynomial of Cephes' expf (about 1 ulp), times 2^n built in the exponent
@@ -49,19 +49,14 @@ inline float exp_poly(float x) {
 
 RAE_VEC_CLONES double exp_shift_sum(const float* x, float* y, int64_t n, float shift) {
   for (int64_t j = 0; j < n; ++j) y[j] = exp_poly(x[j] - shift);
-  // Float lanes over blocks of 256 elements, flushed into double lanes: fixed order, and the
-  // float partials stay short enough (16 terms each) to keep about 7 significant digits.
-  double dacc[kLanes] = {};
+  // fixed double lanes: the order does not depend on threads, and float lanes could overflow
+  // (16 values near exp(88)) or lose digits on long rows
+  double acc[kLanes] = {};
   int64_t j = 0;
-  while (j + kLanes <= n) {
-    float acc[kLanes] = {};
-    const int64_t end = std::min(n - n % kLanes, j + 16 * kLanes);
-    for (; j < end; j += kLanes)
-      for (int k = 0; k < kLanes; ++k) acc[k] += y[j + k];
-    for (int k = 0; k < kLanes; ++k) dacc[k] += acc[k];
-  }
+  for (; j + kLanes <= n; j += kLanes)
+    for (int k = 0; k < kLanes; ++k) acc[k] += y[j + k];
   double s = 0;
-  for (int k = 0; k < kLanes; ++k) s += dacc[k];
+  for (int k = 0; k < kLanes; ++k) s += acc[k];
   for (; j < n; ++j) s += y[j];
   return s;
 }
