@@ -1,6 +1,7 @@
 // CPU softmax, fused non-causal attention and 2D RoPE. Attention runs one task per (batch, head):
 // S = scale * Q K^T and O = P V through BLAS, a max-subtracted softmax, and the row log-sum-exp
-// saved for the backward pass, which recomputes P from it (flash-attention style).
+// saved for the backward pass, which recomputes P from it (flash-attention style). The per-task
+// GEMMs run with OpenBLAS held at one thread (BlasSingleThread): the parallelism is over (b, h).
 #include "ops/attention.h"
 
 #include <cmath>
@@ -10,6 +11,38 @@
 namespace rae::ops::cpu {
 
 using namespace detail;
+
+namespace {
+
+// Row softmax pieces: float through the vector kernels of cpu/vec_math.cpp (polynomial exp),
+// double through libm. exp_row writes y = exp(x - shift) and returns its sum in double.
+inline float max_row(const float* x, int64_t n) {
+  return row_max(x, n);
+}
+inline double max_row(const double* x, int64_t n) {
+  double m = x[0];
+  for (int64_t j = 1; j < n; ++j) m = std::max(m, x[j]);
+  return m;
+}
+inline double exp_row(const float* x, float* y, int64_t n, float shift) {
+  return exp_shift_sum(x, y, n, shift);
+}
+inline double exp_row(const double* x, double* y, int64_t n, double shift) {
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    y[j] = std::exp(x[j] - shift);
+    s += y[j];
+  }
+  return s;
+}
+inline void scale_row(float* y, int64_t n, float a) {
+  scale_inplace(y, n, a);
+}
+inline void scale_row(double* y, int64_t n, double a) {
+  for (int64_t j = 0; j < n; ++j) y[j] *= a;
+}
+
+}  // namespace
 
 void softmax_forward(const Tensor& out, const Tensor& x) {
   float_dispatch(x.dtype(), "softmax_forward", [&](auto tag) {
@@ -21,15 +54,9 @@ void softmax_forward(const Tensor& out, const Tensor& x) {
       for (int64_t i = r0; i < r1; ++i) {
         const T* a = xr.row(i);
         T* y = o.row(i);
-        T m = a[0];
-        for (int64_t j = 1; j < C; ++j) m = std::max(m, a[j]);
-        double s = 0;
-        for (int64_t j = 0; j < C; ++j) {
-          y[j] = std::exp(a[j] - m);
-          s += y[j];
-        }
-        const T inv = static_cast<T>(1.0 / s);
-        for (int64_t j = 0; j < C; ++j) y[j] *= inv;
+        const T m = max_row(a, C);
+        const double s = exp_row(a, y, C, m);
+        scale_row(y, C, static_cast<T>(1.0 / s));
       }
     });
   });
@@ -73,28 +100,25 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
     using T = decltype(tag);
     const int64_t B = qkv.dim(0), Tn = qkv.dim(1), H = qkv.dim(3), D = qkv.dim(4);
     T *qp = ptr<T>(qkv), *op = ptr<T>(out), *lp = ptr<T>(lse);
+    const BlasSingleThread blas_one_thread(B * H > 1);  // the GEMMs below run in TBB tasks
     parallel_blocks(B * H, 1, [&](int64_t j0, int64_t j1) {
-      std::vector<T> S(static_cast<size_t>(Tn * Tn));
+      std::vector<T> S(static_cast<size_t>(Tn * Tn)), inv_sum(static_cast<size_t>(Tn));
       for (int64_t bh = j0; bh < j1; ++bh) {
         const int64_t b = bh / H, h = bh % H;
         HeadView<T> hv = head_view(qp, b, h, Tn, H, D);
         gemm_rm<T>(false, true, Tn, Tn, D, scale, hv.q, hv.ld, hv.k, hv.ld, 0.0, S.data(), Tn);
         for (int64_t i = 0; i < Tn; ++i) {
           T* s = S.data() + i * Tn;
-          T m = s[0];
-          for (int64_t j = 1; j < Tn; ++j) m = std::max(m, s[j]);
-          double sum = 0;
-          for (int64_t j = 0; j < Tn; ++j) {
-            s[j] = std::exp(s[j] - m);
-            sum += s[j];
-          }
-          const T inv = static_cast<T>(1.0 / sum);
-          for (int64_t j = 0; j < Tn; ++j) s[j] *= inv;
+          const T m = max_row(s, Tn);
+          const double sum = exp_row(s, s, Tn, m);  // S row = exp(s - m), unnormalised
+          inv_sum[i] = static_cast<T>(1.0 / sum);
           lp[(b * H + h) * Tn + i] = static_cast<T>(m + std::log(sum));
         }
+        // O = exp(S - m) V, then each row divided by its sum: D columns to scale instead of Tn.
         // out rows (b, t, h, :) are H*D apart
-        gemm_rm<T>(false, false, Tn, D, Tn, 1.0, S.data(), Tn, hv.v, hv.ld, 0.0,
-                   op + b * Tn * H * D + h * D, H * D);
+        T* o = op + b * Tn * H * D + h * D;
+        gemm_rm<T>(false, false, Tn, D, Tn, 1.0, S.data(), Tn, hv.v, hv.ld, 0.0, o, H * D);
+        for (int64_t i = 0; i < Tn; ++i) scale_row(o + i * H * D, D, inv_sum[i]);
       }
     });
   });
@@ -107,6 +131,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
     const int64_t B = qkv.dim(0), Tn = qkv.dim(1), H = qkv.dim(3), D = qkv.dim(4);
     T *qp = ptr<T>(qkv), *gp = ptr<T>(dqkv), *op = ptr<T>(out), *dop = ptr<T>(dout),
       *lp = ptr<T>(lse);
+    const BlasSingleThread blas_one_thread(B * H > 1);  // the GEMMs below run in TBB tasks
     parallel_blocks(B * H, 1, [&](int64_t j0, int64_t j1) {
       std::vector<T> P(static_cast<size_t>(Tn * Tn)), dS(static_cast<size_t>(Tn * Tn));
       for (int64_t bh = j0; bh < j1; ++bh) {
@@ -120,7 +145,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
         for (int64_t i = 0; i < Tn; ++i) {
           const T l = lp[(b * H + h) * Tn + i];
           T* p = P.data() + i * Tn;
-          for (int64_t j = 0; j < Tn; ++j) p[j] = std::exp(p[j] - l);
+          exp_row(p, p, Tn, l);
         }
         // dP = dO V^T (into dS), then dS = P * (dP - rowsum(dO * O))
         gemm_rm<T>(false, true, Tn, Tn, D, 1.0, dO, ldo, hv.v, hv.ld, 0.0, dS.data(), Tn);

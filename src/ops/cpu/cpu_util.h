@@ -20,6 +20,55 @@ template <typename T>
 void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A,
              int64_t lda, const T* B, int64_t ldb, double beta, T* C, int64_t ldc);
 
+// Holds OpenBLAS at one thread for its lifetime and restores the previous count after. Used
+// around oneTBB loops whose tasks call BLAS: a multithreaded GEMM inside each task makes the
+// BLAS threads and the TBB workers wait on each other (docs/perf/cpu-ops.md). The OpenBLAS
+// thread count is process-global, so this assumes no other thread runs BLAS concurrently
+// (true here: ops run on one host thread per process and parallelise internally).
+// (Defined in cpu/linear.cpp, next to the other BLAS calls.)
+class BlasSingleThread {
+ public:
+  // active = false leaves BLAS alone (e.g. a single task, which may use BLAS's own threads).
+  explicit BlasSingleThread(bool active = true);
+  ~BlasSingleThread();
+  BlasSingleThread(const BlasSingleThread&) = delete;
+  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
+
+ private:
+  int previous_ = 1;
+};
+
+// GCC function multiversioning for the hot loops, since the build targets baseline x86-64
+// (SSE2): clones for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline, chosen once
+// at load time by the CPU. RAE_VEC_CLONES_V3 omits the AVX-512 clone, for loops it made slower
+// (the memory-bound AdamW update: 10% slower than AVX2 on the AMD EPYC of docs/perf/cpu-ops.md).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RAE_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define RAE_VEC_CLONES_V3 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define RAE_VEC_CLONES
+#define RAE_VEC_CLONES_V3
+#endif
+
+// Vector kernels (cpu/vec_math.cpp), compiled in an AVX2+FMA clone and a baseline clone picked
+// at load time. Results are deterministic on a given machine (fixed lane order, no threads).
+// y[j] = exp(x[j] - shift) for float (a polynomial exp, within 2 ulp of expf for inputs in
+// [-87.3, 88]; 0 below, exp(88) above), returning sum_j y[j] accumulated in double over fixed
+// lanes. x and y may alias.
+double exp_shift_sum(const float* x, float* y, int64_t n, float shift);
+// max_j x[j] (n >= 1).
+float row_max(const float* x, int64_t n);
+// y[j] *= a.
+void scale_inplace(float* y, int64_t n, float a);
+// sum_j x[j]^2 in double with independent lane accumulators.
+double sum_squares(const float* x, int64_t n);
+double sum_squares(const double* x, int64_t n);
+// One row of RMSNorm + modulation: y[j] = T(x[j] * rstd) * w[j] * (1 + s[j]) + b[j].
+void rms_modulate_row(const float* x, double rstd, const float* w, const float* s, const float* b,
+                      float* y, int64_t n);
+void rms_modulate_row(const double* x, double rstd, const double* w, const double* s,
+                      const double* b, double* y, int64_t n);
+
 namespace detail {
 
 // Calls fn(T{}) with T = float or double by `dt`; other dtypes are an error naming the op.

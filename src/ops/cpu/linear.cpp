@@ -28,6 +28,14 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
 
 }  // namespace
 
+BlasSingleThread::BlasSingleThread(bool active)
+    : previous_(active ? openblas_get_num_threads() : 1) {
+  if (previous_ > 1) openblas_set_num_threads(1);
+}
+BlasSingleThread::~BlasSingleThread() {
+  if (previous_ > 1) openblas_set_num_threads(previous_);
+}
+
 // Exposed to the other CPU kernels (attention) through this declaration.
 template <typename T>
 void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A,

@@ -23,9 +23,8 @@ void each_row(int64_t n, int64_t c, Fn&& fn) {
 // 1 / sqrt(mean(x^2) + eps) of one row.
 template <typename T>
 double row_rstd(const T* x, int64_t c, double eps) {
-  double ss = 0;
-  for (int64_t j = 0; j < c; ++j) ss += static_cast<double>(x[j]) * x[j];
-  return 1.0 / std::sqrt(ss / static_cast<double>(c) + eps);
+  // lane accumulators (cpu/vec_math.cpp): one serial double chain ran at add latency
+  return 1.0 / std::sqrt(sum_squares(x, c) / static_cast<double>(c) + eps);
 }
 
 // Adds into dx the RMSNorm input gradient of one row, given g = dL/d(xhat) where
@@ -173,19 +172,15 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
     const int64_t Tn = x.dim(1), C = xr.c;
     CondRows<T> sh = cond_rows_of<T>(shift, Tn), sc = cond_rows_of<T>(scale, Tn);
     T* rs = ptr<T>(rstd);
-    const T* wp = ptr<T>(w);
+    // absent weight / shift read as ones / zeros, so the row kernel has no branches
+    std::vector<T> ones(w.defined() ? 0 : static_cast<size_t>(C), T(1));
+    std::vector<T> zeros(shift.defined() ? 0 : static_cast<size_t>(C), T(0));
+    const T* wp = w.defined() ? ptr<T>(w) : ones.data();
     each_row(xr.n, C, [&](int64_t i) {
       const T* a = xr.row(i);
       const double r = row_rstd(a, C, eps);
       rs[i] = static_cast<T>(r);
-      const T* s = sc.row(i);
-      const T* b = sh.defined() ? sh.row(i) : nullptr;
-      T* y = o.row(i);
-      for (int64_t j = 0; j < C; ++j) {
-        T h = static_cast<T>(a[j] * r);
-        if (wp) h *= wp[j];
-        y[j] = h * (T(1) + s[j]) + (b ? b[j] : T(0));
-      }
+      rms_modulate_row(a, r, wp, sc.row(i), sh.defined() ? sh.row(i) : zeros.data(), o.row(i), C);
     });
   });
 }
