@@ -20,8 +20,8 @@ constexpr double kRopeTheta = 10000.0;
 }  // namespace
 
 std::vector<std::string> dit_preset_names() {
-  return {"DiTDH-micro", "DiTDH-tiny", "DiTDH-tiny-deep", "DiTDH-S", "DiTDH-B", "DiTDH-L", "DiTDH-XL",
-          "DiT-micro",   "DiT-S",      "DiT-B",   "DiT-L",   "DiT-XL"};
+  return {"DiTDH-micro", "DiTDH-tiny", "DiTDH-tiny-deep", "DiTDH-S", "DiTDH-B", "DiTDH-L",
+          "DiTDH-XL",    "DiT-micro",  "DiT-S",           "DiT-B",   "DiT-L",   "DiT-XL"};
 }
 
 DiTConfig dit_preset(const std::string& name) {
@@ -323,7 +323,7 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   for (int64_t j = 0; j < Dh; ++j) {
     s.xs[h0 + j + 1] = A.empty({B, T, Wh});
     block_forward(Db + j, A, s.blk[Db + j], s.xs[h0 + j + 1], s.xs[h0 + j], s.sp, head_cos_,
-                            head_sin_);
+                  head_sin_);
   }
   // Final layer: per-token shift/scale from SiLU -> Linear of s, no gate.
   s.fa = A.empty({N, Wh});

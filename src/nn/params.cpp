@@ -75,8 +75,10 @@ void ParamStore::bind_group(int gi, const Tensor& data, const Tensor& grad) {
   g.data = data, g.grad = grad;
   for (int id : g.params) {
     const ParamInfo& p = params_[id];
-    values_[id] = data.defined() ? data.narrow(0, p.offset, p.shape.numel()).view(p.shape) : Tensor();
-    grads_[id] = grad.defined() ? grad.narrow(0, p.offset, p.shape.numel()).view(p.shape) : Tensor();
+    values_[id] =
+        data.defined() ? data.narrow(0, p.offset, p.shape.numel()).view(p.shape) : Tensor();
+    grads_[id] =
+        grad.defined() ? grad.narrow(0, p.offset, p.shape.numel()).view(p.shape) : Tensor();
   }
 }
 

@@ -178,8 +178,8 @@ void ShardedTraining::bind(int k) {
   Group& g = g_[gi];
   Tensor data = hooked_->groups()[gi].data;
   if (g.sharded_params) data = g.gathered.defined() ? g.gathered.narrow(0, 0, g.numel) : Tensor();
-  Tensor grad = g.grad_full.defined() && !g.wire_in.defined() ? g.grad_full.narrow(0, 0, g.numel)
-                                                               : Tensor();
+  Tensor grad =
+      g.grad_full.defined() && !g.wire_in.defined() ? g.grad_full.narrow(0, 0, g.numel) : Tensor();
   hooked_->bind_group(gi, data, grad);
 }
 
@@ -243,7 +243,8 @@ void ShardedTraining::after_backward(int k) {
                    ? Tensor::empty({g.shard_numel}, opts_.comm_dtype, g.grad_shard.device())
                    : g.grad_shard;
   if (bf16) hold(2 * g.padded);
-  if (g.wire_out.raw() != g.grad_shard.raw()) hold(static_cast<int64_t>(dtype_size(opts_.comm_dtype)) * g.shard_numel);
+  if (g.wire_out.raw() != g.grad_shard.raw())
+    hold(static_cast<int64_t>(dtype_size(opts_.comm_dtype)) * g.shard_numel);
   // The trainer's gradients are each rank's share of the global-batch mean: sum them.
   g.reduce_work = groups_.shard->reduce_scatter_async(g.wire_in, g.wire_out, dist::ReduceOp::Sum);
   release_params(k);
@@ -298,8 +299,9 @@ std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
              : std::string())
      << ": params " << mib(params) << (full ? " (block shards + replicated rest)" : " (full)")
      << (full ? " + " + mib(gathered) + " gathered blocks" : std::string()) << ", grads "
-     << mib(grads) << (zero_ ? " (non-block) + " + mib(grad_buffers) + " per-block buffers"
-                             : std::string(" (full)"))
+     << mib(grads)
+     << (zero_ ? " (non-block) + " + mib(grad_buffers) + " per-block buffers"
+               : std::string(" (full)"))
      << ", grad shard " << mib(grad_shard) << ", AdamW m+v " << mib(2 * shard) << ", EMA "
      << mib(shard) << ", gradients on the wire in " << dtype_name(opts_.comm_dtype)
      << "; planned params+grads peak "
@@ -348,7 +350,7 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
     for (size_t i = pgs.size(); i-- > 0;)
       if (!g_[i].per_block)
         pending[i].work =
-          groups_.replicate->all_reduce_async(pending[i].wire_out, dist::ReduceOp::Sum);
+            groups_.replicate->all_reduce_async(pending[i].wire_out, dist::ReduceOp::Sum);
     for (size_t i = pgs.size(); i-- > 0;) pending[i].work.wait();
   }
   for (Group& g : g_) g.fresh = true;  // the next backward starts the next step's gradients
@@ -612,9 +614,8 @@ void ShardedTraining::load_single(const std::string& dir, nn::ParamStore& ps, Ru
   // full_shard blocks: full buffers only while loading.
   for (size_t i = 0; i < g_.size(); ++i)
     if (g_[i].sharded_params)
-      ps.bind_group(static_cast<int>(i), Tensor::zeros({g_[i].numel}, DType::F32,
-                                                       g_[i].param_shard.device()),
-                    Tensor());
+      ps.bind_group(static_cast<int>(i),
+                    Tensor::zeros({g_[i].numel}, DType::F32, g_[i].param_shard.device()), Tensor());
   Ema ema(ps);
   AdamW adam(ps, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay);
   load_checkpoint(dir, ps, &ema, &adam, st);
