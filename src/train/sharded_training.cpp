@@ -158,6 +158,12 @@ nn::BlockHooks* ShardedTraining::block_hooks(nn::ParamStore& ps) {
     }
   }
   for (int gi : block_group_) RAE_CHECK(gi >= 0, "sharded training: a block group is missing");
+  int64_t blocks = 0;
+  for (int k = 0; k < static_cast<int>(block_group_.size()); ++k) blocks += block_bytes(k);
+  // Four average blocks for full_shard (parameters and gradients of two blocks), two for
+  // shard_grad_op (gradients only): uniform models keep every overlap.
+  budget_bytes_ = (full ? 4 : 2) * blocks /
+                  std::max<int64_t>(1, static_cast<int64_t>(block_group_.size()));
   peak_bytes_ = held_bytes_;  // the peak counts from here (the model was built whole)
   return this;
 }
@@ -222,10 +228,45 @@ void ShardedTraining::after_forward(int k) {
   if (k + 1 < static_cast<int>(block_group_.size())) release_params(k);
 }
 
+int64_t ShardedTraining::block_bytes(int k) const {
+  if (k < 0 || k >= static_cast<int>(block_group_.size())) return 0;
+  return 4 * g_[block_group_[k]].padded;
+}
+
+// Block k's backward holds its gradient buffer (and, full_shard, its gathered parameters); for
+// overlap also the previous block's reduce-scatter in flight and (full_shard) the prefetched next
+// block, as long as all of that fits the budget (four average blocks; two for shard_grad_op). A model with a few
+// oversized blocks (the DDT head) waits for the reduction and gathers those blocks on demand
+// instead. Decided from the sizes alone, so every rank issues the same collectives in order.
+ShardedTraining::BackwardPlan ShardedTraining::plan_backward(int k) const {
+  const bool full = opts_.strategy == dist::ShardStrategy::FullShard;
+  const int64_t own = (full ? 2 : 1) * block_bytes(k), prev = block_bytes(k + 1);
+  const int64_t next = full ? block_bytes(k - 1) : 0;
+  BackwardPlan p;
+  p.keep_in_flight = own + prev + next <= budget_bytes_;
+  const int64_t base = own + (p.keep_in_flight ? prev : 0);
+  p.prefetch = next > 0 && base + next <= budget_bytes_;
+  p.transient = base + (p.prefetch ? next : 0);
+  return p;
+}
+
+int64_t ShardedTraining::planned_transient_bytes() const {
+  int64_t peak = 0;
+  const int n = static_cast<int>(block_group_.size());
+  for (int k = 0; k < n; ++k) {
+    if (opts_.strategy == dist::ShardStrategy::FullShard)
+      peak = std::max(peak, block_bytes(k) + block_bytes(k + 1));  // forward with prefetch
+    peak = std::max(peak, plan_backward(k).transient);
+  }
+  return peak;
+}
+
 void ShardedTraining::before_backward(int k) {
   progress();
+  const BackwardPlan plan = plan_backward(k);
+  if (!plan.keep_in_flight) finish_reduction(k + 1);
   use_params(k);
-  start_gather(k - 1);  // overlaps this block's backward
+  if (plan.prefetch) start_gather(k - 1);  // overlaps this block's backward
   Group& g = g_[block_group_[k]];
   finish_reduction(k);  // (a previous micro-batch's, normally long done)
   g.grad_full = Tensor::zeros({g.padded}, DType::F32, g.grad_shard.device());
@@ -257,6 +298,7 @@ void ShardedTraining::after_backward(int k) {
 }
 
 void ShardedTraining::finish_reduction(int k) {
+  if (k < 0 || k >= static_cast<int>(block_group_.size())) return;
   Group& g = g_[block_group_[k]];
   if (!g.wire_in.defined()) return;
   g.reduce_work.wait();
@@ -276,21 +318,19 @@ void ShardedTraining::finish_reduction(int k) {
 }
 
 std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
-  // Persistent bytes, plus the transient per-block buffers of ZeRO-2/3 (at most two blocks
-  // gathered: the one computing and the prefetched one; at most two blocks' gradient buffers:
-  // the one being filled and the previous one's reduce-scatter in flight).
-  double params = 0, grads = 0, shard = 0, gathered = 0, grad_buffers = 0, biggest = 0;
+  // Persistent bytes, plus the transient per-block buffers of ZeRO-2/3 (gathered blocks and
+  // gradient buffers in flight, planned by plan_backward).
+  double params = 0, grads = 0, shard = 0;
   const bool full = zero_ && opts_.strategy == dist::ShardStrategy::FullShard;
   for (const auto& pg : ps.groups()) {
     const double n = static_cast<double>(pg.numel) * 4;
     const double sh = static_cast<double>((pg.numel + shards() - 1) / shards()) * 4;
     const bool block = zero_ && pg.name.rfind("blocks.", 0) == 0;
-    if (block) biggest = std::max(biggest, sh * shards());
     params += block && full ? sh : n;
     grads += block ? 0 : n;
     shard += sh;
   }
-  if (zero_) gathered = full ? 2 * biggest : 0, grad_buffers = 2 * biggest;
+  const double transient = zero_ ? static_cast<double>(planned_transient_bytes()) : 0;
   const double grad_shard = shards() == 1 ? 0 : shard;
   std::ostringstream os;
   os << dist::strategy_name(opts_.strategy) << " over " << shards() << " shard(s)"
@@ -298,14 +338,12 @@ std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
              ? " x " + std::to_string(groups_.replicate->size()) + " replicas"
              : std::string())
      << ": params " << mib(params) << (full ? " (block shards + replicated rest)" : " (full)")
-     << (full ? " + " + mib(gathered) + " gathered blocks" : std::string()) << ", grads "
-     << mib(grads)
-     << (zero_ ? " (non-block) + " + mib(grad_buffers) + " per-block buffers"
-               : std::string(" (full)"))
-     << ", grad shard " << mib(grad_shard) << ", AdamW m+v " << mib(2 * shard) << ", EMA "
+     << ", grads " << mib(grads) << (zero_ ? " (non-block)" : " (full)");
+  if (zero_) os << ", per-block buffers (gathered blocks, gradients in flight) " << mib(transient);
+  os << ", grad shard " << mib(grad_shard) << ", AdamW m+v " << mib(2 * shard) << ", EMA "
      << mib(shard) << ", gradients on the wire in " << dtype_name(opts_.comm_dtype)
      << "; planned params+grads peak "
-     << static_cast<int64_t>(params + gathered + grads + grad_buffers + grad_shard) << " bytes";
+     << static_cast<int64_t>(params + grads + transient + grad_shard) << " bytes";
   return os.str();
 }
 

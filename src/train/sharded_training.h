@@ -106,7 +106,15 @@ class ShardedTraining : public GradientSync, public nn::BlockHooks {
   void use_params(int block);
   void release_params(int block);
   void finish_reduction(int block);
-  void progress();  // MPI progresses non-blocking collectives only inside MPI calls: poke them
+  void progress();
+  struct BackwardPlan {
+    bool keep_in_flight = true;  // the next block's reduce-scatter stays in flight
+    bool prefetch = true;        // the previous block's all-gather is issued ahead
+    int64_t transient = 0;       // bytes of per-block buffers held during the backward
+  };
+  int64_t block_bytes(int block) const;  // padded F32 bytes (0 out of range)
+  BackwardPlan plan_backward(int block) const;
+  int64_t planned_transient_bytes() const;  // MPI progresses non-blocking collectives only inside MPI calls: poke them
   void attach(const nn::ParamStore& ps);
   int shards() const { return groups_.shard_size(); }
   int shard_rank() const { return groups_.shard_rank(); }
@@ -129,6 +137,7 @@ class ShardedTraining : public GradientSync, public nn::BlockHooks {
   nn::ParamStore* hooked_ = nullptr;  // the model's parameters (hooks rebind block groups)
   std::vector<int> block_group_;      // block index -> group index
   int64_t held_bytes_ = 0, peak_bytes_ = 0;
+  int64_t budget_bytes_ = 0;  // per-block buffers (see plan_backward)
 };
 
 // A distributed training session for `rae train`: MPI world (watchdog timeout, node size), the
