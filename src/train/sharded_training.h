@@ -22,7 +22,8 @@
 // (so at most two blocks' full gradients exist at once). full_shard also keeps only the owned
 // shard of each block's parameters: the block is all-gathered just before its forward (the next
 // block's gather is issued first, so it overlaps this block's compute), released after it, and
-// re-gathered in reverse order for backward (prefetching the previous block). The other groups
+// re-gathered in reverse order for backward (prefetching the previous block). Overlap is dropped
+// only around blocks too large for the per-block buffer budget (plan_backward). The other groups
 // (embedders, final layer) stay replicated: full parameters and gradients, gradients
 // reduce-scattered after backward, optimizer state sharded. Gradient accumulation over K
 // micro-batches reduce-scatters each block once per micro-batch and adds into the shard.
