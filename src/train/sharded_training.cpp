@@ -162,8 +162,8 @@ nn::BlockHooks* ShardedTraining::block_hooks(nn::ParamStore& ps) {
   for (int k = 0; k < static_cast<int>(block_group_.size()); ++k) blocks += block_bytes(k);
   // Four average blocks for full_shard (parameters and gradients of two blocks), two for
   // shard_grad_op (gradients only): uniform models keep every overlap.
-  budget_bytes_ = (full ? 4 : 2) * blocks /
-                  std::max<int64_t>(1, static_cast<int64_t>(block_group_.size()));
+  budget_bytes_ =
+      (full ? 4 : 2) * blocks / std::max<int64_t>(1, static_cast<int64_t>(block_group_.size()));
   peak_bytes_ = held_bytes_;  // the peak counts from here (the model was built whole)
   return this;
 }
@@ -235,9 +235,10 @@ int64_t ShardedTraining::block_bytes(int k) const {
 
 // Block k's backward holds its gradient buffer (and, full_shard, its gathered parameters); for
 // overlap also the previous block's reduce-scatter in flight and (full_shard) the prefetched next
-// block, as long as all of that fits the budget (four average blocks; two for shard_grad_op). A model with a few
-// oversized blocks (the DDT head) waits for the reduction and gathers those blocks on demand
-// instead. Decided from the sizes alone, so every rank issues the same collectives in order.
+// block, as long as all of that fits the budget (four average blocks; two for shard_grad_op). A
+// model with a few oversized blocks (the DDT head) waits for the reduction and gathers those blocks
+// on demand instead. Decided from the sizes alone, so every rank issues the same collectives in
+// order.
 ShardedTraining::BackwardPlan ShardedTraining::plan_backward(int k) const {
   const bool full = opts_.strategy == dist::ShardStrategy::FullShard;
   const int64_t own = (full ? 2 : 1) * block_bytes(k), prev = block_bytes(k + 1);

@@ -115,7 +115,8 @@ class ShardedTraining : public GradientSync, public nn::BlockHooks {
   };
   int64_t block_bytes(int block) const;  // padded F32 bytes (0 out of range)
   BackwardPlan plan_backward(int block) const;
-  int64_t planned_transient_bytes() const;  // MPI progresses non-blocking collectives only inside MPI calls: poke them
+  int64_t planned_transient_bytes()
+      const;  // MPI progresses non-blocking collectives only inside MPI calls: poke them
   void attach(const nn::ParamStore& ps);
   int shards() const { return groups_.shard_size(); }
   int shard_rank() const { return groups_.shard_rank(); }
