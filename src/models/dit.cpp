@@ -20,8 +20,8 @@ constexpr double kRopeTheta = 10000.0;
 }  // namespace
 
 std::vector<std::string> dit_preset_names() {
-  return {"DiTDH-micro", "DiTDH-tiny", "DiTDH-S", "DiTDH-B", "DiTDH-L", "DiTDH-XL",
-          "DiT-micro",   "DiT-S",      "DiT-B",   "DiT-L",   "DiT-XL"};
+  return {"DiTDH-micro", "DiTDH-tiny", "DiTDH-tiny-deep", "DiTDH-S", "DiTDH-B", "DiTDH-L",
+          "DiTDH-XL",    "DiT-micro",  "DiT-S",           "DiT-B",   "DiT-L",   "DiT-XL"};
 }
 
 DiTConfig dit_preset(const std::string& name) {
@@ -51,6 +51,10 @@ DiTConfig dit_preset(const std::string& name) {
     // CPU smoke training: body 64 x 2 (2 heads of 32), head 128 x 1 (2 heads of 64).
     body(64, 2, 2);
     c.head_width = 128, c.head_depth = 1, c.head_heads = 2;
+  } else if (name == "DiTDH-tiny-deep") {
+    // CPU tests of per-block sharding (ZeRO-3): 6 + 2 equal blocks of width 64 (2 heads).
+    body(64, 6, 2);
+    c.head_width = 64, c.head_depth = 2, c.head_heads = 2;
   } else if (name == "DiTDH-micro") {
     // Golden tests: every feature on at the smallest size (head dims divisible by 4 for RoPE).
     body(16, 2, 2);
@@ -248,6 +252,21 @@ void DiTDH::to(Device device) {
     if (t->defined()) *t = t->to(device);
 }
 
+void DiTDH::block_forward(int64_t i, nn::Arena& A, nn::DiTBlock::Saved& s, const Tensor& x_out,
+                          const Tensor& x_in, const Tensor& cond, const Tensor& cos,
+                          const Tensor& sin) {
+  if (hooks_) hooks_->before_forward(static_cast<int>(i));
+  blocks_[i].forward(ps_, A, s, x_out, x_in, cond, cos, sin);
+  if (hooks_) hooks_->after_forward(static_cast<int>(i));
+}
+
+void DiTDH::block_backward(int64_t i, nn::Arena& A, const nn::DiTBlock::Saved& s, const Tensor& dx,
+                           const Tensor& dcond, const Tensor& cos, const Tensor& sin) {
+  if (hooks_) hooks_->before_backward(static_cast<int>(i));
+  blocks_[i].backward(ps_, A, s, dx, dcond, cos, sin);
+  if (hooks_) hooks_->after_backward(static_cast<int>(i));
+}
+
 void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
                     const Tensor& y) {
   if (plain_) return forward_plain(A, out, x, t, y);
@@ -284,7 +303,7 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
                    ps_.buffer(pos_embed_).view({T * Wb}));
   for (int64_t i = 0; i < Db; ++i) {
     s.xs[i + 1] = A.empty({B, T, Wb});
-    blocks_[i].forward(ps_, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
+    block_forward(i, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
   }
   // s = silu(t_emb broadcast + body output), projected to the head width.
   s.spre = A.empty({B, T, Wb});
@@ -303,8 +322,8 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   x_embedder_.forward(ps_, s.xs[h0].view({N, Wh}), x.view({N, C}));
   for (int64_t j = 0; j < Dh; ++j) {
     s.xs[h0 + j + 1] = A.empty({B, T, Wh});
-    blocks_[Db + j].forward(ps_, A, s.blk[Db + j], s.xs[h0 + j + 1], s.xs[h0 + j], s.sp, head_cos_,
-                            head_sin_);
+    block_forward(Db + j, A, s.blk[Db + j], s.xs[h0 + j + 1], s.xs[h0 + j], s.sp, head_cos_,
+                  head_sin_);
   }
   // Final layer: per-token shift/scale from SiLU -> Linear of s, no gate.
   s.fa = A.empty({N, Wh});
@@ -339,7 +358,7 @@ void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
   ops::silu_backward(dsp.view({N, Wh}), dfa, s.sp.view({N, Wh}));
   // Head blocks.
   for (int64_t j = Dh - 1; j >= 0; --j)
-    blocks_[Db + j].backward(ps_, A, s.blk[Db + j], dxh, dsp, head_cos_, head_sin_);
+    block_backward(Db + j, A, s.blk[Db + j], dxh, dsp, head_cos_, head_sin_);
   x_embedder_.backward(ps_, Tensor(), dxh.view({N, Wh}), s.x.view({N, C}));
   // s path back to the body output and t_emb.
   Tensor ds;
@@ -355,7 +374,7 @@ void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
   nn::sum_tokens_add(dtemb, dxb);
   Tensor dc = A.zeros({B, Wb});
   for (int64_t i = Db - 1; i >= 0; --i)
-    blocks_[i].backward(ps_, A, s.blk[i], dxb, dc, body_cos_, body_sin_);
+    block_backward(i, A, s.blk[i], dxb, dc, body_cos_, body_sin_);
   s_embedder_.backward(ps_, Tensor(), dxb.view({N, Wb}), s.x.view({N, C}));
   // c = silu(t_emb + y_emb).
   Tensor dcpre = A.zeros({B, Wb});

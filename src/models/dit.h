@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nn/arena.h"
+#include "nn/block_hooks.h"
 #include "nn/dit_block.h"
 #include "nn/layers.h"
 #include "nn/params.h"
@@ -64,8 +65,14 @@ class DiTDH {
                const Tensor& y);
   // Accumulates parameter gradients for dL/dout (B, T, C).
   void backward(nn::Arena& arena, const Tensor& dout);
+  // Called around each block's forward/backward (null: none); not owned.
+  void set_block_hooks(nn::BlockHooks* hooks) { hooks_ = hooks; }
 
  private:
+  void block_forward(int64_t i, nn::Arena& arena, nn::DiTBlock::Saved& s, const Tensor& x_out,
+                     const Tensor& x_in, const Tensor& cond, const Tensor& cos, const Tensor& sin);
+  void block_backward(int64_t i, nn::Arena& arena, const nn::DiTBlock::Saved& s, const Tensor& dx,
+                      const Tensor& dcond, const Tensor& cos, const Tensor& sin);
   // LightningDiT (head_depth == 0), in dit_plain.cpp.
   void forward_plain(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
                      const Tensor& y);
@@ -73,6 +80,7 @@ class DiTDH {
 
   DiTConfig cfg_;
   bool plain_ = false;
+  nn::BlockHooks* hooks_ = nullptr;
   nn::ParamStore ps_;
   nn::Linear x_embedder_, s_embedder_, s_projector_, t_mlp0_, t_mlp2_, final_ada_, final_linear_;
   bool has_projector_ = false;

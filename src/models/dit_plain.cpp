@@ -42,7 +42,7 @@ void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, cons
                    ps_.buffer(pos_embed_).view({T * W}));
   for (int64_t i = 0; i < D; ++i) {
     s.xs[i + 1] = A.empty({B, T, W});
-    blocks_[i].forward(ps_, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
+    block_forward(i, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
   }
   s.fa = A.empty({B, W});
   ops::silu_forward(s.fa, s.c);
@@ -70,8 +70,7 @@ void DiTDH::backward_plain(nn::Arena& A, const Tensor& dout) {
   nn::chunked_linear_backward(ps_, final_ada_, dfa, {dshift, dscale}, s.fa);
   Tensor dc = A.zeros({B, W});
   ops::silu_backward(dc, dfa, s.c);
-  for (int64_t i = D - 1; i >= 0; --i)
-    blocks_[i].backward(ps_, A, s.blk[i], dx, dc, body_cos_, body_sin_);
+  for (int64_t i = D - 1; i >= 0; --i) block_backward(i, A, s.blk[i], dx, dc, body_cos_, body_sin_);
   x_embedder_.backward(ps_, Tensor(), dx.view({N, W}), s.x.view({N, C}));
   // c = t_emb + y_emb.
   ops::embedding_backward(ps_.grad(label_table_), dc, s.y);

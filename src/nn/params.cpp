@@ -65,6 +65,23 @@ void ParamStore::to_device(Device device) {
   for (auto& b : buffers_) b = b.to(device);
 }
 
+void ParamStore::bind_group(int gi, const Tensor& data, const Tensor& grad) {
+  RAE_CHECK(allocated_, "ParamStore: bind_group before allocate");
+  ParamGroup& g = groups_.at(gi);
+  RAE_CHECK(!data.defined() || data.numel() == g.numel, "bind_group ", g.name, ": ", data.numel(),
+            " elements, expected ", g.numel);
+  RAE_CHECK(!grad.defined() || grad.numel() == g.numel, "bind_group ", g.name, ": grad of ",
+            grad.numel(), " elements, expected ", g.numel);
+  g.data = data, g.grad = grad;
+  for (int id : g.params) {
+    const ParamInfo& p = params_[id];
+    values_[id] =
+        data.defined() ? data.narrow(0, p.offset, p.shape.numel()).view(p.shape) : Tensor();
+    grads_[id] =
+        grad.defined() ? grad.narrow(0, p.offset, p.shape.numel()).view(p.shape) : Tensor();
+  }
+}
+
 int ParamStore::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() || it->second < 0 ? -1 : it->second;
@@ -77,7 +94,8 @@ int64_t ParamStore::num_params() const {
 }
 
 void ParamStore::zero_grad() {
-  for (auto& g : groups_) g.grad.zero_();
+  for (auto& g : groups_)
+    if (g.grad.defined()) g.grad.zero_();  // released groups (ZeRO-2/3) have none
 }
 
 std::map<std::string, Tensor> ParamStore::state_dict() const {

@@ -37,6 +37,10 @@ class ParamStore {
   bool allocated() const { return allocated_; }
   // Moves every flat buffer, gradient and buffer to `device` (views rebuilt; grads zeroed).
   void to_device(Device device);
+  // Rebinds group g's flat buffers (numel F32 each, or undefined to release them): ZeRO-3 keeps a
+  // block's gathered parameters and its gradient buffer only around the block's use. The views
+  // value()/grad() of the group's parameters follow (undefined while released).
+  void bind_group(int g, const Tensor& data, const Tensor& grad);
   Device device() const { return groups_.empty() ? Device::cpu() : groups_[0].data.device(); }
 
   const Tensor& value(int id) const { return values_.at(id); }

@@ -107,26 +107,244 @@ void ShardedTraining::attach(const nn::ParamStore& ps) {
     // The EMA starts as a copy of the initial parameters (as the single-process trainer's).
     if (g.end > g.begin)
       g.ema.narrow(0, 0, g.end - g.begin).copy_from(pg.data.narrow(0, g.begin, g.end - g.begin));
+    // Accounting: full parameters and gradients in the model, plus the gradient shard.
+    hold(8 * pg.numel + (g.grad_shard.defined() ? 4 * g.shard_numel : 0));
     g_.push_back(std::move(g));
   }
   attached_ = true;
 }
 
-std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
-  double full = 0, shard = 0;
-  for (const auto& pg : ps.groups()) {
-    full += static_cast<double>(pg.numel) * 4;
-    shard += static_cast<double>((pg.numel + shards() - 1) / shards()) * 4;
+void ShardedTraining::hold(int64_t bytes) {
+  held_bytes_ += bytes;
+  peak_bytes_ = std::max(peak_bytes_, held_bytes_);
+}
+
+Tensor ShardedTraining::owned_param(const nn::ParamStore& ps, size_t i) const {
+  const Group& g = g_[i];
+  if (g.sharded_params) return g.param_shard.narrow(0, 0, g.end - g.begin);
+  return ps.groups()[i].data.narrow(0, g.begin, g.end - g.begin);
+}
+
+// ---- ZeRO-2/3 block hooks ----
+
+nn::BlockHooks* ShardedTraining::block_hooks(nn::ParamStore& ps) {
+  const bool zero = opts_.strategy == dist::ShardStrategy::FullShard ||
+                    opts_.strategy == dist::ShardStrategy::ShardGradOp;
+  if (!zero || shards() == 1 || !world_.device().is_cpu()) return nullptr;
+  attach(ps);
+  zero_ = true;
+  hooked_ = &ps;
+  const bool full = opts_.strategy == dist::ShardStrategy::FullShard;
+  auto& pgs = ps.groups();
+  for (size_t i = 0; i < pgs.size(); ++i) {
+    const std::string& name = pgs[i].name;
+    if (name.rfind("blocks.", 0) != 0) continue;
+    const int k = std::stoi(name.substr(7));
+    if (static_cast<int>(block_group_.size()) <= k) block_group_.resize(k + 1, -1);
+    block_group_[k] = static_cast<int>(i);
+    Group& g = g_[i];
+    g.per_block = true;
+    hold(-4 * g.numel);  // the model's full gradient buffer goes
+    if (full) {
+      g.sharded_params = true;
+      g.param_shard = Tensor::zeros({g.shard_numel}, DType::F32, pgs[i].data.device());
+      if (g.end > g.begin)
+        g.param_shard.narrow(0, 0, g.end - g.begin)
+            .copy_from(pgs[i].data.narrow(0, g.begin, g.end - g.begin));
+      hold(4 * g.shard_numel - 4 * g.numel);
+      ps.bind_group(static_cast<int>(i), Tensor(), Tensor());
+    } else {
+      ps.bind_group(static_cast<int>(i), pgs[i].data, Tensor());
+    }
   }
+  for (int gi : block_group_) RAE_CHECK(gi >= 0, "sharded training: a block group is missing");
+  int64_t blocks = 0;
+  for (int k = 0; k < static_cast<int>(block_group_.size()); ++k) blocks += block_bytes(k);
+  // Four average blocks for full_shard (parameters and gradients of two blocks), two for
+  // shard_grad_op (gradients only): uniform models keep every overlap.
+  budget_bytes_ =
+      (full ? 4 : 2) * blocks / std::max<int64_t>(1, static_cast<int64_t>(block_group_.size()));
+  peak_bytes_ = held_bytes_;  // the peak counts from here (the model was built whole)
+  return this;
+}
+
+// Starts the all-gather of a block's parameters (full_shard; no-op when gathered or out of range).
+void ShardedTraining::start_gather(int k) {
+  if (k < 0 || k >= static_cast<int>(block_group_.size())) return;
+  Group& g = g_[block_group_[k]];
+  if (!g.sharded_params || g.gathered.defined()) return;
+  g.gathered = Tensor::empty({g.padded}, DType::F32, g.param_shard.device());
+  hold(4 * g.padded);
+  g.gather_work = groups_.shard->all_gather_async(g.param_shard, g.gathered);
+}
+
+// Points the model's views of block k at its current buffers.
+void ShardedTraining::bind(int k) {
+  const int gi = block_group_[k];
+  Group& g = g_[gi];
+  Tensor data = hooked_->groups()[gi].data;
+  if (g.sharded_params) data = g.gathered.defined() ? g.gathered.narrow(0, 0, g.numel) : Tensor();
+  Tensor grad =
+      g.grad_full.defined() && !g.wire_in.defined() ? g.grad_full.narrow(0, 0, g.numel) : Tensor();
+  hooked_->bind_group(gi, data, grad);
+}
+
+void ShardedTraining::use_params(int k) {
+  start_gather(k);
+  Group& g = g_[block_group_[k]];
+  g.gather_work.wait();
+  g.gather_work = dist::Work();
+  bind(k);
+}
+
+void ShardedTraining::release_params(int k) {
+  Group& g = g_[block_group_[k]];
+  if (!g.sharded_params || !g.gathered.defined()) return;
+  g.gather_work.wait();  // (a prefetch never used)
+  g.gather_work = dist::Work();
+  g.gathered = Tensor();
+  hold(-4 * g.padded);
+  bind(k);
+}
+
+void ShardedTraining::progress() {
+  for (int k = 0; k < static_cast<int>(block_group_.size()); ++k) {
+    Group& g = g_[block_group_[k]];
+    g.gather_work.test();
+    // A completed reduce-scatter frees its gradient buffer now.
+    if (g.wire_in.defined() && g.reduce_work.test()) finish_reduction(k);
+  }
+}
+
+void ShardedTraining::before_forward(int k) {
+  progress();
+  use_params(k);
+  start_gather(k + 1);  // overlaps this block's forward
+}
+
+void ShardedTraining::after_forward(int k) {
+  progress();
+  // The last block is the first that backward needs: keep it.
+  if (k + 1 < static_cast<int>(block_group_.size())) release_params(k);
+}
+
+int64_t ShardedTraining::block_bytes(int k) const {
+  if (k < 0 || k >= static_cast<int>(block_group_.size())) return 0;
+  return 4 * g_[block_group_[k]].padded;
+}
+
+// Block k's backward holds its gradient buffer (and, full_shard, its gathered parameters); for
+// overlap also the previous block's reduce-scatter in flight and (full_shard) the prefetched next
+// block, as long as all of that fits the budget (four average blocks; two for shard_grad_op). A
+// model with a few oversized blocks (the DDT head) waits for the reduction and gathers those blocks
+// on demand instead. Decided from the sizes alone, so every rank issues the same collectives in
+// order.
+ShardedTraining::BackwardPlan ShardedTraining::plan_backward(int k) const {
+  const bool full = opts_.strategy == dist::ShardStrategy::FullShard;
+  const int64_t own = (full ? 2 : 1) * block_bytes(k), prev = block_bytes(k + 1);
+  const int64_t next = full ? block_bytes(k - 1) : 0;
+  BackwardPlan p;
+  p.keep_in_flight = own + prev + next <= budget_bytes_;
+  const int64_t base = own + (p.keep_in_flight ? prev : 0);
+  p.prefetch = next > 0 && base + next <= budget_bytes_;
+  p.transient = base + (p.prefetch ? next : 0);
+  return p;
+}
+
+int64_t ShardedTraining::planned_transient_bytes() const {
+  int64_t peak = 0;
+  const int n = static_cast<int>(block_group_.size());
+  for (int k = 0; k < n; ++k) {
+    if (opts_.strategy == dist::ShardStrategy::FullShard)
+      peak = std::max(peak, block_bytes(k) + block_bytes(k + 1));  // forward with prefetch
+    peak = std::max(peak, plan_backward(k).transient);
+  }
+  return peak;
+}
+
+void ShardedTraining::before_backward(int k) {
+  progress();
+  const BackwardPlan plan = plan_backward(k);
+  if (!plan.keep_in_flight) finish_reduction(k + 1);
+  use_params(k);
+  if (plan.prefetch) start_gather(k - 1);  // overlaps this block's backward
+  Group& g = g_[block_group_[k]];
+  finish_reduction(k);  // (a previous micro-batch's, normally long done)
+  g.grad_full = Tensor::zeros({g.padded}, DType::F32, g.grad_shard.device());
+  hold(4 * g.padded);
+  bind(k);
+}
+
+void ShardedTraining::after_backward(int k) {
+  Group& g = g_[block_group_[k]];
+  const bool bf16 = opts_.comm_dtype == DType::BF16;
+  g.accumulate = !g.fresh;
+  g.fresh = false;
+  g.wire_in = bf16 ? g.grad_full.cast(DType::BF16) : g.grad_full;
+  g.wire_out = bf16 || g.accumulate
+                   ? Tensor::empty({g.shard_numel}, opts_.comm_dtype, g.grad_shard.device())
+                   : g.grad_shard;
+  if (bf16) hold(2 * g.padded);
+  if (g.wire_out.raw() != g.grad_shard.raw())
+    hold(static_cast<int64_t>(dtype_size(opts_.comm_dtype)) * g.shard_numel);
+  // The trainer's gradients are each rank's share of the global-batch mean: sum them.
+  g.reduce_work = groups_.shard->reduce_scatter_async(g.wire_in, g.wire_out, dist::ReduceOp::Sum);
+  release_params(k);
+  bind(k);  // the model no longer sees the gradient buffer
+  // The previous block's reduce-scatter had this block's backward to overlap with: complete it,
+  // so at most two gradient buffers exist (the one in flight and the next block's).
+  for (int j = k + 1; j < static_cast<int>(block_group_.size()); ++j) finish_reduction(j);
+  if (k == 0)
+    for (int j = 0; j < static_cast<int>(block_group_.size()); ++j) finish_reduction(j);
+}
+
+void ShardedTraining::finish_reduction(int k) {
+  if (k < 0 || k >= static_cast<int>(block_group_.size())) return;
+  Group& g = g_[block_group_[k]];
+  if (!g.wire_in.defined()) return;
+  g.reduce_work.wait();
+  g.reduce_work = dist::Work();
+  const bool bf16 = opts_.comm_dtype == DType::BF16;
+  if (g.wire_out.raw() != g.grad_shard.raw()) {
+    Tensor r = bf16 ? g.wire_out.cast(DType::F32) : g.wire_out;
+    if (g.accumulate)
+      ops::add_(g.grad_shard, r);
+    else
+      g.grad_shard.copy_from(r);
+    hold(-static_cast<int64_t>(dtype_size(opts_.comm_dtype)) * g.shard_numel);
+  }
+  if (bf16) hold(-2 * g.padded);
+  g.wire_in = Tensor(), g.wire_out = Tensor(), g.grad_full = Tensor();
+  hold(-4 * g.padded);
+}
+
+std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
+  // Persistent bytes, plus the transient per-block buffers of ZeRO-2/3 (gathered blocks and
+  // gradient buffers in flight, planned by plan_backward).
+  double params = 0, grads = 0, shard = 0;
+  const bool full = zero_ && opts_.strategy == dist::ShardStrategy::FullShard;
+  for (const auto& pg : ps.groups()) {
+    const double n = static_cast<double>(pg.numel) * 4;
+    const double sh = static_cast<double>((pg.numel + shards() - 1) / shards()) * 4;
+    const bool block = zero_ && pg.name.rfind("blocks.", 0) == 0;
+    params += block && full ? sh : n;
+    grads += block ? 0 : n;
+    shard += sh;
+  }
+  const double transient = zero_ ? static_cast<double>(planned_transient_bytes()) : 0;
   const double grad_shard = shards() == 1 ? 0 : shard;
   std::ostringstream os;
   os << dist::strategy_name(opts_.strategy) << " over " << shards() << " shard(s)"
      << (groups_.replicate && shards() > 1
              ? " x " + std::to_string(groups_.replicate->size()) + " replicas"
              : std::string())
-     << ": params " << mib(full) << " + grads " << mib(full) << " (full, used by the model)"
-     << ", grad shard " << mib(grad_shard) << ", AdamW m+v " << mib(2 * shard) << ", EMA "
-     << mib(shard) << ", gradients on the wire in " << dtype_name(opts_.comm_dtype);
+     << ": params " << mib(params) << (full ? " (block shards + replicated rest)" : " (full)")
+     << ", grads " << mib(grads) << (zero_ ? " (non-block)" : " (full)");
+  if (zero_) os << ", per-block buffers (gathered blocks, gradients in flight) " << mib(transient);
+  os << ", grad shard " << mib(grad_shard) << ", AdamW m+v " << mib(2 * shard) << ", EMA "
+     << mib(shard) << ", gradients on the wire in " << dtype_name(opts_.comm_dtype)
+     << "; planned params+grads peak "
+     << static_cast<int64_t>(params + grads + transient + grad_shard) << " bytes";
   return os.str();
 }
 
@@ -140,11 +358,14 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
     Tensor wire_in, wire_out;
   };
   std::vector<Pending> pending(pgs.size());
+  // Block groups under the hooks: their reductions were issued during backward.
+  for (int k = 0; k < static_cast<int>(block_group_.size()); ++k) finish_reduction(k);
   // Stage 1, every group in flight at once (last groups first, as backward produces them):
   // all-reduce (one shard) or reduce-scatter into the owned shard. The trainer's gradients are
   // each rank's share of the global-batch mean, so the reduction is a sum.
   for (size_t i = pgs.size(); i-- > 0;) {
     Group& g = g_[i];
+    if (g.per_block) continue;
     Tensor grad = pgs[i].grad;
     Pending& p = pending[i];
     if (S == 1) {
@@ -166,12 +387,14 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
   // Stage 2 (hybrid): sum the shards across the replicas.
   if (S > 1 && groups_.replicate && groups_.replicate->size() > 1) {
     for (size_t i = pgs.size(); i-- > 0;)
-      pending[i].work =
-          groups_.replicate->all_reduce_async(pending[i].wire_out, dist::ReduceOp::Sum);
+      if (!g_[i].per_block)
+        pending[i].work =
+            groups_.replicate->all_reduce_async(pending[i].wire_out, dist::ReduceOp::Sum);
     for (size_t i = pgs.size(); i-- > 0;) pending[i].work.wait();
   }
+  for (Group& g : g_) g.fresh = true;  // the next backward starts the next step's gradients
   for (size_t i = 0; i < pgs.size(); ++i) {
-    if (!bf16) continue;
+    if (!bf16 || g_[i].per_block) continue;
     if (S == 1) {
       if (pending[i].wire_in.defined()) pgs[i].grad.copy_from(pending[i].wire_in.cast(DType::F32));
     } else {
@@ -221,7 +444,7 @@ void ShardedTraining::optimizer_step(nn::ParamStore& ps, double lr, double grad_
     Group& g = g_[i];
     const int64_t n = g.end - g.begin;
     if (n == 0) continue;
-    Tensor param = pgs[i].data.narrow(0, g.begin, n);
+    Tensor param = owned_param(ps, i);
     Tensor grad = shards() == 1 ? pgs[i].grad : g.grad_shard.narrow(0, 0, n);
     ops::adamw_step(param, grad, g.m.narrow(0, 0, n), g.v.narrow(0, 0, n), p);
     ops::ema_update(g.ema.narrow(0, 0, n), param, ema_decay);
@@ -237,6 +460,7 @@ void ShardedTraining::gather_params(nn::ParamStore& ps) {
   std::vector<Tensor> staging(pgs.size());
   for (size_t i = 0; i < pgs.size(); ++i) {
     Group& g = g_[i];
+    if (g.sharded_params) continue;  // gathered by the hooks when used
     Tensor data = pgs[i].data;
     if (g.padded == g.numel) {  // in place: my chunk of the group's own buffer
       works[i] = groups_.shard->all_gather_async(data.narrow(0, g.begin, g.shard_numel), data);
@@ -280,7 +504,7 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
       const Group& g = g_[i];
       const int64_t n = g.end - g.begin;
       if (n == 0) continue;
-      t["param." + g.name] = ps.groups()[i].data.narrow(0, g.begin, n);
+      t["param." + g.name] = owned_param(ps, i);
       t["m." + g.name] = g.m.narrow(0, 0, n);
       t["v." + g.name] = g.v.narrow(0, 0, n);
       t["ema." + g.name] = g.ema.narrow(0, 0, n);
@@ -404,7 +628,6 @@ void ShardedTraining::load_sharded(const std::string& dir, nn::ParamStore& ps, R
       it = files.emplace(k, safetensors::load((d / shard_file(k, old_shards)).string())).first;
     return it->second;
   };
-  auto& pgs = ps.groups();
   for (size_t i = 0; i < g_.size(); ++i) {
     Group& g = g_[i];
     for (int k = 0; k < old_shards; ++k) {
@@ -415,7 +638,7 @@ void ShardedTraining::load_sharded(const std::string& dir, nn::ParamStore& ps, R
       auto piece = [&](const std::string& what) {
         return f.get(what + "." + g.name, DType::F32, Shape{oe - ob}).narrow(0, b - ob, e - b);
       };
-      pgs[i].data.narrow(0, b, e - b).copy_from(piece("param"));
+      owned_param(ps, i).narrow(0, b - g.begin, e - b).copy_from(piece("param"));
       g.m.narrow(0, b - g.begin, e - b).copy_from(piece("m"));
       g.v.narrow(0, b - g.begin, e - b).copy_from(piece("v"));
       g.ema.narrow(0, b - g.begin, e - b).copy_from(piece("ema"));
@@ -427,12 +650,21 @@ void ShardedTraining::load_sharded(const std::string& dir, nn::ParamStore& ps, R
 
 // A checkpoint of the single-process format: full model/ema/optimizer files; keep my ranges.
 void ShardedTraining::load_single(const std::string& dir, nn::ParamStore& ps, RunState* st) {
+  // full_shard blocks: full buffers only while loading.
+  for (size_t i = 0; i < g_.size(); ++i)
+    if (g_[i].sharded_params)
+      ps.bind_group(static_cast<int>(i),
+                    Tensor::zeros({g_[i].numel}, DType::F32, g_[i].param_shard.device()), Tensor());
   Ema ema(ps);
   AdamW adam(ps, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay);
   load_checkpoint(dir, ps, &ema, &adam, st);
   for (size_t i = 0; i < g_.size(); ++i) {
     Group& g = g_[i];
     const int64_t n = g.end - g.begin;
+    if (g.sharded_params) {
+      if (n > 0) g.param_shard.narrow(0, 0, n).copy_from(ps.groups()[i].data.narrow(0, g.begin, n));
+      ps.bind_group(static_cast<int>(i), Tensor(), Tensor());
+    }
     if (n == 0) continue;
     g.m.narrow(0, 0, n).copy_from(adam.m()[i].narrow(0, g.begin, n));
     g.v.narrow(0, 0, n).copy_from(adam.v()[i].narrow(0, g.begin, n));
@@ -560,6 +792,9 @@ void DistSession::finish() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   log::info("measured peak resident memory ", mib(static_cast<double>(ru.ru_maxrss) * 1024));
+  if (world_->rank() == 0)
+    log::info("measured peak params+grads per rank: ", sync_->param_grad_bytes_peak(), " bytes (",
+              mib(static_cast<double>(sync_->param_grad_bytes_peak())), ")");
   dist::finalize(*world_);
 }
 

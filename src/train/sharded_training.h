@@ -15,10 +15,18 @@
 // resume with another world size (elastic); with the same size each rank reads exactly its own
 // shard (bit-exact). Checkpoints of the single-process format are read too.
 //
-// Note: the trainer keeps the full parameters and gradients of the whole model on every rank
-// (its model runs forward/backward on the ParamStore as a whole), so shard_grad_op and
-// full_shard both shard gradients after reduction and the optimizer state (ZeRO-1/2 memory);
-// the per-block gather/release of ZeRO-3 (dist::ShardedModel) needs per-block hooks in the model.
+// ZeRO-2/3 on the CPU/MPI path: under shard_grad_op and full_shard (more than one shard, MPI
+// collectives) the trainer hands the model per-block hooks (nn::BlockHooks). Each transformer
+// block's parameter group is then reduced per block: after the block's backward its flat gradient
+// buffer is reduce-scattered asynchronously into this rank's shard and freed once that completes
+// (so at most two blocks' full gradients exist at once). full_shard also keeps only the owned
+// shard of each block's parameters: the block is all-gathered just before its forward (the next
+// block's gather is issued first, so it overlaps this block's compute), released after it, and
+// re-gathered in reverse order for backward (prefetching the previous block). Overlap is dropped
+// only around blocks too large for the per-block buffer budget (plan_backward). The other groups
+// (embedders, final layer) stay replicated: full parameters and gradients, gradients
+// reduce-scattered after backward, optimizer state sharded. Gradient accumulation over K
+// micro-batches reduce-scatters each block once per micro-batch and adds into the shard.
 #pragma once
 #include <memory>
 #include <optional>
@@ -28,6 +36,7 @@
 #include "dist/communicator.h"
 #include "dist/flat_shard.h"
 #include "dist/mpi_communicator.h"
+#include "nn/block_hooks.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -39,7 +48,7 @@ struct ShardOptions {
   DType comm_dtype = DType::F32;  // gradients on the wire (f32 or bf16)
 };
 
-class ShardedTraining : public GradientSync {
+class ShardedTraining : public GradientSync, public nn::BlockHooks {
  public:
   ShardedTraining(dist::Communicator& world, const ShardOptions& opts, const TrainConfig& cfg);
   ~ShardedTraining() override;
@@ -63,13 +72,51 @@ class ShardedTraining : public GradientSync {
   // parameters and gradients the model keeps, for the start-up report.
   std::string memory_report(const nn::ParamStore& ps) const;
 
+  // ZeRO-2/3 hooks (null for no_shard, hybrid_shard, one shard or NCCL: those keep full
+  // parameters and gradients and reduce after the whole backward).
+  nn::BlockHooks* block_hooks(nn::ParamStore& ps) override;
+  void before_forward(int block) override;
+  void after_forward(int block) override;
+  void before_backward(int block) override;
+  void after_backward(int block) override;
+  // Parameter and gradient bytes this rank holds now / at most since the start (persistent
+  // model and shard buffers, gathered blocks, gradient buffers in flight; not optimizer state).
+  int64_t param_grad_bytes_now() const { return held_bytes_; }
+  int64_t param_grad_bytes_peak() const { return peak_bytes_; }
+
  private:
   struct Group {
     std::string name;
     int64_t numel = 0, padded = 0, shard_numel = 0;
     int64_t begin = 0, end = 0;    // owned range of the group's elements
     Tensor grad_shard, m, v, ema;  // (shard_numel) F32; [0, end - begin) is meaningful
+    // Block groups under the ZeRO-2/3 hooks.
+    bool per_block = false;       // gradients reduced by the hooks, freed after
+    bool sharded_params = false;  // full_shard: only param_shard persists
+    Tensor param_shard;           // (shard_numel) owned parameters (zero tail)
+    Tensor gathered, grad_full;   // (padded) while in use
+    Tensor wire_in, wire_out;     // the reduction in flight
+    dist::Work gather_work, reduce_work;
+    bool accumulate = false;  // the reduction in flight adds into grad_shard
+    bool fresh = true;        // the next reduction starts a new step's gradient
   };
+  Tensor owned_param(const nn::ParamStore& ps, size_t i) const;
+  void hold(int64_t bytes);
+  void start_gather(int block);
+  void bind(int block);
+  void use_params(int block);
+  void release_params(int block);
+  void finish_reduction(int block);
+  void progress();
+  struct BackwardPlan {
+    bool keep_in_flight = true;  // the next block's reduce-scatter stays in flight
+    bool prefetch = true;        // the previous block's all-gather is issued ahead
+    int64_t transient = 0;       // bytes of per-block buffers held during the backward
+  };
+  int64_t block_bytes(int block) const;  // padded F32 bytes (0 out of range)
+  BackwardPlan plan_backward(int block) const;
+  int64_t planned_transient_bytes()
+      const;  // MPI progresses non-blocking collectives only inside MPI calls: poke them
   void attach(const nn::ParamStore& ps);
   int shards() const { return groups_.shard_size(); }
   int shard_rank() const { return groups_.shard_rank(); }
@@ -88,6 +135,11 @@ class ShardedTraining : public GradientSync {
   std::vector<Group> g_;
   bool attached_ = false;
   int64_t adam_step_ = 0;
+  bool zero_ = false;                 // the block hooks are active
+  nn::ParamStore* hooked_ = nullptr;  // the model's parameters (hooks rebind block groups)
+  std::vector<int> block_group_;      // block index -> group index
+  int64_t held_bytes_ = 0, peak_bytes_ = 0;
+  int64_t budget_bytes_ = 0;  // per-block buffers (see plan_backward)
 };
 
 // A distributed training session for `rae train`: MPI world (watchdog timeout, node size), the

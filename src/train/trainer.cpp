@@ -105,6 +105,7 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
     RAE_CHECK(cfg.precision != "bf16", "train.precision = bf16 needs train.device = cuda");
   }
   arena_ = nn::Arena(device_, size_t(64) << 20, act_dtype);
+  model_->set_block_hooks(sync_->block_hooks(model_->params()));
   if (!sync_->owns_optimizer()) {  // else the sharded optimizer holds (a shard of) the state
     adam_ = std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps,
                                     cfg.weight_decay);

@@ -33,6 +33,9 @@ class GradientSync {
   // checkpoints (every rank calls save/load).
   virtual double grad_norm(const nn::ParamStore& ps) { return global_grad_norm(ps); }
   virtual bool owns_optimizer() const { return false; }
+  // Per-block hooks for the model (ZeRO-2/3 gather/release and per-block gradient reduction);
+  // called once with the model's parameters (on their device) before the first step.
+  virtual nn::BlockHooks* block_hooks(nn::ParamStore&) { return nullptr; }
   virtual void optimizer_step(nn::ParamStore&, double /*lr*/, double /*grad_scale*/,
                               double /*ema_decay*/) {}
   virtual int64_t optimizer_steps() const { return 0; }

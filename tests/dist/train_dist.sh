@@ -8,6 +8,9 @@
 #        rae export of the sharded run has the single-process run's tensor names
 #   MODE variants: np 4 under hybrid_shard (2 "nodes" of 2) and shard_grad_op within 1e-4; bf16
 #        gradients (full_shard) within 5e-3 (bf16 rounds each gradient to 8 bits)
+#   MODE memory: np 4, DiTDH-tiny-deep (8 equal blocks): the measured peak of parameter+gradient bytes per rank is
+#        smaller under full_shard (ZeRO-3) than shard_grad_op (ZeRO-2) than no_shard; gradient
+#        accumulation (2 micro-batches) under full_shard and shard_grad_op within 1e-4
 #   MODE kill: one of 3 ranks is SIGKILLed mid-run: the job must exit non-zero within 60 s
 set -euo pipefail
 RAE="$1"; SRC="$2"; WORK="$3"; MODE="$4"
@@ -71,6 +74,26 @@ case "$MODE" in
     $MPIRUN -np 2 "$RAE" "${T[@]}" --shard full_shard --dist.comm_dtype=bf16 --run-dir "$WORK/bf" \
       --steps 30 2> "$WORK/bf.log"
     close "$WORK/ref" "$WORK/bf" 5e-3
+    ;;
+  memory)
+    declare -A bytes
+    # 8 equal blocks (the tiny preset's head block is 56% of its parameters: a ZeRO-3 peak holds
+    # two blocks' parameters and gradients, so it cannot go below no_shard there).
+    for s in no_shard shard_grad_op full_shard; do
+      $MPIRUN -np 4 "$RAE" "${T[@]}" --model.preset=DiTDH-tiny-deep --shard $s --run-dir "$WORK/m-$s" \
+        --steps 3 2> "$WORK/m-$s.log"
+      grep -h "memory per rank" "$WORK/m-$s.log" || true
+      bytes[$s]=$(sed -n 's/.*measured peak params+grads per rank: \([0-9]*\) bytes.*/\1/p' "$WORK/m-$s.log")
+      echo "$s: measured peak params+grads per rank ${bytes[$s]} bytes"
+    done
+    [ "${bytes[full_shard]}" -lt "${bytes[shard_grad_op]}" ]
+    [ "${bytes[shard_grad_op]}" -lt "${bytes[no_shard]}" ]
+    reference
+    for s in full_shard shard_grad_op; do
+      $MPIRUN -np 2 "$RAE" "${T[@]}" --shard $s --train.grad_accum_steps=2 --run-dir "$WORK/acc-$s" \
+        --steps 30 2> "$WORK/acc-$s.log"
+      close "$WORK/ref" "$WORK/acc-$s"
+    done
     ;;
   kill)
     $MPIRUN -np 3 "$RAE" "${T[@]}" --shard full_shard --run-dir "$WORK/k" --steps 100000 \
