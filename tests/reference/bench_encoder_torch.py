@@ -4,7 +4,7 @@ Same models as bench/bench_encoders.cpp: a DINOv2-with-registers of the tiny-ran
 (width 64, 2 layers, 4 heads) at batch 32 and of the DINOv2-B shape at batch 4, input 224
 (position grid 37x37 interpolated to 16x16), random weights, fp32, torch.inference_mode, SDPA.
 
-Run: RAE_BENCH_THREADS=2 /work/main/.venv/bin/python tests/reference/bench_encoder_torch.py
+Run: RAE_BENCH_THREADS=2 .venv/bin/python tests/reference/bench_encoder_torch.py
 """
 import os
 import time

@@ -3,7 +3,7 @@
 head 768 x 1 with 12 heads, 16 x 16 tokens of 768 channels, batch 8), one training step =
 forward + MSE backward + clip + fused-free AdamW + EMA, float32, on the CPU.
 
-Run: OMP_NUM_THREADS=N /work/main/.venv/bin/python tests/reference/bench_step_torch.py [--threads N]
+Run: OMP_NUM_THREADS=N .venv/bin/python tests/reference/bench_step_torch.py [--threads N]
 """
 import argparse
 import copy

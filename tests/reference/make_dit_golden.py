@@ -5,8 +5,8 @@ in PyTorch, computed in float64 from float32 parameters. Writes
 tests/goldens/dit/tiny_ditdh.safetensors and tiny_dit.safetensors with the parameters, inputs,
 the output, the loss, EVERY parameter gradient and the losses of 10 AdamW steps (clipped).
 
-Run: /work/main/.venv/bin/python tests/reference/make_dit_golden.py        (DiT^DH)
-     /work/main/.venv/bin/python tests/reference/make_dit_golden.py plain  (LightningDiT)
+Run: .venv/bin/python tests/reference/make_dit_golden.py        (DiT^DH)
+     .venv/bin/python tests/reference/make_dit_golden.py plain  (LightningDiT)
 """
 import math
 import os

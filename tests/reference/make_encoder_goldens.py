@@ -11,7 +11,7 @@ input grid differs from the config's.
 Generated with transformers 5.24; the interpolate_pos_encoding code of the three models is the same
 in transformers 4.56.2, the version the RAE release pins (size-based bicubic; antialias for DINOv2).
 
-Run: /work/main/.venv/bin/python tests/reference/make_encoder_goldens.py
+Run: .venv/bin/python tests/reference/make_encoder_goldens.py
 """
 import json
 import os

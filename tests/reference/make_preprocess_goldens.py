@@ -7,7 +7,7 @@ F.interpolate(bicubic, align_corners=False) -> (x - mean) / std) and saves the i
 final arrays to tests/goldens/images/preprocess.safetensors. Also records PyTorch's bicubic
 interpolation with antialias and a scale factor (as HF Dinov2 interpolates position embeddings).
 
-Run: /work/main/.venv/bin/python tests/reference/make_preprocess_goldens.py
+Run: .venv/bin/python tests/reference/make_preprocess_goldens.py
 """
 import os
 
