@@ -49,6 +49,8 @@ int cuda_device_count() {
   return count;
 }
 
-bool cuda_available() { return cuda_device_count() > 0; }
+bool cuda_available() {
+  return cuda_device_count() > 0;
+}
 
 }  // namespace rae

@@ -1,4 +1,5 @@
-// Element types and the 16-bit float conversions (round to nearest even), usable on host and device.
+// Element types and the 16-bit float conversions (round to nearest even), usable on host and
+// device.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -16,18 +17,25 @@ enum class DType : uint8_t { F32, F64, BF16, F16, I32, I64, U8 };
 
 inline size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F64: return 8;
-    case DType::BF16: return 2;
-    case DType::F16: return 2;
-    case DType::I32: return 4;
-    case DType::I64: return 8;
-    case DType::U8: return 1;
+    case DType::F32:
+      return 4;
+    case DType::F64:
+      return 8;
+    case DType::BF16:
+      return 2;
+    case DType::F16:
+      return 2;
+    case DType::I32:
+      return 4;
+    case DType::I64:
+      return 8;
+    case DType::U8:
+      return 1;
   }
   return 0;
 }
 
-const char* dtype_name(DType t);        // "f32", "bf16", ...
+const char* dtype_name(DType t);                 // "f32", "bf16", ...
 DType dtype_from_name(const std::string& name);  // inverse; throws naming the string
 bool dtype_is_float(DType t);
 
@@ -60,12 +68,33 @@ struct f16_t {
 
 template <typename T>
 struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
-template <> struct dtype_of<double> { static constexpr DType value = DType::F64; };
-template <> struct dtype_of<bf16_t> { static constexpr DType value = DType::BF16; };
-template <> struct dtype_of<f16_t> { static constexpr DType value = DType::F16; };
-template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32; };
-template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
-template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::U8; };
+template <>
+struct dtype_of<float> {
+  static constexpr DType value = DType::F32;
+};
+template <>
+struct dtype_of<double> {
+  static constexpr DType value = DType::F64;
+};
+template <>
+struct dtype_of<bf16_t> {
+  static constexpr DType value = DType::BF16;
+};
+template <>
+struct dtype_of<f16_t> {
+  static constexpr DType value = DType::F16;
+};
+template <>
+struct dtype_of<int32_t> {
+  static constexpr DType value = DType::I32;
+};
+template <>
+struct dtype_of<int64_t> {
+  static constexpr DType value = DType::I64;
+};
+template <>
+struct dtype_of<uint8_t> {
+  static constexpr DType value = DType::U8;
+};
 
 }  // namespace rae

@@ -24,9 +24,9 @@ std::string concat(Args&&... args) {
 }  // namespace rae
 
 // RAE_CHECK(cond, "message ", value, ...): throws rae::Error with location and message.
-#define RAE_CHECK(cond, ...)                                                              \
-  do {                                                                                    \
-    if (!(cond))                                                                          \
+#define RAE_CHECK(cond, ...)                                                                     \
+  do {                                                                                           \
+    if (!(cond))                                                                                 \
       ::rae::detail::throw_check(__FILE__, __LINE__, #cond, ::rae::detail::concat(__VA_ARGS__)); \
   } while (0)
 

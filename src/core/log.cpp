@@ -18,12 +18,20 @@ void emit(const char* level, const std::string& s) {
 }
 }  // namespace
 
-void set_rank(int r) { g_rank = r; }
-int rank() { return g_rank; }
-void set_quiet(bool q) { g_quiet = q; }
+void set_rank(int r) {
+  g_rank = r;
+}
+int rank() {
+  return g_rank;
+}
+void set_quiet(bool q) {
+  g_quiet = q;
+}
 void info_str(const std::string& s) {
   if (!g_quiet) emit("", s);
 }
-void warn_str(const std::string& s) { emit("warning: ", s); }
+void warn_str(const std::string& s) {
+  emit("warning: ", s);
+}
 
 }  // namespace rae::log

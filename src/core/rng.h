@@ -34,15 +34,15 @@ RAE_HD u32x4 philox4x32(u32x4 ctr, uint32_t k0, uint32_t k1) {
 
 // What a random stream is for; part of the counter so streams never overlap.
 enum class Purpose : uint32_t {
-  Init = 1,       // parameter initialisation (index = parameter id)
-  Noise = 2,      // flow-matching noise epsilon (index = global sample)
-  Time = 3,       // timestep draw
-  Dropout = 4,    // class-label dropout
-  Flip = 5,       // horizontal flip choice
-  Shuffle = 6,    // epoch permutation (step = epoch)
-  Sample = 7,     // sampling noise
-  Test = 8,       // tests and synthetic data
-  NoiseAug = 9,   // stage-1 latent noise augmentation
+  Init = 1,      // parameter initialisation (index = parameter id)
+  Noise = 2,     // flow-matching noise epsilon (index = global sample)
+  Time = 3,      // timestep draw
+  Dropout = 4,   // class-label dropout
+  Flip = 5,      // horizontal flip choice
+  Shuffle = 6,   // epoch permutation (step = epoch)
+  Sample = 7,    // sampling noise
+  Test = 8,      // tests and synthetic data
+  NoiseAug = 9,  // stage-1 latent noise augmentation
 };
 
 // A stream key: one (seed, purpose, step, index) names an independent stream of 2^34 numbers.
@@ -57,13 +57,16 @@ struct Key {
 // step lo, purpose << 24 | index hi 24 bits | step hi bits folded). Steps < 2^32, indices < 2^56.
 RAE_HD u32x4 block_bits(const Key& k, uint32_t block) {
   u32x4 c{{block, static_cast<uint32_t>(k.index), static_cast<uint32_t>(k.step),
-           (static_cast<uint32_t>(k.purpose) << 24) ^ static_cast<uint32_t>((k.index >> 32) & 0xffffffu) ^
+           (static_cast<uint32_t>(k.purpose) << 24) ^
+               static_cast<uint32_t>((k.index >> 32) & 0xffffffu) ^
                static_cast<uint32_t>(k.step >> 32)}};
   return philox4x32(c, static_cast<uint32_t>(k.seed), static_cast<uint32_t>(k.seed >> 32));
 }
 
 // Uniform in (0, 1): never exactly 0 or 1 (safe for log and logit).
-RAE_HD float bits_to_uniform(uint32_t x) { return (static_cast<float>(x >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+RAE_HD float bits_to_uniform(uint32_t x) {
+  return (static_cast<float>(x >> 8) + 0.5f) * (1.0f / 16777216.0f);
+}
 
 // Element `i` of the stream as uniform(0,1).
 RAE_HD float uniform_at(const Key& k, uint64_t i) {

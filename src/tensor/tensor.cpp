@@ -32,29 +32,53 @@ void convert_block(Dst* d, DType st, const void* s, int64_t n) {
     }
   };
   switch (st) {
-    case DType::F32: conv([&](int64_t i) { return (double)static_cast<const float*>(s)[i]; }); break;
-    case DType::F64: conv([&](int64_t i) { return static_cast<const double*>(s)[i]; }); break;
+    case DType::F32:
+      conv([&](int64_t i) { return (double)static_cast<const float*>(s)[i]; });
+      break;
+    case DType::F64:
+      conv([&](int64_t i) { return static_cast<const double*>(s)[i]; });
+      break;
     case DType::BF16:
       conv([&](int64_t i) { return (double)bf16_bits_to_f32(static_cast<const uint16_t*>(s)[i]); });
       break;
     case DType::F16:
       conv([&](int64_t i) { return (double)f16_bits_to_f32(static_cast<const uint16_t*>(s)[i]); });
       break;
-    case DType::I32: conv([&](int64_t i) { return (double)static_cast<const int32_t*>(s)[i]; }); break;
-    case DType::I64: conv([&](int64_t i) { return (double)static_cast<const int64_t*>(s)[i]; }); break;
-    case DType::U8: conv([&](int64_t i) { return (double)static_cast<const uint8_t*>(s)[i]; }); break;
+    case DType::I32:
+      conv([&](int64_t i) { return (double)static_cast<const int32_t*>(s)[i]; });
+      break;
+    case DType::I64:
+      conv([&](int64_t i) { return (double)static_cast<const int64_t*>(s)[i]; });
+      break;
+    case DType::U8:
+      conv([&](int64_t i) { return (double)static_cast<const uint8_t*>(s)[i]; });
+      break;
   }
 }
 
 void cpu_convert(void* dst, DType dt, const void* src, DType st, int64_t n) {
   switch (dt) {
-    case DType::F32: convert_block(static_cast<float*>(dst), st, src, n); break;
-    case DType::F64: convert_block(static_cast<double*>(dst), st, src, n); break;
-    case DType::BF16: convert_block(static_cast<bf16_t*>(dst), st, src, n); break;
-    case DType::F16: convert_block(static_cast<f16_t*>(dst), st, src, n); break;
-    case DType::I32: convert_block(static_cast<int32_t*>(dst), st, src, n); break;
-    case DType::I64: convert_block(static_cast<int64_t*>(dst), st, src, n); break;
-    case DType::U8: convert_block(static_cast<uint8_t*>(dst), st, src, n); break;
+    case DType::F32:
+      convert_block(static_cast<float*>(dst), st, src, n);
+      break;
+    case DType::F64:
+      convert_block(static_cast<double*>(dst), st, src, n);
+      break;
+    case DType::BF16:
+      convert_block(static_cast<bf16_t*>(dst), st, src, n);
+      break;
+    case DType::F16:
+      convert_block(static_cast<f16_t*>(dst), st, src, n);
+      break;
+    case DType::I32:
+      convert_block(static_cast<int32_t*>(dst), st, src, n);
+      break;
+    case DType::I64:
+      convert_block(static_cast<int64_t*>(dst), st, src, n);
+      break;
+    case DType::U8:
+      convert_block(static_cast<uint8_t*>(dst), st, src, n);
+      break;
   }
 }
 
@@ -153,8 +177,8 @@ Tensor Tensor::view(const Shape& shape) const {
     }
   }
   if (infer >= 0) {
-    RAE_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape.str(),
-              " for ", str());
+    RAE_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape.str(), " for ",
+              str());
     s[infer] = numel() / known;
   }
   RAE_CHECK(s.numel() == numel(), "view ", s.str(), " does not match ", str());
@@ -228,7 +252,8 @@ void Tensor::copy_from(const Tensor& src) {
     }
 #ifdef RAE_WITH_CUDA
     using K = cuda_memory::CopyKind;
-    K kind = src.device().is_cpu() ? K::HostToDevice : (device().is_cpu() ? K::DeviceToHost : K::DeviceToDevice);
+    K kind = src.device().is_cpu() ? K::HostToDevice
+                                   : (device().is_cpu() ? K::DeviceToHost : K::DeviceToDevice);
     cuda_memory::copy(raw(), src.raw(), nbytes(), kind);
     return;
 #else
@@ -242,7 +267,7 @@ void Tensor::copy_from(const Tensor& src) {
     if (device().is_cuda() && src.device().is_cuda()) {
       cuda_memory::strided_copy(raw(), strides_.begin(), src.raw(), src.strides().begin(),
                                 shape_.begin(), ndim(), dtype_size(dtype_));
-    } else if (device().is_cuda()) {  // host -> device
+    } else if (device().is_cuda()) {                          // host -> device
       Tensor host = src.is_contiguous() ? src : src.clone();  // gather on the CPU
       if (is_contiguous()) {
         copy_from(host);  // plain upload
@@ -321,7 +346,8 @@ double Tensor::item(int64_t i) const {
   RAE_CHECK(is_contiguous(), "item() of a non-contiguous tensor");
   RAE_CHECK(i >= 0 && i < numel(), "item(", i, ") out of range for ", str());
   double out = 0.0;
-  cpu_convert(&out, DType::F64, static_cast<const char*>(raw()) + i * dtype_size(dtype_), dtype_, 1);
+  cpu_convert(&out, DType::F64, static_cast<const char*>(raw()) + i * dtype_size(dtype_), dtype_,
+              1);
   return out;
 }
 

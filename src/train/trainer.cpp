@@ -107,8 +107,8 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   arena_ = nn::Arena(device_, size_t(64) << 20, act_dtype);
   model_->set_block_hooks(sync_->block_hooks(model_->params()));
   if (!sync_->owns_optimizer()) {  // else the sharded optimizer holds (a shard of) the state
-    adam_ = std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps,
-                                    cfg.weight_decay);
+    adam_ =
+        std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
     ema_ = std::make_unique<Ema>(model_->params());
   }
 
@@ -298,11 +298,12 @@ void Trainer::run() {
         double el = seconds_since(t0);
         double eta = el / static_cast<double>(s.step - first) * (cfg_.steps - s.step);
         // One updating line on a terminal; one line per logged step in a log file (Slurm).
-        std::fprintf(
-            stderr,
-            "%sstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  eta %.0fs %s",
-            tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(cfg_.steps),
-            s.loss, ema_loss, s.lr, s.grad_norm, s.samples_per_s, eta, tty ? "" : "\n");
+        std::fprintf(stderr,
+                     "%sstep %lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.1f samples/s  "
+                     "eta %.0fs %s",
+                     tty ? "\r" : "", static_cast<long long>(s.step),
+                     static_cast<long long>(cfg_.steps), s.loss, ema_loss, s.lr, s.grad_norm,
+                     s.samples_per_s, eta, tty ? "" : "\n");
         std::fflush(stderr);
       }
     }
