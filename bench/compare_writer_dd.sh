@@ -9,7 +9,7 @@
 set -euo pipefail
 build=${1:-build}
 dir=${2:-/tmp}
-bench="$build/bench/bench_cache_writer"
+bench="${RAE_WRITER_BENCH:-$build/bench/bench_cache_writer}"  # override: another build's binary
 [ -x "$bench" ] || { echo "missing $bench (build the benchmarks first)" >&2; exit 1; }
 best_writer=0
 file_mb=0
