@@ -89,8 +89,8 @@ void BM_WriteShard(benchmark::State& state) {
     std::filesystem::remove_all(dir);
     state.ResumeTiming();
   }
-  state.counters["MB/s"] = benchmark::Counter(static_cast<double>(bytes) / 1e6,
-                                              benchmark::Counter::kIsRate);
+  state.counters["MB/s"] =
+      benchmark::Counter(static_cast<double>(bytes) / 1e6, benchmark::Counter::kIsRate);
   state.counters["file_MB"] = static_cast<double>(bytes) / 1e6 / state.iterations();
 }
 BENCHMARK(BM_WriteShard)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
@@ -107,8 +107,8 @@ void BM_AppendOnly(benchmark::State& state) {
     state.ResumeTiming();
   }
   const double bytes = 2.0 * kSamples * bench_layout().row_bytes();
-  state.counters["MB/s"] = benchmark::Counter(bytes / 1e6 * state.iterations(),
-                                              benchmark::Counter::kIsRate);
+  state.counters["MB/s"] =
+      benchmark::Counter(bytes / 1e6 * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AppendOnly)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
 
@@ -124,8 +124,8 @@ void BM_ConvertBf16Scalar(benchmark::State& state) {
     }
   }
   const double bytes = 2.0 * kSamples * bench_layout().row_bytes();
-  state.counters["MB/s"] = benchmark::Counter(bytes / 1e6 * state.iterations(),
-                                              benchmark::Counter::kIsRate);
+  state.counters["MB/s"] =
+      benchmark::Counter(bytes / 1e6 * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ConvertBf16Scalar)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
@@ -142,8 +142,8 @@ void BM_ConvertBf16Block(benchmark::State& state) {
     }
   }
   const double bytes = 2.0 * kSamples * bench_layout().row_bytes();
-  state.counters["MB/s"] = benchmark::Counter(bytes / 1e6 * state.iterations(),
-                                              benchmark::Counter::kIsRate);
+  state.counters["MB/s"] =
+      benchmark::Counter(bytes / 1e6 * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ConvertBf16Block)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
@@ -159,9 +159,8 @@ void BM_ChecksumHot(benchmark::State& state) {
   const std::string path = dir + "/" + info.file;
   for (auto _ : state) benchmark::DoNotOptimize(file_checksum(path));
   std::filesystem::remove_all(dir);
-  state.counters["MB/s"] = benchmark::Counter(static_cast<double>(info.bytes) / 1e6 *
-                                                  state.iterations(),
-                                              benchmark::Counter::kIsRate);
+  state.counters["MB/s"] = benchmark::Counter(
+      static_cast<double>(info.bytes) / 1e6 * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ChecksumHot)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 

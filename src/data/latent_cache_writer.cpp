@@ -315,8 +315,8 @@ ShardInfo ShardWriter::finish() {
   info.samples = m.rows;
   info.first_index = m.first_index;
   // The file is complete: hash it (from the page cache) while the fsync waits for the disk.
-  auto checksum = std::async(std::launch::async,
-                             [&] { return file_checksum(m.tmp_path, &info.bytes); });
+  auto checksum =
+      std::async(std::launch::async, [&] { return file_checksum(m.tmp_path, &info.bytes); });
   try {
     fsync_path(m.tmp_path);
   } catch (...) {
