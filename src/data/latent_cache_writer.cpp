@@ -1,10 +1,13 @@
 #include "data/latent_cache_writer.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <future>
 #include <vector>
 
 #include "core/dtype.h"
@@ -16,6 +19,32 @@ namespace rae::cache {
 
 namespace fs = std::filesystem;
 using h5::Handle;
+
+void f32_to_bf16_block(const float* src, uint16_t* bits, float* rounded, size_t count) {
+  // Branch-free form of f32_to_bf16_bits (same results bit for bit) so that the compiler
+  // vectorises it: round to nearest even, NaN kept quiet with its sign and top payload bits.
+  auto one = [](uint32_t u) -> uint16_t {
+    const uint32_t rne = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t nan = (u >> 16) | 0x40u;
+    return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rne);
+  };
+  if (rounded) {
+    for (size_t i = 0; i < count; ++i) {
+      uint32_t u;
+      std::memcpy(&u, src + i, 4);
+      const uint16_t b = one(u);
+      bits[i] = b;
+      const uint32_t back = static_cast<uint32_t>(b) << 16;
+      std::memcpy(rounded + i, &back, 4);
+    }
+  } else {
+    for (size_t i = 0; i < count; ++i) {
+      uint32_t u;
+      std::memcpy(&u, src + i, 4);
+      bits[i] = one(u);
+    }
+  }
+}
 
 struct ShardWriter::Impl {
   std::string dir, name, tmp_path, final_path;
@@ -29,6 +58,13 @@ struct ShardWriter::Impl {
   RunningStats stats;
   std::vector<uint16_t> bits16;  // conversion buffer for 16-bit storage
   std::vector<float> rounded;    // stored values back in f32 (for statistics)
+  // Statistics of `rounded` run on a second thread while the rows are written (the only reader
+  // of `rounded` and writer of `stats`; wait_stats() before touching either).
+  std::future<void> stats_job;
+
+  void wait_stats() {
+    if (stats_job.valid()) stats_job.get();  // rethrows a failure of the job
+  }
 
   Handle create_dataset(const char* dname, hid_t type, int rank, const hsize_t* row_dims,
                         hsize_t chunk) {
@@ -76,23 +112,40 @@ struct ShardWriter::Impl {
       if (with_stats) stats.add(src, n);
       return;
     }
+    if (with_stats) {
+      wait_stats();
+      rounded.resize(count);
+    }
     bits16.resize(count);
-    if (with_stats) rounded.resize(count);
     if (layout.dtype == StorageDType::BF16) {
-      for (size_t i = 0; i < count; ++i) bits16[i] = f32_to_bf16_bits(src[i]);
-      if (with_stats)
-        for (size_t i = 0; i < count; ++i) rounded[i] = bf16_bits_to_f32(bits16[i]);
-      write_rows(d, dname, H5T_NATIVE_UINT16, bits16.data(), n);
+      f32_to_bf16_block(src, bits16.data(), with_stats ? rounded.data() : nullptr, count);
     } else {
       for (size_t i = 0; i < count; ++i) bits16[i] = f32_to_f16_bits(src[i]);
       if (with_stats)
         for (size_t i = 0; i < count; ++i) rounded[i] = f16_bits_to_f32(bits16[i]);
-      write_rows(d, dname, storage_type, bits16.data(), n);
     }
-    if (with_stats) stats.add(rounded.data(), n);
+    if (with_stats)
+      stats_job = std::async(std::launch::async, [this, n] { stats.add(rounded.data(), n); });
+    const hid_t mtype = layout.dtype == StorageDType::BF16 ? H5T_NATIVE_UINT16 : storage_type.get();
+    write_rows(d, dname, mtype, bits16.data(), n);
+  }
+
+  // Starts asynchronous writeback of the pages written so far, so that the disk works while the
+  // caller encodes the next batch and finish()'s fsync has little left to wait for (without it
+  // the whole shard is written out only at the fsync, as with `dd conv=fsync`).
+  void start_writeback() {
+#ifdef SYNC_FILE_RANGE_WRITE
+    void* handle = nullptr;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || !handle) {
+      H5Eclear2(H5E_DEFAULT);
+      return;  // not the default (sec2) driver: nothing to do, fsync still makes it durable
+    }
+    ::sync_file_range(*static_cast<int*>(handle), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint only
+#endif
   }
 
   void remove_tmp() {
+    if (stats_job.valid()) stats_job.wait();
     latents.reset();
     latents_flip.reset();
     labels.reset();
@@ -194,6 +247,7 @@ void ShardWriter::append(const float* lat, const float* flip, const int32_t* lab
   for (int64_t i = 0; i < n; ++i) ids[i] = m.first_index + m.rows + i;
   m.write_rows(m.index, "index", H5T_NATIVE_INT64, ids.data(), n);
   m.rows += n;
+  m.start_writeback();
 }
 
 namespace {
@@ -237,6 +291,7 @@ int64_t ShardWriter::samples() const {
   return impl_->rows;
 }
 const RunningStats& ShardWriter::stats() const {
+  impl_->wait_stats();
   return impl_->stats;
 }
 const std::string& ShardWriter::final_path() const {
@@ -247,6 +302,7 @@ ShardInfo ShardWriter::finish() {
   Impl& m = *impl_;
   RAE_CHECK(!m.finished, "ShardWriter: finish called twice ('", m.final_path, "')");
   RAE_CHECK(m.rows > 0, "ShardWriter: shard '", m.final_path, "' has no samples");
+  m.wait_stats();
   m.latents.close_checked(m.tmp_path, "latents");
   m.latents_flip.close_checked(m.tmp_path, "latents_flip");
   m.labels.close_checked(m.tmp_path, "labels");
@@ -254,12 +310,20 @@ ShardInfo ShardWriter::finish() {
   if (H5Fflush(m.file, H5F_SCOPE_GLOBAL) < 0)
     h5::fail("cannot flush shard (disk full?)", m.tmp_path);
   m.file.close_checked(m.tmp_path);
-  fsync_path(m.tmp_path);
   ShardInfo info;
   info.file = m.name + ".h5";
   info.samples = m.rows;
   info.first_index = m.first_index;
-  info.checksum = file_checksum(m.tmp_path, &info.bytes);
+  // The file is complete: hash it (from the page cache) while the fsync waits for the disk.
+  auto checksum =
+      std::async(std::launch::async, [&] { return file_checksum(m.tmp_path, &info.bytes); });
+  try {
+    fsync_path(m.tmp_path);
+  } catch (...) {
+    checksum.wait();
+    throw;
+  }
+  info.checksum = checksum.get();
   std::error_code ec;
   fs::rename(m.tmp_path, m.final_path, ec);
   if (ec) RAE_THROW("cannot rename '", m.tmp_path, "' to '", m.final_path, "': ", ec.message());

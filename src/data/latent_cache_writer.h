@@ -16,6 +16,10 @@ namespace rae::cache {
 // Target bytes per HDF5 chunk of `latents` (chunks hold whole samples; at least one sample).
 constexpr size_t kChunkTargetBytes = 4 << 20;
 
+// f32 -> bf16 bits of `count` values, identical to f32_to_bf16_bits (round to nearest even, NaN
+// preserved) but vectorisable; `rounded` (may be null) gets the stored values back in f32.
+void f32_to_bf16_block(const float* src, uint16_t* bits, float* rounded, size_t count);
+
 class ShardWriter {
  public:
   // `name` without extension; samples appended get global ids first_index, first_index + 1, ...

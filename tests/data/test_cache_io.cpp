@@ -2,6 +2,7 @@
 // on damaged caches, and the h5py-written golden cache (tests/reference/make_cache_golden.py).
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -134,6 +135,30 @@ TEST(CacheWriter, TmpUntilFinishAndRemovedWhenAbandoned) {
   EXPECT_EQ(info.checksum, file_checksum(dir + "/s.h5"));
   EXPECT_EQ(w.stats().count(), 2);
   EXPECT_DOUBLE_EQ(w.stats().mean()[0], 3.0);
+}
+
+TEST(CacheWriter, Bf16BlockEqualsScalarConversion) {
+  // Bit-exact: the vectorised block conversion must store exactly what f32_to_bf16_bits stores
+  // (ties to even, overflow to inf, NaN payloads and signs, subnormals, +-0).
+  std::vector<uint32_t> words = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x3f808000u,
+                                 0x3f818000u, 0x3f80ffffu, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u,
+                                 0xff800000u, 0x7f800001u, 0xffc00000u, 0x7fbfffffu, 0x7fff8000u,
+                                 0x3f7fffffu, 0x4049fdb0u};
+  uint32_t s = 7;
+  for (int i = 0; i < 100000; ++i) words.push_back(s = s * 1664525u + 1013904223u);
+  std::vector<float> src(words.size());
+  std::memcpy(src.data(), words.data(), words.size() * 4);
+  std::vector<uint16_t> bits(src.size()), bits2(src.size());
+  std::vector<float> rounded(src.size());
+  f32_to_bf16_block(src.data(), bits.data(), rounded.data(), src.size());
+  f32_to_bf16_block(src.data(), bits2.data(), nullptr, src.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    ASSERT_EQ(bits[i], f32_to_bf16_bits(src[i])) << "word " << std::hex << words[i];
+    ASSERT_EQ(bits2[i], bits[i]);
+    uint32_t back;
+    std::memcpy(&back, &rounded[i], 4);
+    ASSERT_EQ(back, static_cast<uint32_t>(bits[i]) << 16);
+  }
 }
 
 TEST(CacheWriter, BadInputsAreNamed) {
