@@ -277,18 +277,8 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   Saved& s = sv_;
   s.B = B, s.x = x, s.t = t, s.y = y;
   // Conditioning: c = silu(t_emb + y_emb).
-  s.tf = A.empty({B, 2 * cfg_.fourier_size});
-  ops::fourier_features(s.tf, t, ps_.buffer(fourier_W_));
-  s.th = A.empty({B, Wb});
-  t_mlp0_.forward(ps_, s.th, s.tf);
-  s.ta = A.empty({B, Wb});
-  ops::silu_forward(s.ta, s.th);
-  s.temb = A.empty({B, Wb});
-  t_mlp2_.forward(ps_, s.temb, s.ta);
-  Tensor yemb = A.empty({B, Wb});
-  ops::embedding_forward(yemb, ps_.value(label_table_), y);
   s.cpre = A.empty({B, Wb});
-  ops::add(s.cpre, s.temb, yemb);
+  condition_forward(A, s.cpre, t, y);
   s.c = A.empty({B, Wb});
   ops::silu_forward(s.c, s.cpre);
 
@@ -379,11 +369,33 @@ void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
   // c = silu(t_emb + y_emb).
   Tensor dcpre = A.zeros({B, Wb});
   ops::silu_backward(dcpre, dc, s.cpre);
-  ops::embedding_backward(ps_.grad(label_table_), dcpre, s.y);
   ops::add_(dtemb, dcpre);
-  Tensor dta = A.zeros({B, Wb});
+  condition_backward(A, dtemb, dcpre);
+}
+
+void DiTDH::condition_forward(nn::Arena& A, const Tensor& c_sum, const Tensor& t, const Tensor& y) {
+  Saved& s = sv_;
+  const int64_t B = t.dim(0), W = cfg_.body_width;
+  s.tf = A.empty({B, 2 * cfg_.fourier_size});  // (B, 2F)
+  ops::fourier_features(s.tf, t, ps_.buffer(fourier_W_));
+  s.th = A.empty({B, W});
+  t_mlp0_.forward(ps_, s.th, s.tf);
+  s.ta = A.empty({B, W});
+  ops::silu_forward(s.ta, s.th);
+  s.temb = A.empty({B, W});
+  t_mlp2_.forward(ps_, s.temb, s.ta);
+  Tensor yemb = A.empty({B, W});
+  ops::embedding_forward(yemb, ps_.value(label_table_), y);
+  ops::add(c_sum, s.temb, yemb);
+}
+
+void DiTDH::condition_backward(nn::Arena& A, const Tensor& dtemb, const Tensor& dsum) {
+  const Saved& s = sv_;
+  const int64_t B = s.B, W = cfg_.body_width;
+  ops::embedding_backward(ps_.grad(label_table_), dsum, s.y);
+  Tensor dta = A.zeros({B, W});
   t_mlp2_.backward(ps_, dta, dtemb, s.ta);
-  Tensor dth = A.zeros({B, Wb});
+  Tensor dth = A.zeros({B, W});
   ops::silu_backward(dth, dta, s.th);
   t_mlp0_.backward(ps_, Tensor(), dth, s.tf);
 }

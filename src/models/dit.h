@@ -74,6 +74,11 @@ class DiTDH {
   void block_backward(int64_t i, nn::Arena& arena, const nn::DiTBlock::Saved& s, const Tensor& dx,
                       const Tensor& dcond, const Tensor& cos, const Tensor& sin);
   // LightningDiT (head_depth == 0), in dit_plain.cpp.
+  // Shared by DiT^DH and plain DiT: t_emb = MLP(fourier(t)) into sv_, c_sum (B, W) = t_emb + y_emb.
+  void condition_forward(nn::Arena& arena, const Tensor& c_sum, const Tensor& t, const Tensor& y);
+  // Accumulates dsum into the label table and dtemb (which already holds dsum's share) through
+  // the time MLP.
+  void condition_backward(nn::Arena& arena, const Tensor& dtemb, const Tensor& dsum);
   void forward_plain(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
                      const Tensor& y);
   void backward_plain(nn::Arena& arena, const Tensor& dout);

@@ -21,18 +21,8 @@ void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, cons
             ", expected (B, ", T, ", ", C, ")");
   Saved& s = sv_;
   s.B = B, s.x = x, s.t = t, s.y = y;
-  s.tf = A.empty({B, 2 * cfg_.fourier_size});
-  ops::fourier_features(s.tf, t, ps_.buffer(fourier_W_));
-  s.th = A.empty({B, W});
-  t_mlp0_.forward(ps_, s.th, s.tf);
-  s.ta = A.empty({B, W});
-  ops::silu_forward(s.ta, s.th);
-  s.temb = A.empty({B, W});
-  t_mlp2_.forward(ps_, s.temb, s.ta);
-  Tensor yemb = A.empty({B, W});
-  ops::embedding_forward(yemb, ps_.value(label_table_), y);
   s.c = A.empty({B, W});
-  ops::add(s.c, s.temb, yemb);
+  condition_forward(A, s.c, t, y);
   s.xs.assign(D + 1, Tensor());
   s.blk.resize(D);
   Tensor emb = A.empty({B, T, W});
@@ -73,12 +63,7 @@ void DiTDH::backward_plain(nn::Arena& A, const Tensor& dout) {
   for (int64_t i = D - 1; i >= 0; --i) block_backward(i, A, s.blk[i], dx, dc, body_cos_, body_sin_);
   x_embedder_.backward(ps_, Tensor(), dx.view({N, W}), s.x.view({N, C}));
   // c = t_emb + y_emb.
-  ops::embedding_backward(ps_.grad(label_table_), dc, s.y);
-  Tensor dta = A.zeros({B, W});
-  t_mlp2_.backward(ps_, dta, dc, s.ta);
-  Tensor dth = A.zeros({B, W});
-  ops::silu_backward(dth, dta, s.th);
-  t_mlp0_.backward(ps_, Tensor(), dth, s.tf);
+  condition_backward(A, dc, dc);
 }
 
 }  // namespace rae::models
