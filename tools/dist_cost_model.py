@@ -133,7 +133,7 @@ def step_model(strategy, nodes, a):
 
 
 def memory_gb(strategy, G, a, states=3):
-    """Per-rank GB of f32 params, grads, AdamW m+v and EMA (states=3), as dist::plan_memory."""
+    """Per-rank GB of f32 params, grads, AdamW m+v and EMA (states=3), as distributed::plan_memory."""
     P, f, L = a.params, 4, a.gpus_per_node
     big = a.largest_block_frac * P
     shard = {"no_shard": 1, "shard_grad_op": G, "full_shard": G, "hybrid_shard": min(L, G)}[strategy]

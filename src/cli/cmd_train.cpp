@@ -15,7 +15,7 @@
 #include "train/config.h"
 #include "train/sharded_training.h"
 #include "train/trainer.h"
-#include "dist/mpi_communicator.h"
+#include "distributed/mpi_communicator.h"
 
 namespace po = boost::program_options;
 
@@ -98,7 +98,7 @@ int cmd_train(int argc, char** argv) {
 
   auto source = open_source(vm["cache"].as<std::string>());
   std::unique_ptr<train::DistSession> dist;  // MPI data parallelism (train/sharded_training.h)
-  if (vm.count("shard") || dist::launched_with_several_ranks() ||
+  if (vm.count("shard") || distributed::launched_with_several_ranks() ||
       train::has_sharded_checkpoint(vm["run-dir"].as<std::string>())) {
     train::DistSessionOptions o;
     if (vm.count("shard")) o.shard = vm["shard"].as<std::string>();

@@ -12,9 +12,9 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "dist/consistency.h"
-#include "dist/mpi_communicator.h"
-#include "dist/nccl_communicator.h"
+#include "distributed/consistency.h"
+#include "distributed/mpi_communicator.h"
+#include "distributed/nccl_communicator.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
 #include "ops/elementwise.h"
@@ -79,12 +79,12 @@ RunState state_from_json(const json& s) {
 
 }  // namespace
 
-ShardedTraining::ShardedTraining(dist::Communicator& world, const ShardOptions& opts,
+ShardedTraining::ShardedTraining(distributed::Communicator& world, const ShardOptions& opts,
                                  const TrainConfig& cfg)
     : world_(world), opts_(opts), cfg_(cfg) {
   RAE_CHECK(opts.comm_dtype == DType::F32 || opts.comm_dtype == DType::BF16,
             "--dist.comm_dtype must be fp32 or bf16");
-  groups_ = dist::ShardGroups::make(world, opts.strategy);
+  groups_ = distributed::ShardGroups::make(world, opts.strategy);
 }
 
 ShardedTraining::~ShardedTraining() = default;
@@ -128,13 +128,13 @@ Tensor ShardedTraining::owned_param(const nn::ParamStore& ps, size_t i) const {
 // ---- ZeRO-2/3 block hooks ----
 
 nn::BlockHooks* ShardedTraining::block_hooks(nn::ParamStore& ps) {
-  const bool zero = opts_.strategy == dist::ShardStrategy::FullShard ||
-                    opts_.strategy == dist::ShardStrategy::ShardGradOp;
+  const bool zero = opts_.strategy == distributed::ShardStrategy::FullShard ||
+                    opts_.strategy == distributed::ShardStrategy::ShardGradOp;
   if (!zero || shards() == 1 || !world_.device().is_cpu()) return nullptr;
   attach(ps);
   zero_ = true;
   hooked_ = &ps;
-  const bool full = opts_.strategy == dist::ShardStrategy::FullShard;
+  const bool full = opts_.strategy == distributed::ShardStrategy::FullShard;
   auto& pgs = ps.groups();
   for (size_t i = 0; i < pgs.size(); ++i) {
     const std::string& name = pgs[i].name;
@@ -193,7 +193,7 @@ void ShardedTraining::use_params(int k) {
   start_gather(k);
   Group& g = g_[block_group_[k]];
   g.gather_work.wait();
-  g.gather_work = dist::Work();
+  g.gather_work = distributed::Work();
   bind(k);
 }
 
@@ -201,7 +201,7 @@ void ShardedTraining::release_params(int k) {
   Group& g = g_[block_group_[k]];
   if (!g.sharded_params || !g.gathered.defined()) return;
   g.gather_work.wait();  // (a prefetch never used)
-  g.gather_work = dist::Work();
+  g.gather_work = distributed::Work();
   g.gathered = Tensor();
   hold(-4 * g.padded);
   bind(k);
@@ -240,7 +240,7 @@ int64_t ShardedTraining::block_bytes(int k) const {
 // on demand instead. Decided from the sizes alone, so every rank issues the same collectives in
 // order.
 ShardedTraining::BackwardPlan ShardedTraining::plan_backward(int k) const {
-  const bool full = opts_.strategy == dist::ShardStrategy::FullShard;
+  const bool full = opts_.strategy == distributed::ShardStrategy::FullShard;
   const int64_t own = (full ? 2 : 1) * block_bytes(k), prev = block_bytes(k + 1);
   const int64_t next = full ? block_bytes(k - 1) : 0;
   BackwardPlan p;
@@ -255,7 +255,7 @@ int64_t ShardedTraining::planned_transient_bytes() const {
   int64_t peak = 0;
   const int n = static_cast<int>(block_group_.size());
   for (int k = 0; k < n; ++k) {
-    if (opts_.strategy == dist::ShardStrategy::FullShard)
+    if (opts_.strategy == distributed::ShardStrategy::FullShard)
       peak = std::max(peak, block_bytes(k) + block_bytes(k + 1));  // forward with prefetch
     peak = std::max(peak, plan_backward(k).transient);
   }
@@ -288,7 +288,7 @@ void ShardedTraining::after_backward(int k) {
   if (g.wire_out.raw() != g.grad_shard.raw())
     hold(static_cast<int64_t>(dtype_size(opts_.comm_dtype)) * g.shard_numel);
   // The trainer's gradients are each rank's share of the global-batch mean: sum them.
-  g.reduce_work = groups_.shard->reduce_scatter_async(g.wire_in, g.wire_out, dist::ReduceOp::Sum);
+  g.reduce_work = groups_.shard->reduce_scatter_async(g.wire_in, g.wire_out, distributed::ReduceOp::Sum);
   release_params(k);
   bind(k);  // the model no longer sees the gradient buffer
   // The previous block's reduce-scatter had this block's backward to overlap with: complete it,
@@ -303,7 +303,7 @@ void ShardedTraining::finish_reduction(int k) {
   Group& g = g_[block_group_[k]];
   if (!g.wire_in.defined()) return;
   g.reduce_work.wait();
-  g.reduce_work = dist::Work();
+  g.reduce_work = distributed::Work();
   const bool bf16 = opts_.comm_dtype == DType::BF16;
   if (g.wire_out.raw() != g.grad_shard.raw()) {
     Tensor r = bf16 ? g.wire_out.cast(DType::F32) : g.wire_out;
@@ -322,7 +322,7 @@ std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
   // Persistent bytes, plus the transient per-block buffers of ZeRO-2/3 (gathered blocks and
   // gradient buffers in flight, planned by plan_backward).
   double params = 0, grads = 0, shard = 0;
-  const bool full = zero_ && opts_.strategy == dist::ShardStrategy::FullShard;
+  const bool full = zero_ && opts_.strategy == distributed::ShardStrategy::FullShard;
   for (const auto& pg : ps.groups()) {
     const double n = static_cast<double>(pg.numel) * 4;
     const double sh = static_cast<double>((pg.numel + shards() - 1) / shards()) * 4;
@@ -334,7 +334,7 @@ std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
   const double transient = zero_ ? static_cast<double>(planned_transient_bytes()) : 0;
   const double grad_shard = shards() == 1 ? 0 : shard;
   std::ostringstream os;
-  os << dist::strategy_name(opts_.strategy) << " over " << shards() << " shard(s)"
+  os << distributed::strategy_name(opts_.strategy) << " over " << shards() << " shard(s)"
      << (groups_.replicate && shards() > 1
              ? " x " + std::to_string(groups_.replicate->size()) + " replicas"
              : std::string())
@@ -354,7 +354,7 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
   const bool bf16 = opts_.comm_dtype == DType::BF16;
   const int S = shards();
   struct Pending {
-    dist::Work work;
+    distributed::Work work;
     Tensor wire_in, wire_out;
   };
   std::vector<Pending> pending(pgs.size());
@@ -371,7 +371,7 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
     if (S == 1) {
       if (!groups_.replicate || groups_.replicate->size() == 1) continue;
       p.wire_in = bf16 ? grad.cast(DType::BF16) : grad;
-      p.work = groups_.replicate->all_reduce_async(p.wire_in, dist::ReduceOp::Sum);
+      p.work = groups_.replicate->all_reduce_async(p.wire_in, distributed::ReduceOp::Sum);
       continue;
     }
     Tensor in = grad;
@@ -381,7 +381,7 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
     }
     p.wire_in = in;
     p.wire_out = bf16 ? Tensor::empty({g.shard_numel}, DType::BF16, grad.device()) : g.grad_shard;
-    p.work = groups_.shard->reduce_scatter_async(in, p.wire_out, dist::ReduceOp::Sum);
+    p.work = groups_.shard->reduce_scatter_async(in, p.wire_out, distributed::ReduceOp::Sum);
   }
   for (size_t i = pgs.size(); i-- > 0;) pending[i].work.wait();
   // Stage 2 (hybrid): sum the shards across the replicas.
@@ -389,7 +389,7 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
     for (size_t i = pgs.size(); i-- > 0;)
       if (!g_[i].per_block)
         pending[i].work =
-            groups_.replicate->all_reduce_async(pending[i].wire_out, dist::ReduceOp::Sum);
+            groups_.replicate->all_reduce_async(pending[i].wire_out, distributed::ReduceOp::Sum);
     for (size_t i = pgs.size(); i-- > 0;) pending[i].work.wait();
   }
   for (Group& g : g_) g.fresh = true;  // the next backward starts the next step's gradients
@@ -404,7 +404,7 @@ void ShardedTraining::sync_gradients(nn::ParamStore& ps) {
 }
 
 // Small host values through a communicator of any backend (NCCL needs device memory).
-Tensor ShardedTraining::on_comm(dist::Communicator& c, const Tensor& host) {
+Tensor ShardedTraining::on_comm(distributed::Communicator& c, const Tensor& host) {
   return host.to(c.device());
 }
 Tensor ShardedTraining::to_host(const Tensor& t) {
@@ -413,7 +413,7 @@ Tensor ShardedTraining::to_host(const Tensor& t) {
 
 double ShardedTraining::sum_scalar(double v) {
   Tensor t = on_comm(world_, Tensor::full({1}, v, DType::F64));
-  world_.all_reduce_async(t, dist::ReduceOp::Sum).synchronize();
+  world_.all_reduce_async(t, distributed::ReduceOp::Sum).synchronize();
   return to_host(t).item(0);
 }
 
@@ -426,7 +426,7 @@ double ShardedTraining::grad_norm(const nn::ParamStore& ps) {
     local += part.is_cuda() ? ops::sum_squares(part) : deterministic_sum_squares(part);
   }
   Tensor t = on_comm(*groups_.shard, Tensor::full({1}, local, DType::F64));
-  groups_.shard->all_reduce_async(t, dist::ReduceOp::Sum).synchronize();  // replicas are equal
+  groups_.shard->all_reduce_async(t, distributed::ReduceOp::Sum).synchronize();  // replicas are equal
   return std::sqrt(to_host(t).item(0));
 }
 
@@ -456,7 +456,7 @@ void ShardedTraining::optimizer_step(nn::ParamStore& ps, double lr, double grad_
 void ShardedTraining::gather_params(nn::ParamStore& ps) {
   if (shards() == 1) return;
   auto& pgs = ps.groups();
-  std::vector<dist::Work> works(pgs.size());
+  std::vector<distributed::Work> works(pgs.size());
   std::vector<Tensor> staging(pgs.size());
   for (size_t i = 0; i < pgs.size(); ++i) {
     Group& g = g_[i];
@@ -543,7 +543,7 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
               {"version", 1},
               {"step", st.step},
               {"shards", S},
-              {"strategy", dist::strategy_name(opts_.strategy)},
+              {"strategy", distributed::strategy_name(opts_.strategy)},
               {"world_size", world_size()},
               {"dit_config", st.model_config},
               {"groups", groups},
@@ -753,22 +753,22 @@ void export_checkpoint(const std::string& checkpoint_dir, bool ema, const std::s
 
 DistSession::DistSession(const DistSessionOptions& o, const TrainConfig& cfg,
                          const std::string& config_text) {
-  dist::DistOptions d;
+  distributed::DistOptions d;
   d.timeout_s = o.timeout_s;
   d.node_size = o.node_size;
-  world_ = dist::MpiCommunicator::create_world(d);
-  dist::check_consistency(*world_, config_text);
+  world_ = distributed::MpiCommunicator::create_world(d);
+  distributed::check_consistency(*world_, config_text);
   ShardOptions so;
-  so.strategy = dist::parse_strategy(o.shard);
+  so.strategy = distributed::parse_strategy(o.shard);
   RAE_CHECK(o.comm_dtype == "fp32" || o.comm_dtype == "bf16", "--dist.comm_dtype '", o.comm_dtype,
             "' (expected fp32 or bf16)");
   so.comm_dtype = o.comm_dtype == "bf16" ? DType::BF16 : DType::F32;
   // CUDA training moves tensors with NCCL (one GPU per rank); MPI stays for the start-up check.
-  dist::Communicator* data_comm = world_.get();
+  distributed::Communicator* data_comm = world_.get();
   if (parse_device(cfg.device).is_cuda()) {
-    RAE_CHECK(dist::nccl_compiled(), "train.device = ", cfg.device,
+    RAE_CHECK(distributed::nccl_compiled(), "train.device = ", cfg.device,
               " under mpirun needs a CUDA build with NCCL");
-    nccl_ = dist::make_nccl_communicator(*world_);
+    nccl_ = distributed::make_nccl_communicator(*world_);
     data_comm = nccl_.get();
   }
   sync_ = std::make_unique<ShardedTraining>(*data_comm, so, cfg);
@@ -780,7 +780,7 @@ DistSession::DistSession(const DistSessionOptions& o, const TrainConfig& cfg,
 
 DistSession::~DistSession() = default;
 
-dist::Communicator& DistSession::world() {
+distributed::Communicator& DistSession::world() {
   return *world_;
 }
 
@@ -795,7 +795,7 @@ void DistSession::finish() {
   if (world_->rank() == 0)
     log::info("measured peak params+grads per rank: ", sync_->param_grad_bytes_peak(), " bytes (",
               mib(static_cast<double>(sync_->param_grad_bytes_peak())), ")");
-  dist::finalize(*world_);
+  distributed::finalize(*world_);
 }
 
 }  // namespace rae::train

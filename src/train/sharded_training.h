@@ -1,4 +1,4 @@
-// Data-parallel training over a dist::Communicator: the trainer's GradientSync for every
+// Data-parallel training over a distributed::Communicator: the trainer's GradientSync for every
 // strategy (--shard no_shard|shard_grad_op|full_shard|hybrid_shard, --dist.comm_dtype).
 //
 // Each parameter group of the ParamStore (one per transformer block, plus the rest) is split into
@@ -33,9 +33,9 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
-#include "dist/flat_shard.h"
-#include "dist/mpi_communicator.h"
+#include "distributed/communicator.h"
+#include "distributed/flat_shard.h"
+#include "distributed/mpi_communicator.h"
 #include "nn/block_hooks.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
@@ -44,13 +44,13 @@
 namespace rae::train {
 
 struct ShardOptions {
-  dist::ShardStrategy strategy = dist::ShardStrategy::NoShard;
+  distributed::ShardStrategy strategy = distributed::ShardStrategy::NoShard;
   DType comm_dtype = DType::F32;  // gradients on the wire (f32 or bf16)
 };
 
 class ShardedTraining : public GradientSync, public nn::BlockHooks {
  public:
-  ShardedTraining(dist::Communicator& world, const ShardOptions& opts, const TrainConfig& cfg);
+  ShardedTraining(distributed::Communicator& world, const ShardOptions& opts, const TrainConfig& cfg);
   ~ShardedTraining() override;
 
   int rank() const override { return world_.rank(); }
@@ -96,7 +96,7 @@ class ShardedTraining : public GradientSync, public nn::BlockHooks {
     Tensor param_shard;           // (shard_numel) owned parameters (zero tail)
     Tensor gathered, grad_full;   // (padded) while in use
     Tensor wire_in, wire_out;     // the reduction in flight
-    dist::Work gather_work, reduce_work;
+    distributed::Work gather_work, reduce_work;
     bool accumulate = false;  // the reduction in flight adds into grad_shard
     bool fresh = true;        // the next reduction starts a new step's gradient
   };
@@ -125,13 +125,13 @@ class ShardedTraining : public GradientSync, public nn::BlockHooks {
   void gather_params(nn::ParamStore& ps);
   void load_sharded(const std::string& dir, nn::ParamStore& ps, RunState* st);
   void load_single(const std::string& dir, nn::ParamStore& ps, RunState* st);
-  static Tensor on_comm(dist::Communicator& c, const Tensor& host);
+  static Tensor on_comm(distributed::Communicator& c, const Tensor& host);
   static Tensor to_host(const Tensor& t);
 
-  dist::Communicator& world_;
+  distributed::Communicator& world_;
   ShardOptions opts_;
   TrainConfig cfg_;
-  dist::ShardGroups groups_;
+  distributed::ShardGroups groups_;
   std::vector<Group> g_;
   bool attached_ = false;
   int64_t adam_step_ = 0;
@@ -157,13 +157,13 @@ class DistSession {
   DistSession(const DistSessionOptions& o, const TrainConfig& cfg, const std::string& config_text);
   ~DistSession();
   ShardedTraining& sync() { return *sync_; }
-  dist::Communicator& world();
+  distributed::Communicator& world();
   void report_start(const nn::ParamStore& ps);  // per-rank bytes by strategy
   void finish();  // prints the measured peak and finalizes MPI (success only)
 
  private:
-  std::unique_ptr<dist::MpiCommunicator> world_;
-  std::unique_ptr<dist::Communicator> nccl_;  // CUDA training only
+  std::unique_ptr<distributed::MpiCommunicator> world_;
+  std::unique_ptr<distributed::Communicator> nccl_;  // CUDA training only
   std::unique_ptr<ShardedTraining> sync_;
 };
 

@@ -1,4 +1,4 @@
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "dist/watchdog.h"
+#include "distributed/watchdog.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 const char* collective_name(CollectiveKind k) {
   switch (k) {
@@ -107,16 +107,16 @@ int64_t current_step() {
   return g_step;
 }
 
-}  // namespace rae::dist
+}  // namespace rae::distributed
 
 #ifndef RAE_WITH_CUDA
-#include "dist/nccl_communicator.h"
-namespace rae::dist {
+#include "distributed/nccl_communicator.h"
+namespace rae::distributed {
 bool nccl_compiled() {
   return false;
 }
 std::unique_ptr<Communicator> make_nccl_communicator(MpiCommunicator& boot, int) {
   RAE_THROW("the NCCL backend needs a CUDA build (rank ", boot.rank(), ")");
 }
-}  // namespace rae::dist
+}  // namespace rae::distributed
 #endif

@@ -1,4 +1,4 @@
-#include "dist/flat_shard.h"
+#include "distributed/flat_shard.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 // ---- strategies and layouts ----
 
@@ -183,4 +183,4 @@ MemoryPlan plan_memory(const std::vector<FlatLayout>& blocks, ShardStrategy s, i
   return p;
 }
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

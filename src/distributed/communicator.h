@@ -1,7 +1,7 @@
 // Communicator: the collective verbs that sharded data-parallel training needs, behind one
 // interface with two backends: MpiCommunicator (CPU tensors) and NcclCommunicator (CUDA tensors,
 // CUDA builds only). Every verb has an async form returning a Work handle; every blocking wait is
-// guarded by the watchdog (dist/watchdog.h), which aborts the whole job on a timeout instead of
+// guarded by the watchdog (distributed/watchdog.h), which aborts the whole job on a timeout instead of
 // hanging.
 //
 // Rules shared by all backends:
@@ -19,7 +19,7 @@
 
 #include "tensor/tensor.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 enum class ReduceOp { Sum, Avg };
 enum class CollectiveKind : int32_t {
@@ -137,4 +137,4 @@ bool dtype_reducible(DType t);
 void set_step(int64_t step);
 int64_t current_step();
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

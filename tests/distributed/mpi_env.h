@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "dist/mpi_communicator.h"
+#include "distributed/mpi_communicator.h"
 
 namespace rae::test {
 
@@ -17,17 +17,17 @@ class MpiEnvironment : public ::testing::Environment {
   void SetUp() override {
     DistOptions opts = DistOptions::from_env();
     if (!std::getenv("RAE_DIST_TIMEOUT_S")) opts.timeout_s = 60;  // a test bug aborts, not hangs
-    world_ = dist::MpiCommunicator::create_world(opts);
+    world_ = distributed::MpiCommunicator::create_world(opts);
   }
   void TearDown() override {
-    dist::finalize(*world_);
+    distributed::finalize(*world_);
     world_.reset();
   }
-  static dist::MpiCommunicator& world() { return *world_; }
+  static distributed::MpiCommunicator& world() { return *world_; }
 
  private:
-  using DistOptions = dist::DistOptions;
-  static inline std::unique_ptr<dist::MpiCommunicator> world_;
+  using DistOptions = distributed::DistOptions;
+  static inline std::unique_ptr<distributed::MpiCommunicator> world_;
 };
 
 // Prints failed assertions of a non-zero rank.
@@ -57,7 +57,7 @@ inline bool register_mpi_environment() {
 }
 inline const bool kMpiEnvironmentRegistered = register_mpi_environment();
 
-inline dist::MpiCommunicator& world() {
+inline distributed::MpiCommunicator& world() {
   return MpiEnvironment::world();
 }
 

@@ -1,5 +1,5 @@
 // dist_fault MODE: scenarios where a job must END (non-zero, in bounded time), never hang.
-// Run under mpirun by tests/dist/tests.cmake through expect_failure.sh.
+// Run under mpirun by tests/distributed/tests.cmake through expect_failure.sh.
 //   ok        every rank runs 20 all-reduces and finalizes (exit 0; the control)
 //   sleep     rank 1 sleeps 600 s before its all-reduce: the others' watchdog fires
 //   sigkill   the last rank SIGKILLs itself mid-run: mpirun (and the watchdog) end the job
@@ -16,9 +16,9 @@
 #include <string>
 #include <thread>
 
-#include "dist/consistency.h"
-#include "dist/mpi_communicator.h"
-#include "dist/watchdog.h"
+#include "distributed/consistency.h"
+#include "distributed/mpi_communicator.h"
+#include "distributed/watchdog.h"
 
 using namespace rae;
 
@@ -29,15 +29,15 @@ int main(int argc, char** argv) {
   }
   const std::string mode = argv[1];
   try {
-    auto world = dist::MpiCommunicator::create_world(dist::DistOptions::from_env());
+    auto world = distributed::MpiCommunicator::create_world(distributed::DistOptions::from_env());
     const int rank = world->rank(), size = world->size();
     if (mode == "hook")
-      dist::watchdog::add_abort_hook(
+      distributed::watchdog::add_abort_hook(
           [] { std::this_thread::sleep_for(std::chrono::seconds(600)); });
-    dist::check_consistency(*world, mode == "config" && rank == 1 ? "lr=2e-4" : "lr=1e-4");
+    distributed::check_consistency(*world, mode == "config" && rank == 1 ? "lr=2e-4" : "lr=1e-4");
     Tensor t = Tensor::full({1024}, 1.0);
     for (int step = 0; step < 20; ++step) {
-      dist::set_step(step);
+      distributed::set_step(step);
       if ((mode == "sleep" || mode == "hook") && rank == 1 && step == 3)
         std::this_thread::sleep_for(std::chrono::seconds(600));
       if (mode == "sigkill" && rank == size - 1 && step == 3) {
@@ -49,11 +49,11 @@ int main(int argc, char** argv) {
         if (rank == 0) std::this_thread::sleep_for(std::chrono::seconds(600));
         world->barrier();
       }
-      world->all_reduce(t, dist::ReduceOp::Avg);
+      world->all_reduce(t, distributed::ReduceOp::Avg);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (rank == 0) std::printf("dist_fault %s: %d ranks finished\n", mode.c_str(), size);
-    dist::finalize(*world);
+    distributed::finalize(*world);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dist_fault: error: %s\n", e.what());

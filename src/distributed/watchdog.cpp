@@ -1,4 +1,4 @@
-#include "dist/watchdog.h"
+#include "distributed/watchdog.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-namespace rae::dist::watchdog {
+namespace rae::distributed::watchdog {
 namespace {
 
 // One process's row on the board. Plain integers accessed through std::atomic_ref, so the
@@ -260,4 +260,4 @@ void fire(const CollectiveInfo& info, double waited_s, const std::string& detail
   std::_Exit(kTimeoutExitCode);
 }
 
-}  // namespace rae::dist::watchdog
+}  // namespace rae::distributed::watchdog

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 uint64_t hash64(const std::string& text);  // FNV-1a, stable across platforms and runs
 // "git <describe> | <compiler> | cuda on/off": the commit comes from configure time.
@@ -16,4 +16,4 @@ std::string build_id();
 void check_consistency(Communicator& comm, const std::string& config_text,
                        const std::string& build = build_id());
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

@@ -5,10 +5,10 @@
 #pragma once
 #include <memory>
 
-#include "dist/communicator.h"
-#include "dist/mpi_communicator.h"
+#include "distributed/communicator.h"
+#include "distributed/mpi_communicator.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 bool nccl_compiled();
 
@@ -16,4 +16,4 @@ bool nccl_compiled();
 // `device` (-1: the rank's physical local rank modulo the number of GPUs).
 std::unique_ptr<Communicator> make_nccl_communicator(MpiCommunicator& boot, int device = -1);
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

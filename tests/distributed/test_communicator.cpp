@@ -1,19 +1,19 @@
 // MpiCommunicator collectives. Run alone (one rank, via ctest's discovered tests) and under
-// `mpirun -np 2|3|4` (tests/dist/tests.cmake). Values are small integers so that sums are exact
+// `mpirun -np 2|3|4` (tests/distributed/tests.cmake). Values are small integers so that sums are exact
 // in every dtype (bf16 holds integers up to 256 exactly): the expected results are exact.
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "dist/consistency.h"
-#include "dist/mpi_communicator.h"
+#include "distributed/consistency.h"
+#include "distributed/mpi_communicator.h"
 #include "mpi_env.h"
 #include "support/util.h"
 
 namespace rae {
 namespace {
 
-using dist::ReduceOp;
+using distributed::ReduceOp;
 using test::world;
 
 // Element i of rank r's input: small integers, different on every rank.
@@ -43,8 +43,8 @@ TEST(Communicator, TopologyIsConsistent) {
   EXPECT_GE(t.size, 1);
   // Every test rank runs on this one machine: one shared-memory node, unless the node size is
   // overridden (RAE_DIST_NODE_SIZE) to form nodes of consecutive ranks.
-  const int node = dist::DistOptions::from_env().node_size > 0
-                       ? dist::DistOptions::from_env().node_size
+  const int node = distributed::DistOptions::from_env().node_size > 0
+                       ? distributed::DistOptions::from_env().node_size
                        : t.size;
   EXPECT_EQ(t.num_nodes, t.size / node);
   EXPECT_EQ(t.local_size, node);
@@ -57,10 +57,10 @@ TEST(Communicator, TopologyIsConsistent) {
 TEST(Communicator, NodeSizeOverrideMakesHybridTopology) {
   auto& w = world();
   if (w.size() % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
-  dist::DistOptions o;
+  distributed::DistOptions o;
   o.timeout_s = 60;
   o.node_size = 2;
-  auto w2 = dist::MpiCommunicator::create_world(o);
+  auto w2 = distributed::MpiCommunicator::create_world(o);
   EXPECT_EQ(w2->local_size(), 2);
   EXPECT_EQ(w2->local_rank(), w.rank() % 2);
   EXPECT_EQ(w2->node_rank(), w.rank() / 2);
@@ -71,12 +71,12 @@ TEST(Communicator, NodeSizeOverrideMakesHybridTopology) {
 TEST(Communicator, TopologyFromNodeIds) {
   // Nodes named by arbitrary ids, numbered by their lowest rank.
   std::vector<int> ids = {7, 7, 3, 3, 7};
-  auto t = dist::topology_from_node_ids(ids, 4, ids);
+  auto t = distributed::topology_from_node_ids(ids, 4, ids);
   EXPECT_EQ(t.node_rank, 0);
   EXPECT_EQ(t.num_nodes, 2);
   EXPECT_EQ(t.local_rank, 2);
   EXPECT_EQ(t.local_size, 3);
-  auto t2 = dist::topology_from_node_ids(ids, 3, ids);
+  auto t2 = distributed::topology_from_node_ids(ids, 3, ids);
   EXPECT_EQ(t2.node_rank, 1);
   EXPECT_EQ(t2.local_rank, 1);
   EXPECT_EQ(t2.local_size, 2);
@@ -180,9 +180,9 @@ TEST(Communicator, AsyncHandlesOverlapAndCompleteInAnyOrder) {
   Tensor c = rank_tensor(w.rank(), n, DType::BF16);
   Tensor c_out = Tensor::empty({n * w.size()}, DType::BF16);
   // Three collectives in flight at once, completed in reverse order of issue.
-  dist::Work wa = w.all_reduce_async(a, ReduceOp::Sum);
-  dist::Work wb = w.reduce_scatter_async(b, b_out, ReduceOp::Avg);
-  dist::Work wc = w.all_gather_async(c, c_out);
+  distributed::Work wa = w.all_reduce_async(a, ReduceOp::Sum);
+  distributed::Work wb = w.reduce_scatter_async(b, b_out, ReduceOp::Avg);
+  distributed::Work wc = w.all_gather_async(c, c_out);
   // Host work while they progress; test() drives MPI.
   int polls = 0;
   while (!(wa.test() & wb.test() & wc.test())) ++polls;
@@ -196,7 +196,7 @@ TEST(Communicator, AsyncHandlesOverlapAndCompleteInAnyOrder) {
   }
   // A dropped handle completes in its destructor, so the buffer is valid afterwards.
   Tensor d = rank_tensor(w.rank(), 100, DType::F32);
-  { dist::Work dropped = w.all_reduce_async(d, ReduceOp::Sum); }
+  { distributed::Work dropped = w.all_reduce_async(d, ReduceOp::Sum); }
   EXPECT_EQ(d.item(3), sum_value(w.size(), 3));
   w.barrier();
 }
@@ -229,8 +229,8 @@ TEST(Communicator, BadArgumentsThrowBeforeCommunicating) {
 }
 
 TEST(Consistency, SameConfigPasses) {
-  EXPECT_NO_THROW(dist::check_consistency(world(), "model=tiny\nlr=1e-4\n"));
-  EXPECT_NE(dist::build_id().find("git "), std::string::npos);
+  EXPECT_NO_THROW(distributed::check_consistency(world(), "model=tiny\nlr=1e-4\n"));
+  EXPECT_NE(distributed::build_id().find("git "), std::string::npos);
 }
 
 TEST(Consistency, MismatchThrowsOnEveryRankNamingTheRanks) {
@@ -238,7 +238,7 @@ TEST(Consistency, MismatchThrowsOnEveryRankNamingTheRanks) {
   if (w.size() < 2) GTEST_SKIP() << "needs two ranks";
   std::string config = w.rank() == 1 ? "lr=2e-4\n" : "lr=1e-4\n";
   try {
-    dist::check_consistency(w, config);
+    distributed::check_consistency(w, config);
     FAIL() << "no error";
   } catch (const Error& e) {
     std::string msg = e.what();
@@ -247,7 +247,7 @@ TEST(Consistency, MismatchThrowsOnEveryRankNamingTheRanks) {
   }
   std::string build = w.rank() == 0 ? "build A" : "build B";
   try {
-    dist::check_consistency(w, "same", build);
+    distributed::check_consistency(w, "same", build);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("different builds"), std::string::npos) << e.what();

@@ -1,4 +1,4 @@
-#include "dist/mpi_communicator.h"
+#include "distributed/mpi_communicator.h"
 
 #include <climits>
 #include <cstdlib>
@@ -8,9 +8,9 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "dist/watchdog.h"
+#include "distributed/watchdog.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 namespace {
 
 void mpi_check(int rc, const char* what) {
@@ -375,4 +375,4 @@ void abort_job(int code) {
   std::_Exit(code);
 }
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

@@ -9,9 +9,9 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 class MpiCommunicator : public Communicator {
  public:
@@ -58,4 +58,4 @@ void finalize(Communicator& world);
 // Ends the job from any rank now (MPI_Abort on MPI_COMM_WORLD).
 [[noreturn]] void abort_job(int code);
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

@@ -6,9 +6,9 @@
 #include <functional>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 class StagedWork : public WorkImpl {
  public:
@@ -64,4 +64,4 @@ class StagedWork : public WorkImpl {
   bool done_ = false;
 };
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

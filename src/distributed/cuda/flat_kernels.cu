@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-namespace rae::dist::cuda_kernels {
+namespace rae::distributed::cuda_kernels {
 
 namespace {
 __global__ void accumulate_kernel(float* __restrict__ dst, const float* __restrict__ src,
@@ -27,4 +27,4 @@ void accumulate_f32(float* dst, const float* src, int64_t n) {
   RAE_CHECK(e == cudaSuccess, "dist accumulate kernel: ", cudaGetErrorString(e));
 }
 
-}  // namespace rae::dist::cuda_kernels
+}  // namespace rae::distributed::cuda_kernels

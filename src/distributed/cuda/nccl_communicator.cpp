@@ -1,5 +1,5 @@
-// NcclCommunicator (CUDA builds only; see dist/nccl_communicator.h).
-#include "dist/nccl_communicator.h"
+// NcclCommunicator (CUDA builds only; see distributed/nccl_communicator.h).
+#include "distributed/nccl_communicator.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -14,9 +14,9 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "dist/watchdog.h"
+#include "distributed/watchdog.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 namespace {
 
 void cuda_check(cudaError_t e, const char* what) {
@@ -334,4 +334,4 @@ std::unique_ptr<Communicator> make_nccl_communicator(MpiCommunicator& boot, int 
   return std::make_unique<NcclCommunicator>(std::move(own), device);
 }
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 // The FSDP names: NO_SHARD (DDP), SHARD_GRAD_OP (ZeRO-2), FULL_SHARD (ZeRO-3), HYBRID_SHARD
 // (full shard inside a node, replicas across nodes).
@@ -175,4 +175,4 @@ class ShardedModel {
   int micro_ = 0, num_micro_ = 1;
 };
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

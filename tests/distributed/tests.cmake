@@ -8,7 +8,7 @@ set(RAE_DIST_TEST_ENV
 set(RAE_MPIRUN ${MPIEXEC_EXECUTABLE} --oversubscribe --bind-to none)
 
 add_executable(dist_fault ${CMAKE_CURRENT_LIST_DIR}/dist_fault.cpp)
-target_link_libraries(dist_fault PRIVATE rae_dist)
+target_link_libraries(dist_fault PRIVATE rae_distributed)
 target_compile_options(dist_fault PRIVATE ${RAE_WARNINGS})
 
 # Collectives and sharding at 1-4 ranks (sizes not divisible by the world size included).
@@ -17,13 +17,13 @@ foreach(prog test_communicator test_flat_shard)
     foreach(np 1 2 3 4)
       add_test(NAME dist_${prog}_np${np} COMMAND ${RAE_MPIRUN} -np ${np} $<TARGET_FILE:${prog}>)
       set_tests_properties(dist_${prog}_np${np} PROPERTIES ENVIRONMENT "${RAE_DIST_TEST_ENV}"
-                           TIMEOUT 60 PROCESSORS 2 LABELS dist)
+                           TIMEOUT 60 PROCESSORS 2 LABELS distributed)
     endforeach()
     # Hybrid groups: 4 ranks as 2 "nodes" of 2.
     add_test(NAME dist_${prog}_np4_node2 COMMAND ${RAE_MPIRUN} -np 4 $<TARGET_FILE:${prog}>)
     set_tests_properties(dist_${prog}_np4_node2 PROPERTIES
                          ENVIRONMENT "${RAE_DIST_TEST_ENV};RAE_DIST_NODE_SIZE=2"
-                         TIMEOUT 60 PROCESSORS 2 LABELS dist)
+                         TIMEOUT 60 PROCESSORS 2 LABELS distributed)
   endif()
 endforeach()
 
@@ -48,7 +48,7 @@ set_tests_properties(dist_fault_ok dist_fault_watchdog_sleeping_rank dist_fault_
                      dist_fault_watchdog_hung_abort_hook
                      dist_fault_sigkill_rank dist_fault_sigkill_rank_watchdog dist_fault_config_mismatch PROPERTIES
                      ENVIRONMENT "${RAE_DIST_TEST_ENV};RAE_DIST_TIMEOUT_S=3"
-                     TIMEOUT 120 PROCESSORS 2 LABELS dist)
+                     TIMEOUT 120 PROCESSORS 2 LABELS distributed)
 
 # Distributed training acceptance (tiny preset, synthetic data): losses at 1, 2, 4 ranks under
 # no_shard and full_shard vs one process, elastic resume 4 -> 2 ranks, exact resume, export, and
@@ -58,5 +58,5 @@ foreach(mode losses-no_shard losses-full_shard elastic variants memory kill)
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/train_dist.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
                    ${CMAKE_BINARY_DIR}/test_tmp/dist_train_${mode} ${mode})
   set_tests_properties(dist_train_${mode} PROPERTIES ENVIRONMENT "${RAE_DIST_TEST_ENV}"
-                       TIMEOUT 300 PROCESSORS 2 LABELS dist)
+                       TIMEOUT 300 PROCESSORS 2 LABELS distributed)
 endforeach()

@@ -1,4 +1,4 @@
-#include "dist/consistency.h"
+#include "distributed/consistency.h"
 
 #include <map>
 #include <sstream>
@@ -10,7 +10,7 @@
 #define RAE_GIT_DESCRIBE "unknown"
 #endif
 
-namespace rae::dist {
+namespace rae::distributed {
 
 uint64_t hash64(const std::string& text) {
   uint64_t h = 1469598103934665603ULL;
@@ -89,4 +89,4 @@ void check_consistency(Communicator& comm, const std::string& config_text,
             problems);
 }
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

@@ -3,14 +3,14 @@
 #include <atomic>
 
 #include "core/error.h"
-#include "dist/flat_shard.h"
-#include "dist/staged_work.h"
+#include "distributed/flat_shard.h"
+#include "distributed/staged_work.h"
 
-namespace rae::dist {
+namespace rae::distributed {
 
 #ifdef RAE_WITH_CUDA
 namespace cuda_kernels {
-void accumulate_f32(float* dst, const float* src, int64_t n);  // dist/cuda/flat_kernels.cu
+void accumulate_f32(float* dst, const float* src, int64_t n);  // distributed/cuda/flat_kernels.cu
 }
 #endif
 
@@ -309,4 +309,4 @@ void ShardedModel::after_step() {
   for (Work& w : works) w.wait();
 }
 
-}  // namespace rae::dist
+}  // namespace rae::distributed

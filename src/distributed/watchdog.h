@@ -12,9 +12,9 @@
 #include <functional>
 #include <string>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace rae::dist::watchdog {
+namespace rae::distributed::watchdog {
 
 struct CollectiveInfo {
   const char* comm_label = "";  // owned by the communicator, outlives the wait
@@ -55,4 +55,4 @@ void wait_until(const std::function<bool()>& done, const CollectiveInfo& info);
 // The peer-state part of the report (exposed for tests).
 std::string describe_peers();
 
-}  // namespace rae::dist::watchdog
+}  // namespace rae::distributed::watchdog

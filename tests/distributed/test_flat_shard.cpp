@@ -6,15 +6,15 @@
 
 #include <map>
 
-#include "dist/flat_shard.h"
+#include "distributed/flat_shard.h"
 #include "mpi_env.h"
 #include "support/util.h"
 
 namespace rae {
 namespace {
 
-using dist::FlatLayout;
-using dist::ShardStrategy;
+using distributed::FlatLayout;
+using distributed::ShardStrategy;
 using test::world;
 
 const ShardStrategy kStrategies[] = {ShardStrategy::NoShard, ShardStrategy::ShardGradOp,
@@ -30,7 +30,7 @@ std::vector<std::pair<std::string, Shape>> block_params(int b) {
 TEST(FlatLayout, AlignsPadsAndCoversEveryElementOnce) {
   for (int shards = 1; shards <= 5; ++shards) {
     for (int64_t align : {1, 16}) {
-      FlatLayout l = dist::make_flat_layout(block_params(1), shards, align);
+      FlatLayout l = distributed::make_flat_layout(block_params(1), shards, align);
       EXPECT_EQ(l.padded_numel % shards, 0);
       EXPECT_GE(l.padded_numel, l.used_numel);
       EXPECT_LT(l.padded_numel - l.used_numel, shards);
@@ -50,9 +50,9 @@ TEST(FlatLayout, AlignsPadsAndCoversEveryElementOnce) {
         for (int c : counts) ASSERT_EQ(c, 1) << "shards " << shards << " entry " << entry;
     }
   }
-  EXPECT_THROW(dist::make_flat_layout({{"a", Shape{2}}, {"a", Shape{3}}}, 2), Error);
-  EXPECT_EQ(dist::parse_strategy("hybrid_shard"), ShardStrategy::HybridShard);
-  EXPECT_THROW(dist::parse_strategy("zero3"), Error);
+  EXPECT_THROW(distributed::make_flat_layout({{"a", Shape{2}}, {"a", Shape{3}}}, 2), Error);
+  EXPECT_EQ(distributed::parse_strategy("hybrid_shard"), ShardStrategy::HybridShard);
+  EXPECT_THROW(distributed::parse_strategy("zero3"), Error);
 }
 
 // Rank r's "data" for micro-batch m and block b: the toy loss is 0.5 |w - d|^2 / M per
@@ -64,7 +64,7 @@ Tensor data_for(int r, int m, int num_micro, int b, int64_t n) {
 struct ToyRun {
   std::vector<Tensor> params;  // the full values after training (from rank 0's gather)
   int64_t peak_bytes = 0, end_bytes = 0;
-  dist::MemoryPlan plan;
+  distributed::MemoryPlan plan;
 };
 
 // Trains the toy model for `steps` SGD steps under `s`, checking at every forward that the
@@ -73,20 +73,20 @@ ToyRun train_toy(ShardStrategy s, DType comm_dtype, int num_micro, int steps, do
   auto& w = world();
   const int num_blocks = 4;
   const float lr = 0.3f;
-  dist::ShardGroups groups = dist::ShardGroups::make(w, s);
+  distributed::ShardGroups groups = distributed::ShardGroups::make(w, s);
   std::vector<FlatLayout> layouts;
   for (int b = 0; b < num_blocks; ++b)
-    layouts.push_back(dist::make_flat_layout(block_params(b), groups.shard_size()));
+    layouts.push_back(distributed::make_flat_layout(block_params(b), groups.shard_size()));
 
   // Reference parameters (the same on every rank): initial values, then exact SGD on the mean.
   std::vector<Tensor> ref(num_blocks);
   for (int b = 0; b < num_blocks; ++b) ref[b] = test::randn({layouts[b].used_numel}, 7 + b);
 
   ToyRun out;
-  out.plan = dist::plan_memory(layouts, s, 0, comm_dtype);
-  dist::reset_sharded_bytes_peak();
+  out.plan = distributed::plan_memory(layouts, s, 0, comm_dtype);
+  distributed::reset_sharded_bytes_peak();
   {
-    dist::ShardedModel model(layouts, groups, Device::cpu(), comm_dtype);
+    distributed::ShardedModel model(layouts, groups, Device::cpu(), comm_dtype);
     for (int b = 0; b < num_blocks; ++b) model.block(b).load_full(ref[b]);
     for (int step = 0; step < steps; ++step) {
       for (int m = 0; m < num_micro; ++m) {
@@ -95,7 +95,7 @@ ToyRun train_toy(ShardStrategy s, DType comm_dtype, int num_micro, int steps, do
           model.pre_forward(b);
           Tensor used = model.block(b).full().narrow(0, 0, layouts[b].used_numel);
           EXPECT_LE(test::max_abs_diff(used, ref[b]), tol)
-              << dist::strategy_name(s) << " step " << step << " block " << b;
+              << distributed::strategy_name(s) << " step " << step << " block " << b;
           model.post_forward(b);
         }
         for (int b = num_blocks - 1; b >= 0; --b) {
@@ -135,7 +135,7 @@ ToyRun train_toy(ShardStrategy s, DType comm_dtype, int num_micro, int steps, do
     for (int b = 0; b < num_blocks; ++b) {
       model.pre_forward(b);
       out.params.push_back(model.block(b).full().narrow(0, 0, layouts[b].used_numel).clone());
-      EXPECT_LE(test::max_abs_diff(out.params.back(), ref[b]), tol) << dist::strategy_name(s);
+      EXPECT_LE(test::max_abs_diff(out.params.back(), ref[b]), tol) << distributed::strategy_name(s);
       // Padding never picks up values (its gradients are zero).
       const Tensor& full = model.block(b).full();
       for (int64_t i = layouts[b].used_numel; i < layouts[b].padded_numel; ++i)
@@ -143,16 +143,16 @@ ToyRun train_toy(ShardStrategy s, DType comm_dtype, int num_micro, int steps, do
       model.post_forward(b);
     }
     for (int b = 0; b < num_blocks; ++b) model.block(b).release();
-    out.peak_bytes = dist::sharded_bytes_peak();
-    out.end_bytes = dist::sharded_bytes_now();
+    out.peak_bytes = distributed::sharded_bytes_peak();
+    out.end_bytes = distributed::sharded_bytes_now();
   }
-  EXPECT_EQ(dist::sharded_bytes_now(), 0);
+  EXPECT_EQ(distributed::sharded_bytes_now(), 0);
   return out;
 }
 
 TEST(ShardedModel, EveryStrategyMatchesTheSingleProcessReference) {
   for (ShardStrategy s : kStrategies) {
-    SCOPED_TRACE(dist::strategy_name(s));
+    SCOPED_TRACE(distributed::strategy_name(s));
     // f32 gradients: only the summation order differs from the reference.
     ToyRun run = train_toy(s, DType::F32, 1, 3, 2e-6);
     EXPECT_LE(run.peak_bytes, run.plan.total()) << run.plan.str();
@@ -162,7 +162,7 @@ TEST(ShardedModel, EveryStrategyMatchesTheSingleProcessReference) {
 
 TEST(ShardedModel, GradientAccumulationOverMicroBatches) {
   for (ShardStrategy s : kStrategies) {
-    SCOPED_TRACE(dist::strategy_name(s));
+    SCOPED_TRACE(distributed::strategy_name(s));
     ToyRun run = train_toy(s, DType::F32, 3, 2, 2e-6);
     EXPECT_LE(run.peak_bytes, run.plan.total()) << run.plan.str();
   }
@@ -170,7 +170,7 @@ TEST(ShardedModel, GradientAccumulationOverMicroBatches) {
 
 TEST(ShardedModel, Bf16GradientCommunication) {
   for (ShardStrategy s : kStrategies) {
-    SCOPED_TRACE(dist::strategy_name(s));
+    SCOPED_TRACE(distributed::strategy_name(s));
     // bf16 rounds each gradient (and partial sum) to 8 bits: |g| < ~4, lr 0.3, 2 steps and
     // two rounding stages under hybrid give errors well below 0.03.
     ToyRun run = train_toy(s, DType::BF16, 2, 2, 0.03);
@@ -187,7 +187,7 @@ TEST(ShardedModel, StrategiesAgreeWithEachOther) {
 
 TEST(ShardGroups, HybridGroupsFollowTheNodes) {
   auto& w = world();
-  dist::ShardGroups g = dist::ShardGroups::make(w, ShardStrategy::HybridShard);
+  distributed::ShardGroups g = distributed::ShardGroups::make(w, ShardStrategy::HybridShard);
   EXPECT_EQ(g.shard->size(), w.local_size());
   EXPECT_EQ(g.shard->rank(), w.local_rank());
   EXPECT_EQ(g.replicate->size(), w.num_nodes());
@@ -210,12 +210,12 @@ TEST(ShardGroups, HybridGroupsFollowTheNodes) {
 TEST(MemoryPlan, ShardingDividesTheStateByTheGroupSize) {
   std::vector<FlatLayout> one, eight;
   for (int b = 0; b < 28; ++b) {
-    one.push_back(dist::make_flat_layout({{"w", Shape{1000, 1000}}}, 1));
-    eight.push_back(dist::make_flat_layout({{"w", Shape{1000, 1000}}}, 8));
+    one.push_back(distributed::make_flat_layout({{"w", Shape{1000, 1000}}}, 1));
+    eight.push_back(distributed::make_flat_layout({{"w", Shape{1000, 1000}}}, 8));
   }
-  auto ddp = dist::plan_memory(one, ShardStrategy::NoShard, 3);
-  auto z2 = dist::plan_memory(eight, ShardStrategy::ShardGradOp, 3);
-  auto z3 = dist::plan_memory(eight, ShardStrategy::FullShard, 3);
+  auto ddp = distributed::plan_memory(one, ShardStrategy::NoShard, 3);
+  auto z2 = distributed::plan_memory(eight, ShardStrategy::ShardGradOp, 3);
+  auto z3 = distributed::plan_memory(eight, ShardStrategy::FullShard, 3);
   EXPECT_EQ(ddp.param_bytes, 28 * 4000000);
   EXPECT_EQ(ddp.optimizer_bytes, 3 * 28 * 4000000);
   EXPECT_EQ(z2.param_bytes, 28 * 4000000);

@@ -3,21 +3,21 @@
 #include <gtest/gtest.h>
 
 #include "core/device.h"
-#include "dist/flat_shard.h"
-#include "dist/nccl_communicator.h"
+#include "distributed/flat_shard.h"
+#include "distributed/nccl_communicator.h"
 #include "mpi_env.h"
 #include "support/util.h"
 
 namespace rae {
 namespace {
 
-using dist::ReduceOp;
+using distributed::ReduceOp;
 using test::world;
 
-std::unique_ptr<dist::Communicator> make_nccl_or_skip() {
-  if (!dist::nccl_compiled() || cuda_device_count() == 0) return nullptr;
+std::unique_ptr<distributed::Communicator> make_nccl_or_skip() {
+  if (!distributed::nccl_compiled() || cuda_device_count() == 0) return nullptr;
   if (world().size() > cuda_device_count()) return nullptr;
-  return dist::make_nccl_communicator(world());
+  return distributed::make_nccl_communicator(world());
 }
 
 #define NCCL_OR_SKIP(var)         \
@@ -39,8 +39,8 @@ double sum_value(int size, int64_t i) {
 }
 
 TEST(Nccl, FactoryThrowsWithoutCuda) {
-  if (dist::nccl_compiled()) GTEST_SKIP() << "CUDA build";
-  EXPECT_THROW(dist::make_nccl_communicator(world()), Error);
+  if (distributed::nccl_compiled()) GTEST_SKIP() << "CUDA build";
+  EXPECT_THROW(distributed::make_nccl_communicator(world()), Error);
 }
 
 TEST(Nccl, CollectivesMatchExactSums) {
@@ -81,7 +81,7 @@ TEST(Nccl, CollectivesMatchExactSums) {
 TEST(Nccl, StreamOrderedWaitThenHostCopy) {
   NCCL_OR_SKIP(c);
   Tensor t = rank_tensor(c->rank(), 1 << 20, DType::F32, c->device());
-  dist::Work w = c->all_reduce_async(t, ReduceOp::Sum);
+  distributed::Work w = c->all_reduce_async(t, ReduceOp::Sum);
   w.wait();  // orders the default stream after the collective; the copy below runs after it
   Tensor host = t.to(Device::cpu());
   EXPECT_EQ(host.item(12345), sum_value(c->size(), 12345));
@@ -101,13 +101,13 @@ TEST(Nccl, SplitCommunicator) {
 
 TEST(Nccl, FullShardBlockOnGpu) {
   NCCL_OR_SKIP(c);
-  dist::ShardGroups g;
-  g.strategy = dist::ShardStrategy::FullShard;
+  distributed::ShardGroups g;
+  g.strategy = distributed::ShardStrategy::FullShard;
   g.shard = c.get();
-  auto layout = dist::make_flat_layout({{"w", Shape{37, 3}}, {"b", Shape{5}}}, c->size());
+  auto layout = distributed::make_flat_layout({{"w", Shape{37, 3}}, {"b", Shape{5}}}, c->size());
   Tensor values = test::randn({layout.used_numel}, 5);
   for (DType comm : {DType::F32, DType::BF16}) {
-    dist::FlatParamBlock blk(layout, g, c->device(), comm);
+    distributed::FlatParamBlock blk(layout, g, c->device(), comm);
     blk.load_full(values.to(c->device()));
     blk.gather_async().wait();
     Tensor full = blk.full().to(Device::cpu()).narrow(0, 0, layout.used_numel);
