@@ -43,33 +43,6 @@ size_t storage_dtype_size(StorageDType t) {
   return t == StorageDType::F32 ? 4 : 2;
 }
 
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) RAE_THROW("cannot open '", path, "' for fsync: ", std::strerror(errno));
-  int rc = ::fsync(fd);
-  int e = errno;
-  ::close(fd);
-  // Some filesystems refuse fsync on directories (EINVAL); the data itself was synced.
-  if (rc != 0 && e != EINVAL) RAE_THROW("fsync of '", path, "' failed: ", std::strerror(e));
-}
-
-void write_file_atomic(const std::string& path, const std::string& contents) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) RAE_THROW("cannot create '", tmp, "': ", std::strerror(errno));
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
-    if (!out) RAE_THROW("cannot write '", tmp, "' (disk full?)");
-  }
-  fsync_path(tmp);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) RAE_THROW("cannot rename '", tmp, "' to '", path, "': ", ec.message());
-  fs::path dir = fs::path(path).parent_path();
-  fsync_path(dir.empty() ? "." : dir.string());
-}
-
 namespace {
 
 // Typed field access with errors naming the file and the key path.

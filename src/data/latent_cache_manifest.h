@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
+
 namespace rae::cache {
 
 constexpr int kFormatVersion = 1;
@@ -70,9 +72,9 @@ struct Manifest {
   size_t shard_of(int64_t index) const;
 };
 
-// Writes `contents` to `path` atomically: path.tmp, fsync, rename, fsync of the directory.
-void write_file_atomic(const std::string& path, const std::string& contents);
-// fsync of a file and of a directory by path (errors name the path).
-void fsync_path(const std::string& path);
+// Manifests, stats and shards are published with the project's atomic writer (core/atomic_file.h).
+using rae::fsync_path;
+using rae::rename_durable;
+using rae::write_file_atomic;
 
 }  // namespace rae::cache

@@ -324,10 +324,7 @@ ShardInfo ShardWriter::finish() {
     throw;
   }
   info.checksum = checksum.get();
-  std::error_code ec;
-  fs::rename(m.tmp_path, m.final_path, ec);
-  if (ec) RAE_THROW("cannot rename '", m.tmp_path, "' to '", m.final_path, "': ", ec.message());
-  fsync_path(m.dir);
+  rename_durable(m.tmp_path, m.final_path);
   m.finished = true;
   return info;
 }

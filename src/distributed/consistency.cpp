@@ -4,6 +4,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/checksum.h"
 #include "core/error.h"
 
 #ifndef RAE_GIT_DESCRIBE
@@ -11,15 +12,6 @@
 #endif
 
 namespace rae::distributed {
-
-uint64_t hash64(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 std::string build_id() {
   std::ostringstream os;
@@ -60,8 +52,8 @@ std::string groups(const std::vector<uint64_t>& values) {
 void check_consistency(Communicator& comm, const std::string& config_text,
                        const std::string& build) {
   Tensor mine = Tensor::empty({2}, DType::I64);
-  mine.data<int64_t>()[0] = static_cast<int64_t>(hash64(config_text));
-  mine.data<int64_t>()[1] = static_cast<int64_t>(hash64(build));
+  mine.data<int64_t>()[0] = static_cast<int64_t>(xxh64(config_text));
+  mine.data<int64_t>()[1] = static_cast<int64_t>(xxh64(build));
   Tensor all = Tensor::empty({2 * comm.size()}, DType::I64, comm.device());
   Tensor in = mine.to(comm.device());
   comm.all_gather_async(in, all).synchronize();

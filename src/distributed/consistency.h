@@ -1,6 +1,7 @@
 // Start-up consistency check: every rank must run the same build with the same configuration.
-// Each rank hashes its canonical config text and its build id; the hashes are all-gathered and a
-// mismatch throws on every rank (so none is left waiting) with a message naming the ranks.
+// Each rank hashes (XXH64, core/checksum.h) its canonical config text and its build id; the hashes
+// are all-gathered and a mismatch throws on every rank (so none is left waiting) with a message
+// naming the ranks.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -9,7 +10,6 @@
 
 namespace rae::distributed {
 
-uint64_t hash64(const std::string& text);  // FNV-1a, stable across platforms and runs
 // "git <describe> | <compiler> | cuda on/off": the commit comes from configure time.
 std::string build_id();
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace rae::safetensors {
@@ -254,20 +255,6 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
-// write() all of `len` bytes, retrying on short writes and EINTR.
-void write_all(int fd, const void* buf, size_t len, const std::string& path) {
-  const char* p = static_cast<const char*>(buf);
-  while (len > 0) {
-    ssize_t w = ::write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      RAE_THROW("safetensors: writing '", path, "' failed: ", errno_text());
-    }
-    p += w;
-    len -= static_cast<size_t>(w);
-  }
-}
-
 }  // namespace
 
 bool File::contains(const std::string& name) const {
@@ -378,36 +365,11 @@ void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
   uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(n >> (8 * i));
 
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) RAE_THROW("safetensors: cannot create '", tmp, "': ", errno_text());
-  try {
-    write_all(fd, len_bytes, 8, tmp);
-    write_all(fd, text.data(), text.size(), tmp);
-    for (const auto& [name, t] : order) write_all(fd, t.raw(), t.nbytes(), tmp);
-    if (::fsync(fd) != 0) RAE_THROW("safetensors: fsync of '", tmp, "' failed: ", errno_text());
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    std::string err = errno_text();
-    ::unlink(tmp.c_str());
-    RAE_THROW("safetensors: closing '", tmp, "' failed: ", err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string err = errno_text();
-    ::unlink(tmp.c_str());
-    RAE_THROW("safetensors: renaming '", tmp, "' to '", path, "' failed: ", err);
-  }
-  // Make the rename itself durable.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  rae::AtomicFile f(path);
+  f.write(len_bytes, 8);
+  f.write(text.data(), text.size());
+  for (const auto& [name, t] : order) f.write(t.raw(), t.nbytes());
+  f.commit();
 }
 
 }  // namespace rae::safetensors

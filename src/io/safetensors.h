@@ -38,7 +38,8 @@ File parse(const void* data, size_t size, const std::string& name);
 
 // Writes tensors (any device; copied to CPU as needed) ordered by element size (largest first,
 // as the reference implementation, so every tensor is aligned) then name, atomically: to
-// path + ".tmp", fsync, rename. Metadata values are strings.
+// path + ".tmp", fsync, rename, fsync of the directory (core/atomic_file.h). Metadata values
+// are strings.
 void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
           const std::map<std::string, std::string>& metadata = {});
 

@@ -50,9 +50,16 @@ class Tensor {
   bool is_cuda() const { return device().is_cuda(); }
   bool is_contiguous() const;
 
+  // The first element's address on the tensor's device (kernels and copies take it).
   void* raw() const { return static_cast<char*>(storage_->data) + offset_ * dtype_size(dtype_); }
+  // Typed HOST access: refuses device tensors (host code must not dereference device memory;
+  // copy with .to(Device::cpu()) first) and a mismatched element type.
   template <typename T>
   T* data() const {
+    RAE_CHECK(defined(), "Tensor::data<", dtype_name(dtype_of<T>::value),
+              ">() on an undefined tensor");
+    RAE_CHECK(!storage_->device.is_cuda(), "Tensor::data<", dtype_name(dtype_of<T>::value),
+              ">() on ", str(), ": host code cannot read device memory (copy it with .to(cpu))");
     RAE_CHECK(dtype_of<T>::value == dtype_, "tensor dtype is ", dtype_name(dtype_),
               ", accessed as ", dtype_name(dtype_of<T>::value));
     return static_cast<T*>(raw());
@@ -66,10 +73,10 @@ class Tensor {
   Tensor flatten() const { return view({numel()}); }
 
   // Copies.
-  Tensor clone() const;                   // same device, contiguous
-  Tensor to(Device device) const;         // contiguous copy on `device` (or *this if already there)
-  Tensor cast(DType dtype) const;         // contiguous copy with converted elements (CPU and CUDA)
-  void copy_from(const Tensor& src);      // same shape and dtype, any devices
+  Tensor clone() const;               // same device, contiguous
+  Tensor to(Device device) const;     // contiguous copy on `device` (or *this if already there)
+  Tensor cast(DType dtype) const;     // contiguous copy with converted elements (CPU and CUDA)
+  void copy_from(const Tensor& src);  // same shape and dtype, any devices
   void fill_(double value);
   void zero_();
 
@@ -90,7 +97,5 @@ Shape contiguous_strides(const Shape& shape);
 // Checks used at op entry; messages name the op and the argument.
 void check_shape(const Tensor& t, const Shape& expect, const char* op, const char* arg);
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
-
-
 
 }  // namespace rae

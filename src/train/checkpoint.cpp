@@ -23,14 +23,6 @@ namespace {
 const char* kFiles[] = {"model.safetensors", "ema.safetensors", "optimizer.safetensors",
                         "state.json"};
 
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  RAE_CHECK(fd >= 0, "cannot open '", path, "' for fsync");
-  int rc = ::fsync(fd);
-  ::close(fd);
-  RAE_CHECK(rc == 0, "fsync failed for '", path, "'");
-}
-
 std::map<std::string, Tensor> with_buffers(const nn::ParamStore& ps,
                                            std::map<std::string, Tensor> m) {
   auto sd = ps.state_dict();
@@ -44,35 +36,6 @@ std::string checkpoint_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "step-%07lld", static_cast<long long>(step));
   return buf;
-}
-
-uint64_t file_checksum(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  RAE_CHECK(in.good(), "cannot read '", path, "'");
-  uint64_t h = 1469598103934665603ull;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    std::streamsize n = in.gcount();
-    for (std::streamsize i = 0; i < n; ++i) {
-      h ^= static_cast<unsigned char>(buf[i]);
-      h *= 1099511628211ull;
-    }
-  }
-  return h;
-}
-
-void write_file_atomic(const std::string& path, const std::string& contents) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    RAE_CHECK(out.good(), "cannot write '", tmp, "'");
-    out << contents;
-    out.flush();
-    RAE_CHECK(out.good(), "write failed for '", tmp, "'");
-  }
-  fsync_path(tmp);
-  fs::rename(tmp, path);
 }
 
 std::string write_checkpoint(const std::string& run_dir, const nn::ParamStore& ps, Ema& ema,
@@ -106,20 +69,17 @@ std::string write_checkpoint(const std::string& run_dir, const nn::ParamStore& p
   json m = {{"format", "rae-checkpoint"},
             {"version", 1},
             {"step", st.step},
-            {"checksum_algorithm", "fnv1a64"},
+            {"checksum_algorithm", kChecksumAlgorithm},
             {"files", json::object()}};
   for (const char* f : kFiles) {
     std::string p = (tmp / f).string();
     fsync_path(p);
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(file_checksum(p)));
-    m["files"][f] = {{"bytes", fs::file_size(p)}, {"checksum", hex}};
+    m["files"][f] = {{"bytes", fs::file_size(p)}, {"checksum", file_checksum(p)}};
   }
   write_file_atomic((tmp / "manifest.json").string(), m.dump(2) + "\n");
   fsync_path(tmp.string());
   fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);
-  fsync_path(root.string());
+  rename_durable(tmp.string(), final_dir.string());
 
   // Retention: the newest keep_last, plus multiples of keep_every.
   auto all = list_checkpoints(run_dir);
@@ -160,9 +120,7 @@ std::string verify_checkpoint(const std::string& dir) {
       if (!fs::exists(p)) return std::string("missing ") + f;
       if (fs::file_size(p) != m["files"][f]["bytes"].get<uint64_t>())
         return std::string("size mismatch for ") + f;
-      char hex[17];
-      std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(file_checksum(p)));
-      if (m["files"][f]["checksum"].get<std::string>() != hex)
+      if (m["files"][f]["checksum"].get<std::string>() != file_checksum(p))
         return std::string("checksum mismatch for ") + f;
     }
   } catch (const std::exception& e) {

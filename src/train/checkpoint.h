@@ -1,6 +1,6 @@
 // Run checkpoints: checkpoints/step-NNNNNNN/ with model.safetensors, ema.safetensors,
 // optimizer.safetensors (AdamW moments), state.json (step, data position, guard counters) and
-// manifest.json (file sizes and FNV-1a 64 checksums). Written into a temporary directory,
+// manifest.json (file sizes and XXH64 checksums). Written into a temporary directory,
 // fsynced, then renamed into place, so a checkpoint directory either verifies or is absent.
 #pragma once
 #include <cstdint>
@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
+#include "core/checksum.h"
 #include "nn/params.h"
 #include "train/optimizer.h"
 
@@ -25,9 +27,7 @@ struct RunState {
   nlohmann::json data;       // the data stream's position (next batch)
 };
 
-std::string checkpoint_name(int64_t step);        // "step-0000040"
-uint64_t file_checksum(const std::string& path);  // FNV-1a 64 of the bytes
-void write_file_atomic(const std::string& path, const std::string& contents);
+std::string checkpoint_name(int64_t step);  // "step-0000040"
 
 // Writes checkpoint `state.step` under root/checkpoints and prunes old ones (keep the newest
 // `keep_last`, and those whose step is a multiple of `keep_every` when > 0). Returns its path.

@@ -515,7 +515,7 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
                        {"shards", std::to_string(S)},
                        {"step", std::to_string(st.step)}});
     mine.data<int64_t>()[0] = static_cast<int64_t>(fs::file_size(path));
-    mine.data<int64_t>()[1] = static_cast<int64_t>(file_checksum(path));
+    mine.data<int64_t>()[1] = static_cast<int64_t>(std::stoull(file_checksum(path), nullptr, 16));
     mine.data<int64_t>()[2] = shard_rank();
   } else {
     mine.data<int64_t>()[0] = -1;
@@ -547,7 +547,7 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
               {"world_size", world_size()},
               {"dit_config", st.model_config},
               {"groups", groups},
-              {"checksum_algorithm", "fnv1a64"},
+              {"checksum_algorithm", kChecksumAlgorithm},
               {"files", json::object()}};
     int written = 0;
     for (int r = 0; r < world_size(); ++r) {
@@ -560,10 +560,11 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
     RAE_CHECK(written == S, "checkpoint: ", written, " shards written, expected ", S);
     const std::string sp = (tmp / "state.json").string();
     m["files"]["state.json"] = {{"bytes", fs::file_size(sp)},
-                                {"checksum", hex64(file_checksum(sp))}};
+                                {"checksum", file_checksum(sp)}};
     write_file_atomic((tmp / "manifest.json").string(), m.dump(2) + "\n");
+    fsync_path(tmp.string());
     fs::remove_all(final_dir);
-    fs::rename(tmp, final_dir);
+    rename_durable(tmp.string(), final_dir.string());
     // Retention: the newest keep_last, plus multiples of keep_every.
     auto all = list_checkpoints(run_dir);
     for (size_t i = static_cast<size_t>(std::max<int64_t>(keep_last, 1)); i < all.size(); ++i) {
@@ -687,7 +688,7 @@ std::string verify_any_checkpoint(const std::string& dir) {
       std::string p = (fs::path(dir) / f).string();
       if (!fs::exists(p)) return "missing " + f;
       if (fs::file_size(p) != info.at("bytes").get<uint64_t>()) return "size mismatch for " + f;
-      if (info.at("checksum").get<std::string>() != hex64(file_checksum(p)))
+      if (info.at("checksum").get<std::string>() != file_checksum(p))
         return "checksum mismatch for " + f;
     }
   } catch (const std::exception& e) {

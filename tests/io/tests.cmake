@@ -8,6 +8,7 @@ if(RAE_CLANGXX AND RAE_FUZZ)
       ${CMAKE_SOURCE_DIR}/tests/io/fuzz_safetensors.cpp
       ${CMAKE_SOURCE_DIR}/src/io/safetensors.cpp
       ${CMAKE_SOURCE_DIR}/src/tensor/tensor.cpp
+      ${CMAKE_SOURCE_DIR}/src/core/atomic_file.cpp
       ${CMAKE_SOURCE_DIR}/src/core/error.cpp
       ${CMAKE_SOURCE_DIR}/src/core/dtype.cpp
       ${CMAKE_SOURCE_DIR}/src/core/device.cpp

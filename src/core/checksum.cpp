@@ -1,4 +1,6 @@
-#include "data/latent_cache_checksum.h"
+// XXH64 (see checksum.h); tests/data/test_cache_format.cpp checks published and python-xxhash
+// values, whole and streamed.
+#include "core/checksum.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +12,7 @@
 
 #include "core/error.h"
 
-namespace rae::cache {
+namespace rae {
 
 namespace {
 constexpr uint64_t P1 = 0x9E3779B185EBCA87ull;
@@ -153,4 +155,4 @@ std::string file_checksum(const std::string& path, uint64_t* bytes_out) {
   return checksum_hex(state.digest());
 }
 
-}  // namespace rae::cache
+}  // namespace rae
