@@ -31,11 +31,13 @@ static void BM_DiTDHStep(benchmark::State& state) {
   Tensor pred = Tensor::empty({B, T, C}), dpred = Tensor::empty({B, T, C});
   diffusion::FlowConfig fc;
   fc.num_classes = 1000;
-  std::vector<int64_t> ids = {0, 1, 2, 3, 4, 5, 6, 7};
+  Tensor ids = Tensor::empty({B}, DType::I64), eps = Tensor::empty({B, T, C});
+  for (int64_t b = 0; b < B; ++b) ids.data<int64_t>()[b] = b;
   nn::Arena arena;
   uint64_t step = 0;
   auto one_step = [&] {
-    diffusion::make_training_batch(fc, step++, x, labels, ids, xt, target, t, y);
+    diffusion::draw_flow_batch(fc, step++, ids, labels, eps, t, y);
+    ops::flow_interpolate(xt, target, x, eps, t);
     m.params().zero_grad();
     arena.reset();
     m.forward(arena, pred, xt, t, y);

@@ -8,6 +8,8 @@
 #include "cli/model_loading.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "diffusion/sampling_model.h"
+#include "io/safetensors.h"
 
 namespace po = boost::program_options;
 
@@ -30,23 +32,25 @@ int cmd_model_forward(int argc, char** argv) {
     return 0;
   }
   for (const char* k : {"checkpoint", "inputs", "out"}) RAE_CHECK(vm.count(k), "missing --", k);
-  auto model = load_dit(vm["checkpoint"].as<std::string>());
-  const auto& cfg = model->config();
+  diffusion::SamplingModel loaded =
+      diffusion::load_sampling_model(vm["checkpoint"].as<std::string>());
+  models::Denoiser* model = loaded.denoiser;
   safetensors::File in = safetensors::load(vm["inputs"].as<std::string>());
   Tensor xin = in.get("x");
   Tensor x = to_tokens(xin);
-  RAE_CHECK(x.dim(1) == cfg.tokens() && x.dim(2) == cfg.in_channels, in.path, ": x is ",
-            xin.shape().str(), ", the model takes ", cfg.tokens(), " tokens of ", cfg.in_channels);
+  RAE_CHECK(x.dim(1) == model->tokens() && x.dim(2) == model->channels(), in.path, ": x is ",
+            xin.shape().str(), ", the model takes ", model->tokens(), " tokens of ",
+            model->channels());
   const int64_t B = x.dim(0);
   Tensor t = in.get("t").cast(DType::F32), y = in.get("y").cast(DType::I32);
   RAE_CHECK(t.numel() == B && y.numel() == B, in.path, ": t and y need ", B, " entries");
   for (int64_t b = 0; b < B; ++b)
-    RAE_CHECK(y.data<int32_t>()[b] >= 0 && y.data<int32_t>()[b] <= cfg.num_classes, in.path,
-              ": label ", y.data<int32_t>()[b], " out of range [0, ", cfg.num_classes, "]");
+    RAE_CHECK(y.data<int32_t>()[b] >= 0 && y.data<int32_t>()[b] <= model->num_classes(), in.path,
+              ": label ", y.data<int32_t>()[b], " out of range [0, ", model->num_classes(), "]");
   nn::Arena arena;
   Tensor out = Tensor::empty(x.shape());
   model->forward(arena, out, x, t.view({B}), y.view({B}));
-  Tensor result = xin.ndim() == 4 ? to_image(out, cfg.grid) : out;
+  Tensor result = xin.ndim() == 4 ? to_image(out, model->grid()) : out;
   safetensors::save(vm["out"].as<std::string>(), {{"out", result}});
   log::info("wrote ", vm["out"].as<std::string>(), ": out ", result.shape().str());
   return 0;

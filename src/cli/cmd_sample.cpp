@@ -7,11 +7,12 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/model_loading.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "diffusion/flow.h"
+#include "diffusion/sampling_model.h"
+#include "io/safetensors.h"
 
 namespace po = boost::program_options;
 
@@ -41,8 +42,9 @@ int cmd_sample(int argc, char** argv) {
     return 0;
   }
   for (const char* k : {"checkpoint", "out", "labels"}) RAE_CHECK(vm.count(k), "missing --", k);
-  auto model = load_dit(vm["checkpoint"].as<std::string>());
-  const auto& cfg = model->config();
+  diffusion::SamplingModel loaded =
+      diffusion::load_sampling_model(vm["checkpoint"].as<std::string>());
+  models::Denoiser* model = loaded.denoiser;
   std::vector<int32_t> labels;
   {
     std::stringstream ss(vm["labels"].as<std::string>());
@@ -54,13 +56,13 @@ int cmd_sample(int argc, char** argv) {
       } catch (const std::exception&) {
         RAE_THROW("--labels: '", item, "' is not an integer");
       }
-      RAE_CHECK(v >= 0 && v <= cfg.num_classes, "--labels: ", v, " out of range [0, ",
-                cfg.num_classes, "]");
+      RAE_CHECK(v >= 0 && v <= model->num_classes(), "--labels: ", v, " out of range [0, ",
+                model->num_classes(), "]");
       labels.push_back(v);
     }
   }
   RAE_CHECK(!labels.empty(), "--labels is empty");
-  const int64_t B = static_cast<int64_t>(labels.size()), T = cfg.tokens(), C = cfg.in_channels;
+  const int64_t B = static_cast<int64_t>(labels.size()), T = model->tokens(), C = model->channels();
   Tensor x = Tensor::empty({B, T, C}), y = Tensor::empty({B}, DType::I32);
   const uint64_t seed = vm["seed"].as<uint64_t>();
   for (int64_t b = 0; b < B; ++b) {
@@ -79,7 +81,9 @@ int cmd_sample(int argc, char** argv) {
     arena.reset();
     model->forward(arena, out, xin, t, yy);
   };
-  diffusion::euler_sample(sc, velocity, x, y, static_cast<int32_t>(cfg.num_classes));
+  diffusion::euler_sample(sc, velocity, x, y, static_cast<int32_t>(model->num_classes()));
+  // The model samples normalised latents when its run normalised them: back to encoder latents.
+  if (loaded.stats.defined()) diffusion::denormalize_latents(x, loaded.stats);
   safetensors::save(vm["out"].as<std::string>(), {{"latents", x}, {"labels", y}});
   log::info("wrote ", vm["out"].as<std::string>(), ": ", B, " samples ", x.shape().str());
   return 0;

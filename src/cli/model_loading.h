@@ -1,20 +1,10 @@
-// Loading a DiT^DH from a safetensors state dict (our checkpoints or converted release ones).
+// Token layout helpers of the model commands ((B, C, H, W) images <-> (B, T, C) tokens).
+// Models themselves load through diffusion/sampling_model.h.
 #pragma once
-#include <memory>
-#include <string>
-
-#include "io/safetensors.h"
-#include "models/dit.h"
+#include "core/error.h"
+#include "tensor/tensor.h"
 
 namespace rae::cli {
-
-inline std::unique_ptr<models::DiTDH> load_dit(const std::string& path) {
-  safetensors::File f = safetensors::load(path);
-  models::DiTConfig c = models::infer_dit_config(f.tensors, f.metadata);
-  auto m = std::make_unique<models::DiTDH>(c);
-  m->params().load_state_dict(f.tensors, path);
-  return m;
-}
 
 // (B, C, H, W) -> (B, H*W, C) tokens, or a (B, T, C) tensor as it is (contiguous F32).
 inline Tensor to_tokens(const Tensor& x) {

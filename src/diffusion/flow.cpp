@@ -32,59 +32,57 @@ double time_shift(int64_t dim, double base) {
   return std::sqrt(static_cast<double>(dim) / base);
 }
 
-double apply_shift(double t, double a) {
-  return a * t / (1.0 + (a - 1.0) * t);
+FlowDraws FlowDraws::of(const FlowConfig& cfg, uint64_t step) {
+  FlowDraws d;
+  d.seed = cfg.seed, d.step = step;
+  d.logit_normal = cfg.time_dist == FlowConfig::TimeDist::LogitNormal ? 1 : 0;
+  d.mu = cfg.mu, d.sigma = cfg.sigma, d.t0 = cfg.t0, d.t1 = cfg.t1, d.shift = cfg.shift;
+  d.class_dropout = cfg.class_dropout;
+  d.null_label = static_cast<int32_t>(cfg.num_classes);
+  return d;
 }
 
 double sample_time(const FlowConfig& cfg, uint64_t step, uint64_t sample) {
-  rng::Key k{cfg.seed, rng::Purpose::Time, step, sample};
-  double t;
-  if (cfg.time_dist == FlowConfig::TimeDist::Uniform) {
-    t = cfg.t0 + (cfg.t1 - cfg.t0) * rng::uniform_at(k, 0);
-  } else {
-    // Logit-normal truncated to [t0, t1]: draw Z ~ N(mu, sigma) and clamp sigmoid(Z). With
-    // t1 = 0.999 and sigma = 1 the truncated mass is ~1e-12, so clamping equals truncation.
-    double z = cfg.mu + cfg.sigma * rng::normal_at(k, 0);
-    t = 1.0 / (1.0 + std::exp(-z));
-    t = std::min(std::max(t, cfg.t0), cfg.t1);
-  }
-  return apply_shift(t, cfg.shift);
+  return flow_time(FlowDraws::of(cfg, step), sample);
 }
 
 int32_t drop_label(const FlowConfig& cfg, uint64_t step, uint64_t sample, int32_t label) {
-  if (cfg.class_dropout <= 0) return label;
-  rng::Key k{cfg.seed, rng::Purpose::Dropout, step, sample};
-  return rng::uniform_at(k, 0) < cfg.class_dropout ? static_cast<int32_t>(cfg.num_classes) : label;
+  return flow_label(FlowDraws::of(cfg, step), sample, label);
 }
 
-void fill_noise(float* eps, int64_t n, uint64_t seed, uint64_t step, uint64_t sample) {
-  rng::Key k{seed, rng::Purpose::Noise, step, sample};
-  for (int64_t i = 0; i < n; ++i) eps[i] = rng::normal_at(k, static_cast<uint64_t>(i));
-}
-
-void make_training_batch(const FlowConfig& cfg, uint64_t step, const Tensor& x,
-                         const Tensor& labels, const std::vector<int64_t>& ids, const Tensor& xt,
-                         const Tensor& target, const Tensor& t, const Tensor& y) {
-  const int64_t B = x.dim(0), D = x.numel() / B;
-  RAE_CHECK(static_cast<int64_t>(ids.size()) == B, "make_training_batch: ", ids.size(),
-            " ids for batch ", B);
-  std::vector<float> eps(D);
-  const float* xp = x.data<float>();
-  float* xtp = xt.data<float>();
-  float* up = target.data<float>();
+void draw_flow_batch(const FlowConfig& cfg, uint64_t step, const Tensor& ids, const Tensor& labels,
+                     const Tensor& eps, const Tensor& t, const Tensor& y) {
+  const int64_t B = ids.numel();
+  RAE_CHECK(ids.dtype() == DType::I64 && labels.dtype() == DType::I32 && labels.numel() == B &&
+                t.dtype() == DType::F32 && t.numel() == B && y.dtype() == DType::I32 &&
+                y.numel() == B && eps.dtype() == DType::F32 && eps.is_contiguous() &&
+                eps.defined() && eps.dim(0) == B,
+            "draw_flow_batch: ids ", ids.str(), ", labels ", labels.str(), ", eps ", eps.str(),
+            ", t ", t.str(), ", y ", y.str());
+  for (const Tensor* x : {&labels, &eps, &t, &y})
+    RAE_CHECK(x->device() == ids.device(), "draw_flow_batch: ", x->str(), " is not on ",
+              ids.device().str());
+  const FlowDraws d = FlowDraws::of(cfg, step);
+  if (ids.is_cuda()) return cuda::draw_flow_batch(d, ids, labels, eps, t, y);
+  const int64_t D = eps.numel() / std::max<int64_t>(B, 1);
+  const int64_t* id = ids.data<int64_t>();
+  float* e = eps.data<float>();
   for (int64_t b = 0; b < B; ++b) {
-    uint64_t id = static_cast<uint64_t>(ids[b]);
-    fill_noise(eps.data(), D, cfg.seed, step, id);
-    float tb = static_cast<float>(sample_time(cfg, step, id));
-    t.data<float>()[b] = tb;
-    y.data<int32_t>()[b] = drop_label(cfg, step, id, labels.data<int32_t>()[b]);
-    for (int64_t i = 0; i < D; ++i) {
-      float xv = xp[b * D + i], e = eps[i];
-      xtp[b * D + i] = (1.0f - tb) * xv + tb * e;
-      up[b * D + i] = e - xv;
-    }
+    const uint64_t sample = static_cast<uint64_t>(id[b]);
+    t.data<float>()[b] = flow_time(d, sample);
+    y.data<int32_t>()[b] = flow_label(d, sample, labels.data<int32_t>()[b]);
+    for (int64_t i = 0; i < D; ++i) e[b * D + i] = flow_noise(d, sample, static_cast<uint64_t>(i));
   }
 }
+
+#ifndef RAE_WITH_CUDA
+namespace cuda {
+void draw_flow_batch(const FlowDraws&, const Tensor& ids, const Tensor&, const Tensor&,
+                     const Tensor&, const Tensor&) {
+  RAE_THROW("draw_flow_batch on ", ids.str(), ": a build without CUDA");
+}
+}  // namespace cuda
+#endif
 
 std::vector<double> sampler_grid(const SamplerConfig& cfg) {
   RAE_CHECK(cfg.num_steps >= 2, "sampler: num_steps must be >= 2, got ", cfg.num_steps);

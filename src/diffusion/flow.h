@@ -5,11 +5,13 @@
 // (seed, step, global sample index) so a sample's noise, time and label dropout do not depend
 // on the rank or micro-batch that processes it.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "tensor/tensor.h"
 
 namespace rae::diffusion {
@@ -27,17 +29,57 @@ struct FlowConfig {
 // Parses "uniform" or "logit-normal_MU_SIGMA" (the release's time_dist_type).
 void parse_time_dist(const std::string& spec, FlowConfig& cfg);
 double time_shift(int64_t dim, double base = 4096.0);  // sqrt(dim / base)
-double apply_shift(double t, double shift);
+RAE_HD double apply_shift(double t, double a) {
+  return a * t / (1.0 + (a - 1.0) * t);
+}
+
+// The per-sample draws, as plain data and host/device functions (the same code runs in the CPU
+// loop and in the CUDA kernel of draw_flow_batch, so both give the same values up to the last
+// bit of the device's double exp, which the float rounding of t absorbs in practice).
+struct FlowDraws {
+  uint64_t seed = 0, step = 0;
+  int logit_normal = 1;
+  double mu = 0, sigma = 1, t0 = 0, t1 = 0.999, shift = 1;
+  double class_dropout = 0;
+  int32_t null_label = 0;
+  static FlowDraws of(const FlowConfig& cfg, uint64_t step);
+};
+RAE_HD float flow_time(const FlowDraws& d, uint64_t sample) {
+  rng::Key k{d.seed, rng::Purpose::Time, d.step, sample};
+  double t;
+  if (!d.logit_normal) {
+    t = d.t0 + (d.t1 - d.t0) * rng::uniform_at(k, 0);
+  } else {
+    // Logit-normal truncated to [t0, t1]: draw Z ~ N(mu, sigma) and clamp sigmoid(Z). With
+    // t1 = 0.999 and sigma = 1 the truncated mass is ~1e-12, so clamping equals truncation.
+    const double z = d.mu + d.sigma * rng::normal_at(k, 0);
+    t = 1.0 / (1.0 + exp(-z));
+    t = t < d.t0 ? d.t0 : (t > d.t1 ? d.t1 : t);
+  }
+  return static_cast<float>(apply_shift(t, d.shift));
+}
+RAE_HD int32_t flow_label(const FlowDraws& d, uint64_t sample, int32_t label) {
+  if (d.class_dropout <= 0) return label;
+  rng::Key k{d.seed, rng::Purpose::Dropout, d.step, sample};
+  return rng::uniform_at(k, 0) < d.class_dropout ? d.null_label : label;
+}
+RAE_HD float flow_noise(const FlowDraws& d, uint64_t sample, uint64_t i) {
+  return rng::normal_at(rng::Key{d.seed, rng::Purpose::Noise, d.step, sample}, i);
+}
 
 double sample_time(const FlowConfig& cfg, uint64_t step, uint64_t sample);
 int32_t drop_label(const FlowConfig& cfg, uint64_t step, uint64_t sample, int32_t label);
-void fill_noise(float* eps, int64_t n, uint64_t seed, uint64_t step, uint64_t sample);
 
-// One (micro-)batch: x (B, T, C) latents, labels (B) I32, global sample ids (B) ->
-// xt, target (B, T, C), t (B) F32, y (B) I32 with class dropout applied.
-void make_training_batch(const FlowConfig& cfg, uint64_t step, const Tensor& x,
-                         const Tensor& labels, const std::vector<int64_t>& sample_ids,
-                         const Tensor& xt, const Tensor& target, const Tensor& t, const Tensor& y);
+// One (micro-)batch's draws, on the device of the tensors (CPU, or CUDA with a kernel): for
+// global sample ids (B) I64 and labels (B) I32: eps (B, ...) F32 noise, t (B) F32 shifted times,
+// y (B) I32 with class dropout applied. Then ops::flow_interpolate(xt, target, x, eps, t) gives
+// x_t = (1 - t) x + t eps and the target eps - x.
+void draw_flow_batch(const FlowConfig& cfg, uint64_t step, const Tensor& ids, const Tensor& labels,
+                     const Tensor& eps, const Tensor& t, const Tensor& y);
+namespace cuda {
+void draw_flow_batch(const FlowDraws& d, const Tensor& ids, const Tensor& labels, const Tensor& eps,
+                     const Tensor& t, const Tensor& y);
+}
 
 // Euler ODE sampler of the release: t grid = shift(1 - linspace(0, 0.999, num_steps)),
 // x <- x + (t_{k+1} - t_k) v(x, t_k). With cfg_scale != 1, the velocity is

@@ -101,10 +101,7 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
   return c;
 }
 
-DiTConfig infer_dit_config(const std::map<std::string, Tensor>& t,
-                           const std::map<std::string, std::string>& meta) {
-  auto it = meta.find("dit_config");
-  if (it != meta.end()) return DiTConfig::from_json(it->second);
+DiTConfig infer_dit_config(const std::map<std::string, Tensor>& t) {
   auto need = [&](const std::string& n) -> const Tensor& {
     auto f = t.find(n);
     RAE_CHECK(f != t.end(), "cannot infer the model: no tensor '", n, "'");
@@ -121,11 +118,14 @@ DiTConfig infer_dit_config(const std::map<std::string, Tensor>& t,
   } else {
     const Tensor& s = need("s_embedder.proj.weight");
     c.body_width = s.dim(0), c.in_channels = s.dim(1), c.head_width = x.dim(0);
+    RAE_CHECK(c.body_width != c.head_width,
+              "cannot infer the DiT^DH config: body and head are both ", c.body_width,
+              " wide, so the tensor names do not tell the head depth; convert the checkpoint "
+              "with tools/convert_rae_checkpoint.py (--head-depth N) to record the config");
     int64_t body = 0;
     while (body < depth &&
            t.at("blocks." + std::to_string(body) + ".norm1.weight").dim(0) == c.body_width)
       ++body;
-    if (c.body_width == c.head_width) body = depth - 2;  // the release's head depth
     c.body_depth = body, c.head_depth = depth - body;
   }
   c.grid = static_cast<int64_t>(std::lround(std::sqrt(need("pos_embed").dim(1))));
@@ -139,10 +139,21 @@ DiTConfig infer_dit_config(const std::map<std::string, Tensor>& t,
   return c;
 }
 
-std::string format_count(int64_t n) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
-  return buf;
+const char* dit_type(const DiTConfig& c) {
+  return c.head_depth > 0 ? "DiTDH" : "DiT";
+}
+
+nlohmann::json DiTDH::config() const {
+  return nlohmann::json::parse(cfg_.to_json());
+}
+
+std::string DiTDH::summary() const {
+  std::string s = cfg_.name + " (" + type() + "): " + nn::format_count(ps_.num_params()) +
+                  " parameters, body " + std::to_string(cfg_.body_width) + "x" +
+                  std::to_string(cfg_.body_depth);
+  if (!plain_)
+    s += ", head " + std::to_string(cfg_.head_width) + "x" + std::to_string(cfg_.head_depth);
+  return s + ", tokens " + std::to_string(cfg_.tokens()) + "x" + std::to_string(cfg_.in_channels);
 }
 
 DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
@@ -168,7 +179,7 @@ DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
   blocks_.resize(depth);
   for (int64_t i = 0; i < depth; ++i) {
     bool body = i < cfg.body_depth;
-    ps_.begin_group("blocks." + std::to_string(i));
+    block_groups_.push_back(ps_.begin_group("blocks." + std::to_string(i)));
     blocks_[i].declare(ps_, "blocks." + std::to_string(i), body ? Wb : Wh,
                        body ? cfg.body_heads : cfg.head_heads, cfg.mlp_ratio);
   }
@@ -255,16 +266,13 @@ void DiTDH::to(Device device) {
 void DiTDH::block_forward(int64_t i, nn::Arena& A, nn::DiTBlock::Saved& s, const Tensor& x_out,
                           const Tensor& x_in, const Tensor& cond, const Tensor& cos,
                           const Tensor& sin) {
-  if (hooks_) hooks_->before_forward(static_cast<int>(i));
-  blocks_[i].forward(ps_, A, s, x_out, x_in, cond, cos, sin);
-  if (hooks_) hooks_->after_forward(static_cast<int>(i));
+  forward_block(static_cast<int>(i),
+                [&] { blocks_[i].forward(ps_, A, s, x_out, x_in, cond, cos, sin); });
 }
 
 void DiTDH::block_backward(int64_t i, nn::Arena& A, const nn::DiTBlock::Saved& s, const Tensor& dx,
                            const Tensor& dcond, const Tensor& cos, const Tensor& sin) {
-  if (hooks_) hooks_->before_backward(static_cast<int>(i));
-  blocks_[i].backward(ps_, A, s, dx, dcond, cos, sin);
-  if (hooks_) hooks_->after_backward(static_cast<int>(i));
+  backward_block(static_cast<int>(i), [&] { blocks_[i].backward(ps_, A, s, dx, dcond, cos, sin); });
 }
 
 void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,

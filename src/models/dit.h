@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "models/denoiser.h"
 #include "nn/arena.h"
-#include "nn/block_hooks.h"
 #include "nn/dit_block.h"
 #include "nn/layers.h"
 #include "nn/params.h"
@@ -30,11 +30,12 @@ struct DiTConfig {
   static DiTConfig from_json(const std::string& text);  // errors name the key
 };
 
-// The config of a state dict: from its "dit_config" metadata when present (our checkpoints),
-// else inferred from the tensor shapes (converted release checkpoints), with the head counts
-// of the release presets (head_dim 64, or 72 for width 1152 with 16 heads).
-DiTConfig infer_dit_config(const std::map<std::string, Tensor>& tensors,
-                           const std::map<std::string, std::string>& metadata);
+// The config of a release state dict without metadata, from the tensor shapes and names, with
+// the head counts of the release presets (head_dim 64, or 72 for width 1152 with 16 heads). The
+// split between body and head blocks comes from their widths; when body and head have the same
+// width the names cannot tell it and this is an error (convert with
+// tools/convert_rae_checkpoint.py --head-depth N, which records the config).
+DiTConfig infer_dit_config(const std::map<std::string, Tensor>& tensors);
 
 // Presets: DiTDH-S/B/L/XL (head 2048 x 2, 16 heads), DiTDH-tiny, DiTDH-micro (tests), and the
 // plain LightningDiT DiT-S/B/L/XL (head_depth 0: c = t_emb + y_emb, x embedded once, final
@@ -42,31 +43,37 @@ DiTConfig infer_dit_config(const std::map<std::string, Tensor>& tensors,
 DiTConfig dit_preset(const std::string& name);
 std::vector<std::string> dit_preset_names();
 
-class DiTDH {
+// The model type of a config: "DiTDH", or "DiT" for the plain LightningDiT (head_depth 0).
+const char* dit_type(const DiTConfig& c);
+
+class DiTDH : public Denoiser {
  public:
   // allocate = false only declares the parameters (names, shapes, counts) without memory.
   explicit DiTDH(const DiTConfig& cfg, bool allocate = true);
-  const DiTConfig& config() const { return cfg_; }
-  nn::ParamStore& params() { return ps_; }
-  const nn::ParamStore& params() const { return ps_; }
+  const DiTConfig& dit_config() const { return cfg_; }
+
+  std::string type() const override { return dit_type(cfg_); }
+  nlohmann::json config() const override;
+  std::vector<int> block_groups() const override { return block_groups_; }
+  std::string summary() const override;
+  int64_t grid() const override { return cfg_.grid; }
+  int64_t channels() const override { return cfg_.in_channels; }
+  int64_t num_classes() const override { return cfg_.num_classes; }
+  bool has_null_class() const override { return cfg_.class_dropout > 0; }
 
   // The release's initialize_weights() (linears keep torch's default kaiming-uniform init,
   // patch embedders xavier-uniform, label table N(0, 0.02), time MLP weights N(0, 0.02),
   // adaLN and final layers zero, Fourier W N(0, 1)); randomness from rng purpose Init keyed by
   // parameter id. Also fills the fixed sin-cos position table.
-  void init(uint64_t seed);
+  void init(uint64_t seed) override;
   // Moves parameters, buffers and tables to `device` (init() and the constructor fill them on
   // the CPU). Activations then live in an arena of that device.
-  void to(Device device);
+  void to(Device device) override;
 
-  // x (B, T, C) F32 tokens of x_t, t (B) F32, y (B) I32 (null class = num_classes), out
-  // (B, T, C). Saves activations in `arena` for backward (arena must not be reset in between).
+  // Denoiser: x (B, T, C) tokens of x_t, t (B) F32, y (B) I32 (null class = num_classes).
   void forward(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
-               const Tensor& y);
-  // Accumulates parameter gradients for dL/dout (B, T, C).
-  void backward(nn::Arena& arena, const Tensor& dout);
-  // Called around each block's forward/backward (null: none); not owned.
-  void set_block_hooks(nn::BlockHooks* hooks) { hooks_ = hooks; }
+               const Tensor& y) override;
+  void backward(nn::Arena& arena, const Tensor& dout) override;
 
  private:
   void block_forward(int64_t i, nn::Arena& arena, nn::DiTBlock::Saved& s, const Tensor& x_out,
@@ -85,8 +92,7 @@ class DiTDH {
 
   DiTConfig cfg_;
   bool plain_ = false;
-  nn::BlockHooks* hooks_ = nullptr;
-  nn::ParamStore ps_;
+  std::vector<int> block_groups_;
   nn::Linear x_embedder_, s_embedder_, s_projector_, t_mlp0_, t_mlp2_, final_ada_, final_linear_;
   bool has_projector_ = false;
   int label_table_ = -1, final_norm_ = -1, fourier_W_ = -1, pos_embed_ = -1;
@@ -101,8 +107,5 @@ class DiTDH {
     std::vector<nn::DiTBlock::Saved> blk;
   } sv_;
 };
-
-// Human-readable parameter count ("838.9M").
-std::string format_count(int64_t n);
 
 }  // namespace rae::models

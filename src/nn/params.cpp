@@ -18,8 +18,9 @@ int ParamStore::add(const std::string& name, const Shape& shape) {
   RAE_CHECK(!by_name_.count(name), "ParamStore: duplicate name ", name);
   ParamGroup& g = groups_.back();
   int id = static_cast<int>(params_.size());
-  params_.push_back(ParamInfo{name, shape, static_cast<int>(groups_.size()) - 1, g.numel});
-  g.numel += shape.numel();
+  const int64_t offset = (g.numel + kParamAlign - 1) / kParamAlign * kParamAlign;
+  params_.push_back(ParamInfo{name, shape, static_cast<int>(groups_.size()) - 1, offset});
+  g.numel = offset + shape.numel();
   g.params.push_back(id);
   by_name_[name] = id;
   return id;
@@ -52,15 +53,10 @@ void ParamStore::allocate(Device device) {
 
 void ParamStore::to_device(Device device) {
   RAE_CHECK(allocated_, "ParamStore: to_device before allocate");
-  for (auto& g : groups_) {
-    g.data = g.data.to(device);
-    g.grad = Tensor::zeros({g.numel}, DType::F32, device);
-  }
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const ParamInfo& p = params_[i];
-    const ParamGroup& g = groups_[p.group];
-    values_[i] = g.data.narrow(0, p.offset, p.shape.numel()).view(p.shape);
-    grads_[i] = g.grad.narrow(0, p.offset, p.shape.numel()).view(p.shape);
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    bind_group(static_cast<int>(gi), g.data.defined() ? g.data.to(device) : Tensor(),
+               g.grad.defined() ? Tensor::zeros({g.numel}, DType::F32, device) : Tensor());
   }
   for (auto& b : buffers_) b = b.to(device);
 }
@@ -89,7 +85,7 @@ int ParamStore::find(const std::string& name) const {
 
 int64_t ParamStore::num_params() const {
   int64_t n = 0;
-  for (auto& g : groups_) n += g.numel;
+  for (auto& p : params_) n += p.shape.numel();
   return n;
 }
 

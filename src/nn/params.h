@@ -1,6 +1,10 @@
-// Parameter registry: named F32 master parameters with gradients, stored in flat per-group
-// buffers (one group per transformer block, plus the embedders and the final layer), so that a
-// distributed helper can shard or all-reduce per block, and the optimizer runs on flat buffers.
+// Parameter registry: named parameters with gradients, stored in flat per-group buffers (one
+// group per transformer block, plus the embedders and the final layer), so that the sharding
+// core (distributed/sharded_params.h) can gather, reduce and update them per group. Each
+// parameter starts at a multiple of kParamAlign elements inside its group (aligned GEMM operands;
+// the holes stay zero and never get gradients). allocate() makes F32 buffers for init; the
+// sharding core later binds each group to its own buffers (bind_group), whose data may be BF16
+// (the compute copy under bf16 precision) while gradients stay F32.
 // Fixed tensors that belong to the state dict (sin-cos position table, Fourier W) are buffers:
 // saved and loaded with the parameters but never optimized.
 #pragma once
@@ -12,6 +16,8 @@
 
 namespace rae::nn {
 
+constexpr int64_t kParamAlign = 64;  // elements: 256 bytes in F32
+
 struct ParamInfo {
   std::string name;
   Shape shape;
@@ -21,8 +27,8 @@ struct ParamInfo {
 
 struct ParamGroup {
   std::string name;
-  int64_t numel = 0;
-  Tensor data, grad;  // flat (numel) F32
+  int64_t numel = 0;  // flat size, alignment holes included
+  Tensor data, grad;  // flat (numel); grad F32, data F32 or the BF16 compute copy
   std::vector<int> params;
 };
 
@@ -52,7 +58,7 @@ class ParamStore {
   const std::vector<std::string>& buffer_names() const { return buffer_names_; }
   int find(const std::string& name) const;  // -1 when absent
 
-  int64_t num_params() const;  // trainable elements
+  int64_t num_params() const;  // trainable elements (holes excluded)
   void zero_grad();
   // Parameters and buffers by name (views into the flat buffers).
   std::map<std::string, Tensor> state_dict() const;

@@ -127,7 +127,8 @@ Tensor ShardedTraining::owned_param(const nn::ParamStore& ps, size_t i) const {
 
 // ---- ZeRO-2/3 block hooks ----
 
-nn::BlockHooks* ShardedTraining::block_hooks(nn::ParamStore& ps) {
+nn::BlockHooks* ShardedTraining::block_hooks(nn::ParamStore& ps,
+                                             const std::vector<int>& block_list) {
   const bool zero = opts_.strategy == distributed::ShardStrategy::FullShard ||
                     opts_.strategy == distributed::ShardStrategy::ShardGradOp;
   if (!zero || shards() == 1 || !world_.device().is_cpu()) return nullptr;
@@ -136,12 +137,8 @@ nn::BlockHooks* ShardedTraining::block_hooks(nn::ParamStore& ps) {
   hooked_ = &ps;
   const bool full = opts_.strategy == distributed::ShardStrategy::FullShard;
   auto& pgs = ps.groups();
-  for (size_t i = 0; i < pgs.size(); ++i) {
-    const std::string& name = pgs[i].name;
-    if (name.rfind("blocks.", 0) != 0) continue;
-    const int k = std::stoi(name.substr(7));
-    if (static_cast<int>(block_group_.size()) <= k) block_group_.resize(k + 1, -1);
-    block_group_[k] = static_cast<int>(i);
+  block_group_ = block_list;
+  for (size_t i : std::vector<size_t>(block_list.begin(), block_list.end())) {
     Group& g = g_[i];
     g.per_block = true;
     hold(-4 * g.numel);  // the model's full gradient buffer goes
@@ -288,7 +285,8 @@ void ShardedTraining::after_backward(int k) {
   if (g.wire_out.raw() != g.grad_shard.raw())
     hold(static_cast<int64_t>(dtype_size(opts_.comm_dtype)) * g.shard_numel);
   // The trainer's gradients are each rank's share of the global-batch mean: sum them.
-  g.reduce_work = groups_.shard->reduce_scatter_async(g.wire_in, g.wire_out, distributed::ReduceOp::Sum);
+  g.reduce_work =
+      groups_.shard->reduce_scatter_async(g.wire_in, g.wire_out, distributed::ReduceOp::Sum);
   release_params(k);
   bind(k);  // the model no longer sees the gradient buffer
   // The previous block's reduce-scatter had this block's backward to overlap with: complete it,
@@ -326,7 +324,7 @@ std::string ShardedTraining::memory_report(const nn::ParamStore& ps) const {
   for (const auto& pg : ps.groups()) {
     const double n = static_cast<double>(pg.numel) * 4;
     const double sh = static_cast<double>((pg.numel + shards() - 1) / shards()) * 4;
-    const bool block = zero_ && pg.name.rfind("blocks.", 0) == 0;
+    const bool block = zero_ && g_[&pg - &ps.groups()[0]].per_block;
     params += block && full ? sh : n;
     grads += block ? 0 : n;
     shard += sh;
@@ -426,7 +424,8 @@ double ShardedTraining::grad_norm(const nn::ParamStore& ps) {
     local += part.is_cuda() ? ops::sum_squares(part) : deterministic_sum_squares(part);
   }
   Tensor t = on_comm(*groups_.shard, Tensor::full({1}, local, DType::F64));
-  groups_.shard->all_reduce_async(t, distributed::ReduceOp::Sum).synchronize();  // replicas are equal
+  groups_.shard->all_reduce_async(t, distributed::ReduceOp::Sum)
+      .synchronize();  // replicas are equal
   return std::sqrt(to_host(t).item(0));
 }
 
@@ -559,8 +558,7 @@ std::string ShardedTraining::save_checkpoint(const std::string& run_dir, const n
     }
     RAE_CHECK(written == S, "checkpoint: ", written, " shards written, expected ", S);
     const std::string sp = (tmp / "state.json").string();
-    m["files"]["state.json"] = {{"bytes", fs::file_size(sp)},
-                                {"checksum", file_checksum(sp)}};
+    m["files"]["state.json"] = {{"bytes", fs::file_size(sp)}, {"checksum", file_checksum(sp)}};
     write_file_atomic((tmp / "manifest.json").string(), m.dump(2) + "\n");
     fsync_path(tmp.string());
     fs::remove_all(final_dir);

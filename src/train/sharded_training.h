@@ -50,7 +50,8 @@ struct ShardOptions {
 
 class ShardedTraining : public GradientSync, public nn::BlockHooks {
  public:
-  ShardedTraining(distributed::Communicator& world, const ShardOptions& opts, const TrainConfig& cfg);
+  ShardedTraining(distributed::Communicator& world, const ShardOptions& opts,
+                  const TrainConfig& cfg);
   ~ShardedTraining() override;
 
   int rank() const override { return world_.rank(); }
@@ -74,7 +75,7 @@ class ShardedTraining : public GradientSync, public nn::BlockHooks {
 
   // ZeRO-2/3 hooks (null for no_shard, hybrid_shard, one shard or NCCL: those keep full
   // parameters and gradients and reduce after the whole backward).
-  nn::BlockHooks* block_hooks(nn::ParamStore& ps) override;
+  nn::BlockHooks* block_hooks(nn::ParamStore& ps, const std::vector<int>& blocks) override;
   void before_forward(int block) override;
   void after_forward(int block) override;
   void before_backward(int block) override;

@@ -87,7 +87,8 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   mc.grid = data.grid();
   mc.num_classes = data.num_classes();
   mc.class_dropout = cfg.class_dropout;
-  model_ = std::make_unique<models::DiTDH>(mc);
+  model_ = models::build_model({models::dit_type(mc), nlohmann::json::parse(mc.to_json())});
+  denoiser_ = &models::module_as<models::Denoiser>(*model_, "Denoiser", "flow matching");
   model_->init(static_cast<uint64_t>(cfg.seed));
   device_ = parse_device(cfg.device);
   if (device_.is_cuda()) {
@@ -105,7 +106,7 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
     RAE_CHECK(cfg.precision != "bf16", "train.precision = bf16 needs train.device = cuda");
   }
   arena_ = nn::Arena(device_, size_t(64) << 20, act_dtype);
-  model_->set_block_hooks(sync_->block_hooks(model_->params()));
+  model_->set_block_hooks(sync_->block_hooks(model_->params(), model_->block_groups()));
   if (!sync_->owns_optimizer()) {  // else the sharded optimizer holds (a shard of) the state
     adam_ =
         std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
@@ -130,11 +131,8 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
   state_.model_config = mc.to_json();
   state_.data = data_.position();
   if (sync_->rank() == 0)
-    log::info("model ", mc.name, ": ", models::format_count(model_->params().num_params()),
-              " parameters (body ", mc.body_width, "x", mc.body_depth, ", head ", mc.head_width,
-              "x", mc.head_depth, "), tokens ", mc.tokens(), "x", mc.in_channels, ", time shift ",
-              flow_.shift, ", device ", device_.str(), ", precision ",
-              device_.is_cuda() ? cfg.precision : std::string("fp32"));
+    log::info("model ", model_->summary(), ", time shift ", flow_.shift, ", device ", device_.str(),
+              ", precision ", device_.is_cuda() ? cfg.precision : std::string("fp32"));
 }
 
 int64_t Trainer::resume() {
@@ -172,7 +170,7 @@ StepStats Trainer::step() {
   const int64_t GB = cfg_.global_batch_size, K = cfg_.grad_accum_steps;
   const int64_t world = sync_->world_size();
   const int64_t per_rank = GB / world, mb = per_rank / K;
-  const int64_t T = model_->config().tokens(), C = model_->config().in_channels;
+  const int64_t T = denoiser_->tokens(), C = denoiser_->channels();
   const uint64_t step_key = static_cast<uint64_t>(state_.step);
   nn::ParamStore& ps = model_->params();
 
@@ -190,13 +188,13 @@ StepStats Trainer::step() {
   Tensor dpred = Tensor::empty({mb, T, C}, DType::F32, dev);
   for (int64_t k = 0; k < K; ++k) {
     Tensor x = batch.latents.narrow(0, k * mb, mb), labels = batch.labels.narrow(0, k * mb, mb);
-    const int64_t* idp = batch.ids.data<int64_t>() + k * mb;
-    std::vector<int64_t> ids(idp, idp + mb);
-    diffusion::make_training_batch(flow_, step_key, x, labels, ids, xt, target, t, y);
+    Tensor ids = batch.ids.narrow(0, k * mb, mb), eps = Tensor::empty({mb, T, C});
+    diffusion::draw_flow_batch(flow_, step_key, ids, labels, eps, t, y);
+    ops::flow_interpolate(xt, target, x, eps, t);
     // The batch is drawn on the host (keyed RNG); the model runs where its parameters are.
     Tensor xt_d = xt.to(dev), target_d = target.to(dev), t_d = t.to(dev), y_d = y.to(dev);
     arena_.reset();
-    model_->forward(arena_, pred, xt_d, t_d, y_d);
+    denoiser_->forward(arena_, pred, xt_d, t_d, y_d);
     // This micro-batch's share of the global mean: (mb / GB) * its own mean.
     const double share = static_cast<double>(mb) / static_cast<double>(GB);
     // On the CPU in a fixed order (bit-exact resume); on a GPU by the op's own reduction.
@@ -204,7 +202,7 @@ StepStats Trainer::step() {
         share * (dev.is_cpu() ? mse_deterministic(pred, target) : ops::mse_forward(pred, target_d));
     dpred.zero_();
     ops::mse_backward(dpred, pred, target_d, share);
-    model_->backward(arena_, dpred);
+    denoiser_->backward(arena_, dpred);
   }
   sync_->sync_gradients(ps);
   StepStats s;

@@ -12,6 +12,7 @@
 
 #include "diffusion/flow.h"
 #include "models/dit.h"
+#include "models/registry.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/data_source.h"
@@ -35,7 +36,9 @@ class GradientSync {
   virtual bool owns_optimizer() const { return false; }
   // Per-block hooks for the model (ZeRO-2/3 gather/release and per-block gradient reduction);
   // called once with the model's parameters (on their device) before the first step.
-  virtual nn::BlockHooks* block_hooks(nn::ParamStore&) { return nullptr; }
+  virtual nn::BlockHooks* block_hooks(nn::ParamStore&, const std::vector<int>& /*blocks*/) {
+    return nullptr;
+  }
   virtual void optimizer_step(nn::ParamStore&, double /*lr*/, double /*grad_scale*/,
                               double /*ema_decay*/) {}
   virtual int64_t optimizer_steps() const { return 0; }
@@ -75,7 +78,7 @@ class Trainer {
   void run();
   std::string save_checkpoint();
 
-  models::DiTDH& model() { return *model_; }
+  nn::Module& model() { return *model_; }
   Ema& ema() { return *ema_; }
   const RunState& state() const { return state_; }
   const diffusion::FlowConfig& flow() const { return flow_; }
@@ -90,7 +93,8 @@ class Trainer {
   ParameterSource default_params_;
   GradientSync* sync_;
   ParameterSource* param_source_;
-  std::unique_ptr<models::DiTDH> model_;
+  std::unique_ptr<nn::Module> model_;
+  models::Denoiser* denoiser_ = nullptr;
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<Ema> ema_;
   diffusion::FlowConfig flow_;

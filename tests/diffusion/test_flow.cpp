@@ -4,7 +4,9 @@
 
 #include <cmath>
 
+#include "core/rng.h"
 #include "diffusion/flow.h"
+#include "ops/elementwise.h"
 
 using namespace rae;
 using diffusion::FlowConfig;
@@ -52,24 +54,42 @@ TEST(Flow, DrawsDependOnlyOnStepAndSample) {
   EXPECT_NEAR(dropped / 10000.0, 0.1, 0.01);
 }
 
-TEST(Flow, TrainingBatchInterpolates) {
+// draw_flow_batch: per-sample keyed draws (a sample's noise, time and label do not depend on
+// its position in the batch), then ops::flow_interpolate builds x_t and the target.
+TEST(Flow, TrainingBatchDrawsAndInterpolates) {
   FlowConfig c;
-  c.class_dropout = 0;
-  const int64_t B = 2, T = 3, C = 4;
+  c.class_dropout = 0.5;
+  c.num_classes = 9;
+  const int64_t B = 3, T = 3, C = 4;
   Tensor x = Tensor::empty({B, T, C}), labels = Tensor::full({B}, 2, DType::I32);
   for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = 0.1f * i;
-  Tensor xt = Tensor::empty({B, T, C}), u = Tensor::empty({B, T, C});
+  Tensor ids = Tensor::empty({B}, DType::I64);
+  for (int64_t b = 0; b < B; ++b) ids.data<int64_t>()[b] = 10 + b;
+  Tensor eps = Tensor::empty({B, T, C}), xt = Tensor::empty({B, T, C}),
+         u = Tensor::empty({B, T, C});
   Tensor t = Tensor::empty({B}), y = Tensor::empty({B}, DType::I32);
-  diffusion::make_training_batch(c, 4, x, labels, {10, 11}, xt, u, t, y);
+  diffusion::draw_flow_batch(c, 4, ids, labels, eps, t, y);
+  ops::flow_interpolate(xt, u, x, eps, t);
+  // The same samples in another order and batch give the same draws.
+  Tensor ids1 = Tensor::full({1}, 11, DType::I64), lab1 = Tensor::full({1}, 2, DType::I32);
+  Tensor eps1 = Tensor::empty({1, T, C}), t1 = Tensor::empty({1}),
+         y1 = Tensor::empty({1}, DType::I32);
+  diffusion::draw_flow_batch(c, 4, ids1, lab1, eps1, t1, y1);
+  EXPECT_EQ(t1.data<float>()[0], t.data<float>()[1]);
+  EXPECT_EQ(y1.data<int32_t>()[0], y.data<int32_t>()[1]);
+  for (int64_t i = 0; i < T * C; ++i)
+    EXPECT_EQ(eps1.data<float>()[i], eps.data<float>()[T * C + i]);
   for (int64_t b = 0; b < B; ++b) {
-    std::vector<float> eps(T * C);
-    diffusion::fill_noise(eps.data(), T * C, c.seed, 4, 10 + b);
+    const uint64_t id = 10 + b;
     float tb = t.data<float>()[b];
-    EXPECT_EQ(y.data<int32_t>()[b], 2);
+    EXPECT_EQ(tb, static_cast<float>(diffusion::sample_time(c, 4, id)));
+    EXPECT_EQ(y.data<int32_t>()[b], diffusion::drop_label(c, 4, id, 2));
     for (int64_t i = 0; i < T * C; ++i) {
+      const float e = rng::normal_at(rng::Key{c.seed, rng::Purpose::Noise, 4, id}, i);
+      EXPECT_EQ(eps.data<float>()[b * T * C + i], e);
       float xv = x.data<float>()[b * T * C + i];
-      EXPECT_FLOAT_EQ(xt.data<float>()[b * T * C + i], (1 - tb) * xv + tb * eps[i]);
-      EXPECT_FLOAT_EQ(u.data<float>()[b * T * C + i], eps[i] - xv);
+      EXPECT_FLOAT_EQ(xt.data<float>()[b * T * C + i], (1 - tb) * xv + tb * e);
+      EXPECT_FLOAT_EQ(u.data<float>()[b * T * C + i], e - xv);
     }
   }
 }

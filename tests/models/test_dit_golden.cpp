@@ -28,11 +28,11 @@ Golden load_golden(const std::string& file) {
   return g;
 }
 
-models::DiTDH make_model(const Golden& g, const std::string& preset) {
+std::unique_ptr<models::DiTDH> make_model(const Golden& g, const std::string& preset) {
   models::DiTConfig c = models::dit_preset(preset);
   c.in_channels = 8, c.grid = 4, c.num_classes = 5;
-  models::DiTDH m(c);
-  m.params().load_state_dict(g.params, "tiny_ditdh.safetensors");
+  auto m = std::make_unique<models::DiTDH>(c);
+  m->params().load_state_dict(g.params, "tiny_ditdh.safetensors");
   return m;
 }
 
@@ -56,7 +56,8 @@ class DiTGolden : public ::testing::TestWithParam<std::pair<const char*, const c
 
 TEST_P(DiTGolden, ForwardLossAndEveryGradient) {
   Golden g = load_golden(GetParam().first);
-  models::DiTDH m = make_model(g, GetParam().second);
+  auto model = make_model(g, GetParam().second);
+  models::DiTDH& m = *model;
   nn::Arena arena;
   Tensor out;
   double loss = loss_and_grad(m, arena, g, out);
@@ -83,7 +84,8 @@ TEST_P(DiTGolden, ForwardLossAndEveryGradient) {
 
 TEST_P(DiTGolden, TenAdamWStepsWithClipping) {
   Golden g = load_golden(GetParam().first);
-  models::DiTDH m = make_model(g, GetParam().second);
+  auto model = make_model(g, GetParam().second);
+  models::DiTDH& m = *model;
   Tensor hp = g.f.get("adam.hparams");
   train::AdamW adam(m.params(), hp.item(1), hp.item(2), 1e-8, hp.item(3));
   nn::Arena arena;

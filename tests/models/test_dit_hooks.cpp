@@ -18,10 +18,9 @@ namespace {
 // Keeps every block group's parameters aside and binds them only between before_* and after_*.
 class LocalZero3 : public nn::BlockHooks {
  public:
-  explicit LocalZero3(nn::ParamStore& ps) : ps_(ps) {
-    for (size_t i = 0; i < ps.groups().size(); ++i) {
-      if (ps.groups()[i].name.rfind("blocks.", 0) != 0) continue;
-      group_.push_back(static_cast<int>(i));
+  LocalZero3(nn::ParamStore& ps, const std::vector<int>& blocks) : ps_(ps) {
+    for (int i : blocks) {
+      group_.push_back(i);
       kept_.push_back(ps.groups()[i].data.clone());
       grads_.push_back(Tensor::zeros({ps.groups()[i].numel}));
       ps.bind_group(static_cast<int>(i), Tensor(), Tensor());
@@ -62,7 +61,7 @@ void check_preset(const std::string& preset) {
       Tensor r = rae::test::randn({g.numel}, 11, 0.05);
       Tensor(g.data).copy_from(r);
     }
-  LocalZero3 hooks(hooked.params());
+  LocalZero3 hooks(hooked.params(), hooked.block_groups());
   hooked.set_block_hooks(&hooks);
   const int64_t B = 2, T = cfg.tokens(), C = cfg.in_channels;
   Tensor x = rae::test::randn({B, T, C}, 1), t = rae::test::rand_uniform({B}, 2, 0, 1);
