@@ -1,12 +1,13 @@
 // Communicator: the collective verbs that sharded data-parallel training needs, behind one
-// interface with two backends: MpiCommunicator (CPU tensors) and NcclCommunicator (CUDA tensors,
-// CUDA builds only). Every verb has an async form returning a Work handle; every blocking wait is
-// guarded by the watchdog (distributed/watchdog.h), which aborts the whole job on a timeout instead of
-// hanging.
+// interface with two backends: MpiCommunicator (CPU tensors, or CUDA tensors staged through the
+// host) and NcclCommunicator (CUDA tensors, CUDA builds only). Every verb has an async form
+// returning a Work handle; every blocking wait is guarded by the watchdog (distributed/watchdog.h),
+// which aborts the whole job on a timeout instead of hanging.
 //
 // Rules shared by all backends:
 // - Every rank of a communicator issues the same collectives in the same order.
-// - Tensors are contiguous and live on the backend's device; a Work keeps them alive until done.
+// - Tensors are contiguous and live on the backend's device (MPI: CPU or CUDA); a Work keeps them
+//   alive until done.
 // - Reductions support F32, F64, BF16, I32, I64 (BF16 accumulates pairwise in f32, rounding each
 //   partial sum to bf16, as NCCL does); gathers and broadcasts move any dtype.
 // - Avg divides the sum by size() after the reduction (exact for power-of-two sizes).

@@ -118,6 +118,27 @@ bool overlaps(const Tensor& a, const Tensor& b) {
   return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
 }
 
+// Collective arguments in host memory: CUDA tensors are staged (this MPI is not assumed to be
+// CUDA-aware). Inputs are copied to the host when the collective is issued (the copy waits for
+// the work queued on the device), outputs copied back when it completes.
+struct Staged {
+  Tensor arg, host;
+};
+Staged stage_input(const Tensor& t) {
+  return {t, t.is_cuda() ? t.to(Device::cpu()) : t};
+}
+Staged stage_output(const Tensor& t) {
+  return {t, t.is_cuda() ? Tensor::empty(t.shape(), t.dtype()) : t};
+}
+void unstage(Staged& s) {
+  if (s.arg.is_cuda()) s.arg.copy_from(s.host);
+}
+
+// MPI arguments may be CPU tensors or CUDA tensors (staged through the host).
+void check_mpi_tensor(const Tensor& t, const char* what, const char* arg, const Communicator& c) {
+  check_collective_tensor(t, t.defined() && t.is_cuda() ? t.device() : Device::cpu(), what, arg, c);
+}
+
 class MpiWork : public WorkImpl {
  public:
   MpiWork(watchdog::CollectiveInfo info, std::vector<Tensor> keep, std::function<void()> finish)
@@ -260,25 +281,29 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const s
 }
 
 Work MpiCommunicator::all_reduce_async(const Tensor& t, ReduceOp op) {
-  check_collective_tensor(t, device(), "all_reduce", "tensor", *this);
+  check_mpi_tensor(t, "all_reduce", "tensor", *this);
   RAE_CHECK(dtype_reducible(t.dtype()), label_, ".all_reduce: cannot reduce ",
             dtype_name(t.dtype()));
   watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::AllReduce,
                                 next_seq(),     static_cast<int64_t>(t.nbytes()),
                                 t.dtype(),      rank(),
                                 size()};
-  std::function<void()> finish;
-  if (op == ReduceOp::Avg && size() > 1) finish = [t, n = size()] { scale_by_inverse(t, n); };
-  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{t}, std::move(finish));
-  mpi_check(MPI_Iallreduce(MPI_IN_PLACE, t.raw(), mpi_count(t.numel(), *this, "all_reduce"),
+  Staged st = stage_input(t);
+  std::function<void()> finish = [st, avg = op == ReduceOp::Avg && size() > 1,
+                                  n = size()]() mutable {
+    if (avg) scale_by_inverse(st.host, n);
+    unstage(st);
+  };
+  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{t, st.host}, std::move(finish));
+  mpi_check(MPI_Iallreduce(MPI_IN_PLACE, st.host.raw(), mpi_count(t.numel(), *this, "all_reduce"),
                            mpi_type(t.dtype()), mpi_sum(t.dtype()), comm_, w->request()),
             "MPI_Iallreduce");
   return Work(w);
 }
 
 Work MpiCommunicator::reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) {
-  check_collective_tensor(in, device(), "reduce_scatter", "input", *this);
-  check_collective_tensor(out, device(), "reduce_scatter", "output", *this);
+  check_mpi_tensor(in, "reduce_scatter", "input", *this);
+  check_mpi_tensor(out, "reduce_scatter", "output", *this);
   RAE_CHECK(in.dtype() == out.dtype(), label_, ".reduce_scatter: dtypes differ (",
             dtype_name(in.dtype()), " vs ", dtype_name(out.dtype()), ")");
   RAE_CHECK(dtype_reducible(in.dtype()), label_, ".reduce_scatter: cannot reduce ",
@@ -289,55 +314,65 @@ Work MpiCommunicator::reduce_scatter_async(const Tensor& in, const Tensor& out, 
                                 next_seq(),     static_cast<int64_t>(in.nbytes()),
                                 in.dtype(),     rank(),
                                 size()};
+  Staged sin = stage_input(in), sout = stage_output(out);
   // MPI's in-place form has other semantics than NCCL's; stage an overlapping output instead.
-  Tensor target = overlaps(in, out) ? Tensor::empty(out.shape(), out.dtype()) : out;
-  std::function<void()> finish = [target, dst = Tensor(out), op, n = size()]() mutable {
+  Tensor target =
+      overlaps(sin.host, sout.host) ? Tensor::empty(out.shape(), out.dtype()) : sout.host;
+  std::function<void()> finish = [target, sout, op, n = size()]() mutable {
     if (op == ReduceOp::Avg && n > 1) scale_by_inverse(target, n);
-    if (target.raw() != dst.raw()) dst.copy_from(target);
+    if (target.raw() != sout.host.raw()) sout.host.copy_from(target);
+    unstage(sout);
   };
-  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{in, out, target}, std::move(finish));
+  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{in, out, sin.host, target},
+                                     std::move(finish));
   mpi_check(MPI_Ireduce_scatter_block(
-                in.raw(), target.raw(), mpi_count(out.numel(), *this, "reduce_scatter"),
+                sin.host.raw(), target.raw(), mpi_count(out.numel(), *this, "reduce_scatter"),
                 mpi_type(in.dtype()), mpi_sum(in.dtype()), comm_, w->request()),
             "MPI_Ireduce_scatter_block");
   return Work(w);
 }
 
 Work MpiCommunicator::all_gather_async(const Tensor& in, const Tensor& out) {
-  check_collective_tensor(in, device(), "all_gather", "input", *this);
-  check_collective_tensor(out, device(), "all_gather", "output", *this);
+  check_mpi_tensor(in, "all_gather", "input", *this);
+  check_mpi_tensor(out, "all_gather", "output", *this);
   RAE_CHECK(in.dtype() == out.dtype(), label_, ".all_gather: dtypes differ (",
             dtype_name(in.dtype()), " vs ", dtype_name(out.dtype()), ")");
   RAE_CHECK(out.numel() == in.numel() * size(), label_, ".all_gather: output has ", out.numel(),
             " elements, expected ", size(), " x ", in.numel(), " (rank ", rank(), ")");
   const char* own_chunk = static_cast<const char*>(out.raw()) + rank() * in.nbytes();
-  const bool in_place = in.raw() == own_chunk;
-  RAE_CHECK(in_place || !overlaps(in, out), label_,
+  const bool in_place = in.raw() == own_chunk && in.device() == out.device();
+  RAE_CHECK(in_place || in.device() != out.device() || !overlaps(in, out), label_,
             ".all_gather: input overlaps the output but is not this rank's chunk");
   watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::AllGather,
                                 next_seq(),     static_cast<int64_t>(out.nbytes()),
                                 in.dtype(),     rank(),
                                 size()};
-  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{in, out}, nullptr);
+  Staged sin = stage_input(in), sout = stage_output(out);
+  const bool mpi_in_place = in_place && !out.is_cuda();  // staged copies are separate buffers
+  std::function<void()> finish = [sout]() mutable { unstage(sout); };
+  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{in, out, sin.host, sout.host},
+                                     std::move(finish));
   int count = mpi_count(in.numel(), *this, "all_gather");
   MPI_Datatype type = mpi_type(in.dtype());
-  mpi_check(MPI_Iallgather(in_place ? MPI_IN_PLACE : in.raw(), count, type, out.raw(), count, type,
-                           comm_, w->request()),
+  mpi_check(MPI_Iallgather(mpi_in_place ? MPI_IN_PLACE : sin.host.raw(), count, type,
+                           sout.host.raw(), count, type, comm_, w->request()),
             "MPI_Iallgather");
   return Work(w);
 }
 
 Work MpiCommunicator::broadcast_async(const Tensor& t, int root) {
-  check_collective_tensor(t, device(), "broadcast", "tensor", *this);
+  check_mpi_tensor(t, "broadcast", "tensor", *this);
   RAE_CHECK(root >= 0 && root < size(), label_, ".broadcast: root ", root, " outside 0..",
             size() - 1);
   watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::Broadcast,
                                 next_seq(),     static_cast<int64_t>(t.nbytes()),
                                 t.dtype(),      rank(),
                                 size()};
-  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{t}, nullptr);
-  mpi_check(MPI_Ibcast(t.raw(), mpi_count(t.numel(), *this, "broadcast"), mpi_type(t.dtype()), root,
-                       comm_, w->request()),
+  Staged st = stage_input(t);
+  std::function<void()> finish = [st]() mutable { unstage(st); };
+  auto w = std::make_shared<MpiWork>(info, std::vector<Tensor>{t, st.host}, std::move(finish));
+  mpi_check(MPI_Ibcast(st.host.raw(), mpi_count(t.numel(), *this, "broadcast"), mpi_type(t.dtype()),
+                       root, comm_, w->request()),
             "MPI_Ibcast");
   return Work(w);
 }

@@ -1,4 +1,7 @@
-// MPI backend: CPU tensors, nonblocking MPI_I* collectives, waits under the watchdog.
+// MPI backend: nonblocking MPI_I* collectives on CPU tensors, waits under the watchdog. CUDA
+// tensors are accepted too, staged through host copies (inputs copied when the collective is
+// issued, outputs copied back when it completes): that is how two ranks share one GPU in the
+// device check, which NCCL refuses.
 // BF16 reductions use a user-defined MPI op that adds in f32 and rounds to bf16.
 // MPI has no progress thread here: an outstanding Work advances when any wait/test is called,
 // so a trainer overlapping CPU compute with communication should test() its handles between

@@ -84,7 +84,7 @@ ShardedTraining::ShardedTraining(distributed::Communicator& world, const ShardOp
     : world_(world), opts_(opts), cfg_(cfg) {
   RAE_CHECK(opts.comm_dtype == DType::F32 || opts.comm_dtype == DType::BF16,
             "--dist.comm_dtype must be fp32 or bf16");
-  groups_ = distributed::ShardGroups::make(world, opts.strategy);
+  groups_ = distributed::ShardGroups::make(&world, opts.strategy);
 }
 
 ShardedTraining::~ShardedTraining() = default;

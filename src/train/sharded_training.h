@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "distributed/communicator.h"
-#include "distributed/flat_shard.h"
+#include "distributed/sharding.h"
 #include "distributed/mpi_communicator.h"
 #include "nn/block_hooks.h"
 #include "train/checkpoint.h"

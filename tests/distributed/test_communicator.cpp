@@ -1,6 +1,6 @@
 // MpiCommunicator collectives. Run alone (one rank, via ctest's discovered tests) and under
-// `mpirun -np 2|3|4` (tests/distributed/tests.cmake). Values are small integers so that sums are exact
-// in every dtype (bf16 holds integers up to 256 exactly): the expected results are exact.
+// `mpirun -np 2|3|4` (tests/distributed/tests.cmake). Values are small integers so that sums are
+// exact in every dtype (bf16 holds integers up to 256 exactly): the expected results are exact.
 #include <gtest/gtest.h>
 
 #include <vector>

@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "core/device.h"
-#include "distributed/flat_shard.h"
 #include "distributed/nccl_communicator.h"
 #include "mpi_env.h"
 #include "support/util.h"
+#include "toy_module.h"
 
 namespace rae {
 namespace {
@@ -99,29 +99,21 @@ TEST(Nccl, SplitCommunicator) {
   EXPECT_EQ(t.to(Device::cpu()).item(0), s);
 }
 
-TEST(Nccl, FullShardBlockOnGpu) {
+// The sharding core over NCCL: every strategy's toy training matches the single-process
+// reference, in F32 and with bf16 parameter gathers.
+TEST(Nccl, ShardedParamsOnGpu) {
   NCCL_OR_SKIP(c);
-  distributed::ShardGroups g;
-  g.strategy = distributed::ShardStrategy::FullShard;
-  g.shard = c.get();
-  auto layout = distributed::make_flat_layout({{"w", Shape{37, 3}}, {"b", Shape{5}}}, c->size());
-  Tensor values = test::randn({layout.used_numel}, 5);
-  for (DType comm : {DType::F32, DType::BF16}) {
-    distributed::FlatParamBlock blk(layout, g, c->device(), comm);
-    blk.load_full(values.to(c->device()));
-    blk.gather_async().wait();
-    Tensor full = blk.full().to(Device::cpu()).narrow(0, 0, layout.used_numel);
-    EXPECT_EQ(test::max_abs_diff(full, values), 0.0);
-    blk.begin_backward();
-    Tensor(blk.grad_full())
-        .copy_from(Tensor::full({layout.padded_numel}, 1.0 + c->rank()).to(c->device()));
-    blk.reduce_grads_async().synchronize();
-    Tensor gs = blk.grad_shard().to(Device::cpu());
-    double mean = 0;
-    for (int r = 0; r < c->size(); ++r) mean += (1.0 + r) / c->size();
-    EXPECT_NEAR(gs.item(0), mean, comm == DType::BF16 ? mean / 128 : 1e-6);
-    blk.release_grads();
-    blk.release();
+  for (auto s : {distributed::ShardStrategy::NoShard, distributed::ShardStrategy::ShardGradOp,
+                 distributed::ShardStrategy::FullShard}) {
+    SCOPED_TRACE(distributed::strategy_name(s));
+    distributed::ShardingOptions o;
+    o.strategy = s;
+    o.bucket_numel = 64;
+    auto r = test::train_toy(c.get(), o, c->device(), 2, 2);
+    EXPECT_LE(r.max_diff, 2e-6);
+    o.param_dtype = DType::BF16;
+    o.comm_dtype = DType::BF16;
+    EXPECT_LE(test::train_toy(c.get(), o, c->device(), 1, 2).max_diff, 0.05);
   }
 }
 

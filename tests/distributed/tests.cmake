@@ -11,8 +11,15 @@ add_executable(dist_fault ${CMAKE_CURRENT_LIST_DIR}/dist_fault.cpp)
 target_link_libraries(dist_fault PRIVATE rae_distributed)
 target_compile_options(dist_fault PRIVATE ${RAE_WARNINGS})
 
+# The sharding core's toy module (a helper source of test_sharded_params).
+foreach(prog test_sharded_params test_nccl)
+  if(TARGET ${prog})
+    target_sources(${prog} PRIVATE ${CMAKE_CURRENT_LIST_DIR}/toy_module.cpp)
+  endif()
+endforeach()
+
 # Collectives and sharding at 1-4 ranks (sizes not divisible by the world size included).
-foreach(prog test_communicator test_flat_shard)
+foreach(prog test_communicator test_sharded_params)
   if(TARGET ${prog})
     foreach(np 1 2 3 4)
       add_test(NAME dist_${prog}_np${np} COMMAND ${RAE_MPIRUN} -np ${np} $<TARGET_FILE:${prog}>)
