@@ -96,6 +96,37 @@ void check_collective_tensor(const Tensor& t, Device expect, const char* what, c
             expect.str(), " for the ", comm.backend(), " backend (rank ", comm.rank(), ")");
 }
 
+std::vector<int64_t> all_gather_i64(Communicator* comm, const std::vector<int64_t>& mine) {
+  if (!comm) return mine;
+  const int64_t n = static_cast<int64_t>(mine.size());
+  Tensor in = Tensor::empty({n}, DType::I64);
+  std::copy(mine.begin(), mine.end(), in.data<int64_t>());
+  Tensor out = Tensor::empty({n * comm->size()}, DType::I64, comm->device());
+  comm->all_gather_async(in.to(comm->device()), out).synchronize();
+  Tensor host = out.to(Device::cpu());
+  return std::vector<int64_t>(host.data<int64_t>(), host.data<int64_t>() + host.numel());
+}
+
+int64_t broadcast_i64(Communicator* comm, int64_t value, int root) {
+  if (!comm) return value;
+  Tensor t = Tensor::full({1}, 0, DType::I64);
+  t.data<int64_t>()[0] = value;
+  Tensor d = t.to(comm->device());
+  comm->broadcast_async(d, root).synchronize();
+  return d.to(Device::cpu()).data<int64_t>()[0];
+}
+
+double sum_f64(Communicator* comm, double value) {
+  if (!comm) return value;
+  Tensor t = Tensor::full({1}, value, DType::F64).to(comm->device());
+  comm->all_reduce_async(t, ReduceOp::Sum).synchronize();
+  return t.to(Device::cpu()).item(0);
+}
+
+void barrier(Communicator* comm) {
+  if (comm) comm->barrier();
+}
+
 namespace {
 std::atomic<int64_t> g_step{0};
 }

@@ -134,6 +134,13 @@ void check_collective_tensor(const Tensor& t, Device expect, const char* what, c
                              const Communicator& comm);
 bool dtype_reducible(DType t);
 
+// Small host values through any backend (copied to the communicator's device and back), for
+// coordination (losses, checkpoint bookkeeping). `comm` null: one process (the value itself).
+std::vector<int64_t> all_gather_i64(Communicator* comm, const std::vector<int64_t>& mine);
+int64_t broadcast_i64(Communicator* comm, int64_t value, int root = 0);
+double sum_f64(Communicator* comm, double value);
+void barrier(Communicator* comm);
+
 // The step number printed in watchdog messages (set by the trainer each step).
 void set_step(int64_t step);
 int64_t current_step();

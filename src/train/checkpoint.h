@@ -1,46 +1,85 @@
-// Run checkpoints: checkpoints/step-NNNNNNN/ with model.safetensors, ema.safetensors,
-// optimizer.safetensors (AdamW moments), state.json (step, data position, guard counters) and
-// manifest.json (file sizes and XXH64 checksums). Written into a temporary directory,
-// fsynced, then renamed into place, so a checkpoint directory either verifies or is absent.
+// The one checkpoint format, for every strategy, world size and device:
+//
+//   checkpoints/step-NNNNNNN/
+//     shard-KKKKK-of-SSSSS.safetensors  one per shard rank (written by the ranks of replica 0 in
+//                                       parallel): for every parameter element range that shard
+//                                       owns, 1-D F32 slices "<model>/<kind>/<tensor>@<offset>",
+//                                       kind = param | ema | adam_m | adam_v
+//     extras.safetensors                rank 0: every model's buffers ("<model>/buffer/<name>",
+//                                       e.g. pos_embed, t_embedder.W) and the objective's
+//                                       artifacts ("artifact/<name>", e.g. the latent statistics)
+//     state.json                        RunState: step, data position and data-order signature,
+//                                       AdamW step counts, NaN-guard counters, seed
+//     manifest.json                     format "rae-checkpoint" v2; per model its type and config
+//                                       and, per tensor, its name, shape, dtype and the pieces
+//                                       (file, element offset, count) that hold it; every file's
+//                                       size and XXH64 checksum
+//
+// Because pieces are per tensor (not per flat buffer), any rank count and strategy reads any
+// checkpoint: each rank copies exactly the element ranges it owns (ShardedParams::pieces) from
+// whichever files hold them; with the same world size and strategy a rank reads exactly its own
+// file, and resumes bit-exactly. Buffers are saved and loaded, never rebuilt by init().
+//
+// Crash safety: everything is written into checkpoints/.tmp-step-N/ (each file atomically:
+// core/atomic_file.h), the directory is fsynced and renamed into place, then its parent
+// fsynced, so a checkpoint directory either verifies or does not exist. Resume takes the newest
+// checkpoint that verifies against its manifest (a corrupt newer one is reported and skipped).
+// For tests, RAE_TEST_KILL_CHECKPOINT=shards|manifest SIGKILLs rank 0 after the shard files,
+// or after the manifest before the rename.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.h"
-#include "core/checksum.h"
-#include "nn/params.h"
-#include "train/optimizer.h"
+#include "distributed/communicator.h"
+#include "train/objective.h"
 
 namespace rae::train {
 
 struct RunState {
   int64_t step = 0;  // optimizer steps done (the data position is step * global batch)
   int64_t samples_seen = 0;
-  int64_t adam_step = 0;  // AdamW bias-correction count (skipped steps do not count)
   int64_t bad_in_row = 0, skipped_total = 0;
   uint64_t seed = 0;
-  std::string preset;
-  std::string model_config;  // DiTConfig JSON, stored as model/ema safetensors metadata
-  nlohmann::json data;       // the data stream's position (next batch)
+  nlohmann::json data;                        // the data stream's position (of the next batch)
+  std::string data_signature;                 // BatchStream::order_signature()
+  std::map<std::string, int64_t> adam_steps;  // per model: AdamW bias-correction count
+  nlohmann::json to_json() const;
+  static RunState from_json(const nlohmann::json& j, const std::string& where);
 };
 
-std::string checkpoint_name(int64_t step);  // "step-0000040"
+constexpr const char* kCheckpointFormat = "rae-checkpoint";
+constexpr int kCheckpointVersion = 2;
 
-// Writes checkpoint `state.step` under root/checkpoints and prunes old ones (keep the newest
-// `keep_last`, and those whose step is a multiple of `keep_every` when > 0). Returns its path.
-std::string write_checkpoint(const std::string& run_dir, const nn::ParamStore& ps, Ema& ema,
-                             AdamW& adam, const RunState& state, int64_t keep_last,
-                             int64_t keep_every);
-// Checks a checkpoint directory against its manifest; returns "" or the problem.
-std::string verify_checkpoint(const std::string& dir);
+std::string checkpoint_name(int64_t step);  // "step-0000040"
 // Checkpoint directories of a run, newest first.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// Checks a checkpoint directory against its manifest; returns "" or the problem.
+std::string verify_checkpoint(const std::string& dir);
 // The newest checkpoint that verifies; corrupt newer ones are reported (log::warn) and skipped.
 std::optional<std::string> latest_valid_checkpoint(const std::string& run_dir);
-void load_checkpoint(const std::string& dir, nn::ParamStore& ps, Ema* ema, AdamW* adam,
-                     RunState* state);
+
+// Writes checkpoint `state.step` of `models` (collective over `world`; null: one process) under
+// run_dir/checkpoints and prunes old ones (the newest `keep_last`, plus those whose step is a
+// multiple of `keep_every` when > 0). Returns its path on rank 0 ("" elsewhere).
+std::string save_checkpoint(const std::string& run_dir, const std::vector<TrainedModel*>& models,
+                            const Objective& objective, const RunState& state, int64_t keep_last,
+                            int64_t keep_every, distributed::Communicator* world);
+
+// Loads checkpoint `dir` into `models` (collective): every rank its owned shards of parameters,
+// EMA and AdamW moments, the buffers, the AdamW step counts; then publishes the parameters.
+// The models must match the checkpoint's (names, types, configs, tensor shapes); errors name
+// the file and the tensor.
+RunState load_checkpoint(const std::string& dir, const std::vector<TrainedModel*>& models,
+                         distributed::Communicator* world);
+
+// `rae export`: model `model_name`'s weights (or its EMA) of a checkpoint as one safetensors file
+// with the release's tensor names, the buffers, the objective's artifacts (latent statistics)
+// and metadata model_type / model_config (models/registry.h) and step.
+void export_checkpoint(const std::string& dir, const std::string& model_name, bool ema,
+                       const std::string& out);
 
 }  // namespace rae::train

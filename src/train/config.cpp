@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/device.h"
@@ -22,7 +23,11 @@ struct Key {
 
 const Key kKeys[] = {
     {"model.preset", Key::String, "DiTDH-{micro,tiny,S,B,L,XL} or DiT-{micro,S,B,L,XL}"},
+    {"model.overrides", Key::String,
+     "JSON object of config keys replacing the preset's (e.g. {\"body_depth\":6})"},
     {"model.class_dropout", Key::Double, "class-label dropout probability (CFG)"},
+    {"data.normalize", Key::Bool,
+     "normalise latents with the cache's statistics, (z - mean) / sqrt(var + 1e-5)"},
     {"transport.time_dist", Key::String, "uniform | logit-normal_MU_SIGMA"},
     {"transport.shift_base", Key::Double, "time shift base (a = sqrt(dim / base))"},
     {"transport.shift_dim", Key::Int, "time shift dim (0: H*W*C of the cache)"},
@@ -34,6 +39,8 @@ const Key kKeys[] = {
     {"train.ema_decay", Key::Double, "EMA decay"},
     {"train.max_bad_steps", Key::Int, "abort after this many non-finite steps in a row"},
     {"train.device", Key::String, "cpu | cuda | cuda:N (model, activations, optimizer)"},
+    {"train.allow_data_change", Key::Bool,
+     "resume even if the data order (seed, batch, cache) changed (logged)"},
     {"train.precision", Key::String,
      "fp32 | tf32 | bf16 (CUDA: GEMM precision; bf16 = BF16 activations, F32 master weights)"},
     {"optim.lr", Key::Double, "base learning rate"},
@@ -53,6 +60,12 @@ const Key kKeys[] = {
     {"checkpoint.every", Key::Int, "checkpoint every N steps (a final one is always written)"},
     {"checkpoint.keep_last", Key::Int, "keep the newest N checkpoints"},
     {"checkpoint.keep_every", Key::Int, "also keep every checkpoint whose step is a multiple of M"},
+    {"dist.shard", Key::String, "no_shard | shard_grad_op | full_shard | hybrid_shard (mpirun)"},
+    {"dist.comm_dtype", Key::String, "gradients on the wire: fp32 | bf16"},
+    {"dist.bucket_mb", Key::Double, "MiB of f32 per communication bucket at most"},
+    {"dist.timeout_s", Key::Double, "watchdog: a collective waiting longer aborts the job"},
+    {"dist.node_size", Key::Int, "ranks per node for hybrid_shard (0: ranks sharing memory)"},
+    {"dist.backend", Key::String, "auto (nccl for CUDA training) | mpi | nccl"},
 };
 
 // Pointers into a TrainConfig for each key, in kKeys order.
@@ -65,7 +78,9 @@ struct Binding {
 
 std::vector<Binding> bind(TrainConfig& c) {
   return {{nullptr, nullptr, &c.preset},
+          {nullptr, nullptr, &c.model_overrides},
           {nullptr, &c.class_dropout},
+          {nullptr, nullptr, nullptr, &c.normalize},
           {nullptr, nullptr, &c.time_dist},
           {nullptr, &c.shift_base},
           {&c.shift_dim},
@@ -77,6 +92,7 @@ std::vector<Binding> bind(TrainConfig& c) {
           {nullptr, &c.ema_decay},
           {&c.max_bad_steps},
           {nullptr, nullptr, &c.device},
+          {nullptr, nullptr, nullptr, &c.allow_data_change},
           {nullptr, nullptr, &c.precision},
           {nullptr, &c.lr},
           {nullptr, &c.beta1},
@@ -94,7 +110,13 @@ std::vector<Binding> bind(TrainConfig& c) {
           {nullptr, nullptr, nullptr, &c.progress},
           {&c.ckpt_every},
           {&c.keep_last},
-          {&c.keep_every}};
+          {&c.keep_every},
+          {nullptr, nullptr, &c.shard},
+          {nullptr, nullptr, &c.comm_dtype},
+          {nullptr, &c.bucket_mb},
+          {nullptr, &c.timeout_s},
+          {&c.node_size},
+          {nullptr, nullptr, &c.backend}};
 }
 
 // Shortest text that reads back to the same double (0.1, not 0.10000000000000001).
@@ -110,7 +132,7 @@ po::options_description train_options() {
   po::options_description d("training config keys (--section.key=value)");
   TrainConfig defaults;
   auto b = bind(defaults);
-  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 31);
+  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 40);
   for (size_t i = 0; i < b.size(); ++i) {
     const Key& k = kKeys[i];
     switch (k.kind) {
@@ -194,6 +216,23 @@ void TrainConfig::validate() const {
   need(keep_every >= 0, "checkpoint.keep_every", keep_every, "must be >= 0");
   need(time_dist == "uniform" || time_dist.rfind("logit-normal_", 0) == 0, "transport.time_dist",
        "'" + time_dist + "'", "must be uniform or logit-normal_MU_SIGMA");
+  try {
+    need(nlohmann::json::parse(model_overrides).is_object(), "model.overrides", model_overrides,
+         "must be a JSON object");
+  } catch (const nlohmann::json::exception&) {
+    need(false, "model.overrides", model_overrides, "is not JSON");
+  }
+  need(shard == "no_shard" || shard == "shard_grad_op" || shard == "full_shard" ||
+           shard == "hybrid_shard",
+       "dist.shard", "'" + shard + "'",
+       "must be no_shard, shard_grad_op, full_shard or hybrid_shard");
+  need(comm_dtype == "fp32" || comm_dtype == "bf16", "dist.comm_dtype", "'" + comm_dtype + "'",
+       "must be fp32 or bf16");
+  need(bucket_mb > 0, "dist.bucket_mb", bucket_mb, "must be > 0");
+  need(timeout_s > 0, "dist.timeout_s", timeout_s, "must be > 0");
+  need(node_size >= 0, "dist.node_size", node_size, "must be >= 0");
+  need(backend == "auto" || backend == "mpi" || backend == "nccl", "dist.backend",
+       "'" + backend + "'", "must be auto, mpi or nccl");
 }
 
 std::string TrainConfig::to_ini() const {

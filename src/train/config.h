@@ -11,8 +11,11 @@ namespace rae::train {
 
 struct TrainConfig {
   // [model]
-  std::string preset = "DiTDH-S";
+  std::string preset = "DiTDH-S";      // models/registry.h presets
+  std::string model_overrides = "{}";  // JSON object merged into the preset's config
   double class_dropout = 0.1;
+  // [data]
+  bool normalize = true;  // (z - mean) / sqrt(var + 1e-5) with the cache's statistics (release)
   // [transport]
   std::string time_dist = "logit-normal_0_1";
   double shift_base = 4096;
@@ -26,6 +29,8 @@ struct TrainConfig {
   double ema_decay = 0.9995;
   int64_t max_bad_steps = 5;
   std::string device = "cpu";  // cpu | cuda | cuda:N
+  // Resume even when the stored data-order signature differs from this run's (logged).
+  bool allow_data_change = false;
   // fp32 | tf32 | bf16. On CUDA: the GEMM precision of F32 tensors (ops/precision.h); bf16 also
   // stores activations in BF16 (F32 master weights, gradients, optimizer state and loss). On the
   // CPU: fp32, or tf32 read as fp32 (CPU ops compute in F32); bf16 is rejected.
@@ -43,6 +48,13 @@ struct TrainConfig {
   bool progress = true;
   // [checkpoint]
   int64_t ckpt_every = 1000, keep_last = 3, keep_every = 0;
+  // [dist] (used under mpirun; one process ignores the strategy's communication)
+  std::string shard = "no_shard";   // no_shard | shard_grad_op | full_shard | hybrid_shard
+  std::string comm_dtype = "fp32";  // gradients on the wire: fp32 | bf16
+  double bucket_mb = 100;           // MiB of F32 per bucket at most (distributed/bucket_plan.h)
+  double timeout_s = 300;           // watchdog: a collective waiting longer aborts the job
+  int64_t node_size = 0;            // ranks per node for hybrid_shard (0: ranks sharing memory)
+  std::string backend = "auto";     // auto (nccl for CUDA training) | mpi | nccl
 
   // Fills the struct from parsed variables; range errors name the key.
   void from_variables(const boost::program_options::variables_map& vm);

@@ -1,19 +1,64 @@
 #include "train/data_source.h"
 
+#include <filesystem>
+
+#include "core/checksum.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/latent_cache_reader.h"
+#include "data/latent_cache_stats.h"
+
+namespace fs = std::filesystem;
 
 namespace rae::train {
 
 SyntheticStream::SyntheticStream(int64_t samples, int64_t grid, int64_t channels, int64_t classes,
-                                 uint64_t data_seed, double noise_scale)
+                                 uint64_t data_seed, double noise_scale, bool materialize)
     : n_(samples),
       grid_(grid),
       c_(channels),
       k_(classes),
       data_seed_(data_seed),
-      noise_(noise_scale) {}
+      noise_(noise_scale),
+      materialize_(materialize) {
+  RAE_CHECK(samples >= 1 && grid >= 1 && channels >= 1 && classes >= 1,
+            "synthetic stream: bad shape ", samples, "x", grid, "x", channels, "x", classes);
+}
+
+std::string SyntheticStream::order_signature() const {
+  return detail::concat("synthetic-v1 samples=", n_, " grid=", grid_, " channels=", c_,
+                        " classes=", k_, " data_seed=", data_seed_, " noise=", noise_,
+                        " seed=", opt_.seed, " global_batch=", opt_.global_batch);
+}
+
+std::string SyntheticStream::describe() const {
+  return detail::concat("synthetic data (", n_, " samples of ", grid_, "x", grid_, "x", c_, ", ",
+                        k_, " classes)");
+}
+
+// Exact statistics over all samples (Welford in double), as the cache computes them.
+diffusion::LatentStats SyntheticStream::latent_stats() const {
+  const int64_t D = grid_ * grid_ * c_;
+  std::vector<double> mean(D, 0.0), m2(D, 0.0);
+  std::vector<float> row(D);
+  int32_t label = 0;
+  for (int64_t i = 0; i < n_; ++i) {
+    read({i}, row.data(), &label);
+    for (int64_t j = 0; j < D; ++j) {
+      const double d = row[j] - mean[j];
+      mean[j] += d / static_cast<double>(i + 1);
+      m2[j] += d * (row[j] - mean[j]);
+    }
+  }
+  diffusion::LatentStats s;
+  s.mean = Tensor::empty({grid_ * grid_, c_});
+  s.var = Tensor::empty({grid_ * grid_, c_});
+  for (int64_t j = 0; j < D; ++j) {
+    s.mean.data<float>()[j] = static_cast<float>(mean[j]);
+    s.var.data<float>()[j] = static_cast<float>(m2[j] / static_cast<double>(n_));
+  }
+  return s;
+}
 
 void SyntheticStream::open(const StreamOptions& o) {
   RAE_CHECK(o.global_batch >= 1 && o.global_batch % o.world_size == 0,
@@ -23,6 +68,13 @@ void SyntheticStream::open(const StreamOptions& o) {
   opt_ = o;
   step_ = 0;
   cached_epoch_ = -1;
+  if (materialize_ && !all_.defined()) {
+    all_ = Tensor::empty({n_, grid_ * grid_, c_});
+    std::vector<int64_t> ids(n_);
+    for (int64_t i = 0; i < n_; ++i) ids[i] = i;
+    std::vector<int32_t> labels(n_);
+    read(ids, all_.data<float>(), labels.data());
+  }
 }
 
 void SyntheticStream::read(const std::vector<int64_t>& ids, float* out, int32_t* labels) const {
@@ -62,7 +114,15 @@ DataBatch SyntheticStream::next() {
   out.latents = Tensor::empty({b, grid_ * grid_, c_});
   out.labels = Tensor::empty({b}, DType::I32);
   out.ids = Tensor::empty({b}, DType::I64);
-  read(ids, out.latents.data<float>(), out.labels.data<int32_t>());
+  if (all_.defined()) {
+    const int64_t D = grid_ * grid_ * c_;
+    for (int64_t j = 0; j < b; ++j) {
+      std::copy_n(all_.data<float>() + ids[j] * D, D, out.latents.data<float>() + j * D);
+      out.labels.data<int32_t>()[j] = static_cast<int32_t>(ids[j] % k_);
+    }
+  } else {
+    read(ids, out.latents.data<float>(), out.labels.data<int32_t>());
+  }
   std::copy(ids.begin(), ids.end(), out.ids.data<int64_t>());
   ++step_;
   return out;
@@ -103,6 +163,19 @@ class CacheStream : public BatchStream {
     reader_->seek(
         cache::DataPosition{pos.at("epoch").get<int64_t>(), pos.at("step").get<int64_t>()});
   }
+  std::string order_signature() const override {
+    return reader_->order_signature() +
+           " manifest_xxh64=" + file_checksum((fs::path(dir_) / "manifest.json").string());
+  }
+  diffusion::LatentStats latent_stats() const override {
+    diffusion::LatentStats s;
+    if (manifest_.stats_file.empty()) return s;
+    cache::CacheStats c = cache::load_stats((fs::path(dir_) / manifest_.stats_file).string());
+    s.mean = c.mean;
+    s.var = c.var;
+    return s;
+  }
+  std::string describe() const override { return "latent cache '" + dir_ + "'"; }
 
  private:
   std::string dir_;

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "ops/elementwise.h"
 #include "ops/optim.h"
 
 namespace rae::train {
@@ -43,52 +42,40 @@ LrSchedule LrSchedule::from_config(const TrainConfig& c, int64_t steps_per_epoch
   return s;
 }
 
-double deterministic_sum_squares(const Tensor& flat) {
-  const float* p = flat.data<float>();
-  const int64_t n = flat.numel();
-  double total = 0;
-  for (int64_t i = 0; i < n; i += 4096) {
-    double part = 0;
-    const int64_t e = std::min(n, i + 4096);
-    for (int64_t j = i; j < e; ++j) part += static_cast<double>(p[j]) * p[j];
-    total += part;
-  }
-  return total;
+OptimSettings OptimSettings::from_config(const TrainConfig& c, int64_t steps_per_epoch) {
+  OptimSettings s;
+  s.schedule = LrSchedule::from_config(c, steps_per_epoch);
+  s.beta1 = c.beta1, s.beta2 = c.beta2, s.eps = c.eps, s.weight_decay = c.weight_decay;
+  s.clip_grad = c.clip_grad;
+  s.ema_decay = c.ema_decay;
+  return s;
 }
 
-double global_grad_norm(const nn::ParamStore& ps) {
-  double s = 0;
-  for (auto& g : ps.groups())
-    s += g.grad.is_cuda() ? ops::sum_squares(g.grad) : deterministic_sum_squares(g.grad);
-  return std::sqrt(s);
-}
-
-AdamW::AdamW(nn::ParamStore& ps, double beta1, double beta2, double eps, double weight_decay)
-    : ps_(ps), b1_(beta1), b2_(beta2), eps_(eps), wd_(weight_decay) {
-  for (auto& g : ps.groups()) {
-    m_.push_back(Tensor::zeros({g.numel}, DType::F32, g.data.device()));
-    v_.push_back(Tensor::zeros({g.numel}, DType::F32, g.data.device()));
+AdamW::AdamW(std::vector<Tensor> params, std::vector<Tensor> grads, const OptimSettings& s)
+    : params_(std::move(params)), grads_(std::move(grads)), s_(s) {
+  RAE_CHECK(params_.size() == grads_.size(), "AdamW: ", params_.size(), " parameters, ",
+            grads_.size(), " gradients");
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    RAE_CHECK(grads_[i].shape() == p.shape(), "AdamW: gradient ", i, " is ", grads_[i].str(),
+              ", parameter ", p.str());
+    m_.push_back(Tensor::zeros(p.shape(), DType::F32, p.device()));
+    v_.push_back(Tensor::zeros(p.shape(), DType::F32, p.device()));
+    ema_.push_back(p.clone());  // the EMA starts as a copy of the initial parameters
   }
 }
 
 void AdamW::step(double lr, double grad_scale) {
   ++t_;
   ops::AdamWParams p;
-  p.lr = lr, p.beta1 = b1_, p.beta2 = b2_, p.eps = eps_, p.weight_decay = wd_;
+  p.lr = lr, p.beta1 = s_.beta1, p.beta2 = s_.beta2, p.eps = s_.eps;
+  p.weight_decay = s_.weight_decay;
   p.step = t_;
   p.grad_scale = grad_scale;
-  auto& groups = ps_.groups();
-  for (size_t i = 0; i < groups.size(); ++i)
-    ops::adamw_step(groups[i].data, groups[i].grad, m_[i], v_[i], p);
-}
-
-Ema::Ema(const nn::ParamStore& ps) {
-  for (auto& g : ps.groups()) ema_.push_back(g.data.clone());
-}
-
-void Ema::update(const nn::ParamStore& ps, double decay) {
-  auto& groups = ps.groups();
-  for (size_t i = 0; i < groups.size(); ++i) ops::ema_update(ema_[i], groups[i].data, decay);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    ops::adamw_step(params_[i], grads_[i], m_[i], v_[i], p);
+    ops::ema_update(ema_[i], params_[i], s_.ema_decay);
+  }
 }
 
 }  // namespace rae::train

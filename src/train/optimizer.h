@@ -1,12 +1,13 @@
-// AdamW with EMA over the ParamStore's flat per-group buffers, LR schedules, global-norm
-// clipping. Reductions here run in a fixed order (per group, fixed chunks, double accumulation)
-// so results do not depend on the thread count.
+// The optimizer of every trained model: AdamW (decoupled weight decay, PyTorch semantics) with
+// an EMA of the weights, both on the shards of the parameters this rank owns
+// (distributed::ShardedParams::masters(); world size 1 owns everything), plus the release's
+// learning-rate schedules. Clipping scales the gradients inside the AdamW update.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "nn/params.h"
+#include "tensor/tensor.h"
 #include "train/config.h"
 
 namespace rae::train {
@@ -21,37 +22,34 @@ struct LrSchedule {
   static LrSchedule from_config(const TrainConfig& c, int64_t steps_per_epoch);
 };
 
-// Sum of squares of a flat F32 buffer, deterministic (chunks of 4096 in order, double).
-double deterministic_sum_squares(const Tensor& flat);
+// What one model's optimizer is configured with.
+struct OptimSettings {
+  LrSchedule schedule;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
+  double clip_grad = 1.0;  // <= 0: no clipping
+  double ema_decay = 0.9995;
+  static OptimSettings from_config(const TrainConfig& c, int64_t steps_per_epoch);
+};
 
 class AdamW {
  public:
-  AdamW(nn::ParamStore& ps, double beta1, double beta2, double eps, double weight_decay);
-  // One update with grads scaled by `grad_scale` (clipping); increments the step count.
+  // `params` and `grads`: flat F32 tensors of equal shapes (the owned shards); the moments and
+  // the EMA (a copy of the parameters) get the same shapes on the same devices.
+  AdamW(std::vector<Tensor> params, std::vector<Tensor> grads, const OptimSettings& s);
+  // One update with the gradients scaled by `grad_scale` (clipping), then the EMA update.
   void step(double lr, double grad_scale);
   int64_t step_count() const { return t_; }
   void set_step_count(int64_t t) { t_ = t; }
-  std::vector<Tensor>& m() { return m_; }
-  std::vector<Tensor>& v() { return v_; }
+  const OptimSettings& settings() const { return s_; }
+  // Per parameter tensor: the first and second moments and the EMA weights.
+  const std::vector<Tensor>& m() const { return m_; }
+  const std::vector<Tensor>& v() const { return v_; }
+  const std::vector<Tensor>& ema() const { return ema_; }
 
  private:
-  nn::ParamStore& ps_;
-  double b1_, b2_, eps_, wd_;
+  std::vector<Tensor> params_, grads_, m_, v_, ema_;
+  OptimSettings s_;
   int64_t t_ = 0;
-  std::vector<Tensor> m_, v_;  // per group, flat
 };
-
-class Ema {
- public:
-  explicit Ema(const nn::ParamStore& ps);  // starts as a copy of the parameters
-  void update(const nn::ParamStore& ps, double decay);
-  std::vector<Tensor>& buffers() { return ema_; }
-
- private:
-  std::vector<Tensor> ema_;
-};
-
-// sqrt(sum over groups of sum of squares of grads), in group order.
-double global_grad_norm(const nn::ParamStore& ps);
 
 }  // namespace rae::train

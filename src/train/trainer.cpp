@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "ops/elementwise.h"
 #include "ops/optim.h"
 #include "ops/precision.h"
 #ifdef RAE_WITH_CUDA
@@ -29,24 +29,8 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// mean((pred - target)^2), summed in a fixed order.
-double mse_deterministic(const Tensor& pred, const Tensor& target) {
-  const float* p = pred.data<float>();
-  const float* q = target.data<float>();
-  const int64_t n = pred.numel();
-  double total = 0;
-  for (int64_t i = 0; i < n; i += 4096) {
-    double part = 0;
-    for (int64_t j = i; j < std::min(n, i + 4096); ++j) {
-      double d = static_cast<double>(p[j]) - q[j];
-      part += d * d;
-    }
-    total += part;
-  }
-  return total / static_cast<double>(n);
-}
-
-// Keeps the lines of metrics.jsonl with step <= `step` (a resumed run rewrites the rest).
+// Keeps the lines of metrics.jsonl with step <= `step` (a resumed run rewrites the rest), so
+// every step is logged once.
 void truncate_metrics(const std::string& path, int64_t step) {
   if (!fs::exists(path)) return;
   std::ifstream in(path);
@@ -73,164 +57,184 @@ double peak_device_gib(const Device& dev) {
   return 0;
 }
 
+DType comm_dtype_of(const std::string& name) {
+  return name == "bf16" ? DType::BF16 : DType::F32;
+}
+
 }  // namespace
 
+Device training_device(const TrainConfig& cfg, distributed::Communicator* world) {
+  Device d = parse_device(cfg.device);
+  if (!d.is_cuda() || !world) return d;
+  if (world->device().is_cuda()) return world->device();  // NCCL: the communicator's GPU
+  if (cfg.device == "cuda" && cuda_device_count() > 0)
+    return Device::cuda(world->topology().physical_local_rank % cuda_device_count());
+  return d;
+}
+
 Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& run_dir,
-                 GradientSync* sync, ParameterSource* params)
+                 distributed::Communicator* world, std::unique_ptr<Objective> objective)
     : cfg_(cfg),
       data_(data),
       run_dir_(run_dir),
-      sync_(sync ? sync : &default_sync_),
-      param_source_(params ? params : &default_params_) {
-  models::DiTConfig mc = models::dit_preset(cfg.preset);
-  mc.in_channels = data.channels();
-  mc.grid = data.grid();
-  mc.num_classes = data.num_classes();
-  mc.class_dropout = cfg.class_dropout;
-  model_ = models::build_model({models::dit_type(mc), nlohmann::json::parse(mc.to_json())});
-  denoiser_ = &models::module_as<models::Denoiser>(*model_, "Denoiser", "flow matching");
-  model_->init(static_cast<uint64_t>(cfg.seed));
-  device_ = parse_device(cfg.device);
+      world_(world),
+      objective_(objective ? std::move(objective) : make_objective(cfg)) {
+  device_ = training_device(cfg, world);
+  // Precision (config.h): on CUDA the GEMM precision of F32 tensors; bf16 also keeps the
+  // activations and the parameters the model computes with in BF16 (master weights, gradients,
+  // optimizer state and the loss stay F32).
+  DType act_dtype = DType::F32;
   if (device_.is_cuda()) {
     RAE_CHECK(cuda_available(), "train.device = ", cfg.device,
               ": no CUDA device (or a build without CUDA)");
-    model_->to(device_);
-  }
-  // Precision (config.h): on CUDA the GEMM precision of F32 tensors; bf16 also keeps the
-  // activations in BF16 (parameters, gradients, optimizer state and the loss stay F32).
-  DType act_dtype = DType::F32;
-  if (device_.is_cuda()) {
     ops::set_precision(ops::precision_from_name(cfg.precision));
     if (cfg.precision == "bf16") act_dtype = DType::BF16;
   } else {
     RAE_CHECK(cfg.precision != "bf16", "train.precision = bf16 needs train.device = cuda");
   }
-  arena_ = nn::Arena(device_, size_t(64) << 20, act_dtype);
-  model_->set_block_hooks(sync_->block_hooks(model_->params(), model_->block_groups()));
-  if (!sync_->owns_optimizer()) {  // else the sharded optimizer holds (a shard of) the state
-    adam_ =
-        std::make_unique<AdamW>(model_->params(), cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
-    ema_ = std::make_unique<Ema>(model_->params());
-  }
-
-  diffusion::parse_time_dist(cfg.time_dist, flow_);
-  const int64_t dim = cfg.shift_dim > 0 ? cfg.shift_dim : mc.tokens() * mc.in_channels;
-  flow_.shift = diffusion::time_shift(dim, cfg.shift_base);
-  flow_.class_dropout = cfg.class_dropout;
-  flow_.num_classes = mc.num_classes;
-  flow_.seed = static_cast<uint64_t>(cfg.seed);
-  const int64_t world = sync_->world_size();
-  RAE_CHECK(cfg.global_batch_size % (world * cfg.grad_accum_steps) == 0, "train.global_batch_size ",
-            cfg.global_batch_size, " is not divisible by ranks (", world,
+  const int64_t W = world ? world->size() : 1;
+  RAE_CHECK(cfg.global_batch_size % (W * cfg.grad_accum_steps) == 0, "train.global_batch_size ",
+            cfg.global_batch_size, " is not divisible by ranks (", W,
             ") x train.grad_accum_steps (", cfg.grad_accum_steps, ")");
-  data_.open(StreamOptions{cfg.global_batch_size, sync_->rank(), static_cast<int>(world),
+  data_.open(StreamOptions{cfg.global_batch_size, rank(), static_cast<int>(W),
                            static_cast<uint64_t>(cfg.seed)});
-  schedule_ = LrSchedule::from_config(cfg, data_.steps_per_epoch());
+  const std::vector<ModelRole> roles = objective_->roles(cfg, data_);
+  groups_ = distributed::ShardGroups::make(world, distributed::parse_strategy(cfg.shard));
+  distributed::ShardingOptions so;
+  so.strategy = groups_.strategy;
+  so.param_dtype = act_dtype;
+  so.comm_dtype = comm_dtype_of(cfg.comm_dtype);
+  so.bucket_numel = std::max<int64_t>(1, static_cast<int64_t>(cfg.bucket_mb * (1 << 20) / 4));
+  for (size_t i = 0; i < roles.size(); ++i) {
+    auto tm = std::make_unique<TrainedModel>();
+    tm->name = roles[i].name;
+    tm->spec = roles[i].spec;
+    tm->module = models::build_model(roles[i].spec);
+    tm->module->init(static_cast<uint64_t>(cfg.seed) + i);  // models of one run differ
+    tm->module->to(device_);
+    tm->params = std::make_unique<distributed::ShardedParams>(*tm->module, groups_, device_, so);
+    tm->optimizer =
+        std::make_unique<AdamW>(tm->params->masters(), tm->params->grads(), roles[i].optim);
+    state_.adam_steps[tm->name] = 0;
+    models_.push_back(std::move(tm));
+  }
+  objective_->attach(models(), StepEnv{device_, act_dtype, rank(), static_cast<int>(W)});
   state_.seed = static_cast<uint64_t>(cfg.seed);
-  state_.preset = cfg.preset;
-  state_.model_config = mc.to_json();
   state_.data = data_.position();
-  if (sync_->rank() == 0)
-    log::info("model ", model_->summary(), ", time shift ", flow_.shift, ", device ", device_.str(),
-              ", precision ", device_.is_cuda() ? cfg.precision : std::string("fp32"));
+  state_.data_signature = data_.order_signature();
+  if (rank() == 0) {
+    for (const auto& m : models_)
+      log::info("model '", m->name, "': ", m->module->summary(), "; ", m->params->describe());
+    log::info(objective_->name(), " ", objective_->describe().dump(), ", device ", device_.str(),
+              ", precision ", device_.is_cuda() ? cfg.precision : std::string("fp32"), ", ",
+              data_.describe());
+  }
+}
+
+Trainer::~Trainer() = default;
+
+std::vector<TrainedModel*> Trainer::models() {
+  std::vector<TrainedModel*> out;
+  for (auto& m : models_) out.push_back(m.get());
+  return out;
+}
+
+TrainedModel& Trainer::model(const std::string& name) {
+  for (auto& m : models_)
+    if (m->name == name) return *m;
+  RAE_THROW("no trained model '", name, "'");
 }
 
 int64_t Trainer::resume() {
   if (run_dir_.empty()) return 0;
-  if (sync_->owns_checkpoints()) {
-    auto st = sync_->load_latest_checkpoint(run_dir_, model_->params());
-    if (!st) return 0;
-    RAE_CHECK(st->preset == cfg_.preset, "checkpoint is for model '", st->preset,
-              "', the config says '", cfg_.preset, "'");
-    state_ = *st;
-    data_.seek(st->data);
-    if (sync_->rank() == 0) log::info("resumed from step ", st->step);
-    return st->step;
+  int64_t step = -1;
+  if (rank() == 0) {
+    if (auto d = latest_valid_checkpoint(run_dir_))
+      step = std::stoll(fs::path(*d).filename().string().substr(5));
   }
-  auto ckpt = latest_valid_checkpoint(run_dir_);
-  if (!ckpt) return 0;
-  RunState st;
-  load_checkpoint(*ckpt, model_->params(), ema_.get(), adam_.get(), &st);
-  RAE_CHECK(st.preset == cfg_.preset, "checkpoint ", *ckpt, " is for model '", st.preset,
-            "', the config says '", cfg_.preset, "'");
-  st.model_config = state_.model_config;
-  state_ = st;
+  step = distributed::broadcast_i64(world_, step);
+  if (step < 0) return 0;
+  const std::string dir = (fs::path(run_dir_) / "checkpoints" / checkpoint_name(step)).string();
+  RunState st = load_checkpoint(dir, models(), world_);
+  const std::string now = data_.order_signature();
+  if (st.data_signature != now) {
+    RAE_CHECK(cfg_.allow_data_change, "checkpoint ", dir, ": the data order changed: stored '",
+              st.data_signature, "', this run '", now,
+              "' (seed, global batch or data); resuming would train on another sequence of "
+              "batches. Set --train.allow_data_change=true to resume anyway");
+    if (rank() == 0)
+      log::warn("checkpoint ", dir, ": data order changed (stored '", st.data_signature, "', now '",
+                now, "'); resuming anyway (train.allow_data_change)");
+    st.data_signature = now;
+  }
   try {
     data_.seek(st.data);
   } catch (const std::exception& e) {
-    RAE_THROW("checkpoint ", *ckpt, ": its data position ", st.data.dump(),
+    RAE_THROW("checkpoint ", dir, ": its data position ", st.data.dump(),
               " does not fit this data source (", e.what(), ")");
   }
-  log::info("resumed from ", *ckpt, " (step ", st.step, ")");
+  state_ = st;
+  if (rank() == 0) log::info("resumed from ", dir, " (step ", st.step, ")");
   return st.step;
 }
 
 StepStats Trainer::step() {
   const auto t_start = Clock::now();
   const int64_t GB = cfg_.global_batch_size, K = cfg_.grad_accum_steps;
-  const int64_t world = sync_->world_size();
-  const int64_t per_rank = GB / world, mb = per_rank / K;
-  const int64_t T = denoiser_->tokens(), C = denoiser_->channels();
-  const uint64_t step_key = static_cast<uint64_t>(state_.step);
-  nn::ParamStore& ps = model_->params();
-
-  ps.zero_grad();
-  param_source_->before_forward(ps);
-  double loss_local = 0;
+  const int64_t W = world_ ? world_->size() : 1, per_rank = GB / W, mb = per_rank / K;
+  distributed::set_step(state_.step);
   DataBatch batch = data_.next();
-  RAE_CHECK(
-      batch.latents.dim(0) == per_rank && batch.latents.dim(1) == T && batch.latents.dim(2) == C,
-      "data batch ", batch.latents.str(), " does not match (", per_rank, ", ", T, ", ", C, ")");
-  Tensor xt = Tensor::empty({mb, T, C}), target = Tensor::empty({mb, T, C});
-  Tensor t = Tensor::empty({mb}), y = Tensor::empty({mb}, DType::I32);
-  const Device dev = device_;
-  Tensor pred = Tensor::empty({mb, T, C}, DType::F32, dev);
-  Tensor dpred = Tensor::empty({mb, T, C}, DType::F32, dev);
+  RAE_CHECK(batch.latents.defined() && batch.latents.dim(0) == per_rank, "data batch ",
+            batch.latents.str(), " has not this rank's ", per_rank, " samples");
+  Metrics sums;
   for (int64_t k = 0; k < K; ++k) {
-    Tensor x = batch.latents.narrow(0, k * mb, mb), labels = batch.labels.narrow(0, k * mb, mb);
-    Tensor ids = batch.ids.narrow(0, k * mb, mb), eps = Tensor::empty({mb, T, C});
-    diffusion::draw_flow_batch(flow_, step_key, ids, labels, eps, t, y);
-    ops::flow_interpolate(xt, target, x, eps, t);
-    // The batch is drawn on the host (keyed RNG); the model runs where its parameters are.
-    Tensor xt_d = xt.to(dev), target_d = target.to(dev), t_d = t.to(dev), y_d = y.to(dev);
-    arena_.reset();
-    denoiser_->forward(arena_, pred, xt_d, t_d, y_d);
-    // This micro-batch's share of the global mean: (mb / GB) * its own mean.
-    const double share = static_cast<double>(mb) / static_cast<double>(GB);
-    // On the CPU in a fixed order (bit-exact resume); on a GPU by the op's own reduction.
-    loss_local +=
-        share * (dev.is_cpu() ? mse_deterministic(pred, target) : ops::mse_forward(pred, target_d));
-    dpred.zero_();
-    ops::mse_backward(dpred, pred, target_d, share);
-    denoiser_->backward(arena_, dpred);
+    MicroBatch m;
+    m.data = DataBatch{batch.latents.narrow(0, k * mb, mb), batch.labels.narrow(0, k * mb, mb),
+                       batch.ids.narrow(0, k * mb, mb), 0};
+    m.step = state_.step;
+    m.share = static_cast<double>(mb) / static_cast<double>(GB);
+    for (auto& tm : models_)
+      tm->params->begin_micro_batch(static_cast<int>(k), static_cast<int>(K));
+    for (auto& [name, v] : objective_->micro_step(m)) sums[name] += v;
+    for (auto& tm : models_) tm->params->end_micro_batch();
   }
-  sync_->sync_gradients(ps);
   StepStats s;
-  s.loss = sync_->sum_scalar(loss_local);
-  s.grad_norm = sync_->grad_norm(ps);
-  s.lr = schedule_.lr_at(state_.step);
+  for (auto& [name, v] : sums) s.metrics[name] = distributed::sum_f64(world_, v);
+  bool finite = std::isfinite(s.metrics["loss"]);
+  std::vector<double> norms;
+  for (auto& tm : models_) {
+    tm->params->finish_gradients();
+    norms.push_back(std::sqrt(tm->params->grad_sum_squares()));
+    finite = finite && std::isfinite(norms.back());
+    if (models_.size() > 1) {
+      s.metrics["grad_norm." + tm->name] = norms.back();
+      s.metrics["lr." + tm->name] = tm->optimizer->settings().schedule.lr_at(state_.step);
+    }
+  }
+  s.loss = s.metrics["loss"];
+  s.grad_norm = norms.front();
+  s.lr = models_.front()->optimizer->settings().schedule.lr_at(state_.step);
   s.data_wait_s = batch.wait_s;
-  if (!std::isfinite(s.grad_norm) || !std::isfinite(s.loss)) {
+  if (!finite) {
     s.skipped = true;
     ++state_.bad_in_row;
     ++state_.skipped_total;
-    log::warn("step ", state_.step + 1, ": non-finite loss ", s.loss, " or gradient norm ",
-              s.grad_norm, "; update skipped (", state_.bad_in_row, " in a row)");
+    if (rank() == 0)
+      log::warn("step ", state_.step + 1, ": non-finite loss ", s.loss, " or gradient norm ",
+                s.grad_norm, "; update skipped (", state_.bad_in_row, " in a row)");
     if (state_.bad_in_row >= cfg_.max_bad_steps)
       RAE_THROW("aborting: ", state_.bad_in_row, " non-finite steps in a row (last at step ",
                 state_.step + 1, "; train.max_bad_steps = ", cfg_.max_bad_steps,
                 "); lower optim.lr or check the data");
   } else {
     state_.bad_in_row = 0;
-    const double coef =
-        cfg_.clip_grad > 0 ? ops::clip_coefficient(s.grad_norm, cfg_.clip_grad) : 1.0;
-    if (sync_->owns_optimizer()) {
-      sync_->optimizer_step(ps, s.lr, coef, cfg_.ema_decay);
-      state_.adam_step = sync_->optimizer_steps();
-    } else {
-      adam_->step(s.lr, coef);
-      state_.adam_step = adam_->step_count();
-      ema_->update(ps, cfg_.ema_decay);
+    for (size_t i = 0; i < models_.size(); ++i) {
+      TrainedModel& tm = *models_[i];
+      const OptimSettings& o = tm.optimizer->settings();
+      const double coef = o.clip_grad > 0 ? ops::clip_coefficient(norms[i], o.clip_grad) : 1.0;
+      tm.optimizer->step(o.schedule.lr_at(state_.step), coef);
+      tm.params->publish();
+      state_.adam_steps[tm.name] = tm.optimizer->step_count();
     }
   }
   ++state_.step;
@@ -242,7 +246,7 @@ StepStats Trainer::step() {
 }
 
 void Trainer::log_metrics(const StepStats& s) {
-  if (run_dir_.empty() || sync_->rank() != 0) return;
+  if (run_dir_.empty() || rank() != 0) return;
   nlohmann::json j = {{"step", s.step},
                       {"loss", s.loss},
                       {"lr", s.lr},
@@ -250,6 +254,8 @@ void Trainer::log_metrics(const StepStats& s) {
                       {"samples_per_s", s.samples_per_s},
                       {"data_wait_s", s.data_wait_s},
                       {"skipped", s.skipped}};
+  for (auto& [k, v] : s.metrics)
+    if (!j.contains(k)) j[k] = v;
   if (device_.is_cuda()) j["peak_device_mem_gib"] = peak_device_gib(device_);
   metrics_ << j.dump() << "\n";
   metrics_.flush();
@@ -257,27 +263,39 @@ void Trainer::log_metrics(const StepStats& s) {
 
 std::string Trainer::save_checkpoint() {
   if (run_dir_.empty()) return "";
-  if (sync_->owns_checkpoints())  // collective: every rank writes its shard
-    return sync_->save_checkpoint(run_dir_, model_->params(), state_, cfg_.keep_last,
-                                  cfg_.keep_every);
-  if (sync_->rank() != 0) return "";
-  return write_checkpoint(run_dir_, model_->params(), *ema_, *adam_, state_, cfg_.keep_last,
-                          cfg_.keep_every);
+  return train::save_checkpoint(run_dir_, models(), *objective_, state_, cfg_.keep_last,
+                                cfg_.keep_every, world_);
+}
+
+// config.cfg (the effective config) and run.json (what it resolved to: models, objective
+// constants, data, layout).
+void Trainer::write_run_files() {
+  fs::create_directories(run_dir_);
+  write_file_atomic((fs::path(run_dir_) / "config.cfg").string(), cfg_.to_ini());
+  nlohmann::json ms = nlohmann::json::array();
+  for (const auto& m : models_)
+    ms.push_back({{"name", m->name},
+                  {"type", m->spec.type},
+                  {"config", m->spec.config},
+                  {"parameters", m->module->params().num_params()}});
+  nlohmann::json run = {
+      {"models", ms},
+      {"objective", {{"name", objective_->name()}, {"constants", objective_->describe()}}},
+      {"data",
+       {{"source", data_.describe()},
+        {"samples", data_.size()},
+        {"steps_per_epoch", data_.steps_per_epoch()},
+        {"order_signature", data_.order_signature()}}},
+      {"world_size", world_ ? world_->size() : 1},
+      {"strategy", cfg_.shard},
+      {"device", device_.str()}};
+  write_file_atomic((fs::path(run_dir_) / "run.json").string(), run.dump(2) + "\n");
 }
 
 void Trainer::run() {
-  const bool lead = sync_->rank() == 0 && !run_dir_.empty();
+  const bool lead = rank() == 0 && !run_dir_.empty();
   if (lead) {
-    fs::create_directories(run_dir_);
-    write_file_atomic((fs::path(run_dir_) / "config.cfg").string(), cfg_.to_ini());
-    // What the config resolved to: the model (grid, channels, classes from the data), the
-    // flow-matching constants and the data source.
-    nlohmann::json run = {
-        {"model", nlohmann::json::parse(state_.model_config)},
-        {"parameters", model_->params().num_params()},
-        {"time_shift", flow_.shift},
-        {"data", {{"samples", data_.size()}, {"steps_per_epoch", data_.steps_per_epoch()}}}};
-    write_file_atomic((fs::path(run_dir_) / "run.json").string(), run.dump(2) + "\n");
+    write_run_files();
     const std::string mpath = (fs::path(run_dir_) / "metrics.jsonl").string();
     truncate_metrics(mpath, state_.step);
     metrics_.open(mpath, std::ios::app);
@@ -305,14 +323,17 @@ void Trainer::run() {
         std::fflush(stderr);
       }
     }
-    if (s.step % cfg_.ckpt_every == 0 && s.step != cfg_.steps) {
-      save_checkpoint();
-    }
+    if (s.step % cfg_.ckpt_every == 0 && s.step != cfg_.steps) save_checkpoint();
   }
   if (lead && cfg_.progress && tty) std::fprintf(stderr, "\n");
   // The final checkpoint is always written (the loop skips the last step's periodic one).
   std::string p = save_checkpoint();
   if (lead) log::info("checkpoint ", p);
+  if (lead) {
+    int64_t peak = 0;
+    for (const auto& m : models_) peak += m->params->bytes_peak();
+    log::info("measured peak params+grads per rank: ", peak, " bytes");
+  }
   if (lead && device_.is_cuda()) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.3f", peak_device_gib(device_));

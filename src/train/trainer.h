@@ -1,108 +1,84 @@
-// The stage-2 training loop: flow-matching loss on DiT^DH, exact gradient accumulation,
-// global-norm clipping, AdamW, EMA, NaN/Inf guard, metrics.jsonl, checkpoints and exact resume.
-// Hooks let the distributed layer extend it: a ParameterSource runs before each forward
-// (e.g. gather sharded blocks), a GradientSync after the backward of all micro-batches
-// (e.g. all-reduce / reduce-scatter of each block's flat gradient buffer) and reduces scalars.
+// The training loop, the same for every model, objective, device and world size: an Objective
+// (train/objective.h; stage 2: flow matching) names the models and computes the loss; the
+// trainer builds each model through the registry, places its parameters with the sharding core
+// (distributed/sharded_params.h: world size 1 is a world of one rank), and runs the step:
+//
+//   for each micro-batch k of this rank's share of the global batch:
+//     every model's ShardedParams: begin_micro_batch(k, K)
+//     objective.micro_step()             forward + backward; block hooks gather and reduce
+//     every model's ShardedParams: end_micro_batch()
+//   finish_gradients(); loss summed over ranks; per model the global gradient norm (clip), then
+//   AdamW + EMA on the owned shards and publish(); a non-finite loss or norm skips the update
+//
+// plus metrics.jsonl, checkpoints (train/checkpoint.h: one format for every layout) and exact
+// resume. Randomness is keyed by (seed, step, global sample id), so the losses of 1, 2 or 4
+// ranks agree up to float summation order, and CPU resume is bit-exact.
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <memory>
-#include <optional>
 #include <string>
+#include <vector>
 
-#include "diffusion/flow.h"
-#include "models/dit.h"
-#include "models/registry.h"
+#include "distributed/communicator.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/data_source.h"
-#include "train/optimizer.h"
+#include "train/objective.h"
 
 namespace rae::train {
-
-class GradientSync {
- public:
-  virtual ~GradientSync() = default;
-  virtual int rank() const { return 0; }
-  virtual int world_size() const { return 1; }
-  // After all micro-batches' backward; grads hold this rank's share of the global-batch mean.
-  virtual void sync_gradients(nn::ParamStore&) {}
-  // Sum of a scalar over ranks (loss, squared gradient norm of shards).
-  virtual double sum_scalar(double v) { return v; }
-  // Sharded data parallelism (train/sharded_training.h) takes over the gradient norm, the
-  // optimizer (AdamW + EMA on this rank's shard, then re-assembles the parameters) and the
-  // checkpoints (every rank calls save/load).
-  virtual double grad_norm(const nn::ParamStore& ps) { return global_grad_norm(ps); }
-  virtual bool owns_optimizer() const { return false; }
-  // Per-block hooks for the model (ZeRO-2/3 gather/release and per-block gradient reduction);
-  // called once with the model's parameters (on their device) before the first step.
-  virtual nn::BlockHooks* block_hooks(nn::ParamStore&, const std::vector<int>& /*blocks*/) {
-    return nullptr;
-  }
-  virtual void optimizer_step(nn::ParamStore&, double /*lr*/, double /*grad_scale*/,
-                              double /*ema_decay*/) {}
-  virtual int64_t optimizer_steps() const { return 0; }
-  virtual bool owns_checkpoints() const { return false; }
-  virtual std::string save_checkpoint(const std::string& /*run_dir*/, const nn::ParamStore&,
-                                      const RunState&, int64_t /*keep_last*/,
-                                      int64_t /*keep_every*/) {
-    return "";
-  }
-  virtual std::optional<RunState> load_latest_checkpoint(const std::string& /*run_dir*/,
-                                                         nn::ParamStore&) {
-    return std::nullopt;
-  }
-};
-
-class ParameterSource {
- public:
-  virtual ~ParameterSource() = default;
-  virtual void before_forward(nn::ParamStore&) {}
-};
 
 struct StepStats {
   int64_t step = 0;  // 1-based number of the step just done
   double loss = 0, lr = 0, grad_norm = 0, samples_per_s = 0, data_wait_s = 0;
   bool skipped = false;
+  // Every metric of the objective (summed over ranks) and, with several models, per model
+  // "lr.<name>" and "grad_norm.<name>"; loss, lr and grad_norm above are the first model's.
+  std::map<std::string, double> metrics;
 };
 
 class Trainer {
  public:
-  // `run_dir` may be empty (no files: tests). Model shape comes from the source.
+  // `run_dir` may be empty (no files: tests). `world`: the communicator of an MPI job (its rank
+  // and size; NCCL or MPI), null for one process. `objective`: null = make_objective(cfg).
   Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& run_dir,
-          GradientSync* sync = nullptr, ParameterSource* params = nullptr);
-  // Loads the newest checkpoint that verifies, if any; returns the step resumed from (0: none).
+          distributed::Communicator* world = nullptr,
+          std::unique_ptr<Objective> objective = nullptr);
+  ~Trainer();
+  // Loads the newest checkpoint that verifies, if any (collective); returns its step (0: none).
   int64_t resume();
   StepStats step();
   // Runs until cfg.steps, logging and checkpointing; a final checkpoint is always written.
   void run();
   std::string save_checkpoint();
 
-  nn::Module& model() { return *model_; }
-  Ema& ema() { return *ema_; }
+  TrainedModel& model(const std::string& name = "model");
+  std::vector<TrainedModel*> models();
+  Objective& objective() { return *objective_; }
   const RunState& state() const { return state_; }
-  const diffusion::FlowConfig& flow() const { return flow_; }
+  Device device() const { return device_; }
+  int rank() const { return world_ ? world_->rank() : 0; }
 
  private:
   void log_metrics(const StepStats& s);
+  void write_run_files();
 
   TrainConfig cfg_;
   BatchStream& data_;
   std::string run_dir_;
-  GradientSync default_sync_;
-  ParameterSource default_params_;
-  GradientSync* sync_;
-  ParameterSource* param_source_;
-  std::unique_ptr<nn::Module> model_;
-  models::Denoiser* denoiser_ = nullptr;
-  std::unique_ptr<AdamW> adam_;
-  std::unique_ptr<Ema> ema_;
-  diffusion::FlowConfig flow_;
-  LrSchedule schedule_;
+  distributed::Communicator* world_;
+  std::unique_ptr<Objective> objective_;
+  distributed::ShardGroups groups_;
+  std::vector<std::unique_ptr<TrainedModel>> models_;
   RunState state_;
   Device device_;
-  nn::Arena arena_;
   std::ofstream metrics_;
 };
+
+// The device a rank trains on: train.device, where a bare "cuda" on a CUDA communicator means
+// that communicator's GPU, and under an MPI job the rank's GPU (physical local rank modulo the
+// GPUs).
+Device training_device(const TrainConfig& cfg, distributed::Communicator* world);
 
 }  // namespace rae::train

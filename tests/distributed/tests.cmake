@@ -58,9 +58,10 @@ set_tests_properties(dist_fault_ok dist_fault_watchdog_sleeping_rank dist_fault_
                      TIMEOUT 120 PROCESSORS 2 LABELS distributed)
 
 # Distributed training acceptance (tiny preset, synthetic data): losses at 1, 2, 4 ranks under
-# no_shard and full_shard vs one process, elastic resume 4 -> 2 ranks, exact resume, export, and
-# a SIGKILLed rank ending the job.
-foreach(mode losses-no_shard losses-full_shard elastic variants memory kill)
+# no_shard and full_shard vs one process, elastic resume 4 -> 2 ranks, exact resume, export,
+# resharding 4 ranks full_shard -> 1 rank no_shard -> 3 ranks hybrid_shard, and a SIGKILLed rank
+# ending the job.
+foreach(mode losses-no_shard losses-full_shard elastic reshard variants memory kill)
   add_test(NAME dist_train_${mode}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/train_dist.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
                    ${CMAKE_BINARY_DIR}/test_tmp/dist_train_${mode} ${mode})

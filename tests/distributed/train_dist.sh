@@ -11,6 +11,10 @@
 #   MODE memory: np 4, DiTDH-tiny-deep (8 equal blocks): the measured peak of parameter+gradient bytes per rank is
 #        smaller under full_shard (ZeRO-3) than shard_grad_op (ZeRO-2) than no_shard; gradient
 #        accumulation (2 micro-batches) under full_shard and shard_grad_op within 1e-4
+#   MODE reshard: one checkpoint format for every layout: full_shard on 4 ranks (small buckets)
+#        to step 10, resumed with no_shard in one process to 20, then hybrid_shard on 3 ranks to
+#        30 (global batch 24 throughout): every loss within 1e-5 relative of an uninterrupted
+#        single-process run, each step logged exactly once
 #   MODE kill: one of 3 ranks is SIGKILLed mid-run: the job must exit non-zero within 60 s
 set -euo pipefail
 RAE="$1"; SRC="$2"; WORK="$3"; MODE="$4"
@@ -44,7 +48,7 @@ case "$MODE" in
     S=(--shard full_shard)
     $MPIRUN -np 4 "$RAE" "${T[@]}" "${S[@]}" --run-dir "$WORK/e" --steps 15 2> "$WORK/e1.log"
     $MPIRUN -np 2 "$RAE" "${T[@]}" "${S[@]}" --run-dir "$WORK/e" --steps 30 2> "$WORK/e2.log"
-    grep -q "resumed from step 15" "$WORK/e2.log"
+    grep -q "(step 15)" "$WORK/e2.log"
     close "$WORK/ref" "$WORK/e"
     # Same world size: bit-exact against an uninterrupted run.
     $MPIRUN -np 4 "$RAE" "${T[@]}" "${S[@]}" --run-dir "$WORK/a" --steps 30 2> "$WORK/a.log"
@@ -94,6 +98,21 @@ case "$MODE" in
         --steps 30 2> "$WORK/acc-$s.log"
       close "$WORK/ref" "$WORK/acc-$s"
     done
+    ;;
+  reshard)
+    B=(--train.global_batch_size=24)
+    "$RAE" "${T[@]}" "${B[@]}" --run-dir "$WORK/ref" --steps 30 2> "$WORK/ref.log"
+    $MPIRUN -np 4 "$RAE" "${T[@]}" "${B[@]}" --shard full_shard --dist.bucket_mb=0.02 \
+      --run-dir "$WORK/r" --steps 10 2> "$WORK/r1.log"
+    "$RAE" "${T[@]}" "${B[@]}" --shard no_shard --run-dir "$WORK/r" --steps 20 2> "$WORK/r2.log"
+    grep -q "(step 10)" "$WORK/r2.log"
+    $MPIRUN -np 3 "$RAE" "${T[@]}" "${B[@]}" --shard hybrid_shard --run-dir "$WORK/r" --steps 30 \
+      2> "$WORK/r3.log"
+    grep -q "(step 20)" "$WORK/r3.log"
+    close "$WORK/ref" "$WORK/r" 1e-5
+    steps=$(sed -n 's/.*"step":\([0-9]*\).*/\1/p' "$WORK/r/metrics.jsonl" | tr '\n' ' ')
+    [ "$steps" = "$(seq -s ' ' 1 30) " ] || { echo "steps logged: $steps"; exit 1; }
+    echo "4 ranks full_shard -> 1 rank no_shard -> 3 ranks hybrid_shard: each step logged once"
     ;;
   kill)
     $MPIRUN -np 3 "$RAE" "${T[@]}" --shard full_shard --run-dir "$WORK/k" --steps 100000 \

@@ -29,11 +29,14 @@ losses "$WORK/r300/metrics.jsonl" | awk '
 "$RAE" train --config "$SRC/jobs/tiny.cfg" --cache "$WORK/cache" --run-dir "$WORK/a" --steps 40 --log.progress=false
 "$RAE" train --config "$SRC/jobs/tiny.cfg" --cache "$WORK/cache" --run-dir "$WORK/b" --steps 20 --log.progress=false
 "$RAE" train --config "$SRC/jobs/tiny.cfg" --cache "$WORK/cache" --run-dir "$WORK/b" --steps 40 --log.progress=false
-cmp "$WORK/a/checkpoints/step-0000040/model.safetensors" "$WORK/b/checkpoints/step-0000040/model.safetensors"
-cmp "$WORK/a/checkpoints/step-0000040/ema.safetensors" "$WORK/b/checkpoints/step-0000040/ema.safetensors"
+for f in shard-00000-of-00001.safetensors extras.safetensors state.json; do
+  cmp "$WORK/a/checkpoints/step-0000040/$f" "$WORK/b/checkpoints/step-0000040/$f"
+done
 cmp <(losses "$WORK/a/metrics.jsonl") <(losses "$WORK/b/metrics.jsonl")
 echo "resume: 40 vs 20+20 byte-identical"
-# The trained EMA weights sample (Euler ODE with CFG) into finite latents of the cache's shape.
-"$RAE" sample --checkpoint "$WORK/r300/checkpoints/step-0000300/ema.safetensors" --labels 0,3,7 \
+# The trained EMA weights, exported, sample (Euler ODE with CFG) into finite latents of the
+# cache's shape (denormalised with the statistics the export carries).
+"$RAE" export --run-dir "$WORK/r300" --ema --out "$WORK/ema.safetensors"
+"$RAE" sample --checkpoint "$WORK/ema.safetensors" --labels 0,3,7 \
   --steps 10 --cfg-scale 1.5 --out "$WORK/samples.safetensors"
 test -s "$WORK/samples.safetensors"

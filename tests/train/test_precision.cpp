@@ -164,8 +164,8 @@ TEST(TrainPrecision, CudaMatchesCpu) {
     return l;
   };
   const std::vector<double> cpu = losses("cpu", "fp32");
-  for (auto [precision, tol] : {std::pair<const char*, double>{"fp32", 1e-4}, {"tf32", 5e-3},
-                                {"bf16", 3e-2}}) {
+  for (auto [precision, tol] :
+       {std::pair<const char*, double>{"fp32", 1e-4}, {"tf32", 5e-3}, {"bf16", 3e-2}}) {
     std::vector<double> gpu = losses("cuda", precision);
     ASSERT_EQ(gpu.size(), cpu.size());
     for (size_t i = 0; i < cpu.size(); ++i)

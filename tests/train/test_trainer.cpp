@@ -9,6 +9,7 @@
 #include "support/util.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "train/flow_matching.h"
 #include "train/trainer.h"
 
 using namespace rae;
@@ -57,10 +58,10 @@ TEST(Trainer, GradientAccumulationMatchesFullBatch) {
     auto data = micro_stream();
     train::Trainer tr(cfg, data, "");
     auto s = tr.step();
-    std::vector<float> g;
-    for (auto& grp : tr.model().params().groups()) {
-      const float* p = grp.grad.data<float>();
-      g.insert(g.end(), p, p + grp.numel);
+    std::vector<float> g;  // one process owns every shard: the whole summed gradient
+    for (const Tensor& grad : tr.model().params->grads()) {
+      const float* p = grad.data<float>();
+      g.insert(g.end(), p, p + grad.numel());
     }
     return std::make_pair(s.loss, g);
   };
@@ -97,7 +98,7 @@ TEST(Trainer, ResumeIsBitExact) {
     EXPECT_EQ(tr.resume(), 2);
     tr.run();
   }
-  for (const char* f : {"model.safetensors", "ema.safetensors", "optimizer.safetensors"})
+  for (const char* f : {"shard-00000-of-00001.safetensors", "extras.safetensors", "state.json"})
     EXPECT_EQ(slurp(a + "/checkpoints/step-0000004/" + f),
               slurp(b + "/checkpoints/step-0000004/" + f))
         << f;
@@ -114,7 +115,7 @@ TEST(Trainer, CorruptNewestCheckpointIsSkipped) {
   tr.run();  // checkpoints at 2 and 4
   ASSERT_EQ(train::list_checkpoints(d).size(), 2u);
   {
-    std::fstream f(d + "/checkpoints/step-0000004/model.safetensors",
+    std::fstream f(d + "/checkpoints/step-0000004/shard-00000-of-00001.safetensors",
                    std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(200);
     f.put('\x5a');
@@ -150,12 +151,14 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenAbort) {
   EXPECT_FALSE(tr.step().skipped);
   EXPECT_FALSE(tr.step().skipped);
   // Weights must not change on a skipped step.
-  std::vector<float> before(tr.model().params().groups()[0].data.data<float>(),
-                            tr.model().params().groups()[0].data.data<float>() + 16);
+  auto first16 = [&] {
+    const float* p = tr.model().params->masters()[0].data<float>();
+    return std::vector<float>(p, p + 16);
+  };
+  std::vector<float> before = first16();
   auto s = tr.step();
   EXPECT_TRUE(s.skipped);
-  EXPECT_EQ(before, std::vector<float>(tr.model().params().groups()[0].data.data<float>(),
-                                       tr.model().params().groups()[0].data.data<float>() + 16));
+  EXPECT_EQ(before, first16());
   EXPECT_TRUE(tr.step().skipped);
   std::string err = error_of([&] { tr.step(); });
   EXPECT_NE(err.find("non-finite steps in a row"), std::string::npos) << err;
@@ -249,4 +252,125 @@ TEST(Trainer, CheckpointRetention) {
       EXPECT_NE(l.find(k), std::string::npos) << l;
   }
   EXPECT_EQ(lines, 7);
+}
+
+// The release normalises latents with the data's statistics; with the zero-initialised output
+// layer the prediction is 0, so the first loss is mean((eps - z)^2) = 1 + 1 for normalised z.
+TEST(Trainer, FirstLossIsTwoForNormalisedLatents) {
+  auto cfg = micro_config();
+  cfg.global_batch_size = 64;
+  train::SyntheticStream data(256, 4, 8, 5);
+  train::Trainer tr(cfg, data, "");
+  const double loss = tr.step().loss;
+  EXPECT_NEAR(loss, 2.0, 0.1);  // 64 x 128 draws: the standard error is about 0.03
+  auto raw_cfg = cfg;
+  raw_cfg.normalize = false;  // raw synthetic latents have E[z^2] = 1 + 0.25
+  train::SyntheticStream raw(256, 4, 8, 5);
+  train::Trainer tr_raw(raw_cfg, raw, "");
+  EXPECT_NEAR(tr_raw.step().loss, 2.25, 0.12);
+}
+
+// Resuming with another data order (here another seed) is an error naming both signatures;
+// train.allow_data_change resumes anyway.
+TEST(Trainer, DataOrderSignatureIsCheckedOnResume) {
+  std::string d = test::make_temp_dir("signature");
+  auto cfg = micro_config();
+  cfg.steps = 2;
+  {
+    auto data = micro_stream();
+    train::Trainer tr(cfg, data, d);
+    tr.run();
+  }
+  cfg.seed = 43;
+  cfg.steps = 4;
+  {
+    auto data = micro_stream();
+    train::Trainer tr(cfg, data, d);
+    std::string e = error_of([&] { tr.resume(); });
+    EXPECT_NE(e.find("seed=42"), std::string::npos) << e;
+    EXPECT_NE(e.find("seed=43"), std::string::npos) << e;
+    EXPECT_NE(e.find("train.allow_data_change"), std::string::npos) << e;
+  }
+  cfg.allow_data_change = true;
+  auto data = micro_stream();
+  train::Trainer tr(cfg, data, d);
+  EXPECT_EQ(tr.resume(), 2);
+  EXPECT_NE(tr.state().data_signature.find("seed=43"), std::string::npos);
+}
+
+// Buffers (position table, Fourier W) come from the checkpoint, not from init().
+TEST(Trainer, BuffersAreSavedAndLoaded) {
+  std::string d = test::make_temp_dir("buffers");
+  auto cfg = micro_config();
+  cfg.steps = 1;
+  Tensor saved;
+  {
+    auto data = micro_stream();
+    train::Trainer tr(cfg, data, d);
+    nn::ParamStore& ps = tr.model().module->params();
+    Tensor(ps.buffer(0)).fill_(0.25);  // a value init() never produces
+    saved = ps.buffer(0).clone();
+    tr.run();
+  }
+  auto data = micro_stream();
+  train::Trainer tr(cfg, data, d);
+  const Tensor& b = tr.model().module->params().buffer(0);
+  EXPECT_GT(test::max_abs_diff(b, saved), 0.0);  // init() made something else
+  ASSERT_EQ(tr.resume(), 1);
+  EXPECT_EQ(test::max_abs_diff(b, saved), 0.0);
+}
+
+namespace {
+// Two models with their own optimizers (as stage 1's generator and discriminator): each gets a
+// flow-matching loss on the same batch; "b" learns ten times slower.
+class TwoModels : public train::Objective {
+ public:
+  std::string name() const override { return "two_models"; }
+  std::vector<train::ModelRole> roles(const train::TrainConfig& cfg,
+                                      const train::BatchStream& data) override {
+    auto r = a_.roles(cfg, data);
+    auto rb = b_.roles(cfg, data);
+    r[0].name = "a";
+    rb[0].name = "b";
+    rb[0].optim.schedule.base_lr /= 10;
+    r.push_back(rb[0]);
+    return r;
+  }
+  void attach(const std::vector<train::TrainedModel*>& m, const train::StepEnv& env) override {
+    a_.attach({m[0]}, env);
+    b_.attach({m[1]}, env);
+  }
+  train::Metrics micro_step(const train::MicroBatch& mb) override {
+    const double la = a_.micro_step(mb).at("loss"), lb = b_.micro_step(mb).at("loss");
+    return {{"loss", la + lb}, {"loss_b", lb}};
+  }
+
+ private:
+  train::FlowMatching a_, b_;
+};
+}  // namespace
+
+TEST(Trainer, SeveralModelsWithTheirOwnOptimizers) {
+  std::string d = test::make_temp_dir("two_models");
+  auto cfg = micro_config();
+  cfg.steps = 3;
+  auto data = micro_stream();
+  train::Trainer tr(cfg, data, d, nullptr, std::make_unique<TwoModels>());
+  auto s = tr.step();
+  EXPECT_TRUE(s.metrics.count("grad_norm.a") && s.metrics.count("grad_norm.b"));
+  EXPECT_DOUBLE_EQ(s.metrics.at("lr.b"), s.metrics.at("lr.a") / 10);
+  EXPECT_EQ(tr.state().adam_steps.at("a"), 1);
+  EXPECT_EQ(tr.state().adam_steps.at("b"), 1);
+  tr.run();
+  // Both models are in the checkpoint; each exports on its own.
+  const std::string ckpt = d + "/checkpoints/step-0000003";
+  EXPECT_EQ(train::verify_checkpoint(ckpt), "");
+  train::export_checkpoint(ckpt, "b", true, d + "/b.safetensors");
+  std::string e =
+      error_of([&] { train::export_checkpoint(ckpt, "c", false, d + "/c.safetensors"); });
+  EXPECT_NE(e.find("'c'"), std::string::npos) << e;
+  auto data2 = micro_stream();
+  train::Trainer again(cfg, data2, d, nullptr, std::make_unique<TwoModels>());
+  EXPECT_EQ(again.resume(), 3);
+  EXPECT_EQ(again.state().adam_steps.at("b"), 3);
 }
