@@ -3,11 +3,13 @@
 // (tokens, channels) grid, data/latent_cache_stats.h),
 //   normalize:    z' = (z - mean) / sqrt(var + eps)      eps = 1e-5
 //   denormalize:  z  = z' * sqrt(var + eps) + mean
-// computed per element in float32 with correctly rounded sqrt and division, as PyTorch does on
-// float32 tensors, so the CPU and CUDA versions give the same bits (tests/diffusion: golden from
-// the release's formula, tests/reference/make_latent_norm_golden.py). Stage-2 training normalises
-// every batch (data.normalize, on by default as in the release); the statistics are stored in
-// checkpoints and exports (tensors kMeanName / kVarName, metadata kEpsKey) so sampling can undo it.
+// computed per element in float32 with correctly rounded sqrt and division, so the CPU and CUDA
+// versions give the same bits. tests/diffusion/test_latent_norm.cpp checks the release's formula
+// run by PyTorch in float32 (tests/reference/make_latent_norm_golden.py) to one ulp: PyTorch's
+// vectorised CPU sqrt is off by one ulp on a few elements. Stage-2 training normalises every
+// batch (data.normalize, on by default as in the release); the statistics are stored in
+// checkpoints and exports (tensors kLatentMeanName / kLatentVarName, metadata kLatentEpsKey) so
+// sampling can undo it.
 #pragma once
 #include <map>
 #include <string>

@@ -305,7 +305,7 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   }
   // s = silu(t_emb broadcast + body output), projected to the head width.
   s.spre = A.empty({B, T, Wb});
-  nn::add_per_sample(s.spre, s.xs[Db], s.temb);
+  nn::add_per_sample(A, s.spre, s.xs[Db], s.temb);
   s.s = A.empty({B, T, Wb});
   ops::silu_forward(s.s, s.spre);
   if (has_projector_) {
@@ -369,7 +369,7 @@ void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
   Tensor dxb = A.zeros({B, T, Wb});  // dL/d(body output) = dL/dspre
   ops::silu_backward(dxb, ds, s.spre);
   Tensor dtemb = A.zeros({B, Wb});
-  nn::sum_tokens_add(dtemb, dxb);
+  nn::sum_tokens_add(A, dtemb, dxb);
   Tensor dc = A.zeros({B, Wb});
   for (int64_t i = Db - 1; i >= 0; --i)
     block_backward(i, A, s.blk[i], dxb, dc, body_cos_, body_sin_);

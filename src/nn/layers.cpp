@@ -1,8 +1,8 @@
 #include "nn/layers.h"
 
 #include "core/error.h"
-#include "ops/elementwise.h"
 #include "ops/linear.h"
+#include "ops/modulate.h"
 
 namespace rae::nn {
 
@@ -54,13 +54,12 @@ void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor
   }
 }
 
-void add_per_sample(const Tensor& out, const Tensor& x, const Tensor& row) {
-  int64_t B = x.dim(0);
-  for (int64_t b = 0; b < B; ++b) ops::add_rowwise(out[b], x[b], row[b]);
+void add_per_sample(Arena& arena, const Tensor& out, const Tensor& x, const Tensor& row) {
+  ops::modulate_forward(out, x, row, arena.zeros(row.shape(), row.dtype()));
 }
 
-void sum_tokens_add(const Tensor& drow, const Tensor& d) {
-  for (int64_t b = 0; b < d.dim(0); ++b) ops::add_rowwise_backward(drow[b], d[b]);
+void sum_tokens_add(Arena& arena, const Tensor& drow, const Tensor& d) {
+  ops::modulate_backward(Tensor(), drow, Tensor(), d, d, arena.zeros(drow.shape(), d.dtype()));
 }
 
 }  // namespace rae::nn

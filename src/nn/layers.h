@@ -33,9 +33,10 @@ void chunked_linear_forward(const ParamStore& ps, const Linear& l, const std::ve
 // dx (R, in) += sum_i dparts[i] W_i; dW_i, db_i += ... (undefined dparts are skipped).
 void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor& dx,
                              const std::vector<Tensor>& dparts, const Tensor& x);
-// out (B, T, C) = x (B, T, C) + row (B, C) broadcast over T.
-void add_per_sample(const Tensor& out, const Tensor& x, const Tensor& row);
-// drow (B, C) += sum over T of d (B, T, C).
-void sum_tokens_add(const Tensor& drow, const Tensor& d);
+// out (B, T, C) = x (B, T, C) + row (B, C) broadcast over T, in one op (a per-sample
+// modulation with zero scale, exact: x * 1 + row); the zero scale comes from `arena`.
+void add_per_sample(Arena& arena, const Tensor& out, const Tensor& x, const Tensor& row);
+// drow (B, C) += sum over T of d (B, T, C), in one op (the shift gradient of that modulation).
+void sum_tokens_add(Arena& arena, const Tensor& drow, const Tensor& d);
 
 }  // namespace rae::nn

@@ -4,9 +4,11 @@
 
 #include <cmath>
 
+#include "core/device.h"
 #include "core/rng.h"
 #include "diffusion/flow.h"
 #include "ops/elementwise.h"
+#include "support/util.h"
 
 using namespace rae;
 using diffusion::FlowConfig;
@@ -118,4 +120,26 @@ TEST(Flow, EulerSamplerExactForPointMass) {
   EXPECT_NEAR(t_end, diffusion::apply_shift(0.001, 2.5), 1e-12);
   for (int64_t i = 0; i < 6; ++i)
     EXPECT_NEAR(x.data<float>()[i], c_eff + t_end * (0.5 - c_eff), 1e-4);
+}
+
+// The draws on the GPU are the CPU's (the same host/device functions); float noise agrees to
+// the last bit up to the device's libm (a few ulp at most), times and labels exactly.
+TEST(Flow, DeviceDrawsEqualHostDraws) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  FlowConfig c;
+  c.seed = 5, c.class_dropout = 0.3, c.num_classes = 7, c.shift = 2.0;
+  const int64_t B = 33, D = 515;
+  Tensor ids = Tensor::empty({B}, DType::I64), labels = Tensor::empty({B}, DType::I32);
+  for (int64_t b = 0; b < B; ++b)
+    ids.data<int64_t>()[b] = 1000 + 7 * b, labels.data<int32_t>()[b] = b % 7;
+  Tensor eps = Tensor::empty({B, D}), t = Tensor::empty({B}), y = Tensor::empty({B}, DType::I32);
+  diffusion::draw_flow_batch(c, 9, ids, labels, eps, t, y);
+  const Device g = Device::cuda();
+  Tensor eps_d = Tensor::empty({B, D}, DType::F32, g), t_d = Tensor::empty({B}, DType::F32, g);
+  Tensor y_d = Tensor::empty({B}, DType::I32, g);
+  diffusion::draw_flow_batch(c, 9, ids.to(g), labels.to(g), eps_d, t_d, y_d);
+  EXPECT_LE(rae::test::tolerance_ratio(eps_d.to(Device::cpu()), eps, 1e-6, 1e-6), 1.0);
+  EXPECT_LE(rae::test::tolerance_ratio(t_d.to(Device::cpu()), t, 1e-7, 1e-7), 1.0);
+  Tensor yh = y_d.to(Device::cpu());
+  for (int64_t b = 0; b < B; ++b) EXPECT_EQ(yh.data<int32_t>()[b], y.data<int32_t>()[b]);
 }
