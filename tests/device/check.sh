@@ -2,16 +2,23 @@
 # The one-shot GPU check, run on a fresh H100/H200 machine in the repository root, with the
 # bundle made here by tests/device/prepare.sh carried along (carry [".devbundle"]):
 #   bash tests/device/check.sh
-# Stages (each under its own timeout; a failure is recorded and the next stage runs):
-#   1 unpack the bundle, find the CUDA libraries of the image, nvidia-smi
+# Stages (each under its own timeout; a failure is recorded and the next stage runs), the ones
+# that matter most first:
+#   1 unpack the bundle (with OpenMPI's launcher, relocated by OPAL_PREFIX), find the CUDA
+#     libraries of the image, nvidia-smi
 #   2 every CUDA test binary (gtest, CUDA tests only)
-#   3 bench/step_bench_cuda: DiT^DH-XL and -S training steps (bf16, largest batch that fits)
+#   3 bench/step_bench_cuda: the real trainer's step (train::Trainer::step) of DiT^DH-XL and -S,
+#     bf16 then tf32 (largest batch that fits)
+#   3b zero3: two ranks on one GPU through the MPI communicator (CUDA tensors staged through the
+#     host; NCCL refuses two ranks on one GPU): test_sharded_params under mpirun -np 2, and
+#     `rae train` full_shard on 2 ranks vs 1 rank, both on the GPU in fp32 (losses within 1e-6)
+#   3c rae train (tiny preset) on the GPU in fp32/tf32/bf16 against the same run on the CPU
 #   4 tests/device/torch_step_bench.py at the same batches (eager; then torch.compile if time
 #     remains)
 #   4b our XL step again with the fused flash attention kernel (DiTDH-XL-flash), time allowing
 #   5 the DINOv2-B encoder benchmark when the bundle has one
 # Always writes $OUT/results.json, $OUT/table.txt and $OUT/check.log (partial on failures).
-# The whole run stays under CHECK_BUDGET_S seconds (default 450).
+# The whole run stays under CHECK_BUDGET_S seconds (default 540).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -22,11 +29,11 @@ LOG="$OUT/check.log"
 WORK=/tmp/rae_check
 rm -rf "$WORK"
 mkdir -p "$WORK/res"
-BUDGET=${CHECK_BUDGET_S:-450}
+BUDGET=${CHECK_BUDGET_S:-540}
 T0=$(date +%s)
 PY=${PYTHON:-python3}
-# CHECK_STAGES: comma list of tests,train,bench,profile,encoder (default: all).
-STAGES=${CHECK_STAGES:-tests,train,bench,profile,encoder}
+# CHECK_STAGES: comma list of tests,bench,zero3,train,torch,encoder (default: all).
+STAGES=${CHECK_STAGES:-tests,bench,zero3,train,torch,encoder}
 want() { case ",$STAGES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { echo "[check $(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
@@ -98,8 +105,8 @@ torch_eager = {r.get("name"): r for r in jlines(os.path.join(work, "torch_eager.
 torch_comp = {r.get("name"): r for r in jlines(os.path.join(work, "torch_compile.out"))}
 for name in sorted(n for n in set(ours) | set(torch_eager) | set(torch_comp) if n):
     o, te, tc = ours.get(name, {}), torch_eager.get(name, {}), torch_comp.get(name, {})
-    b = {k: o.get(k) for k in ("batch", "images_per_s", "tflops", "mfu", "peak_mem_gb", "ms_per_step",
-                               "gflop_per_image", "params", "loss", "ok", "error") if k in o}
+    b = {k: o.get(k) for k in ("batch", "precision", "images_per_s", "tflops", "mfu", "peak_mem_gb",
+                               "ms_per_step", "gflop_per_image", "params", "loss", "ok", "error") if k in o}
     b["torch_images_per_s"] = te.get("images_per_s") if te.get("ok") else None
     b["torch_batch"] = te.get("batch")
     b["torch_peak_mem_gb"] = te.get("peak_mem_gb")
@@ -114,6 +121,12 @@ for r in jlines(os.path.join(work, "encoder.out")):
     b["torch_images_per_s"] = t.get("images_per_s") if t.get("ok") else None
     b["torch_peak_mem_gb"] = t.get("peak_mem_gb")
     res["benchmarks"][name] = b
+z = {}
+for line in (read(os.path.join(work, "zero3.txt"), "") or "").splitlines():
+    k, _, v = line.partition("=")
+    if k:
+        z[k.strip()] = v.strip()
+res["zero3"] = z
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
 def f(x, fmt):
     return "-" if x is None else fmt.format(x)
@@ -126,6 +139,7 @@ for name, b in res["benchmarks"].items():
 lines += ["", "tests:"]
 for n, t in res["tests"].items():
     lines.append(f"  {n}: {t.get('tests')} tests, {t.get('failures')} failed, {t.get('skipped')} skipped {t.get('failed', '')}")
+lines += ["", "zero3 (2 ranks on one GPU over MPI vs 1 rank, fp32): " + " ".join(f"{k}={v}" for k, v in z.items())]
 lines += ["", "stages: " + " ".join(f"{k}={v}" for k, v in res["stages"].items())]
 open(os.path.join(out, "table.txt"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
@@ -164,6 +178,16 @@ PYEOF
 )
 [ -n "$pipdirs" ] && libdirs="$libdirs:$pipdirs"
 export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# OpenMPI's launcher from the bundle (the device image has none), relocated by OPAL_PREFIX.
+MPIRUN=""
+if [ -x "$BD/mpi/bin/orterun" ]; then
+  export OPAL_PREFIX="$BD/mpi" PATH="$BD/mpi/bin:$PATH"
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
+  export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_pml=ob1
+  MPIRUN="$BD/mpi/bin/orterun --oversubscribe --bind-to none"
+elif command -v mpirun > /dev/null; then
+  MPIRUN="mpirun --oversubscribe --bind-to none"
+fi
 log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 > "$WORK/card.txt"
 run_stage nvidia_smi 30 nvidia-smi
@@ -186,7 +210,45 @@ for t in "$BD"/bin/test_*; do
 done
 write_results > /dev/null 2>&1  # partial results, in case a later stage takes the machine down
 
-# ---- 2b: rae train on the GPU (tiny preset), against the same run on the CPU ------------------
+# ---- 3: the real trainer's step (train::Trainer::step), bf16 then tf32 --------------------------
+if want bench && [ -x "$BD/bin/step_bench_cuda" ]; then
+  run_stage step_bench 200 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL,S --precision bf16 --steps 5 --warmup 2 --peak-tflops 989 | tee '$WORK/step_bench.out'"
+  run_stage step_bench_tf32 150 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL,S --precision tf32 --suffix -tf32 --steps 3 --warmup 1 --peak-tflops 494 | tee -a '$WORK/step_bench.out'"
+fi
+write_results > /dev/null 2>&1
+
+# ---- 3b: ZeRO-3 with two ranks on one GPU through the MPI communicator --------------------------
+if want zero3 && [ -x "$BD/bin/rae" ] && [ -n "$MPIRUN" ]; then
+  Z="$WORK/zero3"
+  mkdir -p "$Z"
+  if [ -x "$BD/bin/test_sharded_params" ]; then
+    run_stage zero3_core 90 $MPIRUN -np 2 "$BD/bin/test_sharded_params" --gtest_filter='*Cuda*' --gtest_output="json:$WORK/gtest_test_sharded_params_np2.json" --gtest_brief=1
+  fi
+  ZT=("$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache synthetic:256x8x32x10 --steps 20 --train.device=cuda --train.precision=fp32 --log.progress=false)
+  run_stage zero3_np1 60 "${ZT[@]}" --run-dir "$Z/np1"
+  run_stage zero3_np2 90 $MPIRUN -np 2 "${ZT[@]}" --shard full_shard --dist.backend=mpi --dist.bucket_mb=0.05 --run-dir "$Z/np2"
+  "$PY" - "$Z" > "$WORK/zero3.txt" 2>> "$LOG" <<'PYEOF'
+import json, sys
+z = sys.argv[1]
+def losses(d):
+    try:
+        return [json.loads(l)["loss"] for l in open(f"{z}/{d}/metrics.jsonl")]
+    except OSError:
+        return []
+a, b = losses("np1"), losses("np2")
+d = max((abs(x - y) / abs(x) for x, y in zip(a, b)), default=None)
+print(f"steps_np1={len(a)}")
+print(f"steps_np2={len(b)}")
+print(f"max_rel_diff={d}")
+print(f"pass={bool(a) and len(a) == len(b) == 20 and d is not None and d <= 1e-6}")
+PYEOF
+  cat "$WORK/zero3.txt" >> "$LOG"
+else
+  log "zero3: skipped (no rae binary or no MPI launcher in the bundle)"
+fi
+write_results > /dev/null 2>&1
+
+# ---- 3c: rae train on the GPU (tiny preset), against the same run on the CPU ------------------
 if want train && [ -x "$BD/bin/rae" ]; then
   TR="$WORK/train"
   mkdir -p "$TR"
@@ -223,10 +285,6 @@ for p in ("tf32", "bf16"):
 PYEOF
 fi
 
-# ---- 3: our step benchmark --------------------------------------------------------------------
-if want bench && [ -x "$BD/bin/step_bench_cuda" ]; then
-  run_stage step_bench 200 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL,S --steps 5 --warmup 2 --peak-tflops 989 | tee '$WORK/step_bench.out'"
-fi
 batch_of() {  # the batch our benchmark ran $1 with, then halvings, for the torch fallbacks
   "$PY" -c "
 import json,sys
@@ -244,7 +302,7 @@ write_results > /dev/null 2>&1
 BXL=$(batch_of DiTDH-XL 128,64,32)
 BS=$(batch_of DiTDH-S 256,128)
 export PYTHONUNBUFFERED=1
-want bench && run_stage torch_eager 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --models XL,S --batches-xl $BXL --batches-s $BS --steps 5 --warmup 2 | tee '$WORK/torch_eager.out'"
+want torch && run_stage torch_eager 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --models XL,S --batches-xl $BXL --batches-s $BS --steps 5 --warmup 2 | tee '$WORK/torch_eager.out'"
 # ---- 4b: our XL step with the fused flash kernel instead of the GEMM attention -----------------
 if want bench && [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
   BXL1=$(echo "$BXL" | cut -d, -f1)
@@ -252,18 +310,12 @@ if want bench && [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
 fi
 
 # ---- 4c: torch.compile, time allowing
-if want bench && [ "$(left)" -gt 120 ]; then
+if want torch && [ "$(left)" -gt 120 ]; then
   run_stage torch_compile 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --compile --models XL --batches-xl $BXL --steps 5 --warmup 2 | tee '$WORK/torch_compile.out'"
 else
   log "torch_compile: skipped (time)"
 fi
 
-
-# ---- 4d: per-op GPU time of one DiT^DH-XL step (CUDA events around every op call) -------------
-if want profile && [ -x "$BD/bin/step_bench_cuda" ]; then
-  run_stage profile 120 bash -c "'$BD/bin/step_bench_cuda' --models XL --batches-xl ${PROFILE_BATCH:-256} --steps 3 --warmup 1 --profile --peak-tflops 989 > '$WORK/profile.out' 2> '$OUT/profile.txt'"
-  cp "$WORK/profile.out" "$OUT/profile.jsonl" 2>/dev/null || true
-fi
 
 # ---- 5: encoder throughput (when the bundle has the benchmark) --------------------------------
 enc=$(ls "$BD"/bin/*encoder*cuda* 2>/dev/null | head -1)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run HERE (the build machine, x86-64, with the dev libraries) before the device check:
 # builds build-device/ (Release, CUDA for sm_90) and packs .devbundle/ for tests/device/check.sh:
-#   .devbundle/bundle.tar.xz  bin/ (CUDA test binaries, step_bench_cuda) and lib/ (every
-#                             non-system shared library they need, except the big CUDA ones the
-#                             device image has: cuBLAS/cuBLASLt/cuDNN/NCCL and the driver)
+#   .devbundle/bundle.tar.xz  bin/ (CUDA test binaries, step_bench_cuda, rae), mpi/ (OpenMPI's
+#                             launcher, components and help files, run relocated with
+#                             OPAL_PREFIX: the 2-ranks-on-one-GPU check needs mpirun) and lib/
+#                             (every non-system shared library they need, except the big CUDA
+#                             ones the device image has: cuBLAS/cuBLASLt/NCCL and the driver)
 #   .devbundle/commit.txt     the commit the binaries were built from
 # The device lacks libhdf5/libtbb/boost/openmpi/openblas/gtest; the bundle carries them.
 # Usage: bash tests/device/prepare.sh   (then run the device with carry [".devbundle"])
@@ -41,14 +43,30 @@ for b in "${bins[@]}"; do
   cp "$b" "$STAGE/bin/"
   strip --strip-unneeded "$STAGE/bin/$(basename "$b")" 2>/dev/null || true
 done
+# OpenMPI's launcher (orterun, orted), its components and help files, at the same places
+# relative to its prefix, so that OPAL_PREFIX=<bundle>/mpi relocates them (the device has no MPI).
+deps=("${bins[@]}")
+if command -v ompi_info > /dev/null && command -v orterun > /dev/null; then
+  prefix=$(ompi_info --path prefix | awk '{print $2}')
+  pkglib=$(ompi_info --path pkglibdir | awk '{print $2}')
+  pkgdata=$(ompi_info --path pkgdatadir | awk '{print $2}')
+  M="$STAGE/mpi"
+  mkdir -p "$M/bin" "$M/$(dirname "${pkglib#"$prefix"/}")" "$M/$(dirname "${pkgdata#"$prefix"/}")"
+  cp -L "$(command -v orterun)" "$(command -v orted)" "$M/bin/"
+  cp -a "$pkglib" "$M/${pkglib#"$prefix"/}"
+  cp -a "$pkgdata" "$M/${pkgdata#"$prefix"/}"
+  deps+=("$M"/bin/orterun "$M"/bin/orted "$M/${pkglib#"$prefix"/}"/*.so)
+else
+  echo "prepare: WARNING: no OpenMPI launcher here; the device check's zero3 stage will skip" >&2
+fi
 
 # Shared libraries: everything ldd resolves, minus glibc/the loader (the device's are newer),
 # the driver, and the large CUDA libraries the device's toolkit and pip packages provide.
-skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libutil\.so|libresolv\.so|libcuda\.so|libnvidia-|libcublas\.so|libcublasLt\.so|libcudnn|libnccl\.so)'
-for b in "${bins[@]}"; do
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libutil\.so|libresolv\.so|libcuda\.so|libnvidia-|libcublas\.so|libcublasLt\.so|libnccl\.so)'
+for b in "${deps[@]}"; do
   ldd "$b" | awk '/=>/ {print $1, $3}' | while read -r name path; do
     if echo "$name" | grep -qE "$skip"; then continue; fi
-    if [ "$path" = "not" ] || [ ! -f "$path" ]; then echo "prepare: $b needs $name: not found here" >&2; continue; fi
+    if [ "$path" = "not" ] || [ ! -f "$path" ]; then echo "prepare: $(basename "$b") needs $name: not found here" >&2; continue; fi
     [ -f "$STAGE/lib/$name" ] || cp -L "$path" "$STAGE/lib/$name"
   done
 done
@@ -56,8 +74,8 @@ strip --strip-unneeded "$STAGE"/lib/*.so* 2>/dev/null || true
 
 git rev-parse HEAD > .devbundle/commit.txt 2>/dev/null || echo unknown > .devbundle/commit.txt
 (git diff --quiet HEAD 2>/dev/null && echo clean || echo dirty) > .devbundle/tree_state.txt
-tar -C "$STAGE" -cf - bin lib | xz -T"$JOBS" -6 > .devbundle/bundle.tar.xz
-du -sh "$STAGE/bin" "$STAGE/lib"
+tar -C "$STAGE" -cf - bin lib $( [ -d "$STAGE/mpi" ] && echo mpi ) | xz -T"$JOBS" -6 > .devbundle/bundle.tar.xz
+du -sh "$STAGE/bin" "$STAGE/lib" "$STAGE"/mpi 2>/dev/null || true
 ls -la "$STAGE/bin" "$STAGE/lib"
 rm -rf "$STAGE"
 size_mb=$(( $(stat -c %s .devbundle/bundle.tar.xz) / 1048576 ))
