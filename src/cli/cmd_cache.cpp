@@ -1,6 +1,5 @@
 // rae cache --data DIR --encoder DIR_OR_PRESET --out CACHE_DIR [...]   (under mpirun or alone)
 // rae cache verify CACHE_DIR
-#include <mpi.h>
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include "core/log.h"
 #include "data/cache_job.h"
 #include "data/latent_cache_verify.h"
+#include "distributed/mpi_communicator.h"
 
 namespace rae::cli {
 
@@ -40,25 +40,6 @@ int cache_verify(int argc, char** argv) {
   return rep.ok() ? 0 : 1;
 }
 
-// MPI for the job only; finalized on every path out.
-struct MpiSession {
-  bool owned = false;
-  MpiSession(int* argc, char*** argv) {
-    int inited = 0;
-    MPI_Initialized(&inited);
-    if (!inited) {
-      int provided = 0;
-      MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
-      owned = true;
-    }
-  }
-  ~MpiSession() {
-    int fin = 0;
-    MPI_Finalized(&fin);
-    if (owned && !fin) MPI_Finalize();
-  }
-};
-
 }  // namespace
 
 int cmd_cache(int argc, char** argv) {
@@ -86,6 +67,8 @@ int cmd_cache(int argc, char** argv) {
       "threads", po::value(&o.threads)->default_value(0), "threads per rank (0: all cores)")(
       "device", po::value(&o.device)->default_value(o.device),
       "encoder device: cpu, cuda (GPU rank % count), cuda:N")(
+      "timeout-s", po::value<double>()->default_value(1800),
+      "watchdog: a rank waiting longer for another (e.g. one shard's encode) ends the job")(
       "progress", po::value(&o.progress_seconds)->default_value(o.progress_seconds),
       "seconds between progress lines")("limit", po::value(&o.limit)->default_value(0),
                                         "encode only the first N images (0: all)");
@@ -97,17 +80,17 @@ int cmd_cache(int argc, char** argv) {
   }
   po::notify(vm);
   o.flip = vm.count("no-flip") == 0;
-  MpiSession mpi(&argc, &argv);
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  log::set_rank(world > 1 ? rank : -1);
-  cachejob::CacheJobResult r = cachejob::run_cache_job(o);
+  distributed::DistOptions d = distributed::DistOptions::from_env();
+  d.timeout_s = vm["timeout-s"].as<double>();
+  auto world = distributed::MpiCommunicator::create_world(d);
+  const int rank = world->rank();
+  cachejob::CacheJobResult r = cachejob::run_cache_job(o, *world);
   if (rank == 0)
     std::printf(
         "cache: %lld images encoded, shards: %lld written, %lld verified and skipped, %lld total\n",
         static_cast<long long>(r.images), static_cast<long long>(r.shards_written),
         static_cast<long long>(r.shards_skipped), static_cast<long long>(r.shards_total));
+  distributed::finalize(*world);  // success only: an error returns non-zero and mpirun ends the job
   return 0;
 }
 

@@ -1,6 +1,5 @@
 #include "data/cache_job.h"
 
-#include <mpi.h>
 #include <sys/stat.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_pipeline.h>
@@ -30,6 +29,7 @@
 #include "data/latent_cache_shard.h"
 #include "data/latent_cache_stats.h"
 #include "data/latent_cache_writer.h"
+#include "distributed/mpi_communicator.h"
 #include "models/vit_encoder.h"
 
 namespace rae::cachejob {
@@ -105,13 +105,14 @@ data::ImageFolderList unpack_listing(const std::vector<char>& b) {
   return l;
 }
 
-void bcast_bytes(std::vector<char>& bytes, int rank) {
-  int64_t n = static_cast<int64_t>(bytes.size());
-  MPI_Bcast(&n, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
-  if (rank != 0) bytes.resize(static_cast<size_t>(n));
+// Rank 0's bytes to every rank (under the watchdog).
+void bcast_bytes(distributed::MpiCommunicator& world, std::vector<char>& bytes) {
+  const int64_t n = distributed::broadcast_i64(&world, static_cast<int64_t>(bytes.size()));
+  if (world.rank() != 0) bytes.resize(static_cast<size_t>(n));
   for (int64_t off = 0; off < n; off += (1 << 30)) {
-    int len = static_cast<int>(std::min<int64_t>(1 << 30, n - off));
-    MPI_Bcast(bytes.data() + off, len, MPI_CHAR, 0, MPI_COMM_WORLD);
+    const int64_t len = std::min<int64_t>(1 << 30, n - off);
+    Tensor t = Tensor::from_blob(bytes.data() + off, {len}, DType::U8, Device::cpu(), nullptr);
+    world.broadcast(t, 0);
   }
 }
 
@@ -147,10 +148,11 @@ Msg parse_msg(const std::vector<char>& m) {
   return r;
 }
 
-void send_bytes(const std::vector<char>& m, int dest, int tag) {
+void send_bytes(distributed::MpiCommunicator& world, const std::vector<char>& m, int dest,
+                int tag) {
   // Large stats payloads are sent in one message; MPI counts are int, so they must stay < 2 GiB.
   RAE_CHECK(m.size() < (1ull << 31), "cache job: message of ", m.size(), " bytes is too large");
-  MPI_Send(m.data(), static_cast<int>(m.size()), MPI_CHAR, dest, tag, MPI_COMM_WORLD);
+  world.send_bytes(m.data(), m.size(), dest, tag);
 }
 
 json shard_json(const ShardInfo& s) {
@@ -174,6 +176,7 @@ ShardInfo shard_from_json(const json& j) {
 
 struct Job {
   CacheJobOptions opts;
+  distributed::MpiCommunicator* comm = nullptr;
   int rank = 0, world = 1;
   data::ImageFolderList list;
   int64_t total = 0, num_shards = 0;
@@ -192,7 +195,7 @@ struct Job {
   if (job.world > 1) {
     std::fprintf(stderr, "rae cache: rank %d: error: %s\n", job.rank, msg.c_str());
     std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    distributed::abort_job(1);
   }
   RAE_THROW(msg);
 }
@@ -473,15 +476,8 @@ CacheJobResult coordinate(Job& job) {
     std::map<int, std::pair<TaskKind, int64_t>> busy;
     int active = job.world - 1;
     while (active > 0) {
-      MPI_Status st;
-      MPI_Probe(MPI_ANY_SOURCE, kMsgTag, MPI_COMM_WORLD, &st);
-      int count = 0;
-      MPI_Get_count(&st, MPI_CHAR, &count);
-      std::vector<char> buf(static_cast<size_t>(count));
-      MPI_Recv(buf.data(), count, MPI_CHAR, st.MPI_SOURCE, kMsgTag, MPI_COMM_WORLD,
-               MPI_STATUS_IGNORE);
-      Msg msg = parse_msg(buf);
-      const int src = st.MPI_SOURCE;
+      int src = -1;
+      Msg msg = parse_msg(job.comm->recv_bytes(kMsgTag, -1, &src));
       if (msg.kind == MsgKind::Error)
         fatal(job, "rank " + std::to_string(src) + " failed: " + msg.text);
       if (msg.kind == MsgKind::Done) {
@@ -507,7 +503,7 @@ CacheJobResult coordinate(Job& job) {
       } else {
         --active;
       }
-      MPI_Send(assign, 2, MPI_INT64_T, src, kAssignTag, MPI_COMM_WORLD);
+      job.comm->send_bytes(assign, sizeof assign, src, kAssignTag);
     }
   }
   RAE_CHECK(next_merge == job.num_shards, "cache job: statistics of ", job.num_shards - next_merge,
@@ -534,9 +530,11 @@ CacheJobResult coordinate(Job& job) {
 void work(Job& job) {
   std::vector<char> msg = make_msg(MsgKind::Ready, -1, "", {});
   while (true) {
-    send_bytes(msg, 0, kMsgTag);
+    send_bytes(*job.comm, msg, 0, kMsgTag);
     int64_t assign[2];
-    MPI_Recv(assign, 2, MPI_INT64_T, 0, kAssignTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    const std::vector<char> reply = job.comm->recv_bytes(kAssignTag, 0);
+    RAE_CHECK(reply.size() == sizeof assign, "cache job: assignment of ", reply.size(), " bytes");
+    std::memcpy(assign, reply.data(), sizeof assign);
     TaskKind kind = static_cast<TaskKind>(assign[0]);
     int64_t k = assign[1];
     if (kind == TaskKind::Stop) return;
@@ -558,11 +556,12 @@ void work(Job& job) {
 
 }  // namespace
 
-CacheJobResult run_cache_job(const CacheJobOptions& opts) {
+CacheJobResult run_cache_job(const CacheJobOptions& opts, distributed::MpiCommunicator& world) {
   Job job;
   job.opts = opts;
-  MPI_Comm_rank(MPI_COMM_WORLD, &job.rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &job.world);
+  job.comm = &world;
+  job.rank = world.rank();
+  job.world = world.size();
   std::unique_ptr<tbb::global_control> threads;
   if (opts.threads > 0)
     threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
@@ -583,13 +582,12 @@ CacheJobResult run_cache_job(const CacheJobOptions& opts) {
       error = e.what();
     }
   }
-  int failed = error.empty() ? 0 : 1;
-  MPI_Bcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  const int64_t failed = distributed::broadcast_i64(&world, error.empty() ? 0 : 1);
   if (failed) {
     if (job.rank == 0) RAE_THROW(error);
     RAE_THROW("rank 0 failed to list the data");
   }
-  bcast_bytes(packed, job.rank);
+  bcast_bytes(world, packed);
   if (job.rank != 0) job.list = unpack_listing(packed);
 
   std::string weights_hash;

@@ -21,6 +21,10 @@
 #include <cstdint>
 #include <string>
 
+namespace rae::distributed {
+class MpiCommunicator;
+}
+
 namespace rae::cachejob {
 
 struct CacheJobOptions {
@@ -47,10 +51,12 @@ struct CacheJobResult {
   double seconds = 0;
 };
 
-// Runs the job on MPI_COMM_WORLD (MPI must be initialized; a singleton works). Every rank calls
-// it; the result is meaningful on rank 0. Errors on any rank abort the job with a message naming
-// the rank and the file.
-CacheJobResult run_cache_job(const CacheJobOptions& opts);
+// Runs the job over `world` (MpiCommunicator::create_world; a single process works). Every rank
+// calls it; the result is meaningful on rank 0. Every wait for another rank (broadcasts, the
+// coordinator's requests and assignments) is guarded by the watchdog, so a dead or stuck rank
+// ends the job after its timeout instead of hanging it. Errors on any rank abort the job with a
+// message naming the rank and the file.
+CacheJobResult run_cache_job(const CacheJobOptions& opts, distributed::MpiCommunicator& world);
 
 constexpr const char* kJobFile = "cache_job.json";
 

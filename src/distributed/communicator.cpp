@@ -23,6 +23,10 @@ const char* collective_name(CollectiveKind k) {
       return "broadcast";
     case CollectiveKind::Barrier:
       return "barrier";
+    case CollectiveKind::Send:
+      return "send";
+    case CollectiveKind::Recv:
+      return "recv";
   }
   return "?";
 }

@@ -28,7 +28,9 @@ enum class CollectiveKind : int32_t {
   ReduceScatter = 2,
   AllGather = 3,
   Broadcast = 4,
-  Barrier = 5
+  Barrier = 5,
+  Send = 6,  // point-to-point (MpiCommunicator::send_bytes / recv_bytes)
+  Recv = 7
 };
 const char* collective_name(CollectiveKind k);
 

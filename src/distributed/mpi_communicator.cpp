@@ -385,6 +385,52 @@ Work MpiCommunicator::barrier_async() {
   return Work(w);
 }
 
+void MpiCommunicator::send_bytes(const void* data, size_t bytes, int dest, int tag) {
+  RAE_CHECK(bytes <= INT_MAX, label_, ".send: ", bytes, " bytes exceed the MPI count limit");
+  RAE_CHECK(dest >= 0 && dest < size(), label_, ".send: destination ", dest, " outside 0..",
+            size() - 1);
+  watchdog::CollectiveInfo info{label_.c_str(), CollectiveKind::Send,
+                                next_seq(),     static_cast<int64_t>(bytes),
+                                DType::U8,      rank(),
+                                size()};
+  MPI_Request req = MPI_REQUEST_NULL;
+  watchdog::note_issued(info);
+  mpi_check(
+      MPI_Isend(const_cast<void*>(data), static_cast<int>(bytes), MPI_BYTE, dest, tag, comm_, &req),
+      "MPI_Isend");
+  watchdog::wait_until(
+      [&] {
+        int done = 0;
+        mpi_check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        return done != 0;
+      },
+      info);
+  watchdog::note_completed(info);
+}
+
+std::vector<char> MpiCommunicator::recv_bytes(int tag, int source, int* from) {
+  watchdog::CollectiveInfo info{
+      label_.c_str(), CollectiveKind::Recv, next_seq(), 0, DType::U8, rank(), size()};
+  MPI_Message msg = MPI_MESSAGE_NULL;
+  MPI_Status st;
+  watchdog::note_issued(info);
+  watchdog::wait_until(
+      [&] {
+        int found = 0;
+        mpi_check(MPI_Improbe(source < 0 ? MPI_ANY_SOURCE : source, tag, comm_, &found, &msg, &st),
+                  "MPI_Improbe");
+        return found != 0;
+      },
+      info);
+  int count = 0;
+  mpi_check(MPI_Get_count(&st, MPI_BYTE, &count), "MPI_Get_count");
+  std::vector<char> buf(static_cast<size_t>(count));
+  mpi_check(MPI_Mrecv(buf.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv");
+  watchdog::note_completed(info);
+  if (from) *from = st.MPI_SOURCE;
+  return buf;
+}
+
 bool launched_with_several_ranks() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
     if (const char* s = std::getenv(v)) return std::atoi(s) > 1;

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "distributed/communicator.h"
 
@@ -35,6 +36,12 @@ class MpiCommunicator : public Communicator {
   Work broadcast_async(const Tensor& t, int root) override;
   Work barrier_async() override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string& label) override;
+
+  // Point-to-point byte messages (coordinator/worker jobs such as `rae cache`), waited for under
+  // the watchdog like the collectives: a peer that never answers ends the job after the timeout.
+  void send_bytes(const void* data, size_t bytes, int dest, int tag);
+  // The next message with `tag` from `source` (-1: any rank); `from` gets the sender.
+  std::vector<char> recv_bytes(int tag, int source = -1, int* from = nullptr);
   // Same as split, keeping the MPI type (NCCL communicators bootstrap from these).
   std::unique_ptr<MpiCommunicator> split_mpi(int color, int key, const std::string& label);
 

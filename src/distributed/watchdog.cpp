@@ -227,7 +227,7 @@ void fire(const CollectiveInfo& info, double waited_s, const std::string& detail
      << current_step() << ": collective " << describe(info) << " (" << info.bytes << " bytes "
      << dtype_name(info.dtype) << ", comm rank " << info.comm_rank << "/" << info.comm_size
      << ") did not complete within " << waited_s << " s (timeout " << timeout()
-     << " s, --dist.timeout_s).\n";
+     << " s: rae train --dist.timeout_s, rae cache --timeout-s).\n";
   if (!detail.empty()) os << "  " << detail << "\n";
   os << "  peers on this node:\n" << describe_peers();
   os << "  aborting the job.\n";

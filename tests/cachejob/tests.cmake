@@ -14,3 +14,11 @@ if(RAE_H5DUMP AND RAE_H5DIFF)
 else()
   message(STATUS "rae: h5dump/h5diff not found; cachejob_mpirun_np3 test disabled")
 endif()
+
+# A worker stopped mid-job: the watchdog (not a hang) ends `rae cache`.
+add_test(NAME cachejob_stalled_worker
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/stalled_worker.sh $<TARGET_FILE:rae>
+                 ${CMAKE_BINARY_DIR}/test-tmp/cachejob_stalled)
+set_tests_properties(cachejob_stalled_worker PROPERTIES
+                     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_btl=self,vader;OMPI_MCA_rmaps_base_oversubscribe=1;OMPI_MCA_btl_vader_single_copy_mechanism=none"
+                     TIMEOUT 120 PROCESSORS 2 LABELS "mpi;cachejob")
