@@ -294,15 +294,7 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   const int64_t Db = cfg_.body_depth, Dh = cfg_.head_depth;
   s.xs.assign(Db + Dh + 2, Tensor());
   s.blk.resize(Db + Dh);
-  Tensor emb = A.empty({B, T, Wb});
-  s_embedder_.forward(ps_, emb.view({N, Wb}), x.view({N, C}));
-  s.xs[0] = A.empty({B, T, Wb});
-  ops::add_rowwise(s.xs[0].view({B, T * Wb}), emb.view({B, T * Wb}),
-                   ps_.buffer(pos_embed_).view({T * Wb}));
-  for (int64_t i = 0; i < Db; ++i) {
-    s.xs[i + 1] = A.empty({B, T, Wb});
-    block_forward(i, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
-  }
+  body_forward(A, s_embedder_, x);
   // s = silu(t_emb broadcast + body output), projected to the head width.
   s.spre = A.empty({B, T, Wb});
   nn::add_per_sample(A, s.spre, s.xs[Db], s.temb);
@@ -371,14 +363,35 @@ void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
   Tensor dtemb = A.zeros({B, Wb});
   nn::sum_tokens_add(A, dtemb, dxb);
   Tensor dc = A.zeros({B, Wb});
-  for (int64_t i = Db - 1; i >= 0; --i)
-    block_backward(i, A, s.blk[i], dxb, dc, body_cos_, body_sin_);
-  s_embedder_.backward(ps_, Tensor(), dxb.view({N, Wb}), s.x.view({N, C}));
+  body_backward(A, s_embedder_, dxb, dc);
   // c = silu(t_emb + y_emb).
   Tensor dcpre = A.zeros({B, Wb});
   ops::silu_backward(dcpre, dc, s.cpre);
   ops::add_(dtemb, dcpre);
   condition_backward(A, dtemb, dcpre);
+}
+
+void DiTDH::body_forward(nn::Arena& A, const nn::Linear& embedder, const Tensor& x) {
+  Saved& s = sv_;
+  const int64_t B = x.dim(0), T = cfg_.tokens(), C = cfg_.in_channels, W = cfg_.body_width;
+  Tensor emb = A.empty({B, T, W});
+  embedder.forward(ps_, emb.view({B * T, W}), x.view({B * T, C}));
+  s.xs[0] = A.empty({B, T, W});
+  ops::add_rowwise(s.xs[0].view({B, T * W}), emb.view({B, T * W}),
+                   ps_.buffer(pos_embed_).view({T * W}));
+  for (int64_t i = 0; i < cfg_.body_depth; ++i) {
+    s.xs[i + 1] = A.empty({B, T, W});
+    block_forward(i, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
+  }
+}
+
+void DiTDH::body_backward(nn::Arena& A, const nn::Linear& embedder, const Tensor& dx,
+                          const Tensor& dc) {
+  const Saved& s = sv_;
+  const int64_t N = s.B * cfg_.tokens();
+  for (int64_t i = cfg_.body_depth - 1; i >= 0; --i)
+    block_backward(i, A, s.blk[i], dx, dc, body_cos_, body_sin_);
+  embedder.backward(ps_, Tensor(), dx.view({N, cfg_.body_width}), s.x.view({N, cfg_.in_channels}));
 }
 
 void DiTDH::condition_forward(nn::Arena& A, const Tensor& c_sum, const Tensor& t, const Tensor& y) {

@@ -80,6 +80,12 @@ class DiTDH : public Denoiser {
                      const Tensor& x_in, const Tensor& cond, const Tensor& cos, const Tensor& sin);
   void block_backward(int64_t i, nn::Arena& arena, const nn::DiTBlock::Saved& s, const Tensor& dx,
                       const Tensor& dcond, const Tensor& cos, const Tensor& sin);
+  // The body, shared by DiT^DH and plain DiT: xs[0] = embedder(x) + pos_embed, then the body
+  // blocks conditioned per sample on sv_.c (forward); back through them and the embedder, dx
+  // (B, T, body_width) holding dL/d(body output) on entry, dc += the condition's gradient.
+  void body_forward(nn::Arena& arena, const nn::Linear& embedder, const Tensor& x);
+  void body_backward(nn::Arena& arena, const nn::Linear& embedder, const Tensor& dx,
+                     const Tensor& dc);
   // LightningDiT (head_depth == 0), in dit_plain.cpp.
   // Shared by DiT^DH and plain DiT: t_emb = MLP(fourier(t)) into sv_, c_sum (B, W) = t_emb + y_emb.
   void condition_forward(nn::Arena& arena, const Tensor& c_sum, const Tensor& t, const Tensor& y);

@@ -25,15 +25,7 @@ void DiTDH::forward_plain(nn::Arena& A, const Tensor& out, const Tensor& x, cons
   condition_forward(A, s.c, t, y);
   s.xs.assign(D + 1, Tensor());
   s.blk.resize(D);
-  Tensor emb = A.empty({B, T, W});
-  x_embedder_.forward(ps_, emb.view({N, W}), x.view({N, C}));
-  s.xs[0] = A.empty({B, T, W});
-  ops::add_rowwise(s.xs[0].view({B, T * W}), emb.view({B, T * W}),
-                   ps_.buffer(pos_embed_).view({T * W}));
-  for (int64_t i = 0; i < D; ++i) {
-    s.xs[i + 1] = A.empty({B, T, W});
-    block_forward(i, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
-  }
+  body_forward(A, x_embedder_, x);
   s.fa = A.empty({B, W});
   ops::silu_forward(s.fa, s.c);
   Tensor shift = A.empty({B, W});
@@ -60,8 +52,7 @@ void DiTDH::backward_plain(nn::Arena& A, const Tensor& dout) {
   nn::chunked_linear_backward(ps_, final_ada_, dfa, {dshift, dscale}, s.fa);
   Tensor dc = A.zeros({B, W});
   ops::silu_backward(dc, dfa, s.c);
-  for (int64_t i = D - 1; i >= 0; --i) block_backward(i, A, s.blk[i], dx, dc, body_cos_, body_sin_);
-  x_embedder_.backward(ps_, Tensor(), dx.view({N, W}), s.x.view({N, C}));
+  body_backward(A, x_embedder_, dx, dc);
   // c = t_emb + y_emb.
   condition_backward(A, dc, dc);
 }
