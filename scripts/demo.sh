@@ -5,7 +5,7 @@
 #   2. the latent-cache job under mpirun (2 ranks) with the tiny random DINOv2-style encoder,
 #      then `rae cache verify`,
 #   3. DiT^DH training (jobs/tiny.cfg) on that cache, with checkpoints and metrics,
-#   4. sampling latents from the EMA model with the Euler ODE sampler.
+#   4. exporting the EMA model and sampling latents from it with the Euler ODE sampler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -20,7 +20,7 @@ mpirun --oversubscribe -np 2 "$RAE" cache --data "$OUT/images" --encoder tiny-ra
   --out "$OUT/cache" --shard-size 64
 "$RAE" cache verify "$OUT/cache"
 "$RAE" train --config jobs/tiny.cfg --cache "$OUT/cache" --run-dir "$OUT/run" --steps "$STEPS"
-last=$(ls -d "$OUT"/run/checkpoints/step-* | tail -n 1)
-"$RAE" sample --checkpoint "$last/ema.safetensors" --out "$OUT/samples.safetensors" \
+"$RAE" export --run-dir "$OUT/run" --ema --out "$OUT/ema.safetensors"
+"$RAE" sample --checkpoint "$OUT/ema.safetensors" --out "$OUT/samples.safetensors" \
   --labels 0,1,2,3,4,5,6,7,8,9
 echo "demo: images $OUT/images, cache $OUT/cache, run $OUT/run, samples $OUT/samples.safetensors"

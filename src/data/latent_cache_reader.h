@@ -86,9 +86,10 @@ class LatentCacheReader {
   int64_t local_batch() const;
   int64_t block_rows() const;  // the effective block size
   // Everything besides the position that determines the data stream (seed, global batch, block
-  // and window sizes, shuffle and flip switches, sample count), as one string. A checkpoint stores
-  // it with position(); a resume compares it so that a changed setting is an error, not a
-  // silently different stream. Independent of rank, world size, threads and prefetch.
+  // and window sizes, shuffle and flip switches, sample count), as one string. The trainer's
+  // checkpoint stores it (with the manifest's XXH64, train/data_source.h) beside position(); a
+  // resume compares them so that a changed setting is an error, not a silently different stream.
+  // Independent of rank, world size, threads and prefetch.
   std::string order_signature() const;
   // The epoch's global order of sample ids (the permutation, all ranks).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
