@@ -42,6 +42,7 @@ ShardedParams::ShardedParams(nn::Module& model, ShardGroups& groups, Device devi
   for (const auto& g : ps.groups()) numel.push_back(g.numel);
   plan_ = make_bucket_plan(numel, model.block_groups(), groups.shard_size(), o.bucket_numel);
   seg_.resize(plan_.segments.size());
+  backward_serial_.assign(plan_.segments.size(), -1);
 
   const int r = shard_rank();
   const bool persistent_full = !frees();
@@ -109,7 +110,7 @@ void ShardedParams::bind(int s) {
   const int64_t n = model_.params().groups()[sp.group].numel;
   const SegmentState& st = seg_[s];
   model_.params().bind_group(sp.group, st.full.defined() ? st.full.narrow(0, 0, n) : Tensor(),
-                             st.grad.defined() ? st.grad.narrow(0, 0, n) : Tensor());
+                             trainable_ && st.grad.defined() ? st.grad.narrow(0, 0, n) : Tensor());
 }
 
 Tensor ShardedParams::gather_input(int b) const {
@@ -180,8 +181,15 @@ void ShardedParams::publish() {
 
 // ---- gradients ----
 
+void ShardedParams::set_trainable(bool trainable) {
+  trainable_ = trainable;
+  for (size_t s = 0; s < seg_.size(); ++s) bind(static_cast<int>(s));
+  if (trainable)
+    for (int s : root_segments_) bind_fresh_grad(s);  // roots frozen since begin_micro_batch
+}
+
 void ShardedParams::bind_fresh_grad(int s) {
-  if (!sharded()) return;  // no_shard: the persistent buffer accumulates
+  if (!sharded() || !trainable_) return;  // no_shard: the persistent buffer accumulates
   SegmentState& st = seg_[s];
   if (!st.grad.defined()) st.grad = alloc(plan_.segments[s].numel, DType::F32, true);
   bind(s);
@@ -195,6 +203,9 @@ void ShardedParams::reduce(int s) {
   red.segment = s;
   const bool bf16 = opts_.comm_dtype == DType::BF16;
   const bool accumulate = micro_ > 0;
+  // A root segment frozen for the whole micro-batch contributes zeros (the collectives of every
+  // rank still match).
+  if (!st.grad.defined()) st.grad = alloc(sp.numel, DType::F32, true);
   for (int b = sp.first_bucket; b < sp.first_bucket + sp.num_buckets; ++b) {
     const auto& bk = plan_.buckets[b];
     Tensor g = st.grad.narrow(0, bk.offset, bk.padded);
@@ -275,6 +286,7 @@ void ShardedParams::begin_micro_batch(int micro, int num_micro) {
             " of ", num_micro);
   micro_ = micro;
   num_micro_ = num_micro;
+  ++micro_serial_;
   if (micro == 0) {
     drain();
     for (Tensor& g : grad_shard_) g.zero_();  // no_shard: views of the persistent gradients
@@ -337,13 +349,19 @@ void ShardedParams::before_backward(int k) {
     if (k > 0) gather(plan_.block_segments[k - 1]);
   }
   wait_gathered(s);
+  if (trainable_) {
+    RAE_CHECK(backward_serial_[s] != micro_serial_, "model '", model_.type(), "': block ", k,
+              " runs a second backward in one micro-batch while trainable; sum the losses into "
+              "one backward (or freeze the model with set_trainable(false))");
+    backward_serial_[s] = micro_serial_;
+  }
   bind_fresh_grad(s);
 }
 
 void ShardedParams::after_backward(int k) {
   const int s = plan_.block_segments.at(k);
   release(s);
-  if (sharded() || last_micro()) {
+  if (trainable_ && (sharded() || last_micro())) {
     reduce(s);
     // One reduction stays in flight behind the next block's backward.
     while (pending_.size() > 1) complete_oldest();

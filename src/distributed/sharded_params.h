@@ -81,6 +81,13 @@ class ShardedParams : public nn::BlockHooks {
   // After the masters changed (optimizer step, checkpoint load): refreshes what the model
   // computes with (bf16 shadows, shard_grad_op's all-gather; full_shard gathers on use).
   void publish();
+  // Freezes (false) or unfreezes the parameters' gradients: while frozen the model's gradient
+  // views are unbound, so its backward computes only input gradients (e.g. a discriminator
+  // inside the generator's loss), and the hooks reduce nothing. Every rank toggles alike.
+  // A trainable model runs at most one backward per micro-batch (its blocks' gradients are
+  // reduced as each finishes); a second one is an error: sum the losses into one backward.
+  void set_trainable(bool trainable);
+  bool trainable() const { return trainable_; }
 
   // The owned shards, one per bucket (plan().buckets order), (shard_numel) F32 each: the group
   // elements plan().owned(b, shard_rank()) first, zero padding after.
@@ -155,6 +162,9 @@ class ShardedParams : public nn::BlockHooks {
   std::vector<int> root_segments_;
   std::deque<Reduction> pending_;
   int micro_ = 0, num_micro_ = 1;
+  bool trainable_ = true;
+  int64_t micro_serial_ = 0;              // counts micro-batches
+  std::vector<int64_t> backward_serial_;  // per segment: the micro-batch of its last backward
   int64_t bytes_now_ = 0, bytes_peak_ = 0;
 };
 

@@ -20,7 +20,8 @@ Tensor Linear::weight(const ParamStore& ps) const {
   return ps.value(w).view({out, in});
 }
 Tensor Linear::weight_grad(const ParamStore& ps) const {
-  return ps.grad(w).view({out, in});
+  const Tensor& g = ps.grad(w);
+  return g.defined() ? g.view({out, in}) : Tensor();  // undefined: no parameter gradients
 }
 
 void Linear::forward(const ParamStore& ps, const Tensor& y, const Tensor& x) const {
@@ -46,10 +47,11 @@ void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor
                              const std::vector<Tensor>& dparts, const Tensor& x) {
   const int64_t k = static_cast<int64_t>(dparts.size()), C = l.out / k;
   Tensor w = l.weight(ps), dw = l.weight_grad(ps);
+  const Tensor db = l.b >= 0 ? ps.grad(l.b) : Tensor();
   for (int64_t i = 0; i < k; ++i) {
     if (!dparts[i].defined()) continue;
-    ops::linear_backward(dx, dw.narrow(0, i * C, C),
-                         l.b >= 0 ? ps.grad(l.b).narrow(0, i * C, C) : Tensor(), dparts[i], x,
+    ops::linear_backward(dx, dw.defined() ? dw.narrow(0, i * C, C) : Tensor(),
+                         db.defined() ? db.narrow(0, i * C, C) : Tensor(), dparts[i], x,
                          w.narrow(0, i * C, C));
   }
 }

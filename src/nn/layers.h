@@ -1,6 +1,7 @@
 // Basic layers over the ParamStore: Linear, column split/merge for adaLN chunks, token sums.
 // Each layer records parameter ids at declaration; forward/backward take the store.
-// Backward ACCUMULATES into parameter grads and into dx (the ops' convention).
+// Backward ACCUMULATES into parameter grads and into dx (the ops' convention). Parameters whose
+// gradients are unbound (a frozen model, distributed::ShardedParams::set_trainable) get none.
 #pragma once
 #include <string>
 #include <vector>

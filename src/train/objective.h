@@ -9,8 +9,12 @@
 // loss through the discriminator, then the discriminator's loss on detached outputs). Every
 // model's ShardedParams has begin_micro_batch() called before micro_step() and end_micro_batch()
 // after it; a model's forward/backward inside micro_step() fires its block hooks as usual.
-// Gradients of a model that a micro-step does not differentiate stay zero and are reduced
-// (summed) like any other.
+// A model run only for its input gradients (the discriminator inside the generator's loss) is
+// frozen around that pass with params->set_trainable(false); a trainable model runs one backward
+// per micro-batch (sum its losses first). Gradients of a model that a micro-step does not
+// differentiate stay zero and are reduced (summed) like any other
+// (tests/train/test_trainer.cpp: SeveralModelsWithTheirOwnOptimizers,
+// FrozenModelGetsNoParameterGradients).
 #pragma once
 #include <map>
 #include <memory>

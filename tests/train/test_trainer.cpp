@@ -374,3 +374,48 @@ TEST(Trainer, SeveralModelsWithTheirOwnOptimizers) {
   EXPECT_EQ(again.resume(), 3);
   EXPECT_EQ(again.state().adam_steps.at("b"), 3);
 }
+
+namespace {
+// Flow matching whose model is frozen (set_trainable(false)) during its backward, as a
+// discriminator inside a generator's loss; `twice` runs two trainable backward passes instead.
+class Frozen : public train::FlowMatching {
+ public:
+  explicit Frozen(bool twice) : twice_(twice) {}
+  void attach(const std::vector<train::TrainedModel*>& m, const train::StepEnv& env) override {
+    FlowMatching::attach(m, env);
+    model_ = m[0];
+  }
+  train::Metrics micro_step(const train::MicroBatch& mb) override {
+    if (twice_) {
+      FlowMatching::micro_step(mb);
+      return FlowMatching::micro_step(mb);
+    }
+    model_->params->set_trainable(false);
+    auto r = FlowMatching::micro_step(mb);
+    model_->params->set_trainable(true);
+    return r;
+  }
+
+ private:
+  bool twice_;
+  train::TrainedModel* model_ = nullptr;
+};
+}  // namespace
+
+// A frozen model's backward runs (input gradients only) and leaves its parameters untouched.
+TEST(Trainer, FrozenModelGetsNoParameterGradients) {
+  auto cfg = micro_config();
+  cfg.shard = "full_shard";  // hooks gather and (would) reduce per block even in one process
+  auto data = micro_stream();
+  train::Trainer tr(cfg, data, "", nullptr, std::make_unique<Frozen>(false));
+  const float* p = tr.model().params->masters()[0].data<float>();
+  const std::vector<float> before(p, p + tr.model().params->masters()[0].numel());
+  auto s = tr.step();
+  EXPECT_GT(s.loss, 0);
+  EXPECT_EQ(s.grad_norm, 0.0);
+  EXPECT_EQ(before, std::vector<float>(p, p + before.size()));
+  auto data2 = micro_stream();
+  train::Trainer twice(cfg, data2, "", nullptr, std::make_unique<Frozen>(true));
+  std::string e = error_of([&] { twice.step(); });
+  EXPECT_NE(e.find("second backward"), std::string::npos) << e;
+}
