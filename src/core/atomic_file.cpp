@@ -60,6 +60,19 @@ void AtomicFile::write(const void* data, size_t n) {
   }
 }
 
+void AtomicFile::write_at(uint64_t offset, const void* data, size_t n) {
+  RAE_CHECK(fd_ >= 0, "write to '", tmp_, "' after commit");
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      RAE_THROW("writing '", tmp_, "' failed: ", errno_text(), " (disk full?)");
+    }
+    p += w, offset += static_cast<uint64_t>(w), n -= static_cast<size_t>(w);
+  }
+}
+
 void AtomicFile::commit() {
   RAE_CHECK(fd_ >= 0, "'", tmp_, "' committed twice");
   if (::fsync(fd_) != 0) RAE_THROW("fsync of '", tmp_, "' failed: ", errno_text());

@@ -4,6 +4,7 @@
 // holds either the old complete file or the new complete one; at most a `.tmp` file is left.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,8 @@ class AtomicFile {
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
   void write(const void* data, size_t n);  // all of it, retrying short writes and EINTR
+  // Overwrites bytes already written at `offset` (headers patched once sizes are known).
+  void write_at(uint64_t offset, const void* data, size_t n);
   void commit();
   const std::string& tmp_path() const { return tmp_; }
 

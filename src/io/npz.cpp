@@ -407,28 +407,17 @@ Tensor Reader::read_rows(const std::string& name, int64_t begin, int64_t count) 
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-Writer::Writer(const std::string& path) : path_(path), tmp_(path + ".tmp") {
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) RAE_THROW("npz: cannot create '", tmp_, "': ", errno_text());
-}
+Writer::Writer(const std::string& path) : path_(path), file_(path) {}
 
-Writer::~Writer() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(tmp_.c_str());
-}
+Writer::~Writer() = default;  // the AtomicFile removes path.tmp unless committed
 
 void Writer::write_bytes(const void* data, size_t bytes) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    ssize_t n = ::write(fd_, p, std::min<size_t>(bytes, size_t(1) << 30));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) RAE_THROW("npz: write to '", tmp_, "' failed: ", errno_text());
-    p += n, bytes -= static_cast<size_t>(n), offset_ += static_cast<uint64_t>(n);
-  }
+  file_.write(data, bytes);
+  offset_ += static_cast<uint64_t>(bytes);
 }
 
 void Writer::begin_array(const std::string& name, DType dtype, const Shape& shape) {
-  RAE_CHECK(fd_ >= 0 && !committed_, "npz '", path_, "': writer already committed");
+  RAE_CHECK(!committed_, "npz '", path_, "': writer already committed");
   RAE_CHECK(!open_, "npz '", path_, "': array '", cur_.file_name, "' not ended before '", name,
             "'");
   RAE_CHECK(!name.empty() && name.size() < 1000, "npz '", path_, "': bad array name '", name, "'");
@@ -498,9 +487,8 @@ void Writer::patch_local_header(const Written& w) {
   put64(sizes, w.size);
   put64(sizes, w.size);
   uint64_t extra = w.header_offset + 30 + w.file_name.size() + 4;
-  if (::pwrite(fd_, crc.data(), 4, static_cast<off_t>(w.header_offset + 14)) != 4 ||
-      ::pwrite(fd_, sizes.data(), 16, static_cast<off_t>(extra)) != 16)
-    RAE_THROW("npz: write to '", tmp_, "' failed: ", errno_text());
+  file_.write_at(w.header_offset + 14, crc.data(), 4);
+  file_.write_at(extra, sizes.data(), 16);
 }
 
 void Writer::end_array() {
@@ -573,19 +561,8 @@ void Writer::commit() {
   put32(cd, static_cast<uint32_t>(std::min<uint64_t>(cd_offset, 0xffffffffu)));
   put16(cd, 0);
   write_bytes(cd.data(), cd.size());
-  if (::fsync(fd_) != 0) RAE_THROW("npz: fsync of '", tmp_, "' failed: ", errno_text());
-  ::close(fd_);
-  fd_ = -1;
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-    RAE_THROW("npz: rename of '", tmp_, "' to '", path_, "' failed: ", errno_text());
+  file_.commit();  // fsync, rename into place, fsync of the directory
   committed_ = true;
-  std::string dir =
-      path_.substr(0, path_.find_last_of('/') == std::string::npos ? 0 : path_.find_last_of('/'));
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
 }
 
 void save(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& arrays) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "tensor/tensor.h"
 
 namespace rae::npz {
@@ -98,8 +99,8 @@ class Writer {
   void write_bytes(const void* data, size_t bytes);
   void patch_local_header(const Written& w);
 
-  std::string path_, tmp_;
-  int fd_ = -1;
+  std::string path_;
+  AtomicFile file_;  // path.tmp until commit() (core/atomic_file.h)
   uint64_t offset_ = 0;
   bool committed_ = false;
   std::vector<Written> written_;
