@@ -275,10 +275,14 @@ void ShardedParams::drain() {
 }
 
 void ShardedParams::progress() {
-  for (Reduction& r : pending_)
-    for (Work& w : r.works) w.test();
   for (SegmentState& st : seg_)
     for (Work& w : st.gathers) w.test();
+  // Reductions strictly in issue order: testing a staged reduction may issue its next stage
+  // (hybrid's all-reduce across nodes), and every rank must issue those in the same order, so a
+  // later reduction is not advanced before all earlier ones are complete.
+  for (Reduction& r : pending_)
+    for (Work& w : r.works)
+      if (!w.test()) return;
 }
 
 void ShardedParams::begin_micro_batch(int micro, int num_micro) {
