@@ -124,7 +124,7 @@ TEST(Flow, EulerSamplerExactForPointMass) {
 
 // The draws on the GPU are the CPU's (the same host/device functions); float noise agrees to
 // the last bit up to the device's libm (a few ulp at most), times and labels exactly.
-TEST(Flow, DeviceDrawsEqualHostDraws) {
+TEST(Flow, CudaDrawsEqualHostDraws) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   FlowConfig c;
   c.seed = 5, c.class_dropout = 0.3, c.num_classes = 7, c.shift = 2.0;

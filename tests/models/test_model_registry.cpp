@@ -4,18 +4,12 @@
 
 #include "models/dit.h"
 #include "models/registry.h"
+#include "support/util.h"
 
 using namespace rae;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 }  // namespace
 
 TEST(ModelRegistry, PresetsBuildTheirType) {

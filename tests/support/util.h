@@ -1,5 +1,6 @@
 // Shared test helpers: paths, temporary directories, random tensors.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "core/rng.h"
@@ -18,6 +19,8 @@ Tensor rand_uniform(const Shape& shape, uint64_t seed, double lo, double hi,
 // float dtype.
 double tolerance_ratio(const Tensor& a, const Tensor& b, double atol, double rtol);
 double max_abs_diff(const Tensor& a, const Tensor& b);
+// The message of the exception `f` throws ("" when it throws none).
+std::string error_of(const std::function<void()>& f);
 // The Python the tests run (tests/python/requirements.txt; RAE_PYTHON at configure time).
 std::string python_exe();
 // Runs `python_exe() args` through the shell; returns its exit status, its stdout+stderr in *out.

@@ -22,14 +22,7 @@ using namespace rae;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // A tensor that claims to live on cuda:0 but wraps host memory: enough for the argument checks
 // (they never touch the data). Only valid in calls that stop before the CUDA kernels.
