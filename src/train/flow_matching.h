@@ -5,7 +5,8 @@
 // values), x_t and the target come from ops::flow_interpolate, and the loss is the MSE of the
 // predicted velocity, mean over all elements, weighted by the micro-batch's share. With the
 // zero-initialised output layer the first loss is mean((eps - z)^2), about 2 for normalised
-// latents (tested).
+// latents (tested). The model comes from model.preset with model.overrides; its config's keys
+// in_channels, grid, num_classes and class_dropout are set from the data and the config.
 #pragma once
 #include <memory>
 
