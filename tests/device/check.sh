@@ -183,7 +183,8 @@ MPIRUN=""
 if [ -x "$BD/mpi/bin/orterun" ]; then
   export OPAL_PREFIX="$BD/mpi" PATH="$BD/mpi/bin:$PATH"
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
-  export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_pml=ob1
+  # plm isolated: one node, no ssh needed (the device image may have none)
+  export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_pml=ob1 OMPI_MCA_plm=isolated
   MPIRUN="$BD/mpi/bin/orterun --oversubscribe --bind-to none"
 elif command -v mpirun > /dev/null; then
   MPIRUN="mpirun --oversubscribe --bind-to none"
