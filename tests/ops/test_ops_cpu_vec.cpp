@@ -1,5 +1,5 @@
 // The CPU vector kernels of src/ops/cpu/vec_math.cpp: the polynomial float exp against libm,
-// the lane sums and maxima against plain loops, and the BLAS thread guard.
+// the lane sums and maxima against plain loops.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,9 +8,6 @@
 #include "ops/cpu/cpu_util.h"
 
 using namespace rae::ops::cpu;
-
-extern "C" int openblas_get_num_threads(void);
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace {
 
@@ -77,21 +74,4 @@ TEST(OpsCpuVec, RowMaxSumSquaresAndScale) {
     scale_inplace(y.data(), n, 0.5f);
     for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], x[i] * 0.5f);
   }
-}
-
-// The guard sets OpenBLAS to one thread and restores the previous count.
-TEST(OpsCpuVec, BlasSingleThreadRestores) {
-  const int before = openblas_get_num_threads();
-  openblas_set_num_threads(2);
-  const int two = openblas_get_num_threads();  // 1 on a build or machine limited to one
-  {
-    BlasSingleThread guard;
-    EXPECT_EQ(openblas_get_num_threads(), 1);
-  }
-  EXPECT_EQ(openblas_get_num_threads(), two);
-  {
-    BlasSingleThread inactive(false);
-    EXPECT_EQ(openblas_get_num_threads(), two);
-  }
-  openblas_set_num_threads(before);
 }

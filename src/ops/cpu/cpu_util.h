@@ -14,29 +14,13 @@
 
 namespace rae::ops::cpu {
 
-// Row-major GEMM through cblas (defined in cpu/linear.cpp for float and double):
-// C (M, N) = alpha * op(A) @ op(B) + beta * C, with leading dims lda, ldb, ldc.
+// Row-major GEMM (defined in cpu/linear.cpp for float and double; the library: cpu/blas.h):
+// C (M, N) = alpha * op(A) @ op(B) + beta * C, with leading dims lda, ldb, ldc. Large products
+// run as parallel oneTBB tasks over tiles fixed by the shape (bitwise identical results for any
+// thread count); small ones as one single-threaded call, so they may be called from oneTBB tasks.
 template <typename T>
 void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A,
              int64_t lda, const T* B, int64_t ldb, double beta, T* C, int64_t ldc);
-
-// Holds OpenBLAS at one thread for its lifetime and restores the previous count after. Used
-// around oneTBB loops whose tasks call BLAS: a multithreaded GEMM inside each task makes the
-// BLAS threads and the TBB workers wait on each other (docs/perf/cpu-ops.md). The OpenBLAS
-// thread count is process-global, so this assumes no other thread runs BLAS concurrently
-// (true here: ops run on one host thread per process and parallelise internally).
-// (Defined in cpu/linear.cpp, next to the other BLAS calls.)
-class BlasSingleThread {
- public:
-  // active = false leaves BLAS alone (e.g. a single task, which may use BLAS's own threads).
-  explicit BlasSingleThread(bool active = true);
-  ~BlasSingleThread();
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int previous_ = 1;
-};
 
 // GCC function multiversioning for the hot loops, since the build targets baseline x86-64
 // (SSE2): clones for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline, chosen once

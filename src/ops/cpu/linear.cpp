@@ -1,8 +1,8 @@
-// CPU GEMM (OpenBLAS cblas) and the linear layer, forward and backward.
+// CPU GEMM (the BLAS library of cpu/blas.h, single-threaded, in oneTBB tiles) and the linear
+// layer, forward and backward.
 #include "ops/linear.h"
 
-#include <cblas.h>
-
+#include "ops/cpu/blas.h"
 #include "ops/cpu/cpu_util.h"
 
 namespace rae::ops::cpu {
@@ -11,32 +11,41 @@ using namespace detail;
 
 namespace {
 
-inline CBLAS_TRANSPOSE tr(bool t) {
-  return t ? CblasTrans : CblasNoTrans;
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+// One single-threaded library call: row-major C (M, N) = alpha * op(A) @ op(B) + beta * C.
+void gemm_call(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, double beta, float* C, int64_t ldc) {
+  RAE_BLAS(cblas_sgemm)
+  (kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, int(M), int(N), int(K),
+   static_cast<float>(alpha), A, int(lda), B, int(ldb), static_cast<float>(beta), C, int(ldc));
+}
+void gemm_call(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+               int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  RAE_BLAS(cblas_dgemm)
+  (kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, int(M), int(N), int(K), alpha, A,
+   int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
-// Row-major C (M, N) = alpha * op(A) @ op(B) + beta * C with leading dims lda, ldb, ldc.
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, double beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), M, N, K, static_cast<float>(alpha), A, lda, B, ldb,
-              static_cast<float>(beta), C, ldc);
-}
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+// GEMMs with at most this many multiply-adds run as one call (an attention head's 256 x 256 x 64
+// products, which already run in parallel oneTBB tasks, one per head).
+constexpr int64_t kSerialMacs = int64_t{1} << 23;
+
+// Splits n into parts of about `target` (at least 1 part), each a multiple of 64 but the last:
+// tile edges on 64-element boundaries keep the library's tiles aligned like the whole matrix.
+int64_t tile_size(int64_t n, int64_t target) {
+  const int64_t parts = std::max<int64_t>(1, (n + target - 1) / target);
+  const int64_t size = (n + parts - 1) / parts;
+  return std::min(n, (size + 63) / 64 * 64);
 }
 
 }  // namespace
 
-BlasSingleThread::BlasSingleThread(bool active)
-    : previous_(active ? openblas_get_num_threads() : 1) {
-  if (previous_ > 1) openblas_set_num_threads(1);
-}
-BlasSingleThread::~BlasSingleThread() {
-  if (previous_ > 1) openblas_set_num_threads(previous_);
-}
-
-// Exposed to the other CPU kernels (attention) through this declaration.
+// Exposed to the other CPU kernels (attention) through cpu_util.h. Large products are cut into
+// tiles of C (about 256 rows x 512 columns, full K) run as parallel oneTBB tasks. The tiles
+// depend on the shape only, never on the thread count, and each element of C is computed by
+// one library call over the whole K in the same order: the result is bitwise identical for
+// every thread count (tests/ops/test_ops_cpu_vec.cpp, GemmIsThreadCountInvariant).
 template <typename T>
 void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A,
              int64_t lda, const T* B, int64_t ldb, double beta, T* C, int64_t ldc) {
@@ -46,8 +55,24 @@ void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, co
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0 ? T(0) : T(beta * C[i * ldc + j]);
     return;
   }
-  gemm(ta, tb, M, N, K, alpha, A, std::max<int64_t>(lda, 1), B, std::max<int64_t>(ldb, 1), beta, C,
-       std::max<int64_t>(ldc, 1));
+  blas_init();
+  lda = std::max<int64_t>(lda, 1), ldb = std::max<int64_t>(ldb, 1), ldc = std::max<int64_t>(ldc, 1);
+  if (M * N * K <= kSerialMacs) {
+    gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const int64_t mt = tile_size(M, 256), nt = tile_size(N, 512);
+  const int64_t tiles_m = (M + mt - 1) / mt, tiles_n = (N + nt - 1) / nt;
+  parallel_blocks(tiles_m * tiles_n, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = (t / tiles_n) * mt, n0 = (t % tiles_n) * nt;
+      // rows m0.. of op(A): rows of A, or columns of A when transposed; likewise for op(B)
+      const T* a = ta ? A + m0 : A + m0 * lda;
+      const T* b = tb ? B + n0 * ldb : B + n0;
+      gemm_call(ta, tb, std::min(mt, M - m0), std::min(nt, N - n0), K, alpha, a, lda, b, ldb, beta,
+                C + m0 * ldc + n0, ldc);
+    }
+  });
 }
 template void gemm_rm<float>(bool, bool, int64_t, int64_t, int64_t, double, const float*, int64_t,
                              const float*, int64_t, double, float*, int64_t);
@@ -67,7 +92,7 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool ta, bool tb,
       return;
     }
     const int64_t lda = A.dim(2), ldb = B.dim(2);
-    for (int64_t i = 0; i < C.dim(0); ++i)  // OpenBLAS threads inside each GEMM
+    for (int64_t i = 0; i < C.dim(0); ++i)  // each GEMM parallel over its tiles
       gemm_rm<T>(ta, tb, M, N, K, alpha, ptr<T>(A) + i * A.dim(1) * lda, lda,
                  ptr<T>(B) + i * B.dim(1) * ldb, ldb, beta, ptr<T>(C) + i * M * N, N);
   });
