@@ -49,13 +49,13 @@ struct GemmCase {
   int64_t M, N, K;
 };
 
-// Shapes above the single-call limit whose tiles do not divide them evenly (tile edges at
-// multiples of 64; 256 x 512 targets), with padded leading dimensions.
+// Shapes above the single-call limit, cut into 2 strips of rows or columns, and 4 (the largest
+// count), none dividing evenly; leading dimensions padded.
 const GemmCase kCases[] = {
-    {false, true, 600, 1100, 40},   // linear forward
-    {false, false, 530, 300, 170},  // linear dx
-    {true, false, 300, 650, 130},   // linear dw
-    {true, true, 270, 520, 90},
+    {false, true, 600, 1100, 40},                                  // linear forward, column strips
+    {false, false, 530, 300, 170},                                 // linear dx, row strips
+    {true, false, 300, 650, 130},                                  // linear dw
+    {true, true, 270, 520, 150},   {false, true, 1100, 300, 210},  // 4 row strips
 };
 
 template <typename T>

@@ -27,25 +27,28 @@ void gemm_call(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, 
    int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
-// GEMMs with at most this many multiply-adds run as one call (an attention head's 256 x 256 x 64
-// products, which already run in parallel oneTBB tasks, one per head).
-constexpr int64_t kSerialMacs = int64_t{1} << 23;
-
-// Splits n into parts of about `target` (at least 1 part), each a multiple of 64 but the last:
-// tile edges on 64-element boundaries keep the library's tiles aligned like the whole matrix.
-int64_t tile_size(int64_t n, int64_t target) {
-  const int64_t parts = std::max<int64_t>(1, (n + target - 1) / target);
-  const int64_t size = (n + parts - 1) / parts;
-  return std::min(n, (size + 63) / 64 * 64);
+// Number of strips a GEMM of M x N x K multiply-adds is cut into: 4 from 2^26 (about 0.5 ms on
+// one core), 2 above 2^24, else 1 (a single call: e.g. an attention head's 256 x 256 x 64
+// products, which already run in parallel oneTBB tasks). Each strip repacks the shorter operand,
+// so more strips cost copies: the DiT^DH-S step at one thread took 2.44-2.58 s with one strip,
+// 2.58-2.71 s with up to 4 and 2.67 s with up to 8 (docs/perf/cpu-ops.md). Powers of two, so 2
+// and 4 threads get equal shares; a function of the shape only.
+int64_t strip_count(int64_t M, int64_t N, int64_t K) {
+  const int64_t macs = M * N * K, widest = std::max(M, N);
+  int64_t strips = macs >= (int64_t{1} << 26) ? 4 : macs > (int64_t{1} << 24) ? 2 : 1;
+  while (strips > 1 && widest / strips < 32) strips /= 2;
+  return strips;
 }
 
 }  // namespace
 
 // Exposed to the other CPU kernels (attention) through cpu_util.h. Large products are cut into
-// tiles of C (about 256 rows x 512 columns, full K) run as parallel oneTBB tasks. The tiles
-// depend on the shape only, never on the thread count, and each element of C is computed by
-// one library call over the whole K in the same order: the result is bitwise identical for
-// every thread count (tests/ops/test_ops_cpu_vec.cpp, GemmIsThreadCountInvariant).
+// strips of C along its longer side (rows when M >= N, else columns; full K), run as parallel
+// oneTBB tasks. Each library call packs its own part of the longer operand and the whole
+// shorter one, so the strips repack only the shorter operand (2-D tiles repacked both). The strips
+// depend on the shape only, never on the thread count, and each element of C is computed by one
+// library call over the whole K in the same order: the result is bitwise identical for every
+// thread count (tests/ops/test_ops_cpu_blas.cpp).
 template <typename T>
 void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A,
              int64_t lda, const T* B, int64_t ldb, double beta, T* C, int64_t ldc) {
@@ -57,20 +60,25 @@ void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, co
   }
   blas_init();
   lda = std::max<int64_t>(lda, 1), ldb = std::max<int64_t>(ldb, 1), ldc = std::max<int64_t>(ldc, 1);
-  if (M * N * K <= kSerialMacs) {
+  const int64_t strips = strip_count(M, N, K);
+  if (strips == 1) {
     gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  const int64_t mt = tile_size(M, 256), nt = tile_size(N, 512);
-  const int64_t tiles_m = (M + mt - 1) / mt, tiles_n = (N + nt - 1) / nt;
-  parallel_blocks(tiles_m * tiles_n, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t m0 = (t / tiles_n) * mt, n0 = (t % tiles_n) * nt;
-      // rows m0.. of op(A): rows of A, or columns of A when transposed; likewise for op(B)
-      const T* a = ta ? A + m0 : A + m0 * lda;
-      const T* b = tb ? B + n0 * ldb : B + n0;
-      gemm_call(ta, tb, std::min(mt, M - m0), std::min(nt, N - n0), K, alpha, a, lda, b, ldb, beta,
-                C + m0 * ldc + n0, ldc);
+  const bool rows = M >= N;
+  const int64_t len = rows ? M : N;
+  // strip edges on multiples of 16 elements (64 bytes), so strips start cache-line aligned
+  // whenever the matrix does
+  const int64_t step = std::min(len, ((len + strips - 1) / strips + 15) / 16 * 16);
+  parallel_blocks((len + step - 1) / step, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t o = s * step, n = std::min(step, len - o);
+      if (rows) {  // rows o.. of op(A): rows of A, or its columns when transposed
+        gemm_call(ta, tb, n, N, K, alpha, ta ? A + o : A + o * lda, lda, B, ldb, beta, C + o * ldc,
+                  ldc);
+      } else {  // columns o.. of op(B)
+        gemm_call(ta, tb, M, n, K, alpha, A, lda, tb ? B + o * ldb : B + o, ldb, beta, C + o, ldc);
+      }
     }
   });
 }
@@ -128,10 +136,8 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     if (dw.defined())  // dw (O, I) += dout^T (O, N) @ x (N, I)
       gemm_rm<T>(true, false, O, I, d.n, 1.0, d.p, d.ld, xr.p, xr.ld, 1.0, ptr<T>(dw), I);
     if (db.defined()) {
-      std::vector<double> s = column_reduce(d.n, O, [&](int64_t i, double* acc) {
-        const T* r = d.row(i);
-        for (int64_t j = 0; j < O; ++j) acc[j] += r[j];
-      });
+      std::vector<double> s =
+          column_reduce(d.n, O, [&](int64_t i, double* acc) { accumulate_row(acc, d.row(i), O); });
       T* g = ptr<T>(db);
       for (int64_t j = 0; j < O; ++j) g[j] += static_cast<T>(s[j]);
     }
