@@ -1,5 +1,6 @@
 // Vectorisable row kernels shared by the CPU ops (declared in cpu_util.h): a polynomial float
-// exp, row max/sum/scale and sums of squares. The project builds for baseline x86-64 (SSE2), so
+// exp, row max/sum/scale, sums of squares, SiLU/SwiGLU rows, column accumulation and the
+// RMSNorm+modulation backward row. The project builds for baseline x86-64 (SSE2), so
 // each kernel is compiled several times through GCC function multiversioning (RAE_VEC_CLONES:
 // AVX-512, AVX2 + FMA and baseline clones), one picked once at load time by the CPU. Loops are
 // written with fixed lane accumulators so GCC vectorises them without -ffast-math and the summation
