@@ -14,3 +14,10 @@ if(TARGET test_ops_cpu_blas)
   set_tests_properties(ops_blas_generic_kernel_detected PROPERTIES
                        ENVIRONMENT OPENBLAS_CORETYPE=Prescott WILL_FAIL TRUE TIMEOUT 60 LABELS ops)
 endif()
+
+# `rae info` names the BLAS library, its version and the kernel family it runs with its ISA.
+if(TARGET rae)
+  add_test(NAME ops_rae_info_blas COMMAND rae info)
+  set_tests_properties(ops_rae_info_blas PROPERTIES TIMEOUT 60 LABELS ops PASS_REGULAR_EXPRESSION
+                       "CPU BLAS: OpenBLAS [0-9.]+ \\(scipy-openblas32\\), kernels [A-Za-z0-9]+ \\((baseline SSE|AVX|AVX2|AVX-512); this CPU")
+endif()
