@@ -2,11 +2,10 @@
 // one to one by tests/reference/bench_ops_torch.py (same names, shapes and thread count);
 // bench/compare_cpu_ops.sh runs both and prints the ratios (docs/perf/cpu-ops.md).
 //
-// Threads: RAE_BENCH_THREADS (default: all cores) caps both oneTBB and OpenBLAS
-// (RAE_BENCH_BLAS_THREADS, if set, overrides OpenBLAS alone).
+// Threads: RAE_BENCH_THREADS (default: all cores) caps oneTBB, which runs every parallel loop,
+// the GEMM tiles included (the BLAS library itself runs single-threaded: src/ops/cpu/blas.h).
 //   build/bench/bench_ops --benchmark_min_time=0.2 --benchmark_filter=gemm
 #include <benchmark/benchmark.h>
-#include <cblas.h>
 #include <tbb/global_control.h>
 
 #include <algorithm>
@@ -16,12 +15,11 @@
 
 #include "core/rng.h"
 #include "ops/attention.h"
+#include "ops/cpu/blas.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/optim.h"
 #include "tensor/tensor.h"
-
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace {
 
@@ -177,15 +175,9 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   if (const char* s = std::getenv("RAE_BENCH_THREADS")) threads = std::atoi(s);
   if (threads < 1) threads = 1;
-  // One cap for both pools: TBB runs the row-parallel kernels, OpenBLAS the GEMMs.
-  // RAE_BENCH_BLAS_THREADS overrides OpenBLAS alone (experiments on nested parallelism).
-  int blas_threads = threads;
-  if (const char* s = std::getenv("RAE_BENCH_BLAS_THREADS"))
-    blas_threads = std::max(1, std::atoi(s));
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, threads);
-  openblas_set_num_threads(blas_threads);
   benchmark::AddCustomContext("threads", std::to_string(threads));
-  benchmark::AddCustomContext("blas_threads", std::to_string(blas_threads));
+  benchmark::AddCustomContext("blas", rae::ops::cpu::blas_summary());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libtbb-dev libboost-program-options-dev
-      libopenblas-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
+      nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
       libbenchmark-dev python3 python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -15,3 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# CPU BLAS + LAPACK (OpenBLAS with CPU-feature dispatch) from PyPI into a cached prefix.
+"$(dirname "$0")/blas-env.sh" >/dev/null

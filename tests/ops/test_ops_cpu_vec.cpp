@@ -1,5 +1,5 @@
 // The CPU vector kernels of src/ops/cpu/vec_math.cpp: the polynomial float exp against libm,
-// the lane sums and maxima against plain loops, and the BLAS thread guard.
+// the lane sums and maxima against plain loops, the SiLU/SwiGLU rows against double formulas.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,9 +8,6 @@
 #include "ops/cpu/cpu_util.h"
 
 using namespace rae::ops::cpu;
-
-extern "C" int openblas_get_num_threads(void);
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace {
 
@@ -79,19 +76,32 @@ TEST(OpsCpuVec, RowMaxSumSquaresAndScale) {
   }
 }
 
-// The guard sets OpenBLAS to one thread and restores the previous count.
-TEST(OpsCpuVec, BlasSingleThreadRestores) {
-  const int before = openblas_get_num_threads();
-  openblas_set_num_threads(2);
-  const int two = openblas_get_num_threads();  // 1 on a build or machine limited to one
-  {
-    BlasSingleThread guard;
-    EXPECT_EQ(openblas_get_num_threads(), 1);
+// SiLU / SwiGLU rows (polynomial exp) against double formulas, over the range where sigmoid
+// saturates too: within 4 float ulps of the result's magnitude scale (1e-6 relative + tiny abs).
+TEST(OpsCpuVec, SiluSwigluRowsMatchDouble) {
+  const int64_t n = 4099;
+  std::vector<float> x(n), x2(n), dy(n), y(n), g1(n, 0.5f), g2(n, -0.25f), gs(n, 0.5f);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = static_cast<float>(-100.0 + 200.0 * i / (n - 1));
+    x2[i] = static_cast<float>(std::cos(0.37 * i));
+    dy[i] = static_cast<float>(std::sin(0.11 * i));
   }
-  EXPECT_EQ(openblas_get_num_threads(), two);
-  {
-    BlasSingleThread inactive(false);
-    EXPECT_EQ(openblas_get_num_threads(), two);
+  auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  auto near = [](double got, double want) {
+    return std::fabs(got - want) <= 5e-7 * std::fabs(want) + 1e-30;
+  };
+  silu_row(x.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_TRUE(near(y[i], x[i] * sig(x[i]))) << x[i];
+  swiglu_row(x.data(), x2.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_TRUE(near(y[i], x[i] * sig(x[i]) * x2[i])) << x[i];
+  silu_backward_row(x.data(), dy.data(), gs.data(), n);
+  swiglu_backward_row(x.data(), x2.data(), dy.data(), g1.data(), g2.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double s = sig(x[i]), ds = s * (1.0 + x[i] * (1.0 - s));
+    EXPECT_NEAR(gs[i], 0.5 + dy[i] * ds, 2e-6 * (0.5 + std::fabs(dy[i] * ds))) << x[i];
+    EXPECT_NEAR(g1[i], 0.5 + dy[i] * x2[i] * ds, 2e-6 * (0.5 + std::fabs(dy[i] * x2[i] * ds)))
+        << x[i];
+    EXPECT_NEAR(g2[i], -0.25 + dy[i] * x[i] * s, 2e-6 * (0.25 + std::fabs(dy[i] * x[i] * s)))
+        << x[i];
   }
-  openblas_set_num_threads(before);
 }

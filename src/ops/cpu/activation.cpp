@@ -1,7 +1,10 @@
 // CPU pointwise activations: GELU (erf and tanh forms), SiLU and SwiGLU, forward and backward.
+// Float SiLU/SwiGLU rows run in the vector kernels of cpu/vec_math.cpp (polynomial exp); double
+// keeps libm.
 #include "ops/activation.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "ops/cpu/cpu_util.h"
 
@@ -80,7 +83,11 @@ void silu_forward(const Tensor& out, const Tensor& x) {
     rowwise<T>(xr.n, xr.c, [&](int64_t i) {
       const T* a = xr.row(i);
       T* y = o.row(i);
-      for (int64_t j = 0; j < xr.c; ++j) y[j] = a[j] * sigmoid(a[j]);
+      if constexpr (std::is_same_v<T, float>) {
+        silu_row(a, y, xr.c);  // vectorised (cpu/vec_math.cpp)
+      } else {
+        for (int64_t j = 0; j < xr.c; ++j) y[j] = a[j] * sigmoid(a[j]);
+      }
     });
   });
 }
@@ -92,9 +99,13 @@ void silu_backward(const Tensor& dx, const Tensor& dout, const Tensor& x) {
     rowwise<T>(xr.n, xr.c, [&](int64_t i) {
       const T *a = xr.row(i), *dy = d.row(i);
       T* ga = g.row(i);
-      for (int64_t j = 0; j < xr.c; ++j) {
-        T s = sigmoid(a[j]);
-        ga[j] += dy[j] * s * (T(1) + a[j] * (T(1) - s));
+      if constexpr (std::is_same_v<T, float>) {
+        silu_backward_row(a, dy, ga, xr.c);
+      } else {
+        for (int64_t j = 0; j < xr.c; ++j) {
+          T s = sigmoid(a[j]);
+          ga[j] += dy[j] * s * (T(1) + a[j] * (T(1) - s));
+        }
       }
     });
   });
@@ -108,7 +119,11 @@ void swiglu_forward(const Tensor& out, const Tensor& x12) {
     rowwise<T>(xr.n, xr.c, [&](int64_t i) {
       const T *x1 = xr.row(i), *x2 = x1 + H;
       T* y = o.row(i);
-      for (int64_t j = 0; j < H; ++j) y[j] = x1[j] * sigmoid(x1[j]) * x2[j];
+      if constexpr (std::is_same_v<T, float>) {
+        swiglu_row(x1, x2, y, H);
+      } else {
+        for (int64_t j = 0; j < H; ++j) y[j] = x1[j] * sigmoid(x1[j]) * x2[j];
+      }
     });
   });
 }
@@ -121,6 +136,10 @@ void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) 
     rowwise<T>(xr.n, xr.c, [&](int64_t i) {
       const T *x1 = xr.row(i), *x2 = x1 + H, *dy = d.row(i);
       T *g1 = g.row(i), *g2 = g1 + H;
+      if constexpr (std::is_same_v<T, float>) {
+        swiglu_backward_row(x1, x2, dy, g1, g2, H);
+        return;
+      }
       for (int64_t j = 0; j < H; ++j) {
         T s = sigmoid(x1[j]);
         T silu = x1[j] * s;

@@ -1,7 +1,7 @@
 // CPU softmax, fused non-causal attention and 2D RoPE. Attention runs one task per (batch, head):
 // S = scale * Q K^T and O = P V through BLAS, a max-subtracted softmax, and the row log-sum-exp
 // saved for the backward pass, which recomputes P from it (flash-attention style). The per-task
-// GEMMs run with OpenBLAS held at one thread (BlasSingleThread): the parallelism is over (b, h).
+// GEMMs are small enough to run as single calls (gemm_rm): the parallelism is over (b, h).
 #include "ops/attention.h"
 
 #include <cmath>
@@ -100,7 +100,6 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
     using T = decltype(tag);
     const int64_t B = qkv.dim(0), Tn = qkv.dim(1), H = qkv.dim(3), D = qkv.dim(4);
     T *qp = ptr<T>(qkv), *op = ptr<T>(out), *lp = ptr<T>(lse);
-    const BlasSingleThread blas_one_thread(B * H > 1);  // the GEMMs below run in TBB tasks
     parallel_blocks(B * H, 1, [&](int64_t j0, int64_t j1) {
       std::vector<T> S(static_cast<size_t>(Tn * Tn)), inv_sum(static_cast<size_t>(Tn));
       for (int64_t bh = j0; bh < j1; ++bh) {
@@ -131,7 +130,6 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
     const int64_t B = qkv.dim(0), Tn = qkv.dim(1), H = qkv.dim(3), D = qkv.dim(4);
     T *qp = ptr<T>(qkv), *gp = ptr<T>(dqkv), *op = ptr<T>(out), *dop = ptr<T>(dout),
       *lp = ptr<T>(lse);
-    const BlasSingleThread blas_one_thread(B * H > 1);  // the GEMMs below run in TBB tasks
     parallel_blocks(B * H, 1, [&](int64_t j0, int64_t j1) {
       std::vector<T> P(static_cast<size_t>(Tn * Tn)), dS(static_cast<size_t>(Tn * Tn));
       for (int64_t bh = j0; bh < j1; ++bh) {

@@ -14,29 +14,13 @@
 
 namespace rae::ops::cpu {
 
-// Row-major GEMM through cblas (defined in cpu/linear.cpp for float and double):
-// C (M, N) = alpha * op(A) @ op(B) + beta * C, with leading dims lda, ldb, ldc.
+// Row-major GEMM (defined in cpu/linear.cpp for float and double; the library: cpu/blas.h):
+// C (M, N) = alpha * op(A) @ op(B) + beta * C, with leading dims lda, ldb, ldc. Large products
+// run as parallel oneTBB tasks over tiles fixed by the shape (bitwise identical results for any
+// thread count); small ones as one single-threaded call, so they may be called from oneTBB tasks.
 template <typename T>
 void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A,
              int64_t lda, const T* B, int64_t ldb, double beta, T* C, int64_t ldc);
-
-// Holds OpenBLAS at one thread for its lifetime and restores the previous count after. Used
-// around oneTBB loops whose tasks call BLAS: a multithreaded GEMM inside each task makes the
-// BLAS threads and the TBB workers wait on each other (docs/perf/cpu-ops.md). The OpenBLAS
-// thread count is process-global, so this assumes no other thread runs BLAS concurrently
-// (true here: ops run on one host thread per process and parallelise internally).
-// (Defined in cpu/linear.cpp, next to the other BLAS calls.)
-class BlasSingleThread {
- public:
-  // active = false leaves BLAS alone (e.g. a single task, which may use BLAS's own threads).
-  explicit BlasSingleThread(bool active = true);
-  ~BlasSingleThread();
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int previous_ = 1;
-};
 
 // GCC function multiversioning for the hot loops, since the build targets baseline x86-64
 // (SSE2): clones for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline, chosen once
@@ -68,6 +52,24 @@ void rms_modulate_row(const float* x, double rstd, const float* w, const float* 
                       float* y, int64_t n);
 void rms_modulate_row(const double* x, double rstd, const double* w, const double* s,
                       const double* b, double* y, int64_t n);
+
+// SiLU and SwiGLU rows for float, sigmoid through the polynomial exp (forward y = silu(x) or
+// silu(x1) * x2; backward ACCUMULATES into gx / g1, g2 like the ops).
+void silu_row(const float* x, float* y, int64_t n);
+void silu_backward_row(const float* x, const float* dy, float* gx, int64_t n);
+void swiglu_row(const float* x1, const float* x2, float* y, int64_t n);
+void swiglu_backward_row(const float* x1, const float* x2, const float* dy, float* g1, float* g2,
+                         int64_t n);
+// One token row of the RMSNorm + modulation backward for float, in double: adds dy into ssh,
+// dy * rmsnorm(x) into ssc and d(rmsnorm out) * xhat into dw (pass a scratch row when dw is not
+// wanted), leaves d xhat in gy, and when dx is not null adds the input gradient into dx.
+// w is the weight or a row of ones.
+void rms_modulate_backward_row(const float* x, const float* dy, const float* s, const float* w,
+                               double rstd, double* ssh, double* ssc, double* dw, double* gy,
+                               float* dx, int64_t n);
+// acc[j] += x[j] (column sums in double, e.g. bias gradients).
+void accumulate_row(double* acc, const float* x, int64_t n);
+void accumulate_row(double* acc, const double* x, int64_t n);
 
 namespace detail {
 
@@ -133,9 +135,12 @@ inline int64_t row_grain(int64_t cols) {
 // Deterministic column sums over rows: rows are cut into fixed chunks (independent of the
 // thread count), each chunk sums into its own buffer in parallel, then the chunk buffers are
 // added in order. fn(row, acc) adds row `row`'s contribution into acc (C doubles).
+// At most 16 chunks (of at least row_grain(c) rows): the partial buffers stay small (16 C
+// doubles) however wide the rows, e.g. 0.6 MB for a (2048, 4608) bias gradient, where one chunk
+// per row_grain rows needed 25 MB, zeroed and faulted in on every call.
 template <typename Fn>
 std::vector<double> column_reduce(int64_t n, int64_t c, Fn&& fn) {
-  const int64_t chunk = std::max<int64_t>(row_grain(c), 1);
+  const int64_t chunk = std::max<int64_t>(row_grain(c), (n + 15) / 16);
   const int64_t nchunks = (n + chunk - 1) / chunk;
   std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(nchunks, 1) * c), 0.0);
   parallel_blocks(nchunks, 1, [&](int64_t b0, int64_t b1) {

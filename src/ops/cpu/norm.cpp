@@ -4,6 +4,7 @@
 #include "ops/norm.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "ops/cpu/cpu_util.h"
 
@@ -35,6 +36,26 @@ void rms_row_backward(T* dx, const T* x, const double* g, double rstd, int64_t c
   for (int64_t j = 0; j < c; ++j) dot += g[j] * (x[j] * rstd);
   const double m = dot / static_cast<double>(c);
   for (int64_t j = 0; j < c; ++j) dx[j] += static_cast<T>(rstd * (g[j] - x[j] * rstd * m));
+}
+
+// One token row of rmsnorm_modulate_backward, scalar (the double path; float runs the vector
+// kernel rms_modulate_backward_row with the same arithmetic).
+template <typename T>
+void rms_modulate_backward_generic(const T* a, const T* dy, const T* s, const T* wp, double r,
+                                   std::vector<double>& ssh, std::vector<double>& ssc,
+                                   std::vector<double>& dw_part, int64_t bi,
+                                   std::vector<double>& gy, const Rows<T>& g, int64_t i,
+                                   int64_t C) {
+  for (int64_t j = 0; j < C; ++j) {
+    const double xh = a[j] * r;                                   // normalized x
+    const double n = wp ? xh * wp[j] : xh;                        // rmsnorm output
+    const double dn = dy[j] * (1.0 + static_cast<double>(s[j]));  // d rmsnorm output
+    ssh[j] += dy[j];
+    ssc[j] += dy[j] * n;
+    gy[j] = wp ? dn * wp[j] : dn;  // d xhat
+    if (!dw_part.empty()) dw_part[bi * C + j] += dn * xh;
+  }
+  if (g.p) rms_row_backward(g.row(i), a, gy.data(), r, C);
 }
 
 }  // namespace
@@ -199,8 +220,9 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
     // One task per sample: it owns the sample's per-sample dshift/dscale rows and its rows of dx;
     // dw partials are kept per sample and added in order afterwards.
     std::vector<double> dw_part(dw.defined() ? static_cast<size_t>(B * C) : 0, 0.0);
+    std::vector<T> ones(wp ? 0 : static_cast<size_t>(C), T(1));
     parallel_blocks(B, std::max<int64_t>(1, row_grain(Tn * C)), [&](int64_t b0, int64_t b1) {
-      std::vector<double> gy(C), ssh(C), ssc(C);
+      std::vector<double> gy(C), ssh(C), ssc(C), dw_scratch(dw_part.empty() ? C : 0);
       for (int64_t bi = b0; bi < b1; ++bi) {
         std::fill(ssh.begin(), ssh.end(), 0.0);
         std::fill(ssc.begin(), ssc.end(), 0.0);
@@ -208,16 +230,13 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
           const int64_t i = bi * Tn + t;
           const T *a = xr.row(i), *dy = d.row(i), *s = sc.row(i);
           const double r = rs[i];
-          for (int64_t j = 0; j < C; ++j) {
-            const double xh = a[j] * r;                                   // normalized x
-            const double n = wp ? xh * wp[j] : xh;                        // rmsnorm output
-            const double dn = dy[j] * (1.0 + static_cast<double>(s[j]));  // d rmsnorm output
-            ssh[j] += dy[j];
-            ssc[j] += dy[j] * n;
-            gy[j] = wp ? dn * wp[j] : dn;  // d xhat
-            if (!dw_part.empty()) dw_part[bi * C + j] += dn * xh;
+          if constexpr (std::is_same_v<T, float>) {  // vectorised (cpu/vec_math.cpp)
+            double* dwr = dw_part.empty() ? dw_scratch.data() : dw_part.data() + bi * C;
+            rms_modulate_backward_row(a, dy, s, wp ? wp : ones.data(), r, ssh.data(), ssc.data(),
+                                      dwr, gy.data(), g.p ? g.row(i) : nullptr, C);
+          } else {
+            rms_modulate_backward_generic(a, dy, s, wp, r, ssh, ssc, dw_part, bi, gy, g, i, C);
           }
-          if (g.p) rms_row_backward(g.row(i), a, gy.data(), r, C);
           const bool last = t == Tn - 1;
           // per-token gradients are written every token, per-sample ones once per sample
           if (gsh.defined() && (gsh.tokens_per_row == 1 || last)) {

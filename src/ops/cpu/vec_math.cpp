@@ -1,5 +1,6 @@
 // Vectorisable row kernels shared by the CPU ops (declared in cpu_util.h): a polynomial float
-// exp, row max/sum/scale and sums of squares. The project builds for baseline x86-64 (SSE2), so
+// exp, row max/sum/scale, sums of squares, SiLU/SwiGLU rows, column accumulation and the
+// RMSNorm+modulation backward row. The project builds for baseline x86-64 (SSE2), so
 // each kernel is compiled several times through GCC function multiversioning (RAE_VEC_CLONES:
 // AVX-512, AVX2 + FMA and baseline clones), one picked once at load time by the CPU. Loops are
 // written with fixed lane accumulators so GCC vectorises them without -ffast-math and the summation
@@ -125,6 +126,73 @@ RAE_VEC_CLONES void rms_modulate_row(const float* x, double rstd, const float* w
 RAE_VEC_CLONES void rms_modulate_row(const double* x, double rstd, const double* w, const double* s,
                                      const double* b, double* y, int64_t n) {
   rms_modulate_impl(x, rstd, w, s, b, y, n);
+}
+
+namespace {
+
+// sigmoid(x) = 1 / (1 + exp(-x)) with the polynomial exp: exp(-x) is 0 for x > 87.3 (sigmoid 1)
+// and clamped at exp(88) for x < -88 (sigmoid about 6e-39 instead of its true, smaller value).
+inline float sigmoid_poly(float x) {
+  return 1.0f / (1.0f + exp_poly(-x));
+}
+
+}  // namespace
+
+RAE_VEC_CLONES void silu_row(const float* x, float* y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = x[j] * sigmoid_poly(x[j]);
+}
+
+RAE_VEC_CLONES void silu_backward_row(const float* x, const float* dy, float* gx, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float s = sigmoid_poly(x[j]);
+    gx[j] += dy[j] * s * (1.0f + x[j] * (1.0f - s));
+  }
+}
+
+RAE_VEC_CLONES void swiglu_row(const float* x1, const float* x2, float* y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = x1[j] * sigmoid_poly(x1[j]) * x2[j];
+}
+
+RAE_VEC_CLONES void swiglu_backward_row(const float* x1, const float* x2, const float* dy,
+                                        float* g1, float* g2, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float s = sigmoid_poly(x1[j]);
+    g1[j] += dy[j] * x2[j] * s * (1.0f + x1[j] * (1.0f - s));
+    g2[j] += dy[j] * (x1[j] * s);
+  }
+}
+
+RAE_VEC_CLONES void accumulate_row(double* acc, const float* x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) acc[j] += x[j];
+}
+RAE_VEC_CLONES void accumulate_row(double* acc, const double* x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) acc[j] += x[j];
+}
+
+RAE_VEC_CLONES void rms_modulate_backward_row(const float* x, const float* dy, const float* s,
+                                              const float* w, double rstd, double* ssh, double* ssc,
+                                              double* dw, double* gy, float* dx, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const double xh = x[j] * rstd;                                // normalized x
+    const double nrm = xh * w[j];                                 // rmsnorm output
+    const double dn = dy[j] * (1.0 + static_cast<double>(s[j]));  // d rmsnorm output
+    ssh[j] += dy[j];
+    ssc[j] += dy[j] * nrm;
+    gy[j] = dn * w[j];  // d xhat
+    dw[j] += dn * xh;
+  }
+  if (!dx) return;
+  // dx += rstd * (gy - xhat * mean(gy * xhat)), the dot over fixed lanes
+  constexpr int L = 8;
+  double acc[L] = {};
+  int64_t j = 0;
+  for (; j + L <= n; j += L)
+    for (int k = 0; k < L; ++k) acc[k] += gy[j + k] * (x[j + k] * rstd);
+  double dot = 0;
+  for (int k = 0; k < L; ++k) dot += acc[k];
+  for (; j < n; ++j) dot += gy[j] * (x[j] * rstd);
+  const double m = dot / static_cast<double>(n);
+  for (j = 0; j < n; ++j) dx[j] += static_cast<float>(rstd * (gy[j] - x[j] * rstd * m));
 }
 
 }  // namespace rae::ops::cpu
