@@ -1,4 +1,4 @@
-#!/ usr / bin / env python3
+#!/usr/bin/env python3
 """PyTorch reference values for the vision ops (src/ops/conv.h, batchnorm.h, pool.h, relu.h,
 resize.h), written to tests/goldens/ops/<case>.safetensors and read by
 tests/ops/test_ops_vision_golden.cpp.
@@ -6,11 +6,11 @@ tests/ops/test_ops_vision_golden.cpp.
 Conventions: those of make_op_goldens.py (whose helpers this script uses): float64 values rounded
 to float32-representable inputs, loss = sum(out * dout), gradients "d<input>". Our ops are
 channels last, so every image tensor is stored NHWC (N, H, W, C) and every weight in our layout
-(conv2d (O, KH, KW, C), conv1d (O, K, C));
-the script permutes to PyTorch's NCHW around each torch call.The resize goldens are torch -
-    fidelity's own interpolate_bilinear_2d_like_tensorflow1x run the way its Inception runs
-        it(uint8->float32, resize, (x - 128) / 128),
-    stored as F32(the test demands bit equality); the float64 path is stored too. A 299 x 299 case is stored as a 64-bit
+(conv2d (O, KH, KW, C), conv1d (O, K, C)); the script permutes to PyTorch's NCHW around each
+torch call.
+The resize goldens are torch-fidelity's own interpolate_bilinear_2d_like_tensorflow1x run the
+way its Inception runs it (uint8 -> float32, resize, (x - 128) / 128), stored as F32 (the test
+demands bit equality); the float64 path is stored too. A 299 x 299 case is stored as a 64-bit
 FNV-1a hash of the float32 output bytes (the full tensor would be 700 KB).
 Regenerate with tests/reference/regen_goldens.sh.
 """
@@ -37,10 +37,10 @@ def nchw(x):
 def nhwc(x):
     return x.permute(0, 2, 3, 1)
 
-#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- conv \
-    .h
+
+# ---------------------------------------------------------------- conv.h
 def conv2d_cases():
-#(case, N, H, W, C, O, (KH, KW), stride, padding, bias)
+    # (case, N, H, W, C, O, (KH, KW), stride, padding, bias)
     specs = [("conv2d_3x3_pad1", 2, 6, 5, 3, 4, (3, 3), (1, 1), (1, 1), True),
              ("conv2d_3x3_stride2", 2, 7, 8, 3, 5, (3, 3), (2, 2), (0, 0), False),
              ("conv2d_1x7_pad03", 1, 5, 9, 4, 3, (1, 7), (1, 1), (0, 3), True),
@@ -61,7 +61,7 @@ def conv2d_cases():
 
 
 def conv1d_cases():
-#The discriminator's residual conv (kernel 9, padding 4, bias) and a strided one.
+    # The discriminator's residual conv (kernel 9, padding 4, bias) and a strided one.
     for case, N, L, C, O, K, stride, pad, bias in (("conv1d_k9_pad4", 2, 12, 4, 3, 9, 1, 4, True),
                                                    ("conv1d_k3_stride2", 2, 9, 3, 4, 3, 2, 1, False)):
         reseed(case)
@@ -75,12 +75,12 @@ def conv1d_cases():
         dout, grads = backprop(out, ins)
         save(case, {**ins, "out": out, "dout": dout, **grads}, {"stride": stride, "pad": pad})
 
-#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- batchnorm \
-    .h
+
+# ---------------------------------------------------------------- batchnorm.h
 def batchnorm_cases():
     momentum = 0.1
-#Training form over(N, H, W) of an NHWC tensor(BatchNorm2d) and over(N, L) of an NLC one
-#(BatchNorm1d on(N, C, L)), with the running statistics' update.
+    # Training form over (N, H, W) of an NHWC tensor (BatchNorm2d) and over (N, L) of an NLC one
+    # (BatchNorm1d on (N, C, L)), with the running statistics' update.
     for case, shape, eps in (("batchnorm2d_train", (3, 4, 5, 6), 1e-5),
                              ("batchnorm1d_train", (4, 7, 5), 1e-5)):
         reseed(case)
@@ -101,15 +101,15 @@ def batchnorm_cases():
     x = leaf(randn(2, 3, 4, C, std=2.0))
     g, b = leaf(randn(C, std=0.3, mean=1.0)), leaf(randn(C, std=0.3))
     rm, rv = randn(C, std=0.5), rand(C, lo=0.5, hi=2.0)
-    out = F.batch_norm(nchw(x), rm, rv, g, b, training=False, eps=eps).permute(0, 2, 3, 1)
+    out = nhwc(F.batch_norm(nchw(x), rm, rv, g, b, training=False, eps=eps))
     dout, grads = backprop(out, {"x": x, "gamma": g, "beta": b})
     save("batchnorm2d_eval", {"x": x, "gamma": g, "beta": b, "running_mean": rm,
                               "running_var": rv, "out": out, "dout": dout, **grads}, {"eps": eps})
 
-#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- pool \
-    .h
+
+# ---------------------------------------------------------------- pool.h
 def pool_cases():
-#(case, kind, kernel, stride, padding, count_include_pad) : Inception 's and VGG' s pools.
+    # (case, kind, kernel, stride, padding, count_include_pad): Inception's and VGG's pools.
     specs = [("max_pool2d_k3s2", "max", 3, 2, 0, True),
              ("max_pool2d_k3s1p1", "max", 3, 1, 1, True),
              ("max_pool2d_k2s2", "max", 2, 2, 0, True),
@@ -134,8 +134,8 @@ def pool_cases():
         dout, grads = backprop(out, {"x": x})
         save(case, {"x": x, "out": out, "dout": dout, **grads}, {"oh": oh, "ow": ow})
 
-#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- relu \
-    .h
+
+# ---------------------------------------------------------------- relu.h
 def relu_cases():
     for case, fn in (("relu", F.relu), ("leaky_relu_0p2", lambda t: F.leaky_relu(t, 0.2))):
         reseed(case)
@@ -144,8 +144,8 @@ def relu_cases():
         dout, grads = backprop(out, {"x": x})
         save(case, {"x": x, "out": out, "dout": dout, **grads})
 
-#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- resize \
-    .h
+
+# ---------------------------------------------------------------- resize.h
 def fnv1a64(data):
     h = 0xCBF29CE484222325
     for byte in data:
@@ -160,31 +160,30 @@ def tf1_resize(u8_nhwc, size, dtype):
     return nhwc((x - 128) / 128).contiguous()
 
 
+def save_raw(case, tensors, metadata=None):
+    """Stores tensors as they are (F32 stays F32: the resize test compares bits)."""
+    path = os.path.join(base.OUT_DIR, case + ".safetensors")
+    m = {"generator": "tests/reference/make_vision_op_goldens.py", "torch": torch.__version__}
+    m.update(metadata or {})
+    base.save_if_changed(tensors, path, m)
+    base.written.append((case, os.path.getsize(path)))
+
+
 def resize_cases():
     rng = np.random.default_rng(20260416)
     for case, shape, size in (("resize_tf1_up", (2, 9, 11, 3), (13, 17)),
                               ("resize_tf1_down", (2, 15, 12, 3), (4, 7))):
         img = rng.integers(0, 256, size=shape, dtype=np.uint8)
-        out32 = tf1_resize(img, size, torch.float32)
-        out64 = tf1_resize(img, size, torch.float64)
-        base.save_if_changed({"x": torch.from_numpy(img), "out_f32": out32, "out_f64": out64},
-                             os.path.join(base.OUT_DIR, case + ".safetensors"),
-                             {"generator": "tests/reference/make_vision_op_goldens.py",
-                              "torch": torch.__version__})
-        base.written.append((case, os.path.getsize(os.path.join(base.OUT_DIR,
-                                                                 case + ".safetensors"))))
-#Inception's real target size: 17 x 23 and 40 x 31 -> 299 x 299, checked by hash.
-    hashes = {}
-    imgs = {}
+        save_raw(case, {"x": torch.from_numpy(img), "out_f32": tf1_resize(img, size, torch.float32),
+                        "out_f64": tf1_resize(img, size, torch.float64)})
+    # Inception's real target size: 17 x 23 and 40 x 31 -> 299 x 299, checked by hash.
+    tensors, hashes = {}, {}
     for tag, shape in (("a", (1, 17, 23, 3)), ("b", (1, 40, 31, 3))):
         img = rng.integers(0, 256, size=shape, dtype=np.uint8)
         out = tf1_resize(img, (299, 299), torch.float32)
-        imgs["x_" + tag] = torch.from_numpy(img)
+        tensors["x_" + tag] = torch.from_numpy(img)
         hashes["fnv1a64_" + tag] = str(fnv1a64(out.numpy().tobytes()))
-    path = os.path.join(base.OUT_DIR, "resize_tf1_299.safetensors")
-    base.save_if_changed(imgs, path, {"generator": "tests/reference/make_vision_op_goldens.py",
-                                      "torch": torch.__version__, **hashes})
-    base.written.append(("resize_tf1_299", os.path.getsize(path)))
+    save_raw("resize_tf1_299", tensors, hashes)
 
 
 def main():
