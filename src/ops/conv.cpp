@@ -1,10 +1,23 @@
 // Dispatch and argument checks for the channels-last convolutions.
 #include "ops/conv.h"
 
+#include <atomic>
+
 #include "ops/dispatch.h"
 #include "ops/op_checks.h"
 
 namespace rae::ops {
+
+namespace {
+std::atomic<ConvAlgoSearch> g_search{ConvAlgoSearch::Heuristic};
+}
+
+void set_conv_algo_search(ConvAlgoSearch s) {
+  g_search.store(s);
+}
+ConvAlgoSearch conv_algo_search() {
+  return g_search.load();
+}
 
 int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad) {
   RAE_CHECK(stride >= 1 && pad >= 0 && k >= 1, "conv_out_size: kernel ", k, ", stride ", stride,

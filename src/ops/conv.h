@@ -39,6 +39,15 @@ struct Conv1dParams {
   bool relu = false;  // as Conv2dParams::relu
 };
 
+// How the CUDA backend picks a cuDNN algorithm for a new shape. Heuristic (the default): cuDNN's
+// own ranking, no trial runs, as PyTorch with cudnn.benchmark = False. Measure: cudnnFind* runs
+// every candidate once per shape and keeps the fastest, as cudnn.benchmark = True; it costs
+// seconds per new shape and pays off on long runs of fixed shapes. Backward passes take the
+// best DETERMINISTIC algorithm either way. CPU ops ignore it.
+enum class ConvAlgoSearch { Heuristic, Measure };
+void set_conv_algo_search(ConvAlgoSearch s);
+ConvAlgoSearch conv_algo_search();
+
 // Output extent along one dimension: (in + 2 pad - k) / stride + 1 (floor); throws when < 1.
 int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad);
 

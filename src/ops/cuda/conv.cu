@@ -1,11 +1,12 @@
 // CUDA channels-last convolution on cuDNN's convolution API (NHWC tensors, (O, KH, KW, C)
 // filters, cross-correlation, F32 compute for F32 and BF16 data).
 //
-// Plans: one per (device, geometry, dtype, math mode), created on first use and kept for the
-// life of the process: the tensor/filter/convolution descriptors and, per pass, the algorithm
+// Plans: one per (device, geometry, dtype, math mode, search mode), created on first use and
+// kept for the life of the process: the tensor/filter/convolution descriptors and, per pass, the
+// algorithm: cuDNN's heuristic first choice, or with ops::set_conv_algo_search(Measure) the one
 // cudnnFind*AlgorithmEx measured fastest on scratch outputs (so the real gradients, which the
-// backward accumulates into, are never touched by the search), within a 256 MiB workspace.
-// The backward passes take the fastest DETERMINISTIC algorithm (repeatable gradients).
+// backward accumulates into, are never touched by the search); workspaces up to 256 MiB.
+// The backward passes take the best DETERMINISTIC algorithm (repeatable gradients).
 // Workspaces come from the caching allocator. Math: F32 data multiplies per ops::precision()
 // (fp32: FMA only; tf32 or bf16: TF32 tensor cores allowed), BF16 data on tensor cores.
 // The backward accumulates through cuDNN's beta = 1; db is a deterministic column reduction.
@@ -72,11 +73,10 @@ void add_bias_grad(const Tensor& db, const Tensor& dout, const ConvGeometry& g, 
 
 #ifdef RAE_WITH_CUDNN
 
-#define RAE_CUDNN_CHECK(expr)                                                               \
-  do {                                                                                      \
-    cudnnStatus_t s_ = (expr);                                                              \
-    RAE_CHECK(s_ == CUDNN_STATUS_SUCCESS, "cuDNN error ", cudnnGetErrorString(s_), " in " \
-                                                                                   #expr);  \
+#define RAE_CUDNN_CHECK(expr)                                                                     \
+  do {                                                                                            \
+    cudnnStatus_t s_ = (expr);                                                                    \
+    RAE_CHECK(s_ == CUDNN_STATUS_SUCCESS, "cuDNN error ", cudnnGetErrorString(s_), " in " #expr); \
   } while (0)
 
 constexpr size_t kMaxWorkspace = 256u << 20;
@@ -94,6 +94,7 @@ struct ConvPlan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;  // what the search may use
+  bool measure = false;                       // ConvAlgoSearch::Measure
   bool has_fwd = false, has_bwd_data = false, has_bwd_filter = false;
   Algo fwd, bwd_data, bwd_filter;
   std::string what;  // the geometry, for error messages
@@ -137,18 +138,20 @@ int narrow_int(int64_t v, const std::string& what) {
   return static_cast<int>(v);
 }
 
-std::string plan_key(const ConvGeometry& g, DType dt, cudnnMathType_t math) {
-  return ::rae::detail::concat(current_device(), ':', g.N, 'x', g.H, 'x', g.W, 'x', g.C, ":o", g.O, 'k',
-                        g.KH, 'x', g.KW, 's', g.stride_h, 'x', g.stride_w, 'p', g.pad_h, 'x',
-                        g.pad_w, ':', dtype_name(dt), ':', static_cast<int>(math));
+std::string plan_key(const ConvGeometry& g, DType dt, cudnnMathType_t math, bool measure) {
+  return ::rae::detail::concat(current_device(), ':', g.N, 'x', g.H, 'x', g.W, 'x', g.C, ":o", g.O,
+                               'k', g.KH, 'x', g.KW, 's', g.stride_h, 'x', g.stride_w, 'p', g.pad_h,
+                               'x', g.pad_w, ':', dtype_name(dt), ':', static_cast<int>(math),
+                               measure ? ":measure" : ":heuristic");
 }
 
 ConvPlan* make_plan(const ConvGeometry& g, DType dt, cudnnMathType_t math) {
   auto* p = new ConvPlan();
   p->math = math;
-  p->what = ::rae::detail::concat("x (", g.N, ", ", g.H, ", ", g.W, ", ", g.C, ") w (", g.O, ", ", g.KH,
-                           ", ", g.KW, ", ", g.C, ") stride (", g.stride_h, ", ", g.stride_w,
-                           ") pad (", g.pad_h, ", ", g.pad_w, ") ", dtype_name(dt));
+  p->what =
+      ::rae::detail::concat("x (", g.N, ", ", g.H, ", ", g.W, ", ", g.C, ") w (", g.O, ", ", g.KH,
+                            ", ", g.KW, ", ", g.C, ") stride (", g.stride_h, ", ", g.stride_w,
+                            ") pad (", g.pad_h, ", ", g.pad_w, ") ", dtype_name(dt));
   const int64_t elems = std::max(g.N * g.H * g.W * g.C, g.N * g.OH * g.OW * g.O);
   narrow_int(elems, p->what);
   const cudnnDataType_t t = dnn_type(dt);
@@ -169,8 +172,8 @@ ConvPlan* make_plan(const ConvGeometry& g, DType dt, cudnnMathType_t math) {
   int n = 0, c = 0, h = 0, w = 0;
   RAE_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &w));
   RAE_CHECK(n == g.N && c == g.O && h == g.OH && w == g.OW, "cuDNN convolution ", p->what,
-            ": cuDNN's output (", n, ", ", h, ", ", w, ", ", c, ") differs from (", g.N, ", ",
-            g.OH, ", ", g.OW, ", ", g.O, ")");
+            ": cuDNN's output (", n, ", ", h, ", ", w, ", ", c, ") differs from (", g.N, ", ", g.OH,
+            ", ", g.OW, ", ", g.O, ")");
   return p;
 }
 
@@ -178,11 +181,13 @@ ConvPlan& plan_for(const ConvGeometry& g, DType dt) {
   std::lock_guard<std::mutex> lock(g_dnn_mu);
   DeviceDnn& d = dnn_for_current_device();
   const cudnnMathType_t math = math_for(dt);
-  const std::string key = plan_key(g, dt, math);
+  const bool measure = conv_algo_search() == ConvAlgoSearch::Measure;
+  const std::string key = plan_key(g, dt, math, measure);
   auto it = d.plans.find(key);
   if (it != d.plans.end()) return *it->second;
   ConvPlan* p = make_plan(g, dt, math);
   p->handle = d.handle;
+  p->measure = measure;
   d.plans.emplace(key, p);
   return *p;
 }
@@ -192,95 +197,127 @@ Tensor scratch_bytes(size_t bytes) {
                        Device::cuda(current_device()));
 }
 
-// The first (fastest) successful result, deterministic ones only when asked; throws naming the
-// pass and the geometry when none ran.
+// The first (best-ranked) successful result within the workspace limit, deterministic ones
+// only when asked (falling back to any); throws naming the pass and the geometry when none runs.
+// In fp32 mode (plan math CUDNN_FMA_MATH) tensor-op algorithms are skipped and the call runs
+// with FMA math (CUDNN_DEFAULT_MATH would let cuDNN use TF32 tensor cores on F32 data).
 template <typename Perf>
 Algo pick(const Perf* perf, int n, bool deterministic, const char* pass, const ConvPlan& p) {
-  for (int pass_det = deterministic ? 1 : 0; pass_det >= 0; --pass_det) {
+  for (int want_det = deterministic ? 1 : 0; want_det >= 0; --want_det) {
     for (int i = 0; i < n; ++i) {
-      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-      if (pass_det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-      return Algo{static_cast<int>(perf[i].algo), perf[i].memory, perf[i].mathType};
+      if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxWorkspace) continue;
+      const bool tensor_op = perf[i].mathType == CUDNN_TENSOR_OP_MATH ||
+                             perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+      if (p.math == CUDNN_FMA_MATH && tensor_op) continue;
+      if (want_det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+      return Algo{static_cast<int>(perf[i].algo), perf[i].memory,
+                  p.math == CUDNN_FMA_MATH ? CUDNN_FMA_MATH : perf[i].mathType};
     }
   }
   RAE_THROW("cuDNN convolution ", pass, ": no algorithm runs ", p.what);
 }
 
-// cuDNN calls with the handle and plan descriptors, math type set for the chosen algorithm.
 void set_math(const ConvPlan& p, cudnnMathType_t m) {
   RAE_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, m));
 }
 
+Tensor scratch_like(int64_t numel, DType dt) {
+  return Tensor::empty({numel}, dt, Device::cuda(current_device()));
+}
+
+// Algorithm choice per pass, once per plan: cuDNN's heuristic ranking, or (Measure) trial runs
+// on scratch outputs so that no real tensor, least of all an accumulated gradient, is touched.
+void choose_forward(ConvPlan& p, const ConvGeometry& g, const void* x, const void* w, DType dt) {
+  std::lock_guard<std::mutex> lock(g_dnn_mu);
+  if (p.has_fwd) return;
+  set_math(p, p.math);
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int n = 0;
+  if (p.measure) {
+    Tensor ys = scratch_like(g.N * g.OH * g.OW * g.O, dt), ws = scratch_bytes(kMaxWorkspace);
+    RAE_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+        p.handle, p.x, x, p.w, w, p.conv, p.y, ys.raw(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf,
+        ws.raw(), kMaxWorkspace));
+  } else {
+    RAE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+        p.handle, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf));
+  }
+  p.fwd = pick(perf, n, false, "forward", p);
+  p.has_fwd = true;
+}
+
+void choose_backward_data(ConvPlan& p, const ConvGeometry& g, const void* w, const void* dy,
+                          DType dt) {
+  std::lock_guard<std::mutex> lock(g_dnn_mu);
+  if (p.has_bwd_data) return;
+  set_math(p, p.math);
+  cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+  int n = 0;
+  if (p.measure) {
+    Tensor dxs = scratch_like(g.N * g.H * g.W * g.C, dt), ws = scratch_bytes(kMaxWorkspace);
+    RAE_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+        p.handle, p.w, w, p.y, dy, p.conv, p.x, dxs.raw(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+        &n, perf, ws.raw(), kMaxWorkspace));
+  } else {
+    RAE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        p.handle, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
+  }
+  p.bwd_data = pick(perf, n, true, "backward data", p);
+  p.has_bwd_data = true;
+}
+
+void choose_backward_filter(ConvPlan& p, const ConvGeometry& g, const void* x, const void* dy,
+                            DType dt) {
+  std::lock_guard<std::mutex> lock(g_dnn_mu);
+  if (p.has_bwd_filter) return;
+  set_math(p, p.math);
+  cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+  int n = 0;
+  if (p.measure) {
+    Tensor dws = scratch_like(g.O * g.patch(), dt), ws = scratch_bytes(kMaxWorkspace);
+    RAE_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        p.handle, p.x, x, p.y, dy, p.conv, p.w, dws.raw(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+        &n, perf, ws.raw(), kMaxWorkspace));
+  } else {
+    RAE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        p.handle, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf));
+  }
+  p.bwd_filter = pick(perf, n, true, "backward filter", p);
+  p.has_bwd_filter = true;
+}
+
 void run_forward(ConvPlan& p, const ConvGeometry& g, const void* x, const void* w, void* y,
                  DType dt) {
-  cudnnHandle_t h = p.handle;
-  if (!p.has_fwd) {
-    std::lock_guard<std::mutex> lock(g_dnn_mu);
-    set_math(p, p.math);
-    Tensor ys = Tensor::empty({g.N * g.OH * g.OW * g.O}, dt, Device::cuda(current_device()));
-    Tensor ws = scratch_bytes(kMaxWorkspace);
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int n = 0;
-    RAE_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        h, p.x, x, p.w, w, p.conv, p.y, ys.raw(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf,
-        ws.raw(), kMaxWorkspace));
-    p.fwd = pick(perf, n, false, "forward", p);
-    p.has_fwd = true;
-  }
+  choose_forward(p, g, x, w, dt);
   set_math(p, p.fwd.math);
   Tensor ws = scratch_bytes(p.fwd.workspace);
   const float one = 1.f, zero = 0.f;
-  RAE_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv,
+  RAE_CUDNN_CHECK(cudnnConvolutionForward(p.handle, &one, p.x, x, p.w, w, p.conv,
                                           static_cast<cudnnConvolutionFwdAlgo_t>(p.fwd.algo),
                                           ws.raw(), p.fwd.workspace, &zero, p.y, y));
 }
 
-// dx (+)= conv_transpose(dout, w): beta 1 accumulates into dx, beta 0 overwrites.
+// dx (+)= the data gradient: beta 1 accumulates into dx, beta 0 overwrites.
 void run_backward_data(ConvPlan& p, const ConvGeometry& g, const void* w, const void* dy, void* dx,
                        float beta, DType dt) {
-  cudnnHandle_t h = p.handle;
-  if (!p.has_bwd_data) {
-    std::lock_guard<std::mutex> lock(g_dnn_mu);
-    set_math(p, p.math);
-    Tensor dxs = Tensor::empty({g.N * g.H * g.W * g.C}, dt, Device::cuda(current_device()));
-    Tensor ws = scratch_bytes(kMaxWorkspace);
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int n = 0;
-    RAE_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
-        h, p.w, w, p.y, dy, p.conv, p.x, dxs.raw(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
-        perf, ws.raw(), kMaxWorkspace));
-    p.bwd_data = pick(perf, n, true, "backward data", p);
-    p.has_bwd_data = true;
-  }
+  choose_backward_data(p, g, w, dy, dt);
   set_math(p, p.bwd_data.math);
   Tensor ws = scratch_bytes(p.bwd_data.workspace);
   const float one = 1.f;
-  RAE_CUDNN_CHECK(cudnnConvolutionBackwardData(
-      h, &one, p.w, w, p.y, dy, p.conv, static_cast<cudnnConvolutionBwdDataAlgo_t>(p.bwd_data.algo),
-      ws.raw(), p.bwd_data.workspace, &beta, p.x, dx));
+  RAE_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(p.handle, &one, p.w, w, p.y, dy, p.conv,
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(p.bwd_data.algo),
+                                   ws.raw(), p.bwd_data.workspace, &beta, p.x, dx));
 }
 
 void run_backward_filter(ConvPlan& p, const ConvGeometry& g, const void* x, const void* dy,
                          void* dw, float beta, DType dt) {
-  cudnnHandle_t h = p.handle;
-  if (!p.has_bwd_filter) {
-    std::lock_guard<std::mutex> lock(g_dnn_mu);
-    set_math(p, p.math);
-    Tensor dws = Tensor::empty({g.O * g.patch()}, dt, Device::cuda(current_device()));
-    Tensor ws = scratch_bytes(kMaxWorkspace);
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int n = 0;
-    RAE_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        h, p.x, x, p.y, dy, p.conv, p.w, dws.raw(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
-        perf, ws.raw(), kMaxWorkspace));
-    p.bwd_filter = pick(perf, n, true, "backward filter", p);
-    p.has_bwd_filter = true;
-  }
+  choose_backward_filter(p, g, x, dy, dt);
   set_math(p, p.bwd_filter.math);
   Tensor ws = scratch_bytes(p.bwd_filter.workspace);
   const float one = 1.f;
   RAE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-      h, &one, p.x, x, p.y, dy, p.conv,
+      p.handle, &one, p.x, x, p.y, dy, p.conv,
       static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.bwd_filter.algo), ws.raw(),
       p.bwd_filter.workspace, &beta, p.w, dw));
 }
