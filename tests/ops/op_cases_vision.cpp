@@ -260,14 +260,7 @@ void add_pool(std::vector<OpCase>& v) {
   v.push_back(
       pool_case("avg_pool2d_k3s1p1_exclude_pad", PoolKind::Avg, xs, P::square(3, 1, 1, false)));
   v.push_back(pool_case("avg_pool2d_k3s1p1_include_pad", PoolKind::Avg, xs, P::square(3, 1, 1)));
-  P rect;
-  rect.kernel_h = 2;
-  rect.kernel_w = 3;
-  rect.stride_h = 2;
-  rect.stride_w = 1;
-  rect.pad_h = 1;
-  rect.pad_w = 1;
-  rect.count_include_pad = false;
+  const P rect = rect_pool_params();
   v.push_back(pool_case("avg_pool2d_rect_exclude_pad", PoolKind::Avg, xs, rect));
   v.push_back(adaptive_case("adaptive_avg_pool2d_global", {2, 5, 4, 3}, 1, 1));
   v.push_back(adaptive_case("adaptive_avg_pool2d_3x2", {2, 7, 5, 3}, 3, 2));

@@ -216,14 +216,7 @@ std::map<std::string, Ref> references() {
   r["max_pool2d_k3s2_slice"] = pool_ref(true, P::square(3, 2));
   r["avg_pool2d_k3s1p1_exclude_pad"] = pool_ref(false, P::square(3, 1, 1, false));
   r["avg_pool2d_k3s1p1_include_pad"] = pool_ref(false, P::square(3, 1, 1));
-  P rect;
-  rect.kernel_h = 2;
-  rect.kernel_w = 3;
-  rect.stride_h = 2;
-  rect.stride_w = 1;
-  rect.pad_h = 1;
-  rect.pad_w = 1;
-  rect.count_include_pad = false;
+  const P rect = rect_pool_params();
   r["avg_pool2d_rect_exclude_pad"] = pool_ref(false, rect);
   r["adaptive_avg_pool2d_global"] = adaptive_ref(1, 1);
   r["adaptive_avg_pool2d_3x2"] = adaptive_ref(3, 2);

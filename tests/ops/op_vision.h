@@ -4,8 +4,23 @@
 #include <vector>
 
 #include "ops/op_harness.h"
+#include "ops/pool.h"
 
 namespace rae::test::ops {
+
+// avg_pool2d_rect_exclude_pad's parameters: kernel (2, 3), stride (2, 1), padding (1, 1), the
+// TF rule (padding not counted).
+inline rae::ops::Pool2dParams rect_pool_params() {
+  rae::ops::Pool2dParams p;
+  p.kernel_h = 2;
+  p.kernel_w = 3;
+  p.stride_h = 2;
+  p.stride_w = 1;
+  p.pad_h = 1;
+  p.pad_w = 1;
+  p.count_include_pad = false;
+  return p;
+}
 
 // Appends the vision cases, each with its reference attached.
 void add_vision_cases(std::vector<OpCase>& v);

@@ -53,6 +53,23 @@ void im2col(const Rows<T>& x, const ConvGeometry& g, int64_t r0, int64_t r1, T* 
   }
 }
 
+// The patch matrix (rows, K) of output rows [r0, r1): x's own rows for a pointwise conv (out
+// row r reads x row r: no copy), else gathered into `col`.
+template <typename T>
+struct Patches {
+  const T* p;
+  int64_t ld;
+};
+template <typename T>
+Patches<T> patches(const Rows<T>& x, const ConvGeometry& g, int64_t r0, int64_t r1,
+                   std::vector<T>& col) {
+  if (g.pointwise()) return {x.row(r0), x.ld};
+  const int64_t K = g.patch();
+  col.resize(static_cast<size_t>((r1 - r0) * K));
+  im2col(x, g, r0, r1, col.data());
+  return {col.data(), K};
+}
+
 // dx += the patches in dcol (rows [r0, r1) of one image's output), scattered back.
 template <typename T>
 void col2im_add(const T* dcol, const ConvGeometry& g, int64_t r0, int64_t r1, T* dx) {
@@ -89,20 +106,11 @@ void forward_impl(const Tensor& out, const Tensor& x, const Tensor& w, const Ten
     std::vector<T> col;
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t r0 = c * chunk, r1 = std::min(R, r0 + chunk), rows = r1 - r0;
-      const T* A = nullptr;
-      int64_t lda = K;
-      if (g.pointwise()) {  // out row r reads x row r
-        A = xr.row(r0);
-        lda = xr.ld;
-      } else {
-        col.resize(static_cast<size_t>(rows * K));
-        im2col(xr, g, r0, r1, col.data());
-        A = col.data();
-      }
+      const Patches<T> A = patches(xr, g, r0, r1, col);
       if (bp)
         for (int64_t r = r0; r < r1; ++r) std::copy(bp, bp + O, o.row(r));
       // out rows (rows, O) = A (rows, K) @ w (O, K)^T (+ the bias already in out)
-      gemm_rm<T>(false, true, rows, O, K, 1.0, A, lda, wp, K, bp ? 1.0 : 0.0, o.row(r0), o.ld);
+      gemm_rm<T>(false, true, rows, O, K, 1.0, A.p, A.ld, wp, K, bp ? 1.0 : 0.0, o.row(r0), o.ld);
       if (g.relu)
         for (int64_t r = r0; r < r1; ++r) {
           T* y = o.row(r);
@@ -152,18 +160,9 @@ void backward_dw(const Tensor& dw, const Rows<T>& d, const Rows<T>& xr, const Co
       const int64_t rb = R * gi / groups, re = R * (gi + 1) / groups;
       for (int64_t r0 = rb; r0 < re; r0 += chunk) {
         const int64_t r1 = std::min(re, r0 + chunk), rows = r1 - r0;
-        const T* A = nullptr;
-        int64_t lda = K;
-        if (g.pointwise()) {
-          A = xr.row(r0);
-          lda = xr.ld;
-        } else {
-          col.resize(static_cast<size_t>(rows * K));
-          im2col(xr, g, r0, r1, col.data());
-          A = col.data();
-        }
+        const Patches<T> A = patches(xr, g, r0, r1, col);
         // acc (O, K) += dout rows^T (O, rows) @ patches (rows, K)
-        gemm_rm<T>(true, false, O, K, rows, 1.0, d.row(r0), d.ld, A, lda, 1.0, acc, K);
+        gemm_rm<T>(true, false, O, K, rows, 1.0, d.row(r0), d.ld, A.p, A.ld, 1.0, acc, K);
       }
     }
   });

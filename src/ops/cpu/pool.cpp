@@ -138,56 +138,66 @@ void max_pool2d_backward(const Tensor& dx, const Tensor& dout, const Tensor& x,
   });
 }
 
-void avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& g) {
-  float_dispatch(x.dtype(), "avg_pool2d_forward", [&](auto tag) {
+namespace {
+
+// Average pooling over windows chosen by win(oh, ow) with divisor div(window): forward writes
+// each output's mean, backward scatters dout / divisor over its window.
+template <typename WinFn, typename DivFn>
+void average_forward(const char* op, const Tensor& out, const Tensor& x, const PoolGeometry& g,
+                     WinFn win, DivFn div) {
+  float_dispatch(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     Rows<T> xr = rows_of<T>(x), o = rows_of<T>(out);
     for_each_output(o, g, [&](int64_t n, int64_t oh, int64_t ow, T* y) {
       thread_local std::vector<double> acc;
       acc.resize(static_cast<size_t>(g.C));
-      const Window w = window(g, oh, ow);
+      const Window w = win(oh, ow);
       window_sum(xr, g, n, w, acc.data());
-      const double inv = 1.0 / avg_divisor(g, w);
+      const double inv = 1.0 / div(w);
       for (int64_t c = 0; c < g.C; ++c) y[c] = static_cast<T>(acc[c] * inv);
     });
   });
+}
+
+template <typename WinFn, typename DivFn>
+void average_backward(const char* op, const Tensor& dx, const Tensor& dout, const PoolGeometry& g,
+                      WinFn win, DivFn div) {
+  float_dispatch(dout.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    Rows<T> d = rows_of<T>(dout), gx = rows_of<T>(dx);
+    for_each_output_by_image(d, g, [&](int64_t n, int64_t oh, int64_t ow, const T* dy) {
+      const Window w = win(oh, ow);
+      scatter_window(gx, g, n, w, dy, 1.0 / div(w));
+    });
+  });
+}
+
+}  // namespace
+
+void avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& g) {
+  average_forward(
+      "avg_pool2d_forward", out, x, g, [&](int64_t oh, int64_t ow) { return window(g, oh, ow); },
+      [&](const Window& w) { return avg_divisor(g, w); });
 }
 
 void avg_pool2d_backward(const Tensor& dx, const Tensor& dout, const PoolGeometry& g) {
-  float_dispatch(dout.dtype(), "avg_pool2d_backward", [&](auto tag) {
-    using T = decltype(tag);
-    Rows<T> d = rows_of<T>(dout), gx = rows_of<T>(dx);
-    for_each_output_by_image(d, g, [&](int64_t n, int64_t oh, int64_t ow, const T* dy) {
-      const Window w = window(g, oh, ow);
-      scatter_window(gx, g, n, w, dy, 1.0 / avg_divisor(g, w));
-    });
-  });
+  average_backward(
+      "avg_pool2d_backward", dx, dout, g, [&](int64_t oh, int64_t ow) { return window(g, oh, ow); },
+      [&](const Window& w) { return avg_divisor(g, w); });
 }
 
 void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& g) {
-  float_dispatch(x.dtype(), "adaptive_avg_pool2d_forward", [&](auto tag) {
-    using T = decltype(tag);
-    Rows<T> xr = rows_of<T>(x), o = rows_of<T>(out);
-    for_each_output(o, g, [&](int64_t n, int64_t oh, int64_t ow, T* y) {
-      thread_local std::vector<double> acc;
-      acc.resize(static_cast<size_t>(g.C));
-      const Window w = adaptive_window(g, oh, ow);
-      window_sum(xr, g, n, w, acc.data());
-      const double inv = 1.0 / static_cast<double>(w.size());
-      for (int64_t c = 0; c < g.C; ++c) y[c] = static_cast<T>(acc[c] * inv);
-    });
-  });
+  average_forward(
+      "adaptive_avg_pool2d_forward", out, x, g,
+      [&](int64_t oh, int64_t ow) { return adaptive_window(g, oh, ow); },
+      [](const Window& w) { return static_cast<double>(w.size()); });
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& dx, const Tensor& dout, const PoolGeometry& g) {
-  float_dispatch(dout.dtype(), "adaptive_avg_pool2d_backward", [&](auto tag) {
-    using T = decltype(tag);
-    Rows<T> d = rows_of<T>(dout), gx = rows_of<T>(dx);
-    for_each_output_by_image(d, g, [&](int64_t n, int64_t oh, int64_t ow, const T* dy) {
-      const Window w = adaptive_window(g, oh, ow);
-      scatter_window(gx, g, n, w, dy, 1.0 / static_cast<double>(w.size()));
-    });
-  });
+  average_backward(
+      "adaptive_avg_pool2d_backward", dx, dout, g,
+      [&](int64_t oh, int64_t ow) { return adaptive_window(g, oh, ow); },
+      [](const Window& w) { return static_cast<double>(w.size()); });
 }
 
 }  // namespace rae::ops::cpu
