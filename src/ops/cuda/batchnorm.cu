@@ -57,8 +57,7 @@ __global__ void train_stats_kernel(const float* sum, const float* sq, int64_t M,
     if (running_mean.valid()) {
       const float m = static_cast<float>(momentum);
       running_mean.st(c, (1.f - m) * running_mean.ld(c) + m * mu);
-      running_var.st(c, (1.f - m) * running_var.ld(c) +
-                            m * sq[c] / static_cast<float>(M - 1));
+      running_var.st(c, (1.f - m) * running_var.ld(c) + m * sq[c] / static_cast<float>(M - 1));
     }
   }
 }
@@ -71,7 +70,9 @@ __global__ void mean_kernel(const float* sum, int64_t M, int64_t C, float* mu) {
 
 __global__ void affine_kernel(Ptr out, Ptr x, const float* a, const float* b, int64_t M,
                               int64_t C) {
-  RAE_ROW_LOOP(r, c, M, C) { out.st2(r, c, C, x.ld2(r, c, C) * a[c] + b[c]); }
+  RAE_ROW_LOOP(r, c, M, C) {
+    out.st2(r, c, C, x.ld2(r, c, C) * a[c] + b[c]);
+  }
 }
 
 // out = (x - rm) rsqrt(rv + eps) gamma + beta.
@@ -133,8 +134,7 @@ float* fp(const Tensor& t) {
 
 // The gradient sums (s0 = sum dy, s1 = sum dy xhat) and the parameter gradients.
 void grad_sums(const char* op, const Tensor& dout, const Tensor& x, const float* mu,
-               const float* rs, const Tensor& dgamma, const Tensor& dbeta, Tensor* s0,
-               Tensor* s1) {
+               const float* rs, const Tensor& dgamma, const Tensor& dbeta, Tensor* s0, Tensor* s1) {
   const int64_t C = last_dim(x), M = x.numel() / C;
   *s0 = f32_zeros(C);
   *s1 = f32_zeros(C);
@@ -151,8 +151,8 @@ void grad_sums(const char* op, const Tensor& dout, const Tensor& x, const float*
 
 void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd,
                              const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                             const Tensor& running_mean, const Tensor& running_var,
-                             double momentum, double eps) {
+                             const Tensor& running_mean, const Tensor& running_var, double momentum,
+                             double eps) {
   const char* op = "cuda::batchnorm_train_forward";
   const int64_t C = last_dim(x), M = x.numel() / C;
   Ptr xp = ptr(x, op, "x");
@@ -168,8 +168,7 @@ void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor
       ptr(gamma, op, "gamma"), ptr(beta, op, "beta"), ptr(running_mean, op, "running_mean"),
       ptr(running_var, op, "running_var"), fp(a), fp(b));
   RAE_CUDA_LAUNCHED(op);
-  affine_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(out, op, "out"), xp, fp(a), fp(b), M,
-                                                       C);
+  affine_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(out, op, "out"), xp, fp(a), fp(b), M, C);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -186,8 +185,8 @@ void batchnorm_train_backward(const Tensor& dx, const Tensor& dgamma, const Tens
   grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1);
   if (!dx.defined()) return;
   dx_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"),
-                                                   fp(mu), fp(rs), fp(s0), fp(s1), M, C, true);
+                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
+                                                   fp(rs), fp(s0), fp(s1), M, C, true);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -218,8 +217,8 @@ void batchnorm_eval_backward(const Tensor& dx, const Tensor& dgamma, const Tenso
     grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1);
   if (!dx.defined()) return;
   dx_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"),
-                                                   fp(mu), fp(rs), nullptr, nullptr, M, C, false);
+                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
+                                                   fp(rs), nullptr, nullptr, M, C, false);
   RAE_CUDA_LAUNCHED(op);
 }
 

@@ -18,8 +18,18 @@ struct Geo {
 };
 Geo geo(const PoolGeometry& g) {
   const Pool2dParams& p = g.p;
-  return {g.N,       g.H,        g.W,        g.C,       g.OH,     g.OW,
-          p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
+  return {g.N,
+          g.H,
+          g.W,
+          g.C,
+          g.OH,
+          g.OW,
+          p.kernel_h,
+          p.kernel_w,
+          p.stride_h,
+          p.stride_w,
+          p.pad_h,
+          p.pad_w,
           p.count_include_pad};
 }
 
@@ -109,8 +119,7 @@ __global__ void avg_fwd_kernel(Ptr out, Ptr x, Geo g, bool adaptive) {
     float s = 0.f;
     for (int64_t h = w.h0; h < w.h1; ++h)
       for (int64_t ww = w.w0; ww < w.w1; ++ww) s += x.ld2(pix(g, n, h, ww), c, g.C);
-    const float div =
-        adaptive ? static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0)) : divisor(g, w);
+    const float div = adaptive ? static_cast<float>((w.h1 - w.h0) * (w.w1 - w.w0)) : divisor(g, w);
     out.st2(r, c, g.C, s / div);
   }
 }
@@ -157,7 +166,7 @@ void max_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& 
   const char* op = "cuda::max_pool2d_forward";
   const Geo g = geo(pg);
   max_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C)>>>(ptr(out, op, "out"),
-                                                                         ptr(x, op, "x"), g);
+                                                                          ptr(x, op, "x"), g);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -181,16 +190,16 @@ void avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& 
 void avg_pool2d_backward(const Tensor& dx, const Tensor& dout, const PoolGeometry& pg) {
   const char* op = "cuda::avg_pool2d_backward";
   const Geo g = geo(pg);
-  avg_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C)>>>(
-      ptr(dx, op, "dx"), ptr(dout, op, "dout"), g);
+  avg_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C)>>>(ptr(dx, op, "dx"),
+                                                                        ptr(dout, op, "dout"), g);
   RAE_CUDA_LAUNCHED(op);
 }
 
 void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& pg) {
   const char* op = "cuda::adaptive_avg_pool2d_forward";
   const Geo g = geo(pg);
-  avg_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C)>>>(
-      ptr(out, op, "out"), ptr(x, op, "x"), g, true);
+  avg_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C)>>>(ptr(out, op, "out"),
+                                                                          ptr(x, op, "x"), g, true);
   RAE_CUDA_LAUNCHED(op);
 }
 
