@@ -43,15 +43,20 @@ import tempfile
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import convert_inception_weights as conv  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_op_goldens import save_if_changed  # noqa: E402
+
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: E402
 
 OUT = os.path.join(ROOT, "tests", "goldens", "inception", "parity.safetensors")
+# A tiny torch.save'd state dict for the converter's CI test (tests/eval/convert_inception_check.py),
+# which has no torch: the zip format, a float64 tensor, an int64 counter and a "module." prefix.
+TINY_PTH = os.path.join(ROOT, "tests", "goldens", "inception", "tiny_state.pth")
 M64 = (1 << 64) - 1
 # (tag, N, H, W): the sizes, non-square included; "s64" has two images (a batch).
 IMAGES = [("s64", 2, 64, 64), ("s256", 1, 256, 256), ("s299", 1, 299, 299), ("s200x300", 1, 200, 300)]
@@ -139,7 +144,22 @@ def run_torch(pth, imgs, dtype):
     return pool32, logits32, sp
 
 
+def write_tiny_pth():
+    state = {"module.Conv2d_1a_3x3.conv.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3, 1, 1) * 0.5,
+             "module.Conv2d_1a_3x3.bn.running_var": torch.linspace(0.5, 2.0, 2, dtype=torch.float64),
+             "module.Conv2d_1a_3x3.bn.num_batches_tracked": torch.tensor(7, dtype=torch.int64),
+             # a non-contiguous source (a transposed view) exercises the strided rebuild
+             "module.fc.bias": torch.arange(12, dtype=torch.float32).reshape(3, 4).t().contiguous().t()[0]}
+    if os.path.exists(TINY_PTH):  # keep the committed bytes when the content is the same
+        old = torch.load(TINY_PTH, weights_only=True)
+        if old.keys() == state.keys() and all(
+                old[k].dtype == v.dtype and torch.equal(old[k], v) for k, v in state.items()):
+            return
+    torch.save(state, TINY_PTH)
+
+
 def main():
+    write_tiny_pth()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     shapes = param_shapes()
     state = {name: torch.from_numpy(param_values(name, shape)) for name, shape in shapes}
@@ -179,7 +199,7 @@ def main():
             out["check." + name] = state[name].flatten()[:8].clone()
     out = {k: v.contiguous() for k, v in out.items()}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    save_file(out, OUT, metadata=meta)
+    save_if_changed(out, OUT, meta)
     print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes)", file=sys.stderr)
 
 
