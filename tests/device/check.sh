@@ -17,6 +17,8 @@
 #     remains)
 #   4b our XL step again with the fused flash attention kernel (DiTDH-XL-flash), time allowing
 #   5 the DINOv2-B encoder benchmark when the bundle has one
+#   6 FID Inception-v3 features: bench/inception_bench_cuda (50k 256x256 images, fp32 and tf32)
+#     beside tests/device/torch_inception_bench.py (torch-fidelity, bundled package)
 # Always writes $OUT/results.json, $OUT/table.txt and $OUT/check.log (partial on failures).
 # The whole run stays under CHECK_BUDGET_S seconds (default 540).
 set -u
@@ -32,8 +34,8 @@ mkdir -p "$WORK/res"
 BUDGET=${CHECK_BUDGET_S:-540}
 T0=$(date +%s)
 PY=${PYTHON:-python3}
-# CHECK_STAGES: comma list of tests,bench,zero3,train,torch,encoder (default: all).
-STAGES=${CHECK_STAGES:-tests,bench,zero3,train,torch,encoder}
+# CHECK_STAGES: comma list of tests,bench,zero3,train,torch,encoder,inception (default: all).
+STAGES=${CHECK_STAGES:-tests,bench,zero3,train,torch,encoder,inception}
 want() { case ",$STAGES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { echo "[check $(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
@@ -127,6 +129,21 @@ for line in (read(os.path.join(work, "zero3.txt"), "") or "").splitlines():
     if k:
         z[k.strip()] = v.strip()
 res["zero3"] = z
+# FID Inception (stage 6): ours per configuration, torch-fidelity's best batch at the same math.
+torch_inc = {}
+for r in jlines(os.path.join(work, "torch_inception.out")):
+    if r.get("ok"):
+        k = r.get("name")
+        if k not in torch_inc or r["images_per_s"] > torch_inc[k]["images_per_s"]:
+            torch_inc[k] = r
+for r in jlines(os.path.join(work, "inception.out")):
+    name = r.get("name") or "inception"
+    b = {k: r.get(k) for k in ("batch", "images", "images_per_s", "seconds", "warmup_s", "peak_mem_gb", "ok", "error") if k in r}
+    t = torch_inc.get("inception-torch-" + ("fp32" if "fp32" in name else "tf32"), {})
+    b["torch_images_per_s"] = t.get("images_per_s")
+    b["torch_batch"] = t.get("batch")
+    b["torch_peak_mem_gb"] = t.get("peak_mem_gb")
+    res["benchmarks"][name] = b
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
 def f(x, fmt):
     return "-" if x is None else fmt.format(x)
@@ -325,5 +342,15 @@ if want encoder && [ -n "$enc" ]; then
   run_stage torch_encoder 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch 64 | tee '$WORK/torch_encoder.out'"
 else
   log "encoder: skipped (no encoder benchmark in the bundle)"
+fi
+# ---- 6: FID Inception-v3 feature throughput, ours and torch-fidelity's ----------------------
+inc=$(ls "$BD"/bin/inception_bench_cuda 2>/dev/null | head -1)
+if want inception && [ -n "$inc" ]; then
+  run_stage inception 120 bash -c "set -o pipefail; '$inc' --images ${INCEPTION_IMAGES:-50000} --batch ${INCEPTION_BATCH:-200} --precisions fp32,tf32 --search heuristic | tee '$WORK/inception.out'"
+  [ "$(left)" -gt 90 ] && run_stage inception_measure 60 bash -c "set -o pipefail; '$inc' --images 20000 --batch ${INCEPTION_BATCH:-200} --precisions tf32 --search measure | tee -a '$WORK/inception.out'"
+  run_stage torch_inception 120 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_inception_bench.py' --images ${TORCH_INCEPTION_IMAGES:-10000} --batches 64,200 --fidelity-dir '$BD/py/torch_fidelity' | tee '$WORK/torch_inception.out'"
+  [ "$(left)" -gt 60 ] && run_stage torch_inception_fp32 60 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_inception_bench.py' --images 5000 --batches 200 --no-tf32 --fidelity-dir '$BD/py/torch_fidelity' | tee -a '$WORK/torch_inception.out'"
+else
+  log "inception: skipped (no inception benchmark in the bundle)"
 fi
 log "done"

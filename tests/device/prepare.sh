@@ -29,7 +29,7 @@ mkdir -p "$STAGE/bin" "$STAGE/lib"
 bins=()
 [ -x "$BUILD/bench/step_bench_cuda" ] && bins+=("$BUILD/bench/step_bench_cuda")
 [ -x "$BUILD/src/rae" ] && bins+=("$BUILD/src/rae")  # the CLI: training on the GPU
-for b in "$BUILD"/bench/*encoder*cuda* "$BUILD"/bench/*dinov2*; do  # optional encoder bench
+for b in "$BUILD"/bench/*encoder*cuda* "$BUILD"/bench/*dinov2* "$BUILD"/bench/*inception*; do  # optional benches
   [ -x "$b" ] && [ -f "$b" ] && bins+=("$b")
 done
 for t in "$BUILD"/tests/test_*; do
@@ -72,10 +72,20 @@ for b in "${deps[@]}"; do
 done
 strip --strip-unneeded "$STAGE"/lib/*.so* 2>/dev/null || true
 
+# torch-fidelity's package (pure Python) for tests/device/torch_inception_bench.py: the device
+# image has torch but not torch-fidelity.
+PYB=${PYTHON_FOR_BUNDLE:-.venv/bin/python}
+tfdir=$("$PYB" -c "import os, torch_fidelity; print(os.path.dirname(torch_fidelity.__file__))" 2>/dev/null || true)
+if [ -n "$tfdir" ] && [ -d "$tfdir" ]; then
+  mkdir -p "$STAGE/py" && cp -r "$tfdir" "$STAGE/py/torch_fidelity" && rm -rf "$STAGE/py/torch_fidelity/__pycache__"
+else
+  echo "prepare: torch_fidelity not found with $PYB: the device check's torch Inception timing will fail" >&2
+fi
+
 git rev-parse HEAD > .devbundle/commit.txt 2>/dev/null || echo unknown > .devbundle/commit.txt
 (git diff --quiet HEAD 2>/dev/null && echo clean || echo dirty) > .devbundle/tree_state.txt
-tar -C "$STAGE" -cf - bin lib $( [ -d "$STAGE/mpi" ] && echo mpi ) | xz -T"$JOBS" -6 > .devbundle/bundle.tar.xz
-du -sh "$STAGE/bin" "$STAGE/lib" "$STAGE"/mpi 2>/dev/null || true
+tar -C "$STAGE" -cf - bin lib $( [ -d "$STAGE/mpi" ] && echo mpi ) $( [ -d "$STAGE/py" ] && echo py ) | xz -T"$JOBS" -6 > .devbundle/bundle.tar.xz
+du -sh "$STAGE/bin" "$STAGE/lib" "$STAGE"/mpi "$STAGE"/py 2>/dev/null || true
 ls -la "$STAGE/bin" "$STAGE/lib"
 rm -rf "$STAGE"
 size_mb=$(( $(stat -c %s .devbundle/bundle.tar.xz) / 1048576 ))

@@ -11,6 +11,7 @@
 #include "ops/modulate.h"
 #include "ops/norm.h"
 #include "ops/op_harness.h"
+#include "ops/op_vision.h"
 #include "ops/optim.h"
 
 namespace rae::test::ops {
@@ -463,6 +464,7 @@ std::vector<OpCase> build_table() {
   add_elementwise(v);
   add_optim(v);
   attach_references(v);
+  add_vision_cases(v);  // op_cases_vision.cpp, references attached there
   return v;
 }
 
