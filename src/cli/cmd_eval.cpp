@@ -48,8 +48,10 @@ po::options_description options_for(Mode mode, eval::EvalJobOptions& o, std::str
   opts.add_options()("device", po::value(&o.device)->default_value(o.device),
                      "cpu, cuda (GPU = node-local rank % count), cuda:N")(
       "inception", po::value(&inception),
-      "InceptionV3 weights (safetensors; tools/ converts torch-fidelity's .pth); image inputs")(
-      "batch", po::value(&o.batch)->default_value(o.batch), "images per network forward")(
+      "InceptionV3 weights (safetensors; tools/convert_inception_weights.py converts "
+      "torch-fidelity's .pth); needed for image inputs. 'synthetic': pseudo-random weights "
+      "(benchmarks only)")("batch", po::value(&o.batch)->default_value(o.batch),
+                           "images per network forward")(
       "image-size", po::value(&o.image_size)->default_value(o.image_size),
       "folders: ADM center crop to this size (0: keep the decoded size)")(
       "progress", po::value(&o.progress_seconds)->default_value(o.progress_seconds),

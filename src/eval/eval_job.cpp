@@ -69,10 +69,16 @@ Device eval_device(const std::string& spec, distributed::Communicator* comm) {
 
 json run_eval(const EvalJobOptions& o, const ExtractorFactory& factory,
               distributed::Communicator* comm) {
+  std::unique_ptr<FeatureSource> samples = open_samples(o, FeatureNeeds{true, true});
+  return evaluate_samples(*samples, o, factory, comm);
+}
+
+json evaluate_samples(const FeatureSource& samples_src, const EvalJobOptions& o,
+                      const ExtractorFactory& factory, distributed::Communicator* comm) {
   const auto t_start = std::chrono::steady_clock::now();
   const int rank = comm ? comm->rank() : 0;
   const Device device = eval_device(o.device, comm);
-  std::unique_ptr<FeatureSource> samples = open_samples(o, FeatureNeeds{true, true});
+  const FeatureSource* samples = &samples_src;
   RAE_CHECK(!o.ref.empty(), "--ref REF.npz is required");
   Reference ref = open_reference(o.ref);
   LazyExtractor ex(factory);

@@ -9,6 +9,7 @@
 
 #include "distributed/communicator.h"
 #include "eval/extractor.h"
+#include "eval/feature_source.h"
 #include "eval/inception_score.h"
 #include "eval/precision_recall.h"
 #include "nlohmann/json.hpp"
@@ -32,9 +33,14 @@ struct EvalJobOptions {
 // The device this rank computes on.
 Device eval_device(const std::string& spec, distributed::Communicator* comm);
 
-// Returns the metrics JSON (on every rank; rank 0 also writes it to opts.out when set).
+// Returns the metrics JSON (on rank 0; empty on the others). Rank 0 also writes it to opts.out
+// when set.
 nlohmann::json run_eval(const EvalJobOptions& opts, const ExtractorFactory& factory,
                         distributed::Communicator* comm);
+// The same for samples from any source (e.g. tensor_source of decoded reconstructions, for rFID);
+// opts.samples / opts.images_dir are ignored.
+nlohmann::json evaluate_samples(const FeatureSource& samples, const EvalJobOptions& opts,
+                                const ExtractorFactory& factory, distributed::Communicator* comm);
 void run_stats(const EvalJobOptions& opts, const ExtractorFactory& factory,
                distributed::Communicator* comm);
 void run_features(const EvalJobOptions& opts, const ExtractorFactory& factory,

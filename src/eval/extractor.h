@@ -41,7 +41,10 @@ class FeatureExtractor {
 using ExtractorFactory = std::function<std::unique_ptr<FeatureExtractor>()>;
 
 // InceptionV3 from `weights` (safetensors, converted from torch-fidelity's / pytorch-fid's .pth by
-// tools/) on `device`.
+// tools/convert_inception_weights.py) on `device`. `weights` = "synthetic": the network with
+// InceptionV3::synthetic_tensors() (pseudo-random; for benchmarks and tests, e.g. on a machine
+// that cannot hold the 95 MB weights file; its scores mean nothing).
+constexpr const char* kSyntheticWeights = "synthetic";
 std::unique_ptr<FeatureExtractor> make_inception_extractor(const std::string& weights,
                                                            Device device);
 

@@ -163,6 +163,33 @@ class ImageFolderSource : public FeatureSource {
   std::vector<std::string> rel_;
 };
 
+class TensorImages : public FeatureSource {
+ public:
+  TensorImages(Tensor images, std::string name)
+      : images_(std::move(images)), name_(std::move(name)) {}
+  const std::string& path() const override { return name_; }
+  int64_t size() const override { return images_.dim(0); }
+  bool has_images() const override { return true; }
+  std::string describe() const override {
+    return std::to_string(size()) + " images " + std::to_string(images_.dim(2)) + "x" +
+           std::to_string(images_.dim(1)) + " (in memory)";
+  }
+  Tensor images(int64_t begin, int64_t count) const override {
+    return images_.narrow(0, begin, count);
+  }
+  std::string identity_json() const override {
+    return nlohmann::json{
+        {"name", name_},
+        {"images", size()},
+        {"xxh64", cache::checksum_hex(cache::xxh64(images_.raw(), images_.nbytes()))}}
+        .dump();
+  }
+
+ private:
+  Tensor images_;
+  std::string name_;
+};
+
 const std::vector<DType> kFloatTypes = {DType::F32, DType::F64, DType::F16};
 
 }  // namespace
@@ -235,6 +262,13 @@ std::unique_ptr<FeatureSource> open_npz_source(const std::string& path, const st
                     "float features (" + std::to_string(n) + ", D), one row per 'pool' row", role);
   }
   return std::make_unique<NpzFeatures>(r);
+}
+
+std::unique_ptr<FeatureSource> tensor_source(const Tensor& images, const std::string& name) {
+  RAE_CHECK(!images.is_cuda() && images.is_contiguous() && images.dtype() == DType::U8 &&
+                images.ndim() == 4 && images.dim(3) == 3 && images.dim(0) > 0,
+            name, ": expected contiguous CPU uint8 images (N, H, W, 3), got ", images.str());
+  return std::make_unique<TensorImages>(images, name);
 }
 
 std::unique_ptr<FeatureSource> open_image_folder(const std::string& dir, int image_size) {

@@ -50,6 +50,10 @@ std::unique_ptr<FeatureSource> open_npz_source(const std::string& path, const st
 // decoded size (then every image of a batch must share it).
 std::unique_ptr<FeatureSource> open_image_folder(const std::string& dir, int image_size);
 
+// In-memory images (N, H, W, 3) U8 CPU (e.g. decoded reconstructions); `name` stands for the path
+// in messages and metrics.json. Every rank must pass the same images (rows are global indices).
+std::unique_ptr<FeatureSource> tensor_source(const Tensor& images, const std::string& name);
+
 // Checks the header of `key` in `r`: its dtype is one of `dtypes` and its shape matches `shape`
 // (-1: any size). The error names the file, the key, what was found and `expect` (e.g.
 // "uint8 images (N, H, W, 3)").

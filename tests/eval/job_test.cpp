@@ -80,7 +80,8 @@ void expect_same_metrics(const json& a, const json& b, double tol) {
 
 TEST(EvalJob, ImagesAndTheirFeaturesGiveTheSameMetrics) {
   const std::string dir = temp("images_vs_features");
-  npz::save(dir + "/samples.npz", {{"arr_0", make_images(40, 12, 10, 1)}});
+  Tensor sample_images = make_images(40, 12, 10, 1);
+  npz::save(dir + "/samples.npz", {{"arr_0", sample_images}});
   npz::save(dir + "/ref.npz", {{"arr_0", make_images(30, 12, 10, 2)}});
   EvalJobOptions o;
   o.samples = dir + "/samples.npz";
@@ -107,6 +108,11 @@ TEST(EvalJob, ImagesAndTheirFeaturesGiveTheSameMetrics) {
   json from_features = run_eval(e, ExtractorFactory{}, nullptr);  // no extractor needed
   expect_same_metrics(from_images, from_features, 1e-12);
   EXPECT_TRUE(from_features["inputs"]["extractor"].is_null());
+  // In-memory images (what a reconstruction job hands over) give the same numbers too.
+  json from_memory =
+      evaluate_samples(*tensor_source(sample_images, "reconstructions"), o, toy_factory(), nullptr);
+  expect_same_metrics(from_images, from_memory, 0);
+  EXPECT_EQ(from_memory["inputs"]["samples"]["name"], "reconstructions");
 }
 
 TEST(EvalJob, ImageFolderMatchesTheSameImagesInAnNpz) {
