@@ -11,6 +11,7 @@
 #include "distributed/consistency.h"
 #include "distributed/mpi_communicator.h"
 #include "eval/eval_job.h"
+#include "ops/precision.h"
 
 namespace rae::cli {
 
@@ -85,6 +86,7 @@ int run(Mode mode, int argc, char** argv) {
     for (int i = 1; i < argc; ++i) config += std::string(argv[i]) + '\n';
     distributed::check_consistency(*world, config);
     const Device device = eval::eval_device(o.device, world.get());
+    ops::set_precision(ops::precision_from_name(o.precision));
     eval::ExtractorFactory factory = [inception, device]() {
       RAE_CHECK(!inception.empty(), "image inputs need --inception WEIGHTS.safetensors");
       return eval::make_inception_extractor(inception, device);

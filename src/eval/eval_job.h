@@ -22,6 +22,9 @@ struct EvalJobOptions {
   std::string ref;             // reference .npz (run_eval)
   std::string out;             // metrics.json (run_eval) or .npz (run_stats, run_features)
   std::string device = "cpu";  // cpu, cuda (GPU = node-local rank % count), cuda:N
+  // The network's F32 math on the GPU (ops::Precision): fp32 (default, the reference) or tf32
+  // (TF32 tensor cores, as PyTorch runs torch-fidelity's convolutions by default).
+  std::string precision = "fp32";
   int64_t batch = 200;         // images per network forward (global batches)
   int image_size = 256;        // folders: ADM center crop to this size (0: as decoded)
   int64_t ref_images = 10000;  // run_stats: images (or pool rows) kept for precision/recall
