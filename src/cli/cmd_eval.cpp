@@ -53,6 +53,8 @@ po::options_description options_for(Mode mode, eval::EvalJobOptions& o, std::str
       "torch-fidelity's .pth); needed for image inputs. 'synthetic': pseudo-random weights "
       "(benchmarks only)")("batch", po::value(&o.batch)->default_value(o.batch),
                            "images per network forward")(
+      "precision", po::value(&o.precision)->default_value(o.precision),
+      "GPU network math: fp32 (reference) or tf32 (tensor cores, as PyTorch's default convs)")(
       "image-size", po::value(&o.image_size)->default_value(o.image_size),
       "folders: ADM center crop to this size (0: keep the decoded size)")(
       "progress", po::value(&o.progress_seconds)->default_value(o.progress_seconds),
