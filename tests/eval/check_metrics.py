@@ -6,6 +6,8 @@
   check_metrics.py compare DIR   checks DIR/m_*.json (written by eval_cli.sh) against expected.json
                                  and against each other
   check_metrics.py bad DIR       writes the malformed inputs of the error tests
+  check_metrics.py images DIR    writes DIR/images.npz (6 images) and DIR/refdir/*.png (5 images)
+  check_metrics.py check_images DIR   checks the network run's outputs (eval_cli.sh network)
 """
 import json
 import os
@@ -144,5 +146,53 @@ def bad(d):
         dst.write(data[: len(data) // 2])
 
 
+def png_bytes(img):
+    """A minimal RGB PNG writer (zlib, filter 0): no imaging package needed."""
+    import struct
+    import zlib
+    h, w, _ = img.shape
+    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + \
+        chunk(b"IEND", b"")
+
+
+def images(d):
+    os.makedirs(os.path.join(d, "refdir"), exist_ok=True)
+    rng = np.random.default_rng(5)
+    np.savez(os.path.join(d, "images.npz"), arr_0=rng.integers(0, 256, (6, 40, 48, 3), np.uint8))
+    ref_imgs = rng.integers(0, 256, (5, 40, 48, 3), np.uint8)
+    np.save(os.path.join(d, "ref_images.npy"), ref_imgs)
+    for i, img in enumerate(ref_imgs):
+        with open(os.path.join(d, "refdir", f"r{i}.png"), "wb") as f:
+            f.write(png_bytes(img))
+
+
+def check_images(d):
+    f1, f3 = np.load(os.path.join(d, "f_np1.npz")), np.load(os.path.join(d, "f_np3.npz"))
+    shapes = {"pool": (6, 2048), "spatial": (6, 2023), "logits": (6, 1008)}
+    for key, shape in shapes.items():
+        assert f1[key].shape == shape and f1[key].dtype == np.float32, (key, f1[key].shape)
+        assert np.array_equal(f1[key], f3[key]), f"{key}: 1 and 3 ranks differ"
+        assert np.isfinite(f1[key]).all(), key
+    st = np.load(os.path.join(d, "ref_stats.npz"))
+    assert np.array_equal(st["arr_0"], np.load(os.path.join(d, "ref_images.npy"))), "arr_0"
+    assert st["mu"].shape == (2048,) and st["sigma"].shape == (2048, 2048), "mu/sigma"
+    assert st["mu_s"].shape == (2023,) and st["sigma_s"].shape == (2023, 2023), "mu_s/sigma_s"
+    m = load(d, "m.json")
+    for key in METRICS:
+        assert np.isfinite(m[key]), key
+    assert m["counts"]["samples"] == 6 and m["counts"]["reference_vectors"] == 5, m["counts"]
+    assert m["inputs"]["extractor"]["weights"].startswith("synthetic"), m["inputs"]["extractor"]
+    # The samples' IS from the dumped logits (reference definition) equals the run's.
+    is_ref = ref.inception_score(f1["logits"])[0]
+    assert abs(m["inception_score"] - is_ref) <= 1e-9 * is_ref, (m["inception_score"], is_ref)
+    print("network run ok:", {k: m[k] for k in METRICS})
+
+
 if __name__ == "__main__":
-    {"make": make, "compare": compare, "bad": bad}[sys.argv[1]](sys.argv[2])
+    {"make": make, "compare": compare, "bad": bad, "images": images,
+     "check_images": check_images}[sys.argv[1]](sys.argv[2])

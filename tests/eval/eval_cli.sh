@@ -4,6 +4,9 @@
 #   metrics: 1 vs 3 ranks, plain vs ADM-layout reference, `rae eval stats` round trip; every run
 #            against the NumPy/SciPy reference definitions (check_metrics.py)
 #   errors:  malformed inputs end the job non-zero, fast, with a message naming file and shape
+#   network: image inputs through InceptionV3 with its synthetic weights: features at 1 vs 3 ranks
+#            (bitwise equal), `rae eval stats --images DIR`, `rae eval` on images; exits 77
+#            (skipped) when the build has no network
 set -euo pipefail
 RAE=$1 PY=$2 WORK=$3 MODE=$4
 shift 5
@@ -21,6 +24,22 @@ if [[ $MODE == metrics ]]; then
   "${MPIRUN[@]}" -np 2 "$RAE" eval stats --samples ref.npz --out ref_stats.npz --ref-images 1500 --batch 97
   run 2 --samples samples.npz --ref ref_stats.npz --out m_np2_stats.json
   "$PY" "$HERE/check_metrics.py" compare "$WORK"
+  exit 0
+fi
+
+if [[ $MODE == network ]]; then
+  "$PY" "$HERE/check_metrics.py" images "$WORK"
+  out=$("$RAE" eval features --samples images.npz --inception synthetic --batch 2 --out f_np1.npz 2>&1) || {
+    echo "$out"
+    grep -q "no InceptionV3 network" <<< "$out" && exit 77
+    exit 1
+  }
+  "${MPIRUN[@]}" -np 3 "$RAE" eval features --samples images.npz --inception synthetic --batch 2 --out f_np3.npz
+  "${MPIRUN[@]}" -np 2 "$RAE" eval stats --images refdir --image-size 0 --inception synthetic \
+    --batch 2 --ref-images 5 --out ref_stats.npz
+  "${MPIRUN[@]}" -np 3 "$RAE" eval --samples images.npz --ref ref_stats.npz --inception synthetic \
+    --batch 2 --out m.json
+  "$PY" "$HERE/check_metrics.py" check_images "$WORK"
   exit 0
 fi
 

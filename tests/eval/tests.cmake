@@ -11,11 +11,11 @@ endforeach()
 set(RAE_EVAL_TEST_ENV
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
     OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none)
-foreach(mode metrics errors)
+foreach(mode metrics errors network)
   add_test(NAME eval_cli_${mode}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/eval_cli.sh $<TARGET_FILE:rae> ${RAE_PYTHON_EXE}
                    ${CMAKE_BINARY_DIR}/test-tmp/eval_cli_${mode} ${mode}
                    -- ${MPIEXEC_EXECUTABLE} --oversubscribe --bind-to none)
-  set_tests_properties(eval_cli_${mode} PROPERTIES ENVIRONMENT "${RAE_EVAL_TEST_ENV}" TIMEOUT 180
-                       PROCESSORS 2 LABELS "eval;mpi")
+  set_tests_properties(eval_cli_${mode} PROPERTIES ENVIRONMENT "${RAE_EVAL_TEST_ENV}" TIMEOUT 300
+                       PROCESSORS 2 SKIP_RETURN_CODE 77 LABELS "eval;mpi")
 endforeach()
