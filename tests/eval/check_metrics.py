@@ -6,7 +6,7 @@
   check_metrics.py compare DIR   checks DIR/m_*.json (written by eval_cli.sh) against expected.json
                                  and against each other
   check_metrics.py bad DIR       writes the malformed inputs of the error tests
-  check_metrics.py images DIR    writes DIR/images.npz (6 images) and DIR/refdir/*.png (5 images)
+  check_metrics.py images DIR    writes DIR/images.npz (5 images) and DIR/refdir/*.png (4 images)
   check_metrics.py check_images DIR   checks the network run's outputs (eval_cli.sh network)
 """
 import json
@@ -163,8 +163,8 @@ def png_bytes(img):
 def images(d):
     os.makedirs(os.path.join(d, "refdir"), exist_ok=True)
     rng = np.random.default_rng(5)
-    np.savez(os.path.join(d, "images.npz"), arr_0=rng.integers(0, 256, (6, 40, 48, 3), np.uint8))
-    ref_imgs = rng.integers(0, 256, (5, 40, 48, 3), np.uint8)
+    np.savez(os.path.join(d, "images.npz"), arr_0=rng.integers(0, 256, (5, 40, 48, 3), np.uint8))
+    ref_imgs = rng.integers(0, 256, (4, 40, 48, 3), np.uint8)
     np.save(os.path.join(d, "ref_images.npy"), ref_imgs)
     for i, img in enumerate(ref_imgs):
         with open(os.path.join(d, "refdir", f"r{i}.png"), "wb") as f:
@@ -173,7 +173,7 @@ def images(d):
 
 def check_images(d):
     f1, f3 = np.load(os.path.join(d, "f_np1.npz")), np.load(os.path.join(d, "f_np3.npz"))
-    shapes = {"pool": (6, 2048), "spatial": (6, 2023), "logits": (6, 1008)}
+    shapes = {"pool": (5, 2048), "spatial": (5, 2023), "logits": (5, 1008)}
     for key, shape in shapes.items():
         assert f1[key].shape == shape and f1[key].dtype == np.float32, (key, f1[key].shape)
         assert np.array_equal(f1[key], f3[key]), f"{key}: 1 and 3 ranks differ"
@@ -185,7 +185,7 @@ def check_images(d):
     m = load(d, "m.json")
     for key in METRICS:
         assert np.isfinite(m[key]), key
-    assert m["counts"]["samples"] == 6 and m["counts"]["reference_vectors"] == 5, m["counts"]
+    assert m["counts"]["samples"] == 5 and m["counts"]["reference_vectors"] == 4, m["counts"]
     assert m["inputs"]["extractor"]["weights"].startswith("synthetic"), m["inputs"]["extractor"]
     # The samples' IS from the dumped logits (reference definition) equals the run's.
     is_ref = ref.inception_score(f1["logits"])[0]
