@@ -56,7 +56,8 @@ po::options_description options_for(Mode mode, eval::EvalJobOptions& o, std::str
       "precision", po::value(&o.precision)->default_value(o.precision),
       "GPU network math: fp32 (reference) or tf32 (tensor cores, as PyTorch's default convs)")(
       "image-size", po::value(&o.image_size)->default_value(o.image_size),
-      "folders: ADM center crop to this size (0: keep the decoded size)")(
+      "folders: ADM center crop to this size, e.g. 256 for ImageNet (0: keep the decoded size, "
+      "which must then be the same for all)")(
       "progress", po::value(&o.progress_seconds)->default_value(o.progress_seconds),
       "seconds between progress lines when stderr is not a terminal");
   return opts;

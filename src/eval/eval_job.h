@@ -25,8 +25,8 @@ struct EvalJobOptions {
   // The network's F32 math on the GPU (ops::Precision): fp32 (default, the reference) or tf32
   // (TF32 tensor cores, as PyTorch runs torch-fidelity's convolutions by default).
   std::string precision = "fp32";
-  int64_t batch = 200;         // images per network forward (global batches)
-  int image_size = 256;        // folders: ADM center crop to this size (0: as decoded)
+  int64_t batch = 200;  // images per network forward (global batches)
+  int image_size = 0;   // folders: ADM center crop to this size (0: as decoded, one size per batch)
   int64_t ref_images = 10000;  // run_stats: images (or pool rows) kept for precision/recall
   int pr_k = 3;
   int64_t is_split_size = kAdmIsSplitSize;

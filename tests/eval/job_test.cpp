@@ -306,6 +306,22 @@ TEST(EvalInputs, TruncatedAndCorruptFilesNameTheFile) {
                    "does not exist");
 }
 
+TEST(EvalInputs, FolderImagesOfDifferentSizesNeedImageSize) {
+  const std::string dir = temp("mixed_sizes");
+  fs::create_directories(dir + "/imgs");
+  data::write_file_bytes(dir + "/imgs/a.png", data::encode_png(data::Image::make(8, 6)));
+  data::write_file_bytes(dir + "/imgs/b.png", data::encode_png(data::Image::make(7, 6)));
+  EvalJobOptions o;
+  o.images_dir = dir + "/imgs";
+  o.out = dir + "/f.npz";
+  o.progress_seconds = 1e9;
+  EXPECT_ERROR_HAS([&] { run_features(o, toy_factory(), nullptr); }, "'b.png' is 7x6",
+                   "'a.png' is 8x6", "--image-size");
+  o.image_size = 4;  // the ADM center crop makes them one size
+  run_features(o, toy_factory(), nullptr);
+  EXPECT_EQ(npz::Reader(o.out).info("pool").shape, (Shape{2, 16}));
+}
+
 TEST(EvalInputs, NonFiniteFeaturesNameTheRow) {
   const std::string dir = temp("nan");
   Tensor pool = test::randn({12, 4}, 1);
