@@ -27,6 +27,7 @@ const Subcommand kCommands[] = {
     {"export", rae::cli::cmd_export, "write a consolidated safetensors model from a run directory"},
     {"sample", rae::cli::cmd_sample, "sample latents with the Euler ODE sampler"},
     {"info", rae::cli::cmd_info, "print build and device information"},
+    {"eval", rae::cli::cmd_eval, "FID, sFID, IS, precision/recall of samples (MPI); 'eval stats'"},
 };
 
 void usage(FILE* f) {
