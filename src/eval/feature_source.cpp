@@ -142,7 +142,7 @@ class ImageFolderSource : public FeatureSource {
   std::string identity_json() const override {
     // The listing (names and sizes), not the contents: hashing a whole folder would cost a read
     // of every file a second time.
-    cache::Xxh64 h;
+    Xxh64 h;
     uint64_t total = 0;
     for (const auto& r : rel_) {
       const uint64_t bytes = fs::file_size(fs::path(dir_) / r);
@@ -153,7 +153,7 @@ class ImageFolderSource : public FeatureSource {
     return nlohmann::json{{"path", fs::absolute(dir_).string()},
                           {"files", rel_.size()},
                           {"bytes", total},
-                          {"listing_xxh64", cache::checksum_hex(h.digest())}}
+                          {"listing_xxh64", checksum_hex(h.digest())}}
         .dump();
   }
 
@@ -181,7 +181,7 @@ class TensorImages : public FeatureSource {
     return nlohmann::json{
         {"name", name_},
         {"images", size()},
-        {"xxh64", cache::checksum_hex(cache::xxh64(images_.raw(), images_.nbytes()))}}
+        {"xxh64", checksum_hex(xxh64(images_.raw(), images_.nbytes()))}}
         .dump();
   }
 

@@ -1,17 +1,12 @@
 #include "eval/linalg.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 
 #include "core/error.h"
+#include "ops/cpu/blas.h"
 
-// LAPACK's Fortran interface (LP64: 32-bit integers), as OpenBLAS and MKL export it. The trailing
-// size_t arguments are the hidden lengths of the character arguments that gfortran passes;
-// libraries that do not read them ignore them.
-extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda,
-                        double* w, double* work, const int* lwork, int* iwork, const int* liwork,
-                        int* info, size_t jobz_len, size_t uplo_len);
+// BLAS and LAPACK through the project's one CPU library (ops/cpu/blas.h: prefixed symbols, LP64,
+// single-threaded).
 
 namespace rae::eval {
 
@@ -26,15 +21,18 @@ std::vector<double> symmetric_eigen(std::vector<double>& a, int64_t n, bool vect
   std::vector<double> w(n);
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   double work_query = 0;
-  dsyevd_(&jobz, &uplo, &nn, a.data(), &nn, w.data(), &work_query, &lwork, &iwork_query, &liwork,
-          &info, 1, 1);
+  ops::cpu::blas_init();
+  RAE_BLAS(dsyevd_)
+  (&jobz, &uplo, &nn, a.data(), &nn, w.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1,
+   1);
   RAE_CHECK(info == 0, "LAPACK dsyevd workspace query failed (info ", info, ")");
   lwork = static_cast<int>(work_query) + 1;
   liwork = std::max(iwork_query, 1);
   std::vector<double> work(lwork);
   std::vector<int> iwork(liwork);
-  dsyevd_(&jobz, &uplo, &nn, a.data(), &nn, w.data(), work.data(), &lwork, iwork.data(), &liwork,
-          &info, 1, 1);
+  RAE_BLAS(dsyevd_)
+  (&jobz, &uplo, &nn, a.data(), &nn, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1,
+   1);
   RAE_CHECK(info == 0, "LAPACK dsyevd failed on a ", n, " x ", n, " matrix (info ", info,
             info > 0 ? ": the eigenvalues did not converge; the matrix may hold NaN or Inf)" : ")");
   return w;
@@ -42,14 +40,20 @@ std::vector<double> symmetric_eigen(std::vector<double>& a, int64_t n, bool vect
 
 void gemm_f64(const double* a, const double* b, double* c, int64_t n, int64_t k, int64_t m,
               bool trans_b) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, n, m, k, 1.0, a,
-              std::max<int64_t>(k, 1), b, std::max<int64_t>(trans_b ? k : m, 1), 0.0, c,
-              std::max<int64_t>(m, 1));
+  ops::cpu::blas_init();
+  RAE_BLAS(cblas_dgemm)
+  (101, 111, trans_b ? 112 : 111, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+   1.0, a, static_cast<int>(std::max<int64_t>(k, 1)), b,
+   static_cast<int>(std::max<int64_t>(trans_b ? k : m, 1)), 0.0, c,
+   static_cast<int>(std::max<int64_t>(m, 1)));
 }
 
 void syrk_upper_f64(const double* x, int64_t rows, int64_t n, double alpha, double* c) {
   if (rows == 0) return;
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, rows, alpha, x, n, 1.0, c, n);
+  ops::cpu::blas_init();
+  RAE_BLAS(cblas_dsyrk)
+  (101, 121, 112, static_cast<int>(n), static_cast<int>(rows), alpha, x, static_cast<int>(n), 1.0,
+   c, static_cast<int>(n));
 }
 
 void symmetrize_from_upper(double* c, int64_t n) {

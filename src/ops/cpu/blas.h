@@ -23,13 +23,15 @@
 #define RAE_BLAS(name) RAE_BLAS_CAT(RAE_BLAS_PREFIX, name)
 
 extern "C" {
-// CBLAS: order 101 = row major, transpose 111 = no, 112 = yes.
+// CBLAS: order 101 = row major, transpose 111 = no, 112 = yes, uplo 121 = upper, 122 = lower.
 void RAE_BLAS(cblas_sgemm)(int order, int ta, int tb, int m, int n, int k, float alpha,
                            const float* a, int lda, const float* b, int ldb, float beta, float* c,
                            int ldc);
 void RAE_BLAS(cblas_dgemm)(int order, int ta, int tb, int m, int n, int k, double alpha,
                            const double* a, int lda, const double* b, int ldb, double beta,
                            double* c, int ldc);
+void RAE_BLAS(cblas_dsyrk)(int order, int uplo, int trans, int n, int k, double alpha,
+                           const double* a, int lda, double beta, double* c, int ldc);
 // OpenBLAS extensions.
 void RAE_BLAS(openblas_set_num_threads)(int n);
 int RAE_BLAS(openblas_get_num_threads)(void);

@@ -101,7 +101,6 @@ void forward_impl(const Tensor& out, const Tensor& x, const Tensor& w, const Ten
   const int64_t R = g.N * g.OH * g.OW, K = g.patch(), O = g.O;
   const int64_t chunk = chunk_rows(K, sizeof(T));
   const int64_t nchunks = (R + chunk - 1) / chunk;
-  BlasSingleThread single(nchunks > 1);
   parallel_blocks(nchunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<T> col;
     for (int64_t c = c0; c < c1; ++c) {
@@ -130,7 +129,6 @@ void backward_dx(const Tensor& dx, const Rows<T>& d, const T* wp, const ConvGeom
   }
   const int64_t per_image = g.OH * g.OW;
   const int64_t chunk = std::min(chunk_rows(K, sizeof(T)), per_image);
-  BlasSingleThread single(g.N > 1);
   parallel_blocks(g.N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> dcol(static_cast<size_t>(chunk * K));
     for (int64_t n = n0; n < n1; ++n)
@@ -152,7 +150,6 @@ void backward_dw(const Tensor& dw, const Rows<T>& d, const Rows<T>& xr, const Co
   const int64_t chunk = chunk_rows(K, sizeof(T));
   // One group accumulates straight into dw; several sum into buffers added in order after.
   std::vector<T> partial(groups > 1 ? static_cast<size_t>(groups * O * K) : 0, T(0));
-  BlasSingleThread single(groups > 1);
   parallel_blocks(groups, 1, [&](int64_t g0, int64_t g1) {
     std::vector<T> col;
     for (int64_t gi = g0; gi < g1; ++gi) {
