@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/device.h"
@@ -305,9 +306,9 @@ TEST_P(CudaOps, LayerNormAndRmsNorm) {
 }
 
 // adaLN output (B, 6C) or per token (B, T, 6C); shift/scale/gate are strided chunks of it.
-void check_rms_modulate(DType dt, bool per_token) {
-  SCOPED_TRACE(per_token ? "per token" : "per sample");
-  int64_t B = 3, T = 50, C = 256;
+void check_rms_modulate(DType dt, bool per_token, int64_t B = 3, int64_t T = 50, int64_t C = 256) {
+  SCOPED_TRACE(std::string(per_token ? "per token" : "per sample") + " B=" + std::to_string(B) +
+               " T=" + std::to_string(T) + " C=" + std::to_string(C));
   Shape ada_shape = per_token ? Shape{B, T, 6 * C} : Shape{B, 6 * C};
   int cdim = per_token ? 2 : 1;
   Pair ada = rpair(ada_shape, dt, 0.5), x = rpair({B, T, C}, dt, 2.0);
@@ -363,6 +364,63 @@ TEST_P(CudaOps, RmsNormModulateAndGates) {
   REQUIRE_GPU();
   check_rms_modulate(GetParam(), false);
   check_rms_modulate(GetParam(), true);
+}
+
+// Sets an environment variable for a scope (restoring it after).
+struct EnvGuard {
+  std::string name, saved;
+  bool had;
+  EnvGuard(const char* n, const char* value) : name(n) {
+    const char* s = std::getenv(n);
+    had = s != nullptr;
+    if (had) saved = s;
+    setenv(n, value, 1);
+  }
+  ~EnvGuard() {
+    if (had)
+      setenv(name.c_str(), saved.c_str(), 1);
+    else
+      unsetenv(name.c_str());
+  }
+};
+
+// The vectorised kernels (norms, gates, SwiGLU, axpy) and the fused bias gradient against the
+// scalar ones' reference at DiT^DH-XL widths (C = 1152, SwiGLU hidden 3072, per-sample groups of
+// 256 tokens), with RAE_CUDA_LEGACY unset (fast paths) and "all" (the scalar kernels), so one
+// device run shows which work.
+TEST_P(CudaOps, FastAndLegacyKernelsAtDiTWidths) {
+  REQUIRE_GPU();
+  DType dt = GetParam();
+  for (const char* legacy : {"", "all"}) {
+    EnvGuard env("RAE_CUDA_LEGACY", legacy);
+    SCOPED_TRACE(std::string("RAE_CUDA_LEGACY=") + legacy);
+    check_rms_modulate(dt, false, 2, 256, 1152);
+    check_rms_modulate(dt, true, 1, 40, 1152);
+    check_linear(dt, DType::F32, 512, 1152, 1152, true);
+    check_linear(dt, dt, 300, 64, 96, true);
+    Pair x12 = rpair({96, 2 * 3072}, dt, 2.0), dout = rpair({96, 3072}, dt),
+         dx12 = rpair({96, 2 * 3072}, dt);
+    Tensor y = Tensor::empty({96, 3072}, dt, dev()), y_ref = Tensor::empty({96, 3072}, DType::F64);
+    gpu::swiglu_forward(y, x12.dev);
+    cpu::swiglu_forward(y_ref, x12.ref);
+    EXPECT_CLOSE(y, y_ref, dt, "swiglu (wide)");
+    gpu::swiglu_backward(dx12.dev, dout.dev, x12.dev);
+    cpu::swiglu_backward(dx12.ref, dout.ref, x12.ref);
+    EXPECT_CLOSE(dx12.dev, dx12.ref, dt, "swiglu backward (wide)");
+    Pair a = rpair({64, 1152}, dt), b = rpair({64, 1152}, dt);
+    gpu::add_(a.dev, b.dev, 0.5);
+    cpu::add_(a.ref, b.ref, 0.5);
+    EXPECT_CLOSE(a.dev, a.ref, dt, "add_ (wide)");
+    Pair ln_x = rpair({70, 768}, dt, 2.0), ln_w = rpair({768}, DType::F32),
+         ln_b = rpair({768}, DType::F32);
+    Tensor o = Tensor::empty({70, 768}, dt, dev()), o_ref = Tensor::empty({70, 768}, DType::F64);
+    Tensor mu = Tensor::empty({70}, DType::F32, dev()), rs = Tensor::empty({70}, DType::F32, dev());
+    Tensor mu_ref = Tensor::empty({70}, DType::F64), rs_ref = Tensor::empty({70}, DType::F64);
+    gpu::layernorm_forward(o, mu, rs, ln_x.dev, ln_w.dev, ln_b.dev, 1e-6);
+    cpu::layernorm_forward(o_ref, mu_ref, rs_ref, ln_x.ref, ln_w.ref, ln_b.ref, 1e-6);
+    EXPECT_CLOSE(o, o_ref, dt, "layernorm (encoder width)");
+    EXPECT_LT(norm_err(rs, rs_ref), 1e-4) << "layernorm rstd";
+  }
 }
 
 // ---- activations -----------------------------------------------------------------------------

@@ -19,3 +19,18 @@ bool fast_rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Te
                                     const ParamRows& pr);
 
 }  // namespace rae::ops::cuda_detail
+
+namespace rae::ops::cuda_detail {
+
+// elementwise_fast.cu (RAE_CUDA_LEGACY=elementwise turns these off).
+bool fast_swiglu_forward(const Tensor& out, const Tensor& x12);
+bool fast_swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12);
+// x += gate[p] * y.
+bool fast_gate_forward(const Tensor& x, const Tensor& y, const Tensor& gate, const ParamRows& pr);
+// dy += gate[p] * dres; dgate[p] += sum over the group's rows of dres * y (one pass).
+bool fast_gate_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dres, const Tensor& y,
+                        const Tensor& gate, const ParamRows& pr);
+// y += alpha * x (contiguous, same dtype).
+bool fast_axpy(const Tensor& y, const Tensor& x, float alpha);
+
+}  // namespace rae::ops::cuda_detail
