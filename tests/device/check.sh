@@ -3,15 +3,22 @@
 # bundle made here by tests/device/prepare.sh carried along (carry [".devbundle"]):
 #   bash tests/device/check.sh
 # Stages (each under its own timeout; a failure is recorded and the next stage runs):
-#   1 unpack the bundle, find the CUDA libraries of the image, nvidia-smi
-#   2 every CUDA test binary (gtest, CUDA tests only)
+#   1 unpack the bundle, find the CUDA libraries of the image (cuDNN too), nvidia-smi
+#   2 every CUDA test binary (gtest, CUDA tests only), TWICE: "fast" (the defaults: cuDNN fused
+#     attention, vectorised kernels, BGRADB bias gradients) and "legacy" (RAE_ATTENTION=gemm
+#     RAE_CUDA_LEGACY=all: the GEMM attention path and the scalar kernels); the table says which
+#     configuration passed, so one run tells which switch to flip if a fast path is wrong
+#   2b rae train on the GPU vs the CPU (tiny preset, fp32/tf32/bf16)
 #   3 bench/step_bench_cuda: DiT^DH-XL and -S training steps (bf16, largest batch that fits)
-#   4 tests/device/torch_step_bench.py at the same batches (eager; then torch.compile if time
-#     remains)
-#   4b our XL step again with the fused flash attention kernel (DiTDH-XL-flash), time allowing
-#   5 the DINOv2-B encoder benchmark when the bundle has one
-# Always writes $OUT/results.json, $OUT/table.txt and $OUT/check.log (partial on failures).
-# The whole run stays under CHECK_BUDGET_S seconds (default 450).
+#   4 tests/device/torch_step_bench.py at the same batches (eager)
+#   4b our XL step in the legacy configuration (DiTDH-XL-legacy: the before/after of the kernels)
+#   4c torch.compile reference of the XL step (stage "compile")
+#   4d per-op profile of one XL step (--profile, fast configuration)
+#   5 the DINOv2-B encoder benchmark (ours fp32/tf32/bf16; transformers eager, then compiled)
+# CHECK_STAGES selects stages: tests,train,bench,profile,encoder,compile (default: all).
+# Always writes $OUT/results.json, $OUT/table.txt, $OUT/check.log and $OUT/result.md (the
+# docs/perf/device/<date>-<card>.md skeleton: tables filled, analysis left to write), partial on
+# failures. The whole run stays under CHECK_BUDGET_S seconds (default 470).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -22,11 +29,11 @@ LOG="$OUT/check.log"
 WORK=/tmp/rae_check
 rm -rf "$WORK"
 mkdir -p "$WORK/res"
-BUDGET=${CHECK_BUDGET_S:-450}
+BUDGET=${CHECK_BUDGET_S:-470}
 T0=$(date +%s)
 PY=${PYTHON:-python3}
-# CHECK_STAGES: comma list of tests,train,bench,profile,encoder (default: all).
-STAGES=${CHECK_STAGES:-tests,train,bench,profile,encoder}
+# CHECK_STAGES: comma list of tests,train,bench,profile,encoder,compile (default: all).
+STAGES=${CHECK_STAGES:-tests,train,bench,profile,encoder,compile}
 want() { case ",$STAGES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { echo "[check $(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
@@ -80,6 +87,7 @@ res = {
     "stages": {os.path.basename(p)[:-3]: read(p) for p in sorted(glob.glob(os.path.join(work, "res", "*.rc")))},
     "tests": {}, "benchmarks": {},
 }
+res["cudnn"] = read(os.path.join(work, "cudnn.txt"), "unknown")
 for p in sorted(glob.glob(os.path.join(work, "gtest_*.json"))):
     try:
         g = json.load(open(p))
@@ -107,13 +115,30 @@ for name in sorted(n for n in set(ours) | set(torch_eager) | set(torch_comp) if 
         b["torch_compile_images_per_s"] = tc.get("images_per_s") if tc.get("ok") else None
     res["benchmarks"][name] = b
 torch_enc = {r.get("name"): r for r in jlines(os.path.join(work, "torch_encoder.out"))}
+torch_enc_c = {r.get("name", "").replace("-compile", ""): r for r in jlines(os.path.join(work, "torch_encoder_compile.out"))}
 for r in jlines(os.path.join(work, "encoder.out")):
     name = r.get("name") or "encoder"
     b = {k: r.get(k) for k in ("batch", "images_per_s", "peak_mem_gb", "ms_per_forward", "ok", "error") if k in r}
     t = torch_enc.get(name, {})
     b["torch_images_per_s"] = t.get("images_per_s") if t.get("ok") else None
     b["torch_peak_mem_gb"] = t.get("peak_mem_gb")
+    tc = torch_enc_c.get(name, {})
+    if tc:
+        b["torch_compile_images_per_s"] = tc.get("images_per_s") if tc.get("ok") else None
     res["benchmarks"][name] = b
+# Which kernel configuration passed every CUDA test (test names "<binary>@<config>").
+configs = {}
+for n, t in res["tests"].items():
+    cfg = n.split("@")[1] if "@" in n else "default"
+    c = configs.setdefault(cfg, {"binaries": 0, "failures": 0, "failed": []})
+    c["binaries"] += 1
+    c["failures"] += (t.get("failures") or 0) + (1 if "error" in t else 0)
+    c["failed"] += [n.split("@")[0] + ":" + f for f in t.get("failed", [])]
+for cfg, c in configs.items():
+    rc_bad = [k for k, v in res["stages"].items() if k.endswith("@" + cfg) and v not in ("0", "skipped")]
+    c["stage_exit_nonzero"] = rc_bad
+    c["verdict"] = "PASS" if c["failures"] == 0 and not rc_bad else "FAIL"
+res["configs"] = configs
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
 def f(x, fmt):
     return "-" if x is None else fmt.format(x)
@@ -123,11 +148,43 @@ for name, b in res["benchmarks"].items():
     lines.append(f"{name:<14}{f(b.get('batch'), '{}'):>6}{f(b.get('images_per_s'), '{:.1f}'):>10}"
                  f"{f(b.get('tflops'), '{:.1f}'):>9}{f(b.get('mfu'), '{:.3f}'):>7}{f(b.get('peak_mem_gb'), '{:.1f}'):>9}"
                  f"{f(b.get('torch_images_per_s'), '{:.1f}'):>13}{f(b.get('torch_compile_images_per_s'), '{:.1f}'):>10}")
-lines += ["", "tests:"]
+lines += ["", "kernel configurations (fast = cuDNN attention + vectorised kernels + BGRADB; "
+          "legacy = RAE_ATTENTION=gemm RAE_CUDA_LEGACY=all):"]
+for cfg, c in configs.items():
+    lines.append(f"  {cfg}: {c['verdict']} ({c['binaries']} binaries, {c['failures']} failures"
+                 + (", nonzero exits: " + " ".join(c["stage_exit_nonzero"]) if c["stage_exit_nonzero"] else "") + ")"
+                 + (" failed: " + " ".join(c["failed"][:12]) if c["failed"] else ""))
+lines += ["  cuDNN: " + res["cudnn"], "", "tests:"]
 for n, t in res["tests"].items():
     lines.append(f"  {n}: {t.get('tests')} tests, {t.get('failures')} failed, {t.get('skipped')} skipped {t.get('failed', '')}")
 lines += ["", "stages: " + " ".join(f"{k}={v}" for k, v in res["stages"].items())]
 open(os.path.join(out, "table.txt"), "w").write("\n".join(lines) + "\n")
+# The docs/perf/device/<date>-<card>.md skeleton (tables filled in; analysis to write).
+def g(b, k, fmt):
+    v = b.get(k)
+    return "-" if v is None else fmt.format(v)
+def ratio(a, b):
+    return "-" if not (a and b) else f"{a / b:.2f}"
+md = [f"# Device check, {res['date'][:10]}, {res['card']}", "",
+      f"- Commit: {res['commit']} ({res['tree']}); cuDNN: {res['cudnn']}",
+      "- Command: `bash tests/device/check.sh` (CHECK_STAGES=" + os.environ.get("CHECK_STAGES", "all") + "), carry `.devbundle`",
+      "", "## Kernel configurations", "", "| configuration | verdict | failed tests |", "|---|---|---|"]
+for cfg, c in configs.items():
+    md.append(f"| {cfg} | {c['verdict']} | {', '.join(c['failed'][:8]) or '-'} |")
+md += ["", "## Benchmarks", "",
+       "| benchmark | batch | ours img/s | TFLOP/s | MFU | peak GB | eager img/s | compile img/s | ours / eager | ours / compile |",
+       "|---|---|---|---|---|---|---|---|---|---|"]
+for name, b in res["benchmarks"].items():
+    o = b.get("images_per_s")
+    md.append(f"| {name} | {g(b, 'batch', '{}')} | {g(b, 'images_per_s', '{:.1f}')} | {g(b, 'tflops', '{:.1f}')} | "
+              f"{g(b, 'mfu', '{:.1%}')} | {g(b, 'peak_mem_gb', '{:.1f}')} | {g(b, 'torch_images_per_s', '{:.1f}')} | "
+              f"{g(b, 'torch_compile_images_per_s', '{:.1f}')} | {ratio(o, b.get('torch_images_per_s'))} | "
+              f"{ratio(o, b.get('torch_compile_images_per_s'))} |")
+md += ["", "## Tests", ""] + [f"- {n}: {t.get('tests')} tests, {t.get('failures')} failed, {t.get('skipped')} skipped"
+                              for n, t in res["tests"].items()]
+md += ["", "## Profile", "", "profile.txt: per-op GPU time of one XL step (fast configuration).", "",
+       "## Analysis", "", "(to write: targets met or missed, what is left, expected gains)"]
+open(os.path.join(out, "result.md"), "w").write("\n".join(md) + "\n")
 print("\n".join(lines))
 PYEOF
 }
@@ -147,7 +204,7 @@ else
 fi
 # CUDA libraries the bundle leaves out: the toolkit's, then the pip nvidia-* packages'.
 libdirs="$BD/lib"
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64; do
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/lib; do
   [ -d "$d" ] && libdirs="$libdirs:$d"
 done
 pipdirs=$("$PY" - <<'PYEOF' 2>/dev/null
@@ -166,6 +223,15 @@ PYEOF
 export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 > "$WORK/card.txt"
+# cuDNN for the fused attention (loaded at run time by the binaries): where the loader finds it.
+cudnn_path=""
+for d in ${LD_LIBRARY_PATH//:/ }; do
+  [ -e "$d/libcudnn.so.9" ] && { cudnn_path="$d/libcudnn.so.9"; break; }
+done
+[ -z "$cudnn_path" ] && cudnn_path=$(ldconfig -p 2>/dev/null | awk '/libcudnn\.so\.9 /{print $NF; exit}')
+echo "${cudnn_path:-not found (the fused attention falls back to the GEMM path; see test CudaOpsCudnn)}" > "$WORK/cudnn.txt"
+log "cuDNN: $(cat "$WORK/cudnn.txt")"
+export RAE_CUDNN_VERBOSE=1  # a shape cuDNN cannot run is logged (then the GEMM path runs)
 run_stage nvidia_smi 30 nvidia-smi
 for b in "$BD"/bin/*; do
   [ -x "$b" ] || continue
@@ -176,14 +242,24 @@ done
 # ---- 2: CUDA tests --------------------------------------------------------------------------
 # The binaries were built in another tree: point goldens and scratch at this one.
 export RAE_SOURCE_DIR="$ROOT" RAE_TEST_TMP="$WORK/test-tmp"
-for t in "$BD"/bin/test_*; do
-  want tests || break
-  [ -x "$t" ] || continue
-  n=$(basename "$t")
-  filter='*Cuda*:*CUDA*:*cuda*:*Gpu*:*GPU*'
-  [ "$n" = test_ops_cuda ] && filter='*'
-  run_stage "$n" 60 "$t" --gtest_filter="$filter" --gtest_output="json:$WORK/gtest_$n.json" --gtest_brief=1
-done
+# run_cuda_tests CONFIG [VAR=VALUE...]: every CUDA test binary under that environment; results
+# gtest_<binary>@CONFIG.json, stage names <binary>@CONFIG.
+run_cuda_tests() {
+  local cfg=$1
+  shift
+  for t in "$BD"/bin/test_*; do
+    [ -x "$t" ] || continue
+    local n filter
+    n=$(basename "$t")
+    filter='*Cuda*:*CUDA*:*cuda*:*Gpu*:*GPU*'
+    [ "$n" = test_ops_cuda ] && filter='*'
+    run_stage "$n@$cfg" 60 env "$@" "$t" --gtest_filter="$filter" --gtest_output="json:$WORK/gtest_$n@$cfg.json" --gtest_brief=1
+  done
+}
+if want tests; then
+  run_cuda_tests fast RAE_CUDA_LEGACY= RAE_ATTENTION=auto
+  run_cuda_tests legacy RAE_CUDA_LEGACY=all RAE_ATTENTION=gemm
+fi
 write_results > /dev/null 2>&1  # partial results, in case a later stage takes the machine down
 
 # ---- 2b: rae train on the GPU (tiny preset), against the same run on the CPU ------------------
@@ -245,14 +321,15 @@ BXL=$(batch_of DiTDH-XL 128,64,32)
 BS=$(batch_of DiTDH-S 256,128)
 export PYTHONUNBUFFERED=1
 want bench && run_stage torch_eager 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --models XL,S --batches-xl $BXL --batches-s $BS --steps 5 --warmup 2 | tee '$WORK/torch_eager.out'"
-# ---- 4b: our XL step with the fused flash kernel instead of the GEMM attention -----------------
+# ---- 4b: our XL step in the legacy kernel configuration (GEMM attention, scalar kernels): the
+# before/after of the kernel changes in one run ----------------------------------------------------
 if want bench && [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
   BXL1=$(echo "$BXL" | cut -d, -f1)
-  run_stage step_bench_flash 90 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL --batches-xl $BXL1 --attention flash --suffix -flash --steps 3 --warmup 1 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
+  run_stage step_bench_legacy 90 bash -c "set -o pipefail; RAE_ATTENTION=gemm RAE_CUDA_LEGACY=all '$BD/bin/step_bench_cuda' --models XL --batches-xl $BXL1 --attention gemm --suffix -legacy --steps 3 --warmup 1 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
 fi
 
 # ---- 4c: torch.compile, time allowing
-if want bench && [ "$(left)" -gt 120 ]; then
+if want compile && [ "$(left)" -gt 120 ]; then
   run_stage torch_compile 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --compile --models XL --batches-xl $BXL --steps 5 --warmup 2 | tee '$WORK/torch_compile.out'"
 else
   log "torch_compile: skipped (time)"
@@ -268,8 +345,12 @@ fi
 # ---- 5: encoder throughput (when the bundle has the benchmark) --------------------------------
 enc=$(ls "$BD"/bin/*encoder*cuda* 2>/dev/null | head -1)
 if want encoder && [ -n "$enc" ]; then
-  run_stage encoder 90 bash -c "set -o pipefail; '$enc' --batch 64 | tee '$WORK/encoder.out'"
-  run_stage torch_encoder 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch 64 | tee '$WORK/torch_encoder.out'"
+  EB=${ENCODER_BATCH:-256}  # the issue's target batch
+  run_stage encoder 90 bash -c "set -o pipefail; '$enc' --batch $EB | tee '$WORK/encoder.out'"
+  run_stage torch_encoder 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch $EB | tee '$WORK/torch_encoder.out'"
+  if want compile && [ "$(left)" -gt 100 ]; then
+    run_stage torch_encoder_compile 120 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch $EB --compile --precisions tf32,bf16 | tee '$WORK/torch_encoder_compile.out'"
+  fi
 else
   log "encoder: skipped (no encoder benchmark in the bundle)"
 fi
