@@ -109,7 +109,9 @@ struct CachedGraph {
 };
 
 using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int, uint32_t, bool>;
-std::map<Key, CachedGraph> g_graphs;
+// Never destroyed (as the cuBLAS handles): destroying plans at exit would call into cuDNN and
+// the CUDA runtime while they are being torn down.
+std::map<Key, CachedGraph>& g_graphs = *new std::map<Key, CachedGraph>;
 
 bool deterministic() {
   const char* s = std::getenv("RAE_CUDNN_DETERMINISTIC");
