@@ -1,6 +1,6 @@
 // Frozen-encoder forward throughput on one GPU: the DINOv2-B-with-registers shape (random
-// weights, preset "random-dinov2-b" of src/models/vit_encoder.h) at 224 px, F32 tensors with fp32
-// and tf32 GEMMs. Prints one JSON object per precision (images/s, peak memory). Built only when
+// weights, preset "random-dinov2-b" of src/models/vit_encoder.h) at 224 px, F32 tensors with fp32,
+// tf32 and bf16 GEMMs (bf16 also runs attention on cuDNN, through bf16). Prints one JSON object per precision (images/s, peak memory). Built only when
 // the encoder is in the tree; run by tests/device/check.sh beside
 // tests/device/torch_encoder_bench.py.
 #include <cuda_runtime.h>
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     std::printf("{\"name\": \"DINOv2-B-enc\", \"ok\": false, \"error\": \"no CUDA device\"}\n");
     return 2;
   }
-  for (const char* prec : {"fp32", "tf32"}) {
+  for (const char* prec : {"fp32", "tf32", "bf16"}) {  // bf16: bf16 GEMMs, cuDNN attention
     std::string name = std::string("DINOv2-B-enc-") + prec;
     try {
       ops::PrecisionGuard guard(ops::precision_from_name(prec));

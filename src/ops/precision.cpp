@@ -1,14 +1,29 @@
 #include "ops/precision.h"
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 
 namespace rae::ops {
 
 namespace {
+// RAE_ATTENTION's value, or Auto (with a warning for an unknown name: this runs before main, so
+// it must not throw).
+AttentionImpl attention_from_env() {
+  const char* s = std::getenv("RAE_ATTENTION");
+  if (!s || !*s) return AttentionImpl::Auto;
+  for (AttentionImpl a :
+       {AttentionImpl::Auto, AttentionImpl::Flash, AttentionImpl::Gemm, AttentionImpl::Cudnn})
+    if (std::strcmp(s, attention_impl_name(a)) == 0) return a;
+  std::fprintf(stderr, "rae: ignoring RAE_ATTENTION=%s (expected auto, flash, gemm or cudnn)\n", s);
+  return AttentionImpl::Auto;
+}
+
 std::atomic<Precision> g_precision{Precision::FP32};
-std::atomic<AttentionImpl> g_attention{AttentionImpl::Auto};
+std::atomic<AttentionImpl> g_attention{attention_from_env()};
 }  // namespace
 
 void set_attention_impl(AttentionImpl a) {
@@ -26,6 +41,8 @@ const char* attention_impl_name(AttentionImpl a) {
       return "flash";
     case AttentionImpl::Gemm:
       return "gemm";
+    case AttentionImpl::Cudnn:
+      return "cudnn";
   }
   return "?";
 }
@@ -34,7 +51,8 @@ AttentionImpl attention_impl_from_name(const std::string& s) {
   if (s == "auto") return AttentionImpl::Auto;
   if (s == "flash") return AttentionImpl::Flash;
   if (s == "gemm") return AttentionImpl::Gemm;
-  RAE_THROW("unknown attention implementation '", s, "' (expected auto, flash or gemm)");
+  if (s == "cudnn") return AttentionImpl::Cudnn;
+  RAE_THROW("unknown attention implementation '", s, "' (expected auto, flash, gemm or cudnn)");
 }
 
 void set_precision(Precision p) {

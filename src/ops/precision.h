@@ -18,12 +18,18 @@ Precision precision_from_name(const std::string& s);  // inverse; throws naming 
 
 // CUDA attention implementation: Flash (the fused CUDA-core kernel: O(T) memory, F32 math),
 // Gemm (cuBLAS tensor-core GEMMs for QK^T, PV and the backward products with the T x T scores
-// materialized in chunks; bf16 probabilities for bf16 inputs), Auto (Gemm for T >= 128, where
-// tensor cores pay off, else Flash). Results agree to the dtype's tolerance; CPU ops ignore it.
-enum class AttentionImpl { Auto, Flash, Gemm };
+// materialized in chunks; bf16 probabilities for bf16 inputs), Cudnn (cuDNN's fused flash
+// attention on tensor cores, through the cuDNN frontend: bf16 tensors, and F32 tensors under the
+// bf16 precision, converted to bf16; head dims that are multiples of 8 up to 256), Auto (Cudnn
+// where it can run, else Gemm for T >= 128, where tensor cores pay off, else Flash). Cudnn falls
+// back like Auto where cuDNN cannot run (not built, library missing, shape unsupported). Results
+// agree to the dtype's tolerance; CPU ops ignore it. The start-up value comes from the
+// environment variable RAE_ATTENTION (auto, flash, gemm or cudnn; default auto), the run-time
+// switch between the fused and the GEMM path without a rebuild.
+enum class AttentionImpl { Auto, Flash, Gemm, Cudnn };
 void set_attention_impl(AttentionImpl a);
 AttentionImpl attention_impl();
-const char* attention_impl_name(AttentionImpl a);  // "auto", "flash", "gemm"
+const char* attention_impl_name(AttentionImpl a);  // "auto", "flash", "gemm", "cudnn"
 AttentionImpl attention_impl_from_name(const std::string& s);
 
 // Sets the precision for the lifetime of the guard, restoring the previous one after.

@@ -5,7 +5,9 @@
 #                             launcher, components and help files, run relocated with
 #                             OPAL_PREFIX: the 2-ranks-on-one-GPU check needs mpirun) and lib/
 #                             (every non-system shared library they need, except the big CUDA
-#                             ones the device image has: cuBLAS/cuBLASLt/NCCL and the driver)
+#                             ones the device image has: cuBLAS/cuBLASLt/NCCL and the driver;
+#                             cuDNN is loaded at run time from the image's toolkit or PyTorch's
+#                             nvidia-cudnn wheel, which check.sh puts on LD_LIBRARY_PATH)
 #   .devbundle/commit.txt     the commit the binaries were built from
 # The device lacks libhdf5/libtbb/boost/openmpi/openblas/gtest; the bundle carries them.
 # Usage: bash tests/device/prepare.sh   (then run the device with carry [".devbundle"])
@@ -15,7 +17,12 @@ BUILD=${BUILD:-build-device}
 JOBS=${JOBS:-2}
 MAX_MB=${MAX_MB:-60}
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRAE_CUDA=ON -DRAE_CUDA_ARCHS=90 >/dev/null
+mkdir -p "$BUILD"
+scripts/install-deps.sh  # also the cuDNN frontend headers of the fused attention
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRAE_CUDA=ON -DRAE_CUDA_ARCHS=90 > "$BUILD/configure.log"
+# Without the frontend the binaries still run, but the device check cannot test cuDNN attention.
+grep -q "cuDNN attention ON" "$BUILD/configure.log" ||
+  echo "prepare: WARNING: built without the cuDNN frontend (cuDNN attention OFF): see $BUILD/configure.log" >&2
 # -k 0: build everything that can be built; a broken unrelated target must not stop the check.
 if ! ninja -C "$BUILD" -j"$JOBS" -k 0; then
   echo "prepare: WARNING: some targets failed to build; bundling the binaries that exist" >&2

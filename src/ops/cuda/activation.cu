@@ -1,6 +1,7 @@
 // CUDA pointwise activations: GELU (exact, tanh), SiLU, SwiGLU. F32 math on F32 or BF16 data.
 #include "ops/activation.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/fast_paths.cuh"
 
 namespace rae::ops::cuda {
 using namespace cuda_detail;
@@ -131,6 +132,7 @@ void swiglu_forward(const Tensor& out, const Tensor& x12) {
   RAE_CHECK(last_dim(out) == H && out.numel() == N * H, op, ": out ", out.str(), ", expected (", N,
             ", ", H, ")");
   if (N * H == 0) return;
+  if (fast_swiglu_forward(out, x12)) return;
   swiglu_fwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(ptr(out, op, "out"), ptr(x12, op, "x12"),
                                                            N, H);
   RAE_CUDA_LAUNCHED(op);
@@ -147,6 +149,7 @@ void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) 
   int64_t H = H2 / 2, N = x12.numel() / H2;
   RAE_CHECK(dout.numel() == N * H, op, ": dout ", dout.str(), ", expected (", N, ", ", H, ")");
   if (N * H == 0) return;
+  if (fast_swiglu_backward(dx12, dout, x12)) return;
   swiglu_bwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(
       ptr(dx12, op, "dx12"), ptr(dout, op, "dout"), ptr(x12, op, "x12"), N, H);
   RAE_CUDA_LAUNCHED(op);

@@ -1,5 +1,11 @@
 // CUDA softmax, fused multi-head attention and 2D RoPE.
 //
+// Three attention paths, chosen per call by ops::attention_impl() (RAE_ATTENTION at start-up):
+// cuDNN's fused tensor-core SDPA (attention_fused.cu / attention_cudnn.cpp: bf16, Auto's first
+// choice where it can run), the tensor-core GEMM path below (scores materialised per chunk) and
+// the CUDA-core flash kernels. All save the same lse, so a forward on one path and a backward on
+// another agree.
+//
 // Attention is flash-style (FlashAttention-2 structure on CUDA cores, F32 math): the forward
 // pass streams key/value tiles through shared memory with an online softmax and saves the
 // log-sum-exp per query row; the backward pass recomputes the probabilities from it, in two
@@ -13,6 +19,7 @@
 #include <type_traits>
 
 #include "ops/attention.h"
+#include "ops/cuda/attention_cudnn.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/gemm.cuh"
 #include "ops/precision.h"
@@ -568,7 +575,8 @@ void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tenso
 bool use_gemm_attention(const AttnShape& s, std::initializer_list<const Tensor*> ts) {
   AttentionImpl impl = attention_impl();
   if (impl == AttentionImpl::Flash) return false;
-  if (impl == AttentionImpl::Auto && s.T < 128) return false;
+  // Cudnn where cuDNN could not run falls back as Auto does.
+  if ((impl == AttentionImpl::Auto || impl == AttentionImpl::Cudnn) && s.T < 128) return false;
   DType dt = (*ts.begin())->dtype();
   for (const Tensor* t : ts)
     if (t->dtype() != dt || !t->is_contiguous()) return false;
@@ -710,6 +718,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
   float* lp = f32_ptr(lse, op, "lse");
   Ptr q = ptr(qkv, op, "qkv"), o = ptr(out, op, "out");
   if (s.B * s.T * s.H == 0) return;
+  if (fused_attention_forward(out, lp, qkv, scale)) return;  // cuDNN (Auto / Cudnn), if it can
   if (use_gemm_attention(s, {&qkv, &out})) return gemm_attention_forward(s, out, lp, qkv, scale);
   dispatch_head_dim<true>(s, q, o, lp, Ptr{}, nullptr, Ptr{}, scale);
 }
@@ -728,6 +737,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
       o = ptr(out, op, "out");
   int64_t rows = s.B * s.T * s.H;
   if (rows == 0) return;
+  if (fused_attention_backward(dqkv, dout, qkv, out, lp, scale)) return;
   Tensor delta = Tensor::empty({s.B, s.H, s.T}, DType::F32, qkv.device());
   attn_delta_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(dO, o, static_cast<float*>(delta.raw()),
                                                          s.B, s.T, s.H, s.D);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/fast_paths.cuh"
 #include "ops/elementwise.h"
 
 namespace rae::ops::cuda {
@@ -105,6 +106,7 @@ void add_(const Tensor& y, const Tensor& x, double alpha) {
   same_size(y, x, op, "y", "x");
   int64_t n = y.numel();
   if (n == 0) return;
+  if (fast_axpy(y, x, (float)alpha)) return;
   axpy_kernel<<<grid_1d(n), 256>>>(ptr(y, op, "y"), ptr(x, op, "x"), (float)alpha, n);
   RAE_CUDA_LAUNCHED(op);
 }

@@ -26,8 +26,14 @@ struct Gemm {
   float alpha = 1.f, beta = 0.f;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
   const void* bias = nullptr;
+  // When set (gemm_with_bgrad only): also WRITES bgrad_a[m] = sum_k op(A)[m, k] in F32, the bias
+  // gradient of a weight-gradient GEMM (cuBLASLt's BGRADB epilogue), unbatched.
+  float* bgrad_a = nullptr;
 };
 
 void run_gemm(const Gemm& g);
+// run_gemm with g.bgrad_a filled by the GEMM's epilogue; false (nothing run) when cuBLASLt has
+// no algorithm for that, and the caller reduces the bias gradient itself.
+bool gemm_with_bgrad(const Gemm& g);
 
 }  // namespace rae::ops::cuda_detail

@@ -2,7 +2,8 @@
 // F32 accumulation, the bias fused as a cuBLASLt epilogue. One cuBLASLt handle and one workspace
 // (from the caching allocator) per device, created on first use; heuristic results are cached
 // per problem. When cuBLASLt offers no algorithm (odd alignments, tiny shapes) the call falls
-// back to cublasGemmStridedBatchedEx plus a bias kernel, so every shape works.
+// back to cublasGemmStridedBatchedEx plus a bias kernel, so every shape works. The bias gradient
+// of linear_backward comes from the weight-gradient GEMM's BGRADB epilogue where cuBLASLt has it.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
@@ -12,6 +13,7 @@
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/gemm.cuh"
+#include "ops/cuda/rowvec.cuh"
 #include "ops/linear.h"
 #include "ops/precision.h"
 #include "tensor/cuda_memory.h"
@@ -137,6 +139,7 @@ bool try_lt(DeviceBlas& h, const Gemm& g, bool with_bias) {
       "," + std::to_string(g.batch) + "," + std::to_string(g.stride_a) + "," +
       std::to_string(g.stride_b) + "," + std::to_string(g.stride_c) + "," + std::to_string(al_a) +
       "," + std::to_string(al_b) + "," + std::to_string(al_c) + "," + std::to_string(g.beta != 0.f);
+  if (g.bgrad_a) key += ",bgradb";
   if (h.no_algo.count(key)) return false;
 
   LtDescs d;
@@ -147,7 +150,16 @@ bool try_lt(DeviceBlas& h, const Gemm& g, bool with_bias) {
       cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
   RAE_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-  if (with_bias) {
+  if (g.bgrad_a) {  // bias gradient over K of our A = cuBLASLt's B: BGRADB, an F32 vector
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BGRADB;
+    RAE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    RAE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &g.bgrad_a, sizeof(g.bgrad_a)));
+    cudaDataType_t bt = CUDA_R_32F;
+    RAE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+  } else if (with_bias) {
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     RAE_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
@@ -212,6 +224,18 @@ void run_cublas(DeviceBlas& h, const Gemm& g) {
       h.blas, opa, opb, (int)g.N, (int)g.M, (int)g.K, &g.alpha, g.B, cuda_type(g.in_t), (int)g.ldb,
       g.stride_b, g.A, cuda_type(g.in_t), (int)g.lda, g.stride_a, &g.beta, g.C, cuda_type(g.c_t),
       (int)g.ldc, g.stride_c, (int)g.batch, compute_type(g.in_t), CUBLAS_GEMM_DEFAULT));
+}
+
+// The fused bias-gradient GEMM (Gemm::bgrad_a); false when cuBLASLt cannot, nothing run then.
+bool gemm_bgrad_local(const Gemm& g) {
+  if (g.M == 0 || g.N == 0 || g.K == 0 || g.batch != 1 || g.bias) return false;
+  return try_lt(blas_for_current_device(), g, false);
+}
+
+__global__ void add_f32_kernel(Ptr out, const float* v, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    out.add(i, v[i]);
 }
 
 void gemm_local(const Gemm& g) {
@@ -392,6 +416,10 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     g.beta = 1.f;
     gemm_local(g);
   }
+  // With both dw and db, db comes from dw's GEMM epilogue (BGRADB) into an F32 scratch that is
+  // then added (the epilogue writes, the op accumulates); RAE_CUDA_LEGACY=bgrad, or no cuBLASLt
+  // algorithm for it, keeps the separate column reduction below.
+  Tensor db_fused;
   if (dw.defined()) {  // dw (O, I) += dout^T (O, N) @ x (N, I)
     require(x, op, "x");
     RAE_CHECK(x.numel() == N * I && last_dim(x) == I, op, ": x is ", x.str(), ", expected (", N,
@@ -412,11 +440,23 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     g.ldc = row_stride(dw, op, "dw");
     g.c_t = dw.dtype();
     g.beta = 1.f;
-    gemm_local(g);
+    if (db.defined() && fast_path("bgrad")) {
+      db_fused = Tensor::empty({O}, DType::F32, dout.device());
+      g.bgrad_a = static_cast<float*>(db_fused.raw());
+      if (!gemm_bgrad_local(g)) db_fused = Tensor();
+      g.bgrad_a = nullptr;
+    }
+    if (!db_fused.defined()) gemm_local(g);
   }
   if (db.defined()) {
     require_numel(db, O, op, "db");
-    col_reduce<1>(ColSum{ptr(dout, op, "dout"), O}, 1, N, O, ptr(db, op, "db"));
+    if (db_fused.defined()) {
+      add_f32_kernel<<<grid_1d(O), 256>>>(ptr(db, op, "db"),
+                                          static_cast<const float*>(db_fused.raw()), O);
+      RAE_CUDA_LAUNCHED(op);
+    } else {
+      col_reduce<1>(ColSum{ptr(dout, op, "dout"), O}, 1, N, O, ptr(db, op, "db"));
+    }
   }
 }
 
@@ -424,4 +464,8 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
 
 void rae::ops::cuda_detail::run_gemm(const Gemm& g) {
   rae::ops::cuda::gemm_local(g);
+}
+
+bool rae::ops::cuda_detail::gemm_with_bgrad(const Gemm& g) {
+  return rae::ops::cuda::gemm_bgrad_local(g);
 }

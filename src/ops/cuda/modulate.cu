@@ -1,5 +1,6 @@
 // CUDA adaLN modulation and gated residuals, per-sample (B, C) or per-token (B, T, C) parameters.
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/fast_paths.cuh"
 #include "ops/modulate.h"
 
 namespace rae::ops::cuda {
@@ -97,6 +98,7 @@ void gate_residual_forward(const Tensor& x, const Tensor& y, const Tensor& gate)
   require_numel(y, N * C, op, "y");
   ParamRows pr = param_rows_for(gate, N, C, op, "gate");
   if (N * C == 0) return;
+  if (fast_gate_forward(x, y, gate, pr)) return;
   gate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
       ptr(x, op, "x"), ptr(y, op, "y"), ptr(gate, op, "gate"), N, C, pr.rows_per_param);
   RAE_CUDA_LAUNCHED(op);
@@ -112,6 +114,11 @@ void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor&
   ParamRows pr = param_rows_for(gate, N, C, op, "gate");
   require_numel(dgate, gate.numel(), op, "dgate");
   if (N * C == 0) return;
+  if (dgate.defined()) {
+    require(y, op, "y");
+    require_numel(y, N * C, op, "y");
+  }
+  if (fast_gate_backward(dy, dgate, dres, y, gate, pr)) return;
   if (dy.defined()) {
     gate_bwd_dy_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
         ptr(dy, op, "dy"), ptr(dres, op, "dres"), ptr(gate, op, "gate"), N, C, pr.rows_per_param);

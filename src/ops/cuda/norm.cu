@@ -1,6 +1,9 @@
 // CUDA LayerNorm, RMSNorm and RMSNorm fused with adaLN modulation. Row statistics: one warp per
-// row, F32 accumulation. Parameter gradients: deterministic grouped column reductions.
+// row, F32 accumulation. Parameter gradients: deterministic grouped column reductions. The
+// vectorised kernels of norm_fast.cu run first where the tensors allow them (fast_paths.cuh);
+// the scalar kernels here are the general case and the RAE_CUDA_LEGACY=norm fallback.
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/fast_paths.cuh"
 #include "ops/norm.h"
 
 namespace rae::ops::cuda {
@@ -170,6 +173,9 @@ void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd
   check_stats(mean, N, op, "mean");
   check_stats(rstd, N, op, "rstd");
   if (N == 0) return;
+  if (fast_layernorm_forward(out, f32_ptr(mean, op, "mean"), f32_ptr(rstd, op, "rstd"), x, w, b,
+                             eps))
+    return;
   layernorm_fwd_kernel<<<row_blocks(N), 256>>>(ptr(out, op, "out"), f32_ptr(mean, op, "mean"),
                                                f32_ptr(rstd, op, "rstd"), ptr(x, op, "x"),
                                                ptr(w, op, "w"), ptr(b, op, "b"), N, C, (float)eps);
@@ -236,6 +242,7 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
     rs = f32_ptr(rstd, op, "rstd");
   }
   if (N == 0) return;
+  if (fast_rmsnorm_modulate_forward(out, rs, x, w, shift, scale, pr, eps)) return;
   rmsnorm_fwd_kernel<<<row_blocks(N), 256>>>(
       ptr(out, op, "out"), rs, ptr(x, op, "x"), ptr(w, op, "w"), ptr(shift, op, "shift"),
       ptr(scale, op, "scale"), pr.rows_per_param, N, C, (float)eps);
@@ -268,6 +275,7 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
   }
   if (N == 0) return;
   const float* rs = f32_ptr(rstd, op, "rstd");
+  if (fast_rmsnorm_modulate_backward(dx, dw, dshift, dscale, dout, x, w, scale, rs, pr)) return;
   if (dx.defined()) {
     rmsnorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(
         ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(w, op, "w"),
