@@ -14,9 +14,10 @@
 // settings are an error naming the setting.
 //
 // Statistics. Per-element mean and variance of the stored plain latents: every shard's statistics
-// are computed from its stored values in fixed 64-row blocks (so a skipped shard gives the same
-// numbers as a fresh one), sent to rank 0 and merged in shard order with Chan's formula, so the
-// result does not depend on the rank count or on restarts.
+// are accumulated row by row from its stored values (cache::StatsAccumulator: by its writer for a
+// fresh shard, from the file for a skipped one, with the same result), sent to rank 0 and merged
+// in shard order with Chan's formula, so the result does not depend on the rank count or on
+// restarts.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -47,7 +47,7 @@ Manifest write_synthetic_cache(const SynthOptions& o) {
   RAE_CHECK(o.shard_size > 0, "synth-cache: --shard-size must be > 0");
   LatentLayout layout{o.grid_h, o.grid_w, o.channels, o.dtype, o.flip};
   std::filesystem::create_directories(o.out);
-  ShardSetWriter writer(o.out, "shard-", layout, 0, o.shard_size);
+  ShardSetWriter writer(o.out, "shard-", layout, 0, o.shard_size, o.samples);
   const int64_t e = layout.elements();
   const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(1024, (64 << 20) / (e * 4)));
   std::vector<float> lat(batch * e), flip(o.flip ? batch * e : 0);
