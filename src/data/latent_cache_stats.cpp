@@ -9,6 +9,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "data/latent_cache_manifest.h"
+#include "ops/cpu/cpu_util.h"
 
 namespace rae::cache {
 
@@ -46,7 +47,8 @@ struct LoadF16 {
 };
 
 template <typename Load, typename T>
-void accumulate(const T* rows, int64_t n, int64_t e, const float* shift, double* s1, double* s2) {
+inline __attribute__((always_inline)) void accumulate(const T* rows, int64_t n, int64_t e,
+                                                      const float* shift, double* s1, double* s2) {
   for (int64_t i0 = 0; i0 < e; i0 += kStatsTile) {
     const int64_t i1 = std::min(e, i0 + kStatsTile);
     for (int64_t r = 0; r < n; ++r) {
@@ -59,6 +61,29 @@ void accumulate(const T* rows, int64_t n, int64_t e, const float* shift, double*
     }
   }
 }
+
+// The kernels, in an AVX2 clone and a baseline clone (ops/cpu/cpu_util.h). No FMA contraction:
+// every clone rounds d * d and the sum separately, so a shard's statistics have the same bits on
+// every CPU (a cache job may be resumed on other nodes).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+RAE_VEC_CLONES_V3 void accumulate_f32(const float* rows, int64_t n, int64_t e, const float* shift,
+                                      double* s1, double* s2) {
+  accumulate<LoadF32>(rows, n, e, shift, s1, s2);
+}
+RAE_VEC_CLONES_V3 void accumulate_bf16(const uint16_t* rows, int64_t n, int64_t e,
+                                       const float* shift, double* s1, double* s2) {
+  accumulate<LoadBf16>(rows, n, e, shift, s1, s2);
+}
+void accumulate_f16(const uint16_t* rows, int64_t n, int64_t e, const float* shift, double* s1,
+                    double* s2) {
+  accumulate<LoadF16>(rows, n, e, shift, s1, s2);  // f16 -> f32 is a call: nothing to vectorise
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 }  // namespace
 
 StatsAccumulator::StatsAccumulator(int64_t elements)
@@ -84,16 +109,15 @@ void StatsAccumulator::add(const void* rows, StorageDType dtype, int64_t n) {
   }
   switch (dtype) {
     case StorageDType::F32:
-      accumulate<LoadF32>(static_cast<const float*>(rows), n, e, shift_.data(), s1_.data(),
-                          s2_.data());
+      accumulate_f32(static_cast<const float*>(rows), n, e, shift_.data(), s1_.data(), s2_.data());
       break;
     case StorageDType::BF16:
-      accumulate<LoadBf16>(static_cast<const uint16_t*>(rows), n, e, shift_.data(), s1_.data(),
-                           s2_.data());
+      accumulate_bf16(static_cast<const uint16_t*>(rows), n, e, shift_.data(), s1_.data(),
+                      s2_.data());
       break;
     case StorageDType::F16:
-      accumulate<LoadF16>(static_cast<const uint16_t*>(rows), n, e, shift_.data(), s1_.data(),
-                          s2_.data());
+      accumulate_f16(static_cast<const uint16_t*>(rows), n, e, shift_.data(), s1_.data(),
+                     s2_.data());
       break;
   }
   count_ += n;

@@ -15,13 +15,14 @@
 #include "data/latent_cache_checksum.h"
 #include "data/latent_cache_h5.h"
 #include "data/latent_cache_shard.h"
+#include "ops/cpu/cpu_util.h"
 
 namespace rae::cache {
 
 namespace fs = std::filesystem;
 using h5::Handle;
 
-void f32_to_bf16_block(const float* src, uint16_t* bits, size_t count) {
+RAE_VEC_CLONES_V3 void f32_to_bf16_block(const float* src, uint16_t* bits, size_t count) {
   // Branch-free form of f32_to_bf16_bits (same results bit for bit) so that the compiler
   // vectorises it: round to nearest even, NaN kept quiet with its sign and top payload bits.
   for (size_t i = 0; i < count; ++i) {
@@ -43,13 +44,15 @@ struct ShardWriter::Impl {
   Handle file, latents, latents_flip;
   Handle storage_type;  // file and memory type of latent elements
   StatsAccumulator stats{0};
-  RunningStats stats_out;             // stats.stats(), refreshed by wait_stats()
-  std::vector<uint16_t> bits16[2];    // 16-bit storage of the batch, per view
+  RunningStats stats_out;  // stats.stats(), refreshed by wait_stats()
+  // 16-bit storage of the batch, per view: grown as needed, never zero-filled.
+  std::unique_ptr<uint16_t[]> bits16[2];
+  size_t bits16_size[2] = {0, 0};
   std::vector<uint64_t> row_sums[2];  // xxh64 of every stored row, per view
   std::vector<int32_t> labels;        // written at finish(), with the index
-  // Statistics of the stored plain rows (bits16[0]) run on a second thread while the rows are
-  // written (the only reader of bits16[0] and writer of `stats`; wait_stats() before touching
-  // either).
+  // The plain view's row checksums and statistics run on a second thread while the rows are
+  // written (the only reader of bits16[0] and writer of `stats` and row_sums[0]; wait_stats()
+  // before touching any of them).
   std::future<void> stats_job;
 
   void wait_stats() {
@@ -108,39 +111,46 @@ struct ShardWriter::Impl {
       h5::fail("cannot write rows (disk full?)", tmp_path, dname);
   }
 
-  // Converts n rows of f32 to the storage dtype (one row at a time, hashing each stored row while
-  // it is in cache), writes them, and for the plain view (0) updates the statistics from the
-  // stored values.
+  uint16_t* bits_for(int view, size_t count) {
+    if (bits16_size[view] < count) {
+      bits16[view].reset(new uint16_t[count]);  // uninitialised: every element is written next
+      bits16_size[view] = count;
+    }
+    return bits16[view].get();
+  }
+
+  // Converts n rows of f32 to the storage dtype, records the xxh64 of each stored row, writes
+  // them, and for the plain view (0) updates the statistics from the stored values. With 16-bit
+  // storage the plain view's checksums and statistics run on the second thread, in parallel with
+  // the flipped view's conversion and both views' writes.
   void write_latents(int view, const float* src, int64_t n) {
     Handle& d = view == 0 ? latents : latents_flip;
     const char* dname = view == 0 ? "latents" : "latents_flip";
     const int64_t e = layout.elements();
     const size_t rb = layout.row_bytes();
-    std::vector<uint64_t>& sums = row_sums[view];
     if (layout.dtype == StorageDType::F32) {  // stored as given
-      for (int64_t r = 0; r < n; ++r) sums.push_back(xxh64(src + r * e, rb));
+      for (int64_t r = 0; r < n; ++r) row_sums[view].push_back(xxh64(src + r * e, rb));
       write_rows(d, dname, H5T_NATIVE_FLOAT, src, n);
       if (view == 0) stats.add(src, n);  // src is the caller's: not kept past this call
       return;
     }
-    if (view == 0) wait_stats();  // the statistics job reads bits16[0]
-    std::vector<uint16_t>& bits = bits16[view];
-    bits.resize(static_cast<size_t>(n * e));
-    for (int64_t r = 0; r < n; ++r) {
-      const float* in = src + r * e;
-      uint16_t* out = bits.data() + r * e;
-      if (layout.dtype == StorageDType::BF16) {
-        f32_to_bf16_block(in, out, static_cast<size_t>(e));
-      } else {
-        for (int64_t i = 0; i < e; ++i) out[i] = f32_to_f16_bits(in[i]);
-      }
-      sums.push_back(xxh64(out, rb));
+    if (view == 0) wait_stats();  // the job reads bits16[0]
+    uint16_t* bits = bits_for(view, static_cast<size_t>(n * e));
+    if (layout.dtype == StorageDType::BF16) {
+      f32_to_bf16_block(src, bits, static_cast<size_t>(n * e));
+    } else {
+      for (int64_t i = 0; i < n * e; ++i) bits[i] = f32_to_f16_bits(src[i]);
     }
-    if (view == 0)
-      stats_job = std::async(std::launch::async,
-                             [this, n] { stats.add(bits16[0].data(), layout.dtype, n); });
+    if (view == 0) {
+      stats_job = std::async(std::launch::async, [this, bits, n, e, rb] {
+        for (int64_t r = 0; r < n; ++r) row_sums[0].push_back(xxh64(bits + r * e, rb));
+        stats.add(bits, layout.dtype, n);
+      });
+    } else {
+      for (int64_t r = 0; r < n; ++r) row_sums[1].push_back(xxh64(bits + r * e, rb));
+    }
     const hid_t mtype = layout.dtype == StorageDType::BF16 ? H5T_NATIVE_UINT16 : storage_type.get();
-    write_rows(d, dname, mtype, bits.data(), n);
+    write_rows(d, dname, mtype, bits, n);
   }
 
   // Starts asynchronous writeback of the pages written so far, so that the disk works while the
