@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "models/dit.h"
 #include "train/config.h"
+#include "train/run_lock.h"
 #include "train/sharded_training.h"
 #include "train/trainer.h"
 #include "distributed/mpi_communicator.h"
@@ -78,6 +79,7 @@ int cmd_train(int argc, char** argv) {
   for (const char* req : {"config", "cache", "run-dir"})
     RAE_CHECK(vm.count(req), "missing --", req, " (see rae train --help)");
   const std::string config_path = vm["config"].as<std::string>();
+  train::check_config_file(config_path);
   {
     std::ifstream in(config_path);
     RAE_CHECK(in.good(), "cannot open config file '", config_path, "'");
@@ -109,6 +111,8 @@ int cmd_train(int argc, char** argv) {
         o, cfg, cfg.to_ini() + "cache=" + vm["cache"].as<std::string>() + "\nshard=" + o.shard +
                     "\ncomm_dtype=" + o.comm_dtype + "\n");
   }
+  auto run_lock =
+      train::lock_run_dir(vm["run-dir"].as<std::string>(), dist ? dist->sync().rank() : 0);
   train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
                          dist ? &dist->sync() : nullptr);
   if (dist) dist->report_start(trainer.model().params());

@@ -30,6 +30,7 @@
 #include "data/latent_cache_shard.h"
 #include "data/latent_cache_stats.h"
 #include "data/latent_cache_writer.h"
+#include "data/output_dir.h"
 #include "models/vit_encoder.h"
 
 namespace rae::cachejob {
@@ -323,13 +324,10 @@ std::map<int64_t, ShardInfo> recorded_shards(const Job& job) {
       RAE_CHECK(old.contains(key) && old[key] == value, "output directory ", job.opts.out_dir,
                 " holds a cache made with different settings: '", key, "' was ",
                 old.contains(key) ? old[key].dump() : std::string("absent"), ", now ", value.dump(),
-                " (use another --out, or delete the directory)");
+                " (use another --out, or --overwrite to replace that cache)");
     }
     for (const auto& s : j.at("shards")) candidates.push_back(shard_from_json(s));
-  } else if (fs::exists(fs::path(job.opts.out_dir) / cache::kManifestFile)) {
-    RAE_THROW("output directory ", job.opts.out_dir, " holds a cache without ", kJobFile,
-              " (not made by `rae cache`); use another --out");
-  }
+  }  // (a non-empty directory without the job file was refused by prepare_cache_dir)
   for (const ShardInfo& s : candidates) {
     if (s.first_index % job.opts.shard_size != 0) continue;
     int64_t k = s.first_index / job.opts.shard_size;
@@ -572,7 +570,9 @@ CacheJobResult run_cache_job(const CacheJobOptions& opts) {
       RAE_CHECK(opts.image_size >= 8, "--image-size must be >= 8");
       job.list = data::list_image_folder(opts.data_dir, opts.split, opts.label_file);
       RAE_CHECK(!job.list.entries.empty(), "no images found under ", job.list.root);
-      fs::create_directories(opts.out_dir);
+      // Same directory, no --overwrite and a job file: a resume (checked in recorded_shards).
+      if (opts.overwrite || !fs::exists(fs::path(opts.out_dir) / kJobFile))
+        data::prepare_cache_dir(opts.out_dir, opts.overwrite, "cache");
       packed = pack_listing(job.list);
     } catch (const std::exception& e) {
       error = e.what();

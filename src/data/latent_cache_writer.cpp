@@ -182,9 +182,9 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name,
     : impl_(std::make_unique<Impl>()) {
   h5::quiet_errors();
   Impl& m = *impl_;
-  RAE_CHECK(layout.grid_h > 0 && layout.grid_w > 0 && layout.channels > 0,
-            "ShardWriter: bad latent layout ", layout.grid_h, "x", layout.grid_w, "x",
-            layout.channels);
+  RAE_CHECK(layout.in_bounds(), "ShardWriter: bad latent layout ", layout.grid_h, "x",
+            layout.grid_w, "x", layout.channels, " (each > 0, at most ", kMaxSampleElements,
+            " elements per sample)");
   RAE_CHECK(first_index >= 0, "ShardWriter: negative first_index ", first_index);
   RAE_CHECK(!name.empty() && name.find('/') == std::string::npos,
             "ShardWriter: shard name must be a plain file name, got '", name, "'");

@@ -133,7 +133,8 @@ void check_collective_tensor(const Tensor& t, Device expect, const char* what, c
                              const Communicator& comm);
 bool dtype_reducible(DType t);
 
-// The step number printed in watchdog messages (set by the trainer each step).
+// The step number printed in watchdog messages: the trainer sets it at the start of each step,
+// 1-based as its logs and metrics.jsonl count (0: start-up, before the first step).
 void set_step(int64_t step);
 int64_t current_step();
 

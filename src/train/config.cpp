@@ -1,13 +1,19 @@
 #include "train/config.h"
 
+#include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "core/device.h"
 #include "core/error.h"
 
 namespace po = boost::program_options;
+namespace fs = std::filesystem;
 
 namespace rae::train {
 
@@ -104,6 +110,29 @@ std::string fmt_double(double v) {
   return std::string(buf, r.ptr);
 }
 
+// Sets the fields of the keys present in `vm` (no validation).
+void fill_from(TrainConfig& c, const po::variables_map& vm) {
+  auto b = bind(c);
+  for (size_t i = 0; i < b.size(); ++i) {
+    const Key& k = kKeys[i];
+    if (!vm.count(k.name)) continue;
+    switch (k.kind) {
+      case Key::Int:
+        *b[i].i = vm[k.name].as<int64_t>();
+        break;
+      case Key::Double:
+        *b[i].d = vm[k.name].as<double>();
+        break;
+      case Key::String:
+        *b[i].s = vm[k.name].as<std::string>();
+        break;
+      case Key::Bool:
+        *b[i].b = vm[k.name].as<bool>();
+        break;
+    }
+  }
+}
+
 }  // namespace
 
 po::options_description train_options() {
@@ -133,67 +162,96 @@ po::options_description train_options() {
 }
 
 void TrainConfig::from_variables(const po::variables_map& vm) {
-  auto b = bind(*this);
-  for (size_t i = 0; i < b.size(); ++i) {
-    const Key& k = kKeys[i];
-    if (!vm.count(k.name)) continue;
-    switch (k.kind) {
-      case Key::Int:
-        *b[i].i = vm[k.name].as<int64_t>();
-        break;
-      case Key::Double:
-        *b[i].d = vm[k.name].as<double>();
-        break;
-      case Key::String:
-        *b[i].s = vm[k.name].as<std::string>();
-        break;
-      case Key::Bool:
-        *b[i].b = vm[k.name].as<bool>();
-        break;
-    }
-  }
+  fill_from(*this, vm);
   validate();
 }
 
+namespace {
+
+// The checks of one key's value alone, for the keys `wanted` accepts (a config file is checked
+// for the keys it sets: its values may be fine only together with command-line overrides, so the
+// combinations are checked once everything is read, in TrainConfig::validate).
+void check_values(const TrainConfig& c, const std::function<bool(const std::string&)>& wanted) {
+  auto need = [&](bool ok, const char* key, const auto& v, const char* what) {
+    if (!ok && wanted(key)) RAE_THROW("config key '", key, "': value ", v, " ", what);
+  };
+  TrainConfig copy = c;
+  auto b = bind(copy);
+  for (size_t i = 0; i < b.size(); ++i)  // inf and nan pass most range checks below: refused here
+    if (kKeys[i].kind == Key::Double)
+      need(std::isfinite(*b[i].d), kKeys[i].name, *b[i].d, "must be a finite number");
+  need(c.steps >= 0, "train.steps", c.steps, "must be >= 0");
+  need(c.global_batch_size >= 1, "train.global_batch_size", c.global_batch_size, "must be >= 1");
+  need(c.grad_accum_steps >= 1, "train.grad_accum_steps", c.grad_accum_steps, "must be >= 1");
+  need(c.seed >= 0, "train.seed", c.seed, "must be >= 0");
+  need(c.class_dropout >= 0 && c.class_dropout < 1, "model.class_dropout", c.class_dropout,
+       "must be in [0, 1)");
+  need(c.ema_decay >= 0 && c.ema_decay <= 1, "train.ema_decay", c.ema_decay, "must be in [0, 1]");
+  need(c.max_bad_steps >= 1, "train.max_bad_steps", c.max_bad_steps, "must be >= 1");
+  bool device_ok = true;
+  try {
+    parse_device(c.device);
+  } catch (const std::exception&) {
+    device_ok = false;
+  }
+  need(device_ok, "train.device", "'" + c.device + "'", "must be cpu, cuda or cuda:N");
+  need(c.precision == "fp32" || c.precision == "tf32" || c.precision == "bf16", "train.precision",
+       "'" + c.precision + "'", "must be fp32, tf32 or bf16");
+  need(c.lr >= 0, "optim.lr", c.lr, "must be >= 0");
+  need(c.beta1 >= 0 && c.beta1 < 1, "optim.beta1", c.beta1, "must be in [0, 1)");
+  need(c.beta2 >= 0 && c.beta2 < 1, "optim.beta2", c.beta2, "must be in [0, 1)");
+  need(c.eps > 0, "optim.eps", c.eps, "must be > 0");
+  need(c.weight_decay >= 0, "optim.weight_decay", c.weight_decay, "must be >= 0");
+  need(c.schedule == "constant" || c.schedule == "linear" || c.schedule == "cosine",
+       "schedule.type", "'" + c.schedule + "'", "must be constant, linear or cosine");
+  need(c.warmup_steps >= 0, "schedule.warmup_steps", c.warmup_steps, "must be >= 0");
+  need(c.decay_end_steps >= 0, "schedule.decay_end_steps", c.decay_end_steps, "must be >= 0");
+  need(c.shift_base > 0, "transport.shift_base", c.shift_base, "must be > 0");
+  need(c.shift_dim >= 0, "transport.shift_dim", c.shift_dim, "must be >= 0");
+  need(c.log_every >= 1, "log.every", c.log_every, "must be >= 1");
+  need(c.ckpt_every >= 1, "checkpoint.every", c.ckpt_every, "must be >= 1");
+  need(c.keep_last >= 1, "checkpoint.keep_last", c.keep_last, "must be >= 1");
+  need(c.keep_every >= 0, "checkpoint.keep_every", c.keep_every, "must be >= 0");
+  need(c.time_dist == "uniform" || c.time_dist.rfind("logit-normal_", 0) == 0,
+       "transport.time_dist", "'" + c.time_dist + "'", "must be uniform or logit-normal_MU_SIGMA");
+}
+
+}  // namespace
+
 void TrainConfig::validate() const {
+  check_values(*this, [](const std::string&) { return true; });
+  // Combinations of keys.
   auto need = [](bool ok, const char* key, const auto& v, const char* what) {
     if (!ok) RAE_THROW("config key '", key, "': value ", v, " ", what);
   };
-  need(steps >= 0, "train.steps", steps, "must be >= 0");
-  need(global_batch_size >= 1, "train.global_batch_size", global_batch_size, "must be >= 1");
-  need(grad_accum_steps >= 1, "train.grad_accum_steps", grad_accum_steps, "must be >= 1");
   need(global_batch_size % grad_accum_steps == 0, "train.grad_accum_steps", grad_accum_steps,
        "must divide train.global_batch_size");
-  need(class_dropout >= 0 && class_dropout < 1, "model.class_dropout", class_dropout,
-       "must be in [0, 1)");
-  need(ema_decay >= 0 && ema_decay <= 1, "train.ema_decay", ema_decay, "must be in [0, 1]");
-  need(max_bad_steps >= 1, "train.max_bad_steps", max_bad_steps, "must be >= 1");
-  try {
-    parse_device(device);
-  } catch (const std::exception&) {
-    need(false, "train.device", "'" + device + "'", "must be cpu, cuda or cuda:N");
-  }
-  need(precision == "fp32" || precision == "tf32" || precision == "bf16", "train.precision",
-       "'" + precision + "'", "must be fp32, tf32 or bf16");
   need(precision != "bf16" || parse_device(device).is_cuda(), "train.precision",
        "'" + precision + "'",
        "needs train.device = cuda (BF16 activations are a CUDA feature; the CPU trains in fp32)");
-  need(lr >= 0, "optim.lr", lr, "must be >= 0");
-  need(beta1 >= 0 && beta1 < 1, "optim.beta1", beta1, "must be in [0, 1)");
-  need(beta2 >= 0 && beta2 < 1, "optim.beta2", beta2, "must be in [0, 1)");
-  need(eps > 0, "optim.eps", eps, "must be > 0");
-  need(weight_decay >= 0, "optim.weight_decay", weight_decay, "must be >= 0");
-  need(schedule == "constant" || schedule == "linear" || schedule == "cosine", "schedule.type",
-       "'" + schedule + "'", "must be constant, linear or cosine");
-  need(warmup_steps >= 0, "schedule.warmup_steps", warmup_steps, "must be >= 0");
-  need(shift_base > 0, "transport.shift_base", shift_base, "must be > 0");
-  need(shift_dim >= 0, "transport.shift_dim", shift_dim, "must be >= 0");
-  need(log_every >= 1, "log.every", log_every, "must be >= 1");
-  need(ckpt_every >= 1, "checkpoint.every", ckpt_every, "must be >= 1");
-  need(keep_last >= 1, "checkpoint.keep_last", keep_last, "must be >= 1");
-  need(keep_every >= 0, "checkpoint.keep_every", keep_every, "must be >= 0");
-  need(time_dist == "uniform" || time_dist.rfind("logit-normal_", 0) == 0, "transport.time_dist",
-       "'" + time_dist + "'", "must be uniform or logit-normal_MU_SIGMA");
+}
+
+void check_config_file(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  RAE_CHECK(fs::exists(st), "config file '", path, "' does not exist");
+  RAE_CHECK(fs::is_regular_file(st), "config file '", path, "' is ",
+            fs::is_directory(st) ? "a directory" : "not a regular file", ", not a config file");
+  std::ifstream in(path);
+  RAE_CHECK(in.good(), "cannot read config file '", path, "': ", std::strerror(errno));
+  po::variables_map vm;
+  try {
+    po::store(po::parse_config_file(in, train_options(), false), vm);
+  } catch (const po::error& e) {
+    RAE_THROW("config file '", path, "': ", e.what());
+  }
+  TrainConfig c;
+  fill_from(c, vm);
+  try {
+    check_values(c, [&](const std::string& key) { return vm.count(key) && !vm[key].defaulted(); });
+  } catch (const std::exception& e) {
+    RAE_THROW("config file '", path, "': ", e.what());
+  }
 }
 
 std::string TrainConfig::to_ini() const {
@@ -238,6 +296,7 @@ TrainConfig parse_train_config(const std::string& path, const std::vector<std::s
     RAE_THROW("command line: ", e.what());
   }
   if (!path.empty()) {
+    check_config_file(path);
     std::ifstream in(path);
     RAE_CHECK(in.good(), "cannot open config file '", path, "'");
     try {

@@ -11,6 +11,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "distributed/communicator.h"
 #include "ops/elementwise.h"
 #include "ops/optim.h"
 #include "ops/precision.h"
@@ -175,6 +176,7 @@ StepStats Trainer::step() {
   const int64_t T = model_->config().tokens(), C = model_->config().in_channels;
   const uint64_t step_key = static_cast<uint64_t>(state_.step);
   nn::ParamStore& ps = model_->params();
+  distributed::set_step(state_.step + 1);  // the step a watchdog report names (1-based, as logged)
 
   ps.zero_grad();
   param_source_->before_forward(ps);
