@@ -59,6 +59,15 @@ struct ShardWriter::Impl {
     if (stats_job.valid()) stats_job.get();  // rethrows a failure of the job
   }
 
+  // Dataset creation properties without the object modification times HDF5 would otherwise
+  // store: the same input then gives the same file bytes (and checksum) on every run.
+  Handle untimed_dcpl() {
+    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), Handle::Kind::Plist);
+    if (!dcpl.valid() || H5Pset_obj_track_times(dcpl, false) < 0)
+      h5::fail("cannot set the dataset creation properties", tmp_path);
+    return dcpl;
+  }
+
   Handle create_dataset(const char* dname, hid_t type, int rank, const hsize_t* row_dims,
                         hsize_t chunk) {
     std::vector<hsize_t> dims(rank), maxdims(rank), chunks(rank);
@@ -67,7 +76,7 @@ struct ShardWriter::Impl {
     chunks[0] = chunk;
     for (int i = 1; i < rank; ++i) dims[i] = maxdims[i] = chunks[i] = row_dims[i - 1];
     Handle space(H5Screate_simple(rank, dims.data(), maxdims.data()), Handle::Kind::Dataspace);
-    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), Handle::Kind::Plist);
+    Handle dcpl = untimed_dcpl();
     if (H5Pset_chunk(dcpl, rank, chunks.data()) < 0 ||
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)
       h5::fail("cannot set the chunk layout", tmp_path, dname);
@@ -83,7 +92,8 @@ struct ShardWriter::Impl {
                       int64_t n) {
     const hsize_t dims[1] = {static_cast<hsize_t>(n)};
     Handle space(H5Screate_simple(1, dims, nullptr), Handle::Kind::Dataspace);
-    Handle d(H5Dcreate2(file, dname, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+    Handle dcpl = untimed_dcpl();
+    Handle d(H5Dcreate2(file, dname, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
              Handle::Kind::Dataset);
     if (!d.valid()) h5::fail("cannot create dataset", tmp_path, dname);
     if (H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
