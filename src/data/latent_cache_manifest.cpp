@@ -143,7 +143,7 @@ Manifest Manifest::from_json_string(const std::string& text, const std::string& 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     RAE_THROW("manifest '", where, "' is not valid JSON: ", e.what());
   }
   Reader r{where};

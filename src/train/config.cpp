@@ -1,5 +1,6 @@
 #include "train/config.h"
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -231,6 +232,17 @@ void TrainConfig::validate() const {
        "needs train.device = cuda (BF16 activations are a CUDA feature; the CPU trains in fp32)");
 }
 
+std::string program_options_placeholder_in(const std::string& text) {
+  // Any %name% (Boost's placeholders include %canonical_option%, %value%, %invalid_line%, ...).
+  for (size_t a = text.find('%'); a != std::string::npos; a = text.find('%', a + 1)) {
+    size_t b = a + 1;
+    while (b < text.size() && (std::isalpha(static_cast<unsigned char>(text[b])) || text[b] == '_'))
+      ++b;
+    if (b > a + 1 && b < text.size() && text[b] == '%') return text.substr(a, b - a + 1);
+  }
+  return "";
+}
+
 void check_config_file(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -239,6 +251,16 @@ void check_config_file(const std::string& path) {
             fs::is_directory(st) ? "a directory" : "not a regular file", ", not a config file");
   std::ifstream in(path);
   RAE_CHECK(in.good(), "cannot read config file '", path, "': ", std::strerror(errno));
+  {
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      const std::string p = program_options_placeholder_in(line);
+      RAE_CHECK(p.empty(), "config file '", path, "' line ", n, ": '", p,
+                "' is not allowed in a config file");
+    }
+    in.clear();
+    in.seekg(0);
+  }
   po::variables_map vm;
   try {
     po::store(po::parse_config_file(in, train_options(), false), vm);
@@ -291,6 +313,9 @@ TrainConfig parse_train_config(const std::string& path, const std::vector<std::s
   try {
     // Command-line overrides first: Boost keeps the first stored value of each key.
     std::vector<std::string> args = overrides;
+    for (const std::string& a : args)
+      RAE_CHECK(program_options_placeholder_in(a).empty(), "command line: '", a, "' contains '",
+                program_options_placeholder_in(a), "', which is not allowed");
     po::store(po::command_line_parser(args).options(desc).run(), vm);
   } catch (const po::error& e) {
     RAE_THROW("command line: ", e.what());

@@ -223,6 +223,32 @@ case_config_negative_steps() {
   [ ! -e run ] || fail "run directory created before the error"
 }
 
+# A placeholder of Boost's error messages (%value%, %canonical_option%, ...) in a config file or
+# an argument made the command hang forever (found by fuzz_config): refused, at once.
+case_config_placeholder_no_hang() {
+  printf '[optim]\nlr = %%value%%\n' > pv.cfg
+  expect_error "config file 'pv.cfg' line 2: '%value%' is not allowed" \
+    -- timeout 20 "$RAE" train --config pv.cfg --cache synthetic:64x8x32x10 --run-dir run
+  local out rc
+  for args in "train --config pv.cfg --optim.lr=%value%" "cache --dat%canonical_option%a d --out c"; do
+    out=$(timeout 20 "$RAE" $args 2>&1); rc=$?
+    echo "\$ rae $args -> exit $rc: $out"
+    [ $rc -eq 2 ] && echo "$out" | grep -q "contains '%[a-z_]*%', which is not allowed" ||
+      fail "expected exit 2 naming the placeholder"
+  done
+  [ ! -e run ] && [ ! -e c ] || fail "output created before the error"
+}
+
+# A number out of a double's range in manifest.json (found by fuzz_manifest) escaped as a bare
+# JSON exception: now an error naming the manifest.
+case_manifest_number_overflow() {
+  "$RAE" synth-cache --out c --samples 16 --grid 2 --channels 4 --shard-size 8 > /dev/null
+  sed -i 's/"bytes": [0-9]*/"bytes": 11e3089064/' c/manifest.json
+  expect_error "manifest 'c/manifest.json' is not valid JSON" -- "$RAE" cache verify c
+  expect_error "manifest 'c/manifest.json' is not valid JSON" \
+    -- "$RAE" "${T[@]}" --cache c --run-dir run --steps 1
+}
+
 # A second trainer on a run directory stops at start naming the first (pid, host); the first is
 # not disturbed; the lock goes with the first one's death (SIGKILL), so a new trainer can resume.
 case_run_dir_lock() {

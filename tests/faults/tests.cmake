@@ -6,7 +6,8 @@ set(RAE_FAULT_CASES
     shard_chunks_at_most_shard_size cache_job_output_rules cache_batch_zero
     cache_job_sigkill_ranks image_truncated_jpeg image_bomb_jpeg config_is_directory
     config_nonfinite_lr config_negative_steps run_dir_lock train_sigkill_loop
-    watchdog_names_step full_filesystem make_dataset_refuses_nonempty_split)
+    watchdog_names_step full_filesystem make_dataset_refuses_nonempty_split
+    config_placeholder_no_hang manifest_number_overflow)
 foreach(case ${RAE_FAULT_CASES})
   add_test(NAME faults.${case}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/faults.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
