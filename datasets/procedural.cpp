@@ -4,9 +4,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/rng.h"
+#include "data/output_dir.h"
 
 namespace rae::datasets {
 
@@ -112,6 +115,32 @@ ProceduralReport write_procedural_dataset(const std::string& out, const Procedur
   namespace fs = std::filesystem;
   RAE_CHECK(spec.classes > 0 && spec.per_class > 0 && spec.size >= 8,
             "make-dataset: need classes > 0, per-class > 0 and size >= 8");
+  RAE_CHECK(spec.jpeg_quality >= 1 && spec.jpeg_quality <= 100,
+            "make-dataset: --quality must be in [1, 100], got ", spec.jpeg_quality);
+  RAE_CHECK(!spec.split.empty() && spec.split.find('/') == std::string::npos && spec.split != "." &&
+                spec.split != "..",
+            "make-dataset: --split must be a plain folder name, got '", spec.split, "'");
+  const fs::path root = fs::path(out) / spec.split;
+  const std::vector<std::string> there = data::dir_entries(root.string());
+  if (!there.empty()) {
+    RAE_CHECK(spec.overwrite, "make-dataset: '", root.string(), "' is not empty (",
+              data::name_sample(there),
+              "); pass --overwrite to replace a dataset make-dataset wrote there, or choose "
+              "another --out or --split");
+    RAE_CHECK(fs::exists(root / kProceduralMarker), "make-dataset: --overwrite: '", root.string(),
+              "' was not written by make-dataset (it has no ", kProceduralMarker,
+              " file); it is left alone: remove it yourself if it may go");
+    fs::remove_all(root);
+    log::info("make-dataset: --overwrite: removed the previous '", root.string(), "'");
+  }
+  fs::create_directories(root);
+  {
+    std::ofstream marker(root / kProceduralMarker);
+    marker << "{\"classes\": " << spec.classes << ", \"per_class\": " << spec.per_class
+           << ", \"size\": " << spec.size << ", \"seed\": " << spec.seed
+           << ", \"quality\": " << spec.jpeg_quality << "}\n";
+    RAE_CHECK(marker.good(), "make-dataset: cannot write ", (root / kProceduralMarker).string());
+  }
   ProceduralReport rep;
   for (int c = 0; c < spec.classes; ++c) {
     const std::string wnid = class_folder_name(c);

@@ -18,7 +18,13 @@ struct ProceduralSpec {
   uint64_t seed = 0;
   std::string split = "train";
   int jpeg_quality = 90;
+  bool overwrite =
+      false;  // replace a split this generator wrote (else a non-empty split is an error)
 };
+
+// Written first into out/<split>: marks a split as this generator's, the only kind that
+// `overwrite` removes.
+constexpr const char* kProceduralMarker = ".rae-make-dataset";
 
 struct ProceduralReport {
   int64_t rgb_jpeg = 0, gray_jpeg = 0, cmyk_jpeg = 0, png = 0, png_named_jpeg = 0;
@@ -28,7 +34,8 @@ struct ProceduralReport {
 std::string class_folder_name(int cls);  // "n00000007": sorts in class order, like ImageNet wnids
 // One image of class `cls`, sample `index`, w x h RGB.
 data::Image render_procedural(int cls, int64_t index, int w, int h, uint64_t seed);
-// Writes out/<split>/<wnid>/... and returns what was written.
+// Writes out/<split>/<wnid>/... and returns what was written. A non-empty out/<split> is an error,
+// unless `overwrite` and it holds kProceduralMarker: then it is removed first.
 ProceduralReport write_procedural_dataset(const std::string& out, const ProceduralSpec& spec);
 
 }  // namespace rae::datasets

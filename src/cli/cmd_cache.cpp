@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "data/cache_job.h"
+#include "data/image_decode.h"
 #include "data/latent_cache_verify.h"
 #include "distributed/mpi_communicator.h"
 
@@ -71,7 +72,10 @@ int cmd_cache(int argc, char** argv) {
       "watchdog: a rank waiting longer for another (e.g. one shard's encode) ends the job")(
       "progress", po::value(&o.progress_seconds)->default_value(o.progress_seconds),
       "seconds between progress lines")("limit", po::value(&o.limit)->default_value(0),
-                                        "encode only the first N images (0: all)");
+                                        "encode only the first N images (0: all)")(
+      "overwrite", "discard a cache in --out and encode again (a rerun without it resumes)")(
+      "max-image-pixels", po::value<int64_t>()->default_value(data::max_image_pixels()),
+      "refuse images with more pixels (decompression bombs; PIL's limit; 0: none)");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   if (vm.count("help")) {
@@ -80,6 +84,14 @@ int cmd_cache(int argc, char** argv) {
   }
   po::notify(vm);
   o.flip = vm.count("no-flip") == 0;
+  o.overwrite = vm.count("overwrite") > 0;
+  RAE_CHECK(o.batch >= 1, "--batch must be >= 1, got ", o.batch);
+  RAE_CHECK(o.shard_size >= 1, "--shard-size must be >= 1, got ", o.shard_size);
+  RAE_CHECK(o.threads >= 0, "--threads must be >= 0 (0: all cores), got ", o.threads);
+  RAE_CHECK(o.limit >= 0, "--limit must be >= 0 (0: all images), got ", o.limit);
+  RAE_CHECK(o.progress_seconds > 0, "--progress must be > 0 seconds, got ", o.progress_seconds);
+  RAE_CHECK(o.image_size >= 8, "--image-size must be >= 8, got ", o.image_size);
+  data::set_max_image_pixels(vm["max-image-pixels"].as<int64_t>());
   distributed::DistOptions d = distributed::DistOptions::from_env();
   d.timeout_s = vm["timeout-s"].as<double>();
   auto world = distributed::MpiCommunicator::create_world(d);

@@ -1,4 +1,4 @@
-// rae make-dataset --out DIR --classes K --per-class N [--size S] [--seed X]
+// rae make-dataset --out DIR --classes K --per-class N [--size S] [--seed X] [--overwrite]
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
@@ -22,7 +22,9 @@ int cmd_make_dataset(int argc, char** argv) {
       "size", po::value(&spec.size)->default_value(64), "shorter image side in pixels")(
       "seed", po::value(&spec.seed)->default_value(0), "RNG seed")(
       "split", po::value(&spec.split)->default_value("train"), "split folder name")(
-      "quality", po::value(&spec.jpeg_quality)->default_value(90), "JPEG quality");
+      "quality", po::value(&spec.jpeg_quality)->default_value(90), "JPEG quality")(
+      "overwrite", po::bool_switch(&spec.overwrite),
+      "replace a split that make-dataset wrote before (else a non-empty split is an error)");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   if (vm.count("help")) {

@@ -48,6 +48,8 @@ int cmd_synth_cache(int argc, char** argv) {
       "dtype", po::value(&dtype)->default_value("bf16"), "storage dtype: bf16, f16 or f32")(
       "seed", po::value(&o.seed)->default_value(0), "RNG seed")(
       "flip", po::bool_switch(&o.flip), "also write latents_flip (the grid mirrored along W)")(
+      "overwrite", po::bool_switch(&o.overwrite),
+      "replace the cache files in a non-empty --out (other files are kept)")(
       "noise-std", po::value(&o.noise_std)->default_value(0.3f),
       "per-sample noise std around the class pattern");
   po::variables_map vm;

@@ -15,6 +15,7 @@
 #include "models/registry.h"
 #include "train/config.h"
 #include "train/dist_session.h"
+#include "train/run_lock.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -71,7 +72,9 @@ int cmd_train(int argc, char** argv) {
   }
   for (const char* req : {"config", "cache", "run-dir"})
     RAE_CHECK(vm.count(req), "missing --", req, " (see rae train --help)");
-  train::TrainConfig cfg = train::parse_train_config(vm["config"].as<std::string>(), overrides);
+  const std::string config_path = vm["config"].as<std::string>();
+  train::check_config_file(config_path);
+  train::TrainConfig cfg = train::parse_train_config(config_path, overrides);
   if (vm.count("steps")) {
     cfg.steps = vm["steps"].as<int64_t>();
     RAE_CHECK(cfg.steps >= 0, "--steps must be >= 0, got ", cfg.steps);
@@ -83,6 +86,8 @@ int cmd_train(int argc, char** argv) {
   const std::string cache = vm["cache"].as<std::string>();
   auto source = open_source(cache);
   auto dist = train::DistSession::create(cfg, cfg.to_ini() + "cache=" + cache + "\n");
+  auto run_lock =
+      train::lock_run_dir(vm["run-dir"].as<std::string>(), dist ? dist->comm().rank() : 0);
   train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
                          dist ? &dist->comm() : nullptr);
   const int64_t from = trainer.resume();

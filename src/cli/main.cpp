@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "train/config.h"
 
 namespace {
 
@@ -42,6 +43,16 @@ int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
+  }
+  // Boost.Program_options would loop forever reporting an option that contains one of its
+  // message placeholders (train/config.h): refused here for every subcommand.
+  for (int i = 1; i < argc; ++i) {
+    const std::string p = rae::train::program_options_placeholder_in(argv[i]);
+    if (!p.empty()) {
+      std::fprintf(stderr, "rae: error: argument '%s' contains '%s', which is not allowed\n",
+                   argv[i], p.c_str());
+      return 2;
+    }
   }
   for (const auto& c : kCommands) {
     if (std::string(argv[1]) == c.name) {

@@ -136,7 +136,8 @@ std::string file_checksum(const std::string& path, uint64_t* bytes_out) {
   if (fd < 0) RAE_THROW("cannot open '", path, "' to checksum it: ", std::strerror(errno));
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint: larger read-ahead
   Xxh64 state;
-  std::vector<unsigned char> buf(4 << 20);
+  // 256 KiB: each piece is hashed while it is still in L2 (4 MiB buffers measured slower).
+  std::vector<unsigned char> buf(256 << 10);
   uint64_t total = 0;
   for (;;) {
     ssize_t got = ::read(fd, buf.data(), buf.size());

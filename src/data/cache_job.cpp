@@ -29,6 +29,7 @@
 #include "data/latent_cache_shard.h"
 #include "data/latent_cache_stats.h"
 #include "data/latent_cache_writer.h"
+#include "data/output_dir.h"
 #include "distributed/mpi_communicator.h"
 #include "models/vit_encoder.h"
 
@@ -200,28 +201,18 @@ struct Job {
   RAE_THROW(msg);
 }
 
-// Statistics of a finished shard, from its stored values in fixed blocks (canonical).
+// Statistics of a finished shard, from its stored values read back (a shard skipped on a rerun):
+// accumulated row by row, they equal what its writer computed.
 RunningStats shard_stats(const Job& job, const ShardInfo& info) {
   cache::ShardFile f(job.opts.out_dir, job.shape_manifest, info);
-  const int64_t E = job.layout.elements();
-  RunningStats st(E);
+  cache::StatsAccumulator acc(job.layout.elements());
   std::vector<char> raw(static_cast<size_t>(kStatsBlockRows) * job.layout.row_bytes());
-  std::vector<float> rows(static_cast<size_t>(kStatsBlockRows * E));
   for (int64_t r = 0; r < info.samples; r += kStatsBlockRows) {
     int64_t n = std::min(kStatsBlockRows, info.samples - r);
     f.read_rows(cache::View::Plain, r, n, raw.data());
-    const size_t cnt = static_cast<size_t>(n * E);
-    if (job.layout.dtype == cache::StorageDType::F32) {
-      std::memcpy(rows.data(), raw.data(), cnt * 4);
-    } else {
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(raw.data());
-      const bool bf = job.layout.dtype == cache::StorageDType::BF16;
-      for (size_t i = 0; i < cnt; ++i)
-        rows[i] = bf ? bf16_bits_to_f32(h[i]) : f16_bits_to_f32(h[i]);
-    }
-    st.add(rows.data(), n);
+    acc.add(raw.data(), job.layout.dtype, n);
   }
-  return st;
+  return acc.stats();
 }
 
 // One image on its way through the pipeline.
@@ -231,12 +222,12 @@ struct Item {
   std::vector<float> plain, flipped;  // (3, S, S) normalized
 };
 
-ShardInfo encode_shard(const Job& job, int64_t shard) {
+ShardInfo encode_shard(const Job& job, int64_t shard, RunningStats* stats) {
   const int64_t a = job.shard_begin(shard), n = job.shard_count(shard);
   const auto& cfg = job.encoder.config();
   const int64_t S = cfg.input_size, B = std::max(1, job.opts.batch);
   const bool flip = job.opts.flip;
-  cache::ShardWriter writer(job.opts.out_dir, shard_name(shard), job.layout, a);
+  cache::ShardWriter writer(job.opts.out_dir, shard_name(shard), job.layout, a, n);
   std::vector<std::shared_ptr<Item>> pending;
   auto encode_batch = [&]() {
     const int64_t m = static_cast<int64_t>(pending.size());
@@ -291,7 +282,9 @@ ShardInfo encode_shard(const Job& job, int64_t shard) {
                 if (static_cast<int64_t>(pending.size()) == B) encode_batch();
               }));
   encode_batch();
-  return writer.finish();
+  ShardInfo info = writer.finish();
+  *stats = writer.stats();
+  return info;
 }
 
 // Verifies a shard written by an earlier run (xxh64 of the file, then its structure while reading
@@ -334,13 +327,10 @@ std::map<int64_t, ShardInfo> recorded_shards(const Job& job) {
       RAE_CHECK(old.contains(key) && old[key] == value, "output directory ", job.opts.out_dir,
                 " holds a cache made with different settings: '", key, "' was ",
                 old.contains(key) ? old[key].dump() : std::string("absent"), ", now ", value.dump(),
-                " (use another --out, or delete the directory)");
+                " (use another --out, or --overwrite to replace that cache)");
     }
     for (const auto& s : j.at("shards")) candidates.push_back(shard_from_json(s));
-  } else if (fs::exists(fs::path(job.opts.out_dir) / cache::kManifestFile)) {
-    RAE_THROW("output directory ", job.opts.out_dir, " holds a cache without ", kJobFile,
-              " (not made by `rae cache`); use another --out");
-  }
+  }  // (a non-empty directory without the job file was refused by prepare_cache_dir)
   for (const ShardInfo& s : candidates) {
     if (s.first_index % job.opts.shard_size != 0) continue;
     int64_t k = s.first_index / job.opts.shard_size;
@@ -465,8 +455,9 @@ CacheJobResult coordinate(Job& job) {
       auto [kind, k] = tasks.front();
       tasks.pop_front();
       if (kind == TaskKind::Encode) {
-        ShardInfo info = encode_shard(job, k);
-        complete(kind, k, &info, shard_stats(job, info));
+        RunningStats st;
+        ShardInfo info = encode_shard(job, k, &st);
+        complete(kind, k, &info, std::move(st));
       } else {
         RunningStats st;
         if (restat_ok(k, restat_shard(job, k, &st))) complete(kind, k, nullptr, std::move(st));
@@ -484,7 +475,8 @@ CacheJobResult coordinate(Job& job) {
         auto [kind, k] = busy.at(src);
         RAE_CHECK(k == msg.shard, "cache job: rank ", src, " reported shard ", msg.shard,
                   ", assigned ", k);
-        RunningStats rs = RunningStats::unpack(msg.stats);
+        // A failed Restat (an unreadable shard) carries no statistics.
+        RunningStats rs = msg.stats.empty() ? RunningStats() : RunningStats::unpack(msg.stats);
         if (kind == TaskKind::Encode) {
           ShardInfo info = shard_from_json(json::parse(msg.text));
           complete(kind, k, &info, std::move(rs));
@@ -540,8 +532,9 @@ void work(Job& job) {
     if (kind == TaskKind::Stop) return;
     try {
       if (kind == TaskKind::Encode) {
-        ShardInfo info = encode_shard(job, k);
-        msg = make_msg(MsgKind::Done, k, shard_json(info).dump(), shard_stats(job, info).pack());
+        RunningStats st;
+        ShardInfo info = encode_shard(job, k, &st);
+        msg = make_msg(MsgKind::Done, k, shard_json(info).dump(), st.pack());
       } else {
         RunningStats st;
         std::string text = restat_shard(job, k, &st);
@@ -576,7 +569,9 @@ CacheJobResult run_cache_job(const CacheJobOptions& opts, distributed::MpiCommun
       RAE_CHECK(opts.image_size >= 8, "--image-size must be >= 8");
       job.list = data::list_image_folder(opts.data_dir, opts.split, opts.label_file);
       RAE_CHECK(!job.list.entries.empty(), "no images found under ", job.list.root);
-      fs::create_directories(opts.out_dir);
+      // Same directory, no --overwrite and a job file: a resume (checked in recorded_shards).
+      if (opts.overwrite || !fs::exists(fs::path(opts.out_dir) / kJobFile))
+        data::prepare_cache_dir(opts.out_dir, opts.overwrite, "cache");
       packed = pack_listing(job.list);
     } catch (const std::exception& e) {
       error = e.what();

@@ -10,13 +10,17 @@
 //
 // Restart. cache_job.json in the output directory records the job's settings and every finished
 // shard (file, size, xxh64). A rerun with the same settings verifies the recorded shards (size and
-// checksum) and skips them; anything missing, truncated or corrupt is written again. Different
-// settings are an error naming the setting.
+// checksum) and skips them; anything missing, truncated or corrupt is written again: that is a
+// resume, not an overwrite. Different settings are an error naming the setting. A non-empty
+// output directory without cache_job.json (another cache, other files) is an error. `overwrite`
+// (--overwrite) starts over in any case: the cache files in the directory are removed first
+// (data/output_dir.h), other files are kept.
 //
 // Statistics. Per-element mean and variance of the stored plain latents: every shard's statistics
-// are computed from its stored values in fixed 64-row blocks (so a skipped shard gives the same
-// numbers as a fresh one), sent to rank 0 and merged in shard order with Chan's formula, so the
-// result does not depend on the rank count or on restarts.
+// are accumulated row by row from its stored values (cache::StatsAccumulator: by its writer for a
+// fresh shard, from the file for a skipped one, with the same result), sent to rank 0 and merged
+// in shard order with Chan's formula, so the result does not depend on the rank count or on
+// restarts.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -43,6 +47,7 @@ struct CacheJobOptions {
   std::string device = "cpu";  // encoder device: cpu, cuda (rank r uses GPU r % count), cuda:N
   double progress_seconds = 10;
   int64_t limit = 0;  // encode only the first `limit` images (0: all); for smoke runs
+  bool overwrite = false;  // discard a cache in out_dir instead of resuming it
 };
 
 struct CacheJobResult {

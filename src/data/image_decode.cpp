@@ -1,9 +1,11 @@
 #include "data/image_decode.h"
 
 #include <jpeglib.h>
+#include <jerror.h>
 #include <png.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +52,31 @@ void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes
 }
 
 namespace {
+std::atomic<int64_t> g_max_image_pixels{kDefaultMaxImagePixels};
+}  // namespace
+
+int64_t max_image_pixels() {
+  return g_max_image_pixels.load(std::memory_order_relaxed);
+}
+
+void set_max_image_pixels(int64_t pixels) {
+  RAE_CHECK(pixels >= 0, "the image pixel limit must be >= 0 (0: none), got ", pixels);
+  g_max_image_pixels.store(pixels, std::memory_order_relaxed);
+}
+
+namespace {
+
+// Fills `message` and returns false when a w x h image is over the pixel limit.
+bool within_pixel_limit(uint64_t w, uint64_t h, char* message, size_t size) {
+  const int64_t limit = max_image_pixels();
+  if (limit == 0 || w * h <= static_cast<uint64_t>(limit)) return true;
+  std::snprintf(message, size,
+                "image size %llux%llu (%llu pixels) exceeds the limit of %lld pixels (a "
+                "decompression bomb? `rae cache --max-image-pixels` changes the limit)",
+                static_cast<unsigned long long>(w), static_cast<unsigned long long>(h),
+                static_cast<unsigned long long>(w * h), static_cast<long long>(limit));
+  return false;
+}
 
 // libjpeg reports fatal errors through error_exit; we longjmp back out of the C code (no C++
 // object with a destructor lives in the frames skipped) and throw from the C++ side.
@@ -64,7 +91,17 @@ void jpeg_error_exit(j_common_ptr cinfo) {
   (*cinfo->err->format_message)(cinfo, err->message);
   longjmp(err->jump, 1);
 }
-void jpeg_silent(j_common_ptr, int) {}
+// Warnings (level -1) about corrupt data are ignored, as PIL does, except running out of data:
+// the memory source reports that as JWRN_JPEG_EOF and would pad the image with gray, where PIL
+// stops with "image file is truncated".
+void jpeg_emit(j_common_ptr cinfo, int level) {
+  if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+    auto* err = reinterpret_cast<JpegErr*>(cinfo->err);
+    std::snprintf(err->message, JMSG_LENGTH_MAX,
+                  "image file is truncated (the JPEG data ends before the image does)");
+    longjmp(err->jump, 1);
+  }
+}
 
 // PIL's MULDIV255: a * b / 255 with rounding.
 inline int muldiv255(int a, int b) {
@@ -80,7 +117,7 @@ int decode_jpeg_c(const uint8_t* data, size_t size, Image* out, std::vector<uint
   JpegErr err;
   cinfo.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_error_exit;
-  err.mgr.emit_message = jpeg_silent;
+  err.mgr.emit_message = jpeg_emit;
   if (setjmp(err.jump)) {
     std::strncpy(message, err.message, JMSG_LENGTH_MAX);
     jpeg_destroy_decompress(&cinfo);
@@ -89,6 +126,10 @@ int decode_jpeg_c(const uint8_t* data, size_t size, Image* out, std::vector<uint
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  if (!within_pixel_limit(cinfo.image_width, cinfo.image_height, message, JMSG_LENGTH_MAX)) {
+    jpeg_destroy_decompress(&cinfo);
+    return 1;
+  }
   bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   // Gray and YCbCr decode straight to RGB (gray is replicated, as PIL's L -> RGB).
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
@@ -138,25 +179,49 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
   return img;
 }
 
+constexpr size_t kPngMessageBytes = 256;
+
 struct PngReader {
   const uint8_t* data;
   size_t size;
   size_t pos;
+  volatile bool ended = false;  // a read ran past the end (read after a longjmp)
 };
 
 void png_read_mem(png_structp png, png_bytep out, png_size_t n) {
   auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
-  if (r->pos + n > r->size) png_error(png, "truncated PNG");
+  if (n > r->size - r->pos) {
+    r->ended = true;
+    png_error(png, "image file is truncated (the PNG data ends before the image does)");
+  }
   std::memcpy(out, r->data + r->pos, n);
   r->pos += n;
 }
 
 void png_error_fn(png_structp png, png_const_charp msg) {
   auto* message = static_cast<char*>(png_get_error_ptr(png));
-  std::strncpy(message, msg, 199);
+  std::strncpy(message, msg, kPngMessageBytes - 1);
   png_longjmp(png, 1);
 }
 void png_warn_fn(png_structp, png_const_charp) {}
+
+// 16-bit grayscale (big-endian samples) -> 8 bits clipped to 255, as PIL's I;16 -> L/RGB.
+int finish_png_rows(std::vector<uint8_t>* raw, int w, int h, int ch, bool gray16, int* w_out,
+                    int* h_out, int* ch_out) {
+  if (gray16) {
+    const size_t n = static_cast<size_t>(w) * h;
+    uint8_t* p = raw->data();
+    for (size_t i = 0; i < n; ++i) {
+      const unsigned v = (static_cast<unsigned>(p[2 * i]) << 8) | p[2 * i + 1];
+      p[i] = static_cast<uint8_t>(v > 255 ? 255 : v);
+    }
+    raw->resize(n);
+  }
+  *w_out = w;
+  *h_out = h;
+  *ch_out = ch;
+  return 0;
+}
 
 int decode_png_c(const uint8_t* data, size_t size, std::vector<uint8_t>* raw, int* w_out,
                  int* h_out, int* ch_out, char* message) {
@@ -170,10 +235,21 @@ int decode_png_c(const uint8_t* data, size_t size, std::vector<uint8_t>* raw, in
     return 1;
   }
   png_set_read_fn(png, &reader, png_read_mem);
+  // A CRC mismatch in any chunk is an error (libpng only warns for ancillary chunks; PIL refuses
+  // those read before the image data).
+  png_set_crc_action(png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
   png_read_info(png, info);
+  if (!within_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), message,
+                          kPngMessageBytes)) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return 1;
+  }
   int color = png_get_color_type(png, info);
   int depth = png_get_bit_depth(png, info);
-  if (depth == 16) png_set_strip_16(png);  // high byte, as PIL's "RGB;16B"
+  // 16-bit: the high byte (PIL's "RGB;16B", "LA;16B"), except plain grayscale, which PIL opens
+  // as "I;16" and clips to 255 when converting: kept 16-bit here (big-endian) and clipped below.
+  const bool gray16 = depth == 16 && color == PNG_COLOR_TYPE_GRAY;
+  if (depth == 16 && !gray16) png_set_strip_16(png);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   png_set_interlace_handling(png);
@@ -182,9 +258,11 @@ int decode_png_c(const uint8_t* data, size_t size, std::vector<uint8_t>* raw, in
   int h = static_cast<int>(png_get_image_height(png, info));
   int ch = png_get_channels(png, info);
   size_t rowbytes = png_get_rowbytes(png, info);
-  if (rowbytes != static_cast<size_t>(w) * ch) png_error(png, "unexpected PNG row layout");
+  if (rowbytes != static_cast<size_t>(w) * ch * (gray16 ? 2 : 1))
+    png_error(png, "unexpected PNG row layout");
   raw->resize(rowbytes * h);
-  std::vector<png_bytep>* rows = new std::vector<png_bytep>(h);  // freed below (no longjmp past)
+  // Freed below (no longjmp past); volatile: read after a longjmp.
+  std::vector<png_bytep>* volatile rows = new std::vector<png_bytep>(h);
   for (int y = 0; y < h; ++y) (*rows)[y] = raw->data() + rowbytes * y;
   if (setjmp(png_jmpbuf(png))) {
     delete rows;
@@ -192,19 +270,22 @@ int decode_png_c(const uint8_t* data, size_t size, std::vector<uint8_t>* raw, in
     return 1;
   }
   png_read_image(png, rows->data());
-  png_read_end(png, nullptr);
   delete rows;
+  // After the last row: the rest of the compressed stream and the trailing chunks. Corruption
+  // there is an error; data that simply ends (no IEND) is accepted, as PIL does.
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return reader.ended ? finish_png_rows(raw, w, h, ch, gray16, w_out, h_out, ch_out) : 1;
+  }
+  png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
-  *w_out = w;
-  *h_out = h;
-  *ch_out = ch;
-  return 0;
+  return finish_png_rows(raw, w, h, ch, gray16, w_out, h_out, ch_out);
 }
 
 Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
   std::vector<uint8_t> raw;
   int w = 0, h = 0, ch = 0;
-  char message[200] = {0};
+  char message[kPngMessageBytes] = {0};
   if (decode_png_c(data, size, &raw, &w, &h, &ch, message) != 0)
     RAE_THROW("cannot decode PNG ", name, ": ", message);
   RAE_CHECK(w > 0 && h > 0 && ch >= 1 && ch <= 4, "unsupported PNG layout in ", name);
@@ -358,7 +439,7 @@ std::vector<uint8_t> encode_png(const Image& img) {
   std::vector<png_bytep> rows(img.height);
   for (int y = 0; y < img.height; ++y) rows[y] = const_cast<png_bytep>(img.row(y));
   std::vector<uint8_t> out;
-  char message[200] = {0};
+  char message[kPngMessageBytes] = {0};
   if (encode_png_c(&img, &out, rows.data(), message) != 0)
     RAE_THROW("PNG encoding failed: ", message);
   return out;

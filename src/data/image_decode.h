@@ -1,7 +1,8 @@
 // Image decoding (libjpeg-turbo, libpng) to 8-bit RGB, and encoding for the dataset generator.
 // The format is detected from the file's magic bytes, never its extension (ImageNet has a PNG
 // named .JPEG). Grayscale and CMYK JPEGs and every PNG variant are converted to RGB exactly as
-// PIL's Image.convert("RGB") does, so cached latents match a PIL-based reference pipeline.
+// PIL's Image.convert("RGB") does (16-bit grayscale PNGs, PIL mode "I;16", clip to 255; other
+// 16-bit PNGs keep the high byte), so cached latents match a PIL-based reference pipeline.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,6 +26,18 @@ struct Image {
 
 enum class ImageFormat { Jpeg, Png, Unknown };
 ImageFormat detect_image_format(const uint8_t* data, size_t size);
+
+// Bad input, as PIL's defaults treat it: image data that ends before the image does ("image file
+// is truncated": PIL's ImageFile.LOAD_TRUNCATED_IMAGES = False) and data the decoder cannot decode
+// are errors naming the file; recoverable corruption that PIL decodes with a libjpeg warning is
+// decoded too. A missing PNG trailer after complete image data is accepted (as PIL); a PNG chunk
+// CRC mismatch is an error (PIL ignores IDAT CRCs). Images with more than max_image_pixels()
+// pixels are refused from the header, before any pixel buffer is allocated (PIL's
+// decompression-bomb check: Image.MAX_IMAGE_PIXELS = 89,478,485, where PIL warns, erroring at
+// twice that; here the limit itself is the error).
+constexpr int64_t kDefaultMaxImagePixels = 89478485;  // PIL: 1024 * 1024 * 1024 // 4 // 3
+int64_t max_image_pixels();
+void set_max_image_pixels(int64_t pixels);  // 0: no limit (process-wide)
 
 // Decodes a JPEG or PNG held in memory to RGB (3 channels). `name` is used in error messages.
 Image decode_image(const uint8_t* data, size_t size, const std::string& name);

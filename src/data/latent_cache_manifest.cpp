@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -115,7 +116,7 @@ Manifest Manifest::from_json_string(const std::string& text, const std::string& 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     RAE_THROW("manifest '", where, "' is not valid JSON: ", e.what());
   }
   Reader r{where};
@@ -183,12 +184,23 @@ Manifest Manifest::from_json_string(const std::string& text, const std::string& 
   return m;
 }
 
+bool LatentLayout::in_bounds() const {
+  const int64_t k = kMaxSampleElements;
+  if (grid_h <= 0 || grid_w <= 0 || channels <= 0 || grid_h > k || grid_w > k || channels > k)
+    return false;
+  return grid_h * grid_w <= k && grid_h * grid_w * channels <= k;  // each factor <= 2^28
+}
+
 void Manifest::validate(const std::string& where) const {
   auto bad = [&](const std::string& key, const std::string& why) {
     RAE_THROW("manifest '", where, "': key '", key, "' ", why);
   };
   if (layout.grid_h <= 0 || layout.grid_w <= 0) bad("grid", "must have h, w > 0");
   if (layout.channels <= 0) bad("channels", "must be > 0");
+  if (!layout.in_bounds())
+    bad("channels", "gives samples of " + std::to_string(layout.grid_h) + "x" +
+                        std::to_string(layout.grid_w) + "x" + std::to_string(layout.channels) +
+                        " elements, more than the limit of " + std::to_string(kMaxSampleElements));
   if (num_classes < 0) bad("num_classes", "must be >= 0");
   if (!class_names.empty() && static_cast<int64_t>(class_names.size()) != num_classes)
     bad("class_names", "has " + std::to_string(class_names.size()) + " names but num_classes is " +
@@ -206,6 +218,8 @@ void Manifest::validate(const std::string& where) const {
           "must be a plain file name inside the cache directory, got '" + s.file + "'");
     if (!files.insert(s.file).second) bad(p + ".file", "'" + s.file + "' is listed twice");
     if (s.samples <= 0) bad(p + ".samples", "must be > 0");
+    if (s.samples > std::numeric_limits<int64_t>::max() - next)
+      bad(p + ".samples", "overflows the sample count");
     if (s.first_index != next)
       bad(p + ".first_index", "is " + std::to_string(s.first_index) + ", expected " +
                                   std::to_string(next) +

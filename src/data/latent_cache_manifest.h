@@ -22,6 +22,12 @@ const char* storage_dtype_name(StorageDType t);                 // "bf16", "f16"
 StorageDType storage_dtype_from_name(const std::string& name);  // throws naming the string
 size_t storage_dtype_size(StorageDType t);
 
+// Largest sample (H*W*C elements of one view): 2^28 elements, 1 GiB as f32. Far above any
+// encoder's token grid (DINOv2-B: 196,608); a bound so that a typo such as --channels 1e12 is an
+// error rather than an allocation failure (an HDF5 chunk, which holds at least one row, must also
+// stay below 4 GiB).
+constexpr int64_t kMaxSampleElements = int64_t{1} << 28;
+
 // The shape and storage of every latent in a cache.
 struct LatentLayout {
   int64_t grid_h = 0, grid_w = 0, channels = 0;
@@ -31,6 +37,9 @@ struct LatentLayout {
   int64_t tokens() const { return grid_h * grid_w; }
   int64_t elements() const { return tokens() * channels; }  // per sample and view
   size_t row_bytes() const { return elements() * storage_dtype_size(dtype); }
+  // grid_h, grid_w, channels > 0 and elements() <= kMaxSampleElements (checked without
+  // overflow).
+  bool in_bounds() const;
 };
 
 struct ShardInfo {

@@ -1,6 +1,7 @@
 #include "data/latent_cache_reader.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -15,8 +16,10 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/rng.h"
 #include "data/latent_cache_shard.h"
+#include "data/latent_cache_verify.h"
 
 namespace rae::cache {
 
@@ -223,7 +226,8 @@ struct LatentCacheReader::Impl {
              items[b].row - items[a].row < max_run)
         ++b;
       const int64_t row0 = items[a].row, rows = items[b - 1].row - row0 + 1;
-      staging.resize(rows * row_bytes);
+      // Grown, never shrunk: resize() to a larger size zero-fills, which cost more than the reads.
+      if (staging.size() < rows * row_bytes) staging.resize(rows * row_bytes);
       shards[items[a].shard]->read_rows(static_cast<View>(items[a].view), row0, rows,
                                         staging.data());
       for (int64_t k = a; k < b; ++k)
@@ -287,6 +291,34 @@ struct LatentCacheReader::Impl {
     }
   }
 
+  // Shards without per-row checksums (ShardFile) are verified whole against the manifest's xxh64
+  // before any of their rows is used, on `threads` threads: a one-time cost at open, bounded by
+  // the disk, that caches written by ShardWriter do not pay.
+  void verify_legacy_shards() {
+    std::vector<size_t> todo;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < shards.size(); ++i)
+      if (!shards[i]->has_row_checksums()) {
+        todo.push_back(i);
+        bytes += manifest.shards[i].bytes;
+      }
+    if (todo.empty()) return;
+    log::info("cache '", dir, "': ", todo.size(), " shard(s) without per-row checksums; verifying ",
+              bytes / 1e6, " MB against the manifest's xxh64 before reading");
+    std::vector<std::string> problems(todo.size());
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < std::max(1, opt.threads); ++t)
+      pool.emplace_back([&] {
+        for (size_t k; (k = next++) < todo.size();)
+          problems[k] = shard_file_problem(dir, manifest.shards[todo[k]]);
+      });
+    for (auto& t : pool) t.join();
+    for (const std::string& p : problems)
+      if (!p.empty())
+        RAE_THROW(p, " (refusing to read it; `rae cache verify ", dir, "` lists all)");
+  }
+
   void start(DataPosition pos) {
     RAE_CHECK(pos.epoch >= 0 && pos.step >= 0 && pos.step < steps, "cache reader: position (epoch ",
               pos.epoch, ", step ", pos.step, ") is invalid: an epoch of '", dir, "' has ", steps,
@@ -340,6 +372,7 @@ LatentCacheReader::LatentCacheReader(const std::string& dir, const ReaderOptions
                                    static_cast<size_t>(o.prefetch + o.threads + 4));
   for (const ShardInfo& s : m.manifest.shards)
     m.shards.push_back(std::make_unique<ShardFile>(dir, m.manifest, s, o.direct_io));
+  m.verify_legacy_shards();
   m.start(start);
 }
 

@@ -10,20 +10,23 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "data/latent_cache_checksum.h"
 
 namespace rae::cache {
 
 using h5::Handle;
 
 namespace {
-const char* kViewNames[2] = {"latents", "latents_flip"};
-}
+// Direct reads are checked in pieces of about this size, each hashed while it is still in cache.
+constexpr size_t kVerifyPieceBytes = 256 << 10;
+}  // namespace
 
 ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo& info,
                      bool direct_io)
     : path_((std::filesystem::path(dir) / info.file).string()),
       layout_(m.layout),
-      samples_(info.samples) {
+      samples_(info.samples),
+      first_index_(info.first_index) {
   h5::quiet_errors();
   struct stat st;
   if (::stat(path_.c_str(), &st) != 0)
@@ -41,7 +44,7 @@ ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo&
 
   const int views = layout_.has_flip ? 2 : 1;
   for (int v = 0; v < views; ++v) {
-    const char* name = kViewNames[v];
+    const char* name = kViewDatasets[v];
     dsets_[v] = Handle(H5Dopen2(file_, name, H5P_DEFAULT), Handle::Kind::Dataset);
     if (!dsets_[v].valid()) h5::fail("missing dataset", path_, name);
     auto dims = h5::dataset_dims(dsets_[v], path_, name);
@@ -112,6 +115,8 @@ ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo&
                 ", outside [0, ", m.num_classes, ")");
   }
 
+  load_checksums();
+
   fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) RAE_THROW("cannot open shard '", path_, "': ", std::strerror(errno));
   // With direct reads for every view, HDF5 is no longer needed: close it.
@@ -125,6 +130,40 @@ ShardFile::ShardFile(const std::string& dir, const Manifest& m, const ShardInfo&
 
 ShardFile::~ShardFile() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+void ShardFile::load_checksums() {
+  const int views = layout_.has_flip ? 2 : 1;
+  for (int v = 0; v < views; ++v) {
+    const char* name = kRowChecksumDatasets[v];
+    htri_t exists = H5Lexists(file_, name, H5P_DEFAULT);
+    H5Eclear2(H5E_DEFAULT);
+    if (exists <= 0) {
+      if (v > 0 && has_row_checksums())
+        RAE_THROW("shard '", path_, "' has '", kRowChecksumDatasets[0], "' but no '", name, "'");
+      row_sums_[0].clear();
+      return;  // no row checksums: the reader verifies the whole file instead
+    }
+    Handle d(H5Dopen2(file_, name, H5P_DEFAULT), Handle::Kind::Dataset);
+    if (!d.valid()) h5::fail("cannot open dataset", path_, name);
+    auto dims = h5::dataset_dims(d, path_, name);
+    Handle ftype(H5Dget_type(d), Handle::Kind::Datatype);
+    if (dims.size() != 1 || static_cast<int64_t>(dims[0]) != samples_ ||
+        H5Tget_class(ftype) != H5T_INTEGER || H5Tget_size(ftype) != 8)
+      RAE_THROW("shard '", path_, "' dataset '", name, "' must be (", samples_, ") uint64");
+    row_sums_[v].resize(samples_);
+    checked_[v] = std::make_unique<std::atomic<uint8_t>[]>(samples_);  // zero: none checked
+    if (H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, row_sums_[v].data()) < 0)
+      h5::fail("cannot read", path_, name);
+  }
+  Handle labels(H5Dopen2(file_, "labels", H5P_DEFAULT), Handle::Kind::Dataset);
+  if (labels.valid() && h5::has_attr(labels, kChecksumAttr)) {
+    const std::string stored = h5::read_string_attr(labels, kChecksumAttr, path_, "labels");
+    const std::string actual = checksum_hex(xxh64(labels_.data(), labels_.size() * 4));
+    if (actual != stored)
+      RAE_THROW("shard '", path_, "' dataset 'labels' fails its checksum: xxh64 ", actual,
+                ", stored ", stored, "; the file is corrupt (`rae cache verify` checks a cache)");
+  }
 }
 
 void ShardFile::map_dataset(View view, const char* name, bool direct_io) {
@@ -189,10 +228,43 @@ void ShardFile::pread_all(void* dst, size_t bytes, uint64_t offset, const char* 
 
 void ShardFile::read_rows(View view, int64_t row0, int64_t count, void* dst) const {
   const int v = static_cast<int>(view);
-  const char* name = kViewNames[v];
   RAE_CHECK(v == 0 || layout_.has_flip, "shard '", path_, "' has no latents_flip");
   RAE_CHECK(row0 >= 0 && count >= 0 && row0 + count <= samples_, "shard '", path_, "': rows [",
             row0, ", ", row0 + count, ") out of range (", samples_, " samples)");
+  if (!has_row_checksums()) return read_raw(v, row0, count, dst);
+  if (!direct(view)) {  // H5Dread: the whole selection, then the checks
+    read_raw(v, row0, count, dst);
+    return check_rows(v, row0, count, dst);
+  }
+  const size_t row_bytes = layout_.row_bytes();
+  const int64_t piece = std::max<int64_t>(1, static_cast<int64_t>(kVerifyPieceBytes / row_bytes));
+  char* out = static_cast<char*>(dst);
+  for (int64_t r = 0; r < count; r += piece) {
+    const int64_t n = std::min(piece, count - r);
+    read_raw(v, row0 + r, n, out + r * row_bytes);
+    check_rows(v, row0 + r, n, out + r * row_bytes);
+  }
+}
+
+void ShardFile::check_rows(int v, int64_t row0, int64_t count, const void* rows) const {
+  const size_t row_bytes = layout_.row_bytes();
+  const char* p = static_cast<const char*>(rows);
+  for (int64_t r = 0; r < count; ++r) {
+    std::atomic<uint8_t>& done = checked_[v][row0 + r];
+    if (done.load(std::memory_order_relaxed)) continue;
+    const uint64_t h = xxh64(p + r * row_bytes, row_bytes);
+    const uint64_t want = row_sums_[v][row0 + r];
+    if (h != want)
+      RAE_THROW("shard '", path_, "' dataset '", kViewDatasets[v], "' row ", row0 + r, " (sample ",
+                first_index_ + row0 + r, ") fails its checksum: xxh64 ", checksum_hex(h),
+                ", stored ", checksum_hex(want),
+                "; the file is corrupt (`rae cache verify` checks a whole cache)");
+    done.store(1, std::memory_order_relaxed);
+  }
+}
+
+void ShardFile::read_raw(int v, int64_t row0, int64_t count, void* dst) const {
+  const char* name = kViewDatasets[v];
   const uint64_t row_bytes = layout_.row_bytes();
   const DataMap& map = maps_[v];
   switch (map.kind) {

@@ -1,12 +1,15 @@
 #include "data/latent_cache_stats.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "data/latent_cache_manifest.h"
+#include "ops/cpu/cpu_util.h"
 
 namespace rae::cache {
 
@@ -21,23 +24,116 @@ std::vector<double> RunningStats::variance() const {
 
 void RunningStats::add(const float* rows, int64_t n) {
   if (n <= 0) return;
-  const int64_t e = elements();
-  // Two passes over the batch (exact batch mean, then M2 around it), then one Chan merge: more
-  // accurate than per-sample Welford updates and vectorizable.
-  std::vector<double> bmean(e, 0.0), bm2(e, 0.0);
-  for (int64_t r = 0; r < n; ++r) {
-    const float* x = rows + r * e;
-    for (int64_t i = 0; i < e; ++i) bmean[i] += x[i];
-  }
-  for (int64_t i = 0; i < e; ++i) bmean[i] /= static_cast<double>(n);
-  for (int64_t r = 0; r < n; ++r) {
-    const float* x = rows + r * e;
-    for (int64_t i = 0; i < e; ++i) {
-      double d = x[i] - bmean[i];
-      bm2[i] += d * d;
+  StatsAccumulator acc(elements());
+  acc.add(rows, n);
+  merge(acc.stats());
+}
+
+namespace {
+// Elements per tile: the tile's sums (2 x 8 KiB) stay in L1 while every row of a batch passes.
+constexpr int64_t kStatsTile = 1024;
+
+struct LoadF32 {
+  const float* p;
+  float operator()(int64_t i) const { return p[i]; }
+};
+struct LoadBf16 {
+  const uint16_t* p;
+  float operator()(int64_t i) const { return bf16_bits_to_f32(p[i]); }
+};
+struct LoadF16 {
+  const uint16_t* p;
+  float operator()(int64_t i) const { return f16_bits_to_f32(p[i]); }
+};
+
+template <typename Load, typename T>
+inline __attribute__((always_inline)) void accumulate(const T* rows, int64_t n, int64_t e,
+                                                      const float* shift, double* s1, double* s2) {
+  for (int64_t i0 = 0; i0 < e; i0 += kStatsTile) {
+    const int64_t i1 = std::min(e, i0 + kStatsTile);
+    for (int64_t r = 0; r < n; ++r) {
+      const Load x{rows + r * e};
+      for (int64_t i = i0; i < i1; ++i) {
+        const double d = static_cast<double>(x(i)) - static_cast<double>(shift[i]);
+        s1[i] += d;
+        s2[i] += d * d;
+      }
     }
   }
-  merge(from_moments(n, std::move(bmean), std::move(bm2)));
+}
+
+// The kernels, in an AVX2 clone and a baseline clone (ops/cpu/cpu_util.h). No FMA contraction:
+// every clone rounds d * d and the sum separately, so a shard's statistics have the same bits on
+// every CPU (a cache job may be resumed on other nodes).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+RAE_VEC_CLONES_V3 void accumulate_f32(const float* rows, int64_t n, int64_t e, const float* shift,
+                                      double* s1, double* s2) {
+  accumulate<LoadF32>(rows, n, e, shift, s1, s2);
+}
+RAE_VEC_CLONES_V3 void accumulate_bf16(const uint16_t* rows, int64_t n, int64_t e,
+                                       const float* shift, double* s1, double* s2) {
+  accumulate<LoadBf16>(rows, n, e, shift, s1, s2);
+}
+void accumulate_f16(const uint16_t* rows, int64_t n, int64_t e, const float* shift, double* s1,
+                    double* s2) {
+  accumulate<LoadF16>(rows, n, e, shift, s1, s2);  // f16 -> f32 is a call: nothing to vectorise
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+}  // namespace
+
+StatsAccumulator::StatsAccumulator(int64_t elements)
+    : shift_(elements, 0.0f), s1_(elements, 0.0), s2_(elements, 0.0) {}
+
+void StatsAccumulator::add(const void* rows, StorageDType dtype, int64_t n) {
+  if (n <= 0) return;
+  const int64_t e = static_cast<int64_t>(shift_.size());
+  if (count_ == 0) {  // the shift: the first row's values (it contributes 0 to both sums)
+    for (int64_t i = 0; i < e; ++i) {
+      switch (dtype) {
+        case StorageDType::F32:
+          shift_[i] = static_cast<const float*>(rows)[i];
+          break;
+        case StorageDType::BF16:
+          shift_[i] = bf16_bits_to_f32(static_cast<const uint16_t*>(rows)[i]);
+          break;
+        case StorageDType::F16:
+          shift_[i] = f16_bits_to_f32(static_cast<const uint16_t*>(rows)[i]);
+          break;
+      }
+    }
+  }
+  switch (dtype) {
+    case StorageDType::F32:
+      accumulate_f32(static_cast<const float*>(rows), n, e, shift_.data(), s1_.data(), s2_.data());
+      break;
+    case StorageDType::BF16:
+      accumulate_bf16(static_cast<const uint16_t*>(rows), n, e, shift_.data(), s1_.data(),
+                      s2_.data());
+      break;
+    case StorageDType::F16:
+      accumulate_f16(static_cast<const uint16_t*>(rows), n, e, shift_.data(), s1_.data(),
+                     s2_.data());
+      break;
+  }
+  count_ += n;
+}
+
+RunningStats StatsAccumulator::stats() const {
+  const size_t e = shift_.size();
+  std::vector<double> mean(e, 0.0), m2(e, 0.0);
+  if (count_ > 0) {
+    const double n = static_cast<double>(count_);
+    for (size_t i = 0; i < e; ++i) {
+      mean[i] = static_cast<double>(shift_[i]) + s1_[i] / n;
+      m2[i] = std::max(0.0, s2_[i] - s1_[i] * s1_[i] / n);  // rounding may dip below 0
+    }
+  }
+  return RunningStats::from_moments(count_, std::move(mean), std::move(m2));
 }
 
 void RunningStats::merge(const RunningStats& o) {

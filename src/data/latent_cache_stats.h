@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "data/latent_cache_manifest.h"
 #include "tensor/tensor.h"
 
 namespace rae::cache {
@@ -22,7 +23,8 @@ class RunningStats {
   const std::vector<double>& m2() const { return m2_; }
   std::vector<double> variance() const;  // population variance M2 / count (0 when count == 0)
 
-  // Adds n samples, each `elements()` contiguous floats: (n, elements).
+  // Merges the statistics of n samples, each `elements()` contiguous floats: (n, elements)
+  // (StatsAccumulator over the rows, then merge()).
   void add(const float* rows, int64_t n);
   // Chan's merge: this <- this U other.
   void merge(const RunningStats& other);
@@ -35,6 +37,26 @@ class RunningStats {
  private:
   int64_t count_ = 0;
   std::vector<double> mean_, m2_;
+};
+
+// Statistics of rows added one at a time in row order, as per-element sums around a shift (the
+// first row's values): s1 = sum(x - K), s2 = sum((x - K)^2) in double. The sums are added in row
+// order whatever the batches the rows arrive in, so a shard's statistics do not depend on how its
+// writer was fed: the writer (from the rows it stores) and a reader of the finished shard get the
+// same bits. (x - K)^2 of floats is exact in double, so only the additions round.
+class StatsAccumulator {
+ public:
+  explicit StatsAccumulator(int64_t elements);
+  // n rows of `elements` values in the storage dtype (bf16/f16 bits or f32).
+  void add(const void* rows, StorageDType dtype, int64_t n);
+  void add(const float* rows, int64_t n) { add(rows, StorageDType::F32, n); }
+  int64_t count() const { return count_; }
+  RunningStats stats() const;  // count, mean = K + s1/n, M2 = s2 - s1^2/n
+
+ private:
+  int64_t count_ = 0;
+  std::vector<float> shift_;
+  std::vector<double> s1_, s2_;
 };
 
 // stats.safetensors: "mean" and "var" f32 (tokens, channels), "count" i64 (1); metadata

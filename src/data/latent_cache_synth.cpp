@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "data/latent_cache_stats.h"
 #include "data/latent_cache_writer.h"
+#include "data/output_dir.h"
 
 namespace rae::cache {
 
@@ -43,11 +44,15 @@ Manifest write_synthetic_cache(const SynthOptions& o) {
   RAE_CHECK(o.samples > 0, "synth-cache: --samples must be > 0, got ", o.samples);
   RAE_CHECK(o.grid_h > 0 && o.grid_w > 0 && o.channels > 0,
             "synth-cache: grid and channels must be > 0");
+  RAE_CHECK(LatentLayout({o.grid_h, o.grid_w, o.channels, o.dtype, o.flip}).in_bounds(),
+            "synth-cache: samples of ", o.grid_h, "x", o.grid_w, "x", o.channels,
+            " elements exceed the limit of ", kMaxSampleElements,
+            " elements per sample (2^28, 1 GiB as f32)");
   RAE_CHECK(o.classes >= 1, "synth-cache: --classes must be >= 1");
   RAE_CHECK(o.shard_size > 0, "synth-cache: --shard-size must be > 0");
   LatentLayout layout{o.grid_h, o.grid_w, o.channels, o.dtype, o.flip};
-  std::filesystem::create_directories(o.out);
-  ShardSetWriter writer(o.out, "shard-", layout, 0, o.shard_size);
+  data::prepare_cache_dir(o.out, o.overwrite, "synth-cache");
+  ShardSetWriter writer(o.out, "shard-", layout, 0, o.shard_size, o.samples);
   const int64_t e = layout.elements();
   const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(1024, (64 << 20) / (e * 4)));
   std::vector<float> lat(batch * e), flip(o.flip ? batch * e : 0);

@@ -20,12 +20,14 @@ struct SynthOptions {
   uint64_t seed = 0;
   bool flip = false;       // also write latents_flip
   float noise_std = 0.3f;  // per-sample noise around the class pattern
+  bool overwrite = false;  // replace a cache in `out` (else a non-empty `out` is an error)
 };
 
 // The value of synthetic sample `index` (f32, (H*W*C) written to out) and its label.
 int32_t synth_sample(const SynthOptions& o, int64_t index, float* out, bool flipped = false);
 
-// Writes shards, stats.safetensors and manifest.json; returns the manifest.
+// Writes shards, stats.safetensors and manifest.json; returns the manifest. A non-empty `out` is
+// an error unless `overwrite` (data/output_dir.h: then its cache files are replaced).
 Manifest write_synthetic_cache(const SynthOptions& o);
 
 }  // namespace rae::cache

@@ -28,6 +28,24 @@ std::string VerifyReport::summary() const {
   return os.str();
 }
 
+std::string shard_file_problem(const std::string& dir, const ShardInfo& s, uint64_t* bytes) {
+  const std::string path = (fs::path(dir) / s.file).string();
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "shard '" + path + "' is missing";
+  if (static_cast<uint64_t>(st.st_size) != s.bytes)
+    return "shard '" + path + "' is " + std::to_string(st.st_size) + " bytes, the manifest says " +
+           std::to_string(s.bytes) +
+           (static_cast<uint64_t>(st.st_size) < s.bytes ? " (truncated)" : "");
+  try {
+    std::string sum = file_checksum(path, bytes);
+    if (sum != s.checksum)
+      return "shard '" + path + "' is corrupt: xxh64 " + sum + ", the manifest says " + s.checksum;
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 VerifyReport verify_cache(const std::string& dir, int threads) {
   VerifyReport rep;
   Manifest m;
@@ -42,24 +60,14 @@ VerifyReport verify_cache(const std::string& dir, int threads) {
   std::atomic<size_t> next{0};
   auto check_shard = [&](size_t i) {
     const ShardInfo& s = m.shards[i];
-    std::string path = (fs::path(dir) / s.file).string();
     std::vector<std::string> found;
-    struct stat st;
     uint64_t bytes = 0;
-    if (::stat(path.c_str(), &st) != 0) {
-      found.push_back("shard '" + path + "' (shards[" + std::to_string(i) + "]) is missing");
-    } else if (static_cast<uint64_t>(st.st_size) != s.bytes) {
-      found.push_back("shard '" + path + "' is " + std::to_string(st.st_size) +
-                      " bytes, the manifest says " + std::to_string(s.bytes) +
-                      (static_cast<uint64_t>(st.st_size) < s.bytes ? " (truncated)" : ""));
+    std::string problem = shard_file_problem(dir, s, &bytes);
+    if (!problem.empty()) {
+      found.push_back(problem);
     } else {
       try {
-        std::string sum = file_checksum(path, &bytes);
-        if (sum != s.checksum)
-          found.push_back("shard '" + path + "' is corrupt: xxh64 " + sum + ", the manifest says " +
-                          s.checksum);
-        else
-          ShardFile shard(dir, m, s);  // structure, count, index, labels
+        ShardFile shard(dir, m, s);  // structure, count, index, labels
       } catch (const std::exception& e) {
         found.push_back(e.what());
       }

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "data/latent_cache_manifest.h"
+
 namespace rae::cache {
 
 struct VerifyReport {
@@ -22,5 +24,10 @@ struct VerifyReport {
 // and labels; and the stats file's shape and count. Never throws for a damaged cache: every problem
 // goes into the report. `threads` shards are checksummed in parallel.
 VerifyReport verify_cache(const std::string& dir, int threads = 2);
+
+// The file-level check of one listed shard: present, size and xxh64 as the manifest lists them.
+// Returns "" when it holds, else the problem (naming the file); `bytes` gets the bytes hashed.
+std::string shard_file_problem(const std::string& dir, const ShardInfo& s,
+                               uint64_t* bytes = nullptr);
 
 }  // namespace rae::cache

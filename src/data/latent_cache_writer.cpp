@@ -14,35 +14,23 @@
 #include "core/error.h"
 #include "data/latent_cache_checksum.h"
 #include "data/latent_cache_h5.h"
+#include "data/latent_cache_shard.h"
+#include "ops/cpu/cpu_util.h"
 
 namespace rae::cache {
 
 namespace fs = std::filesystem;
 using h5::Handle;
 
-void f32_to_bf16_block(const float* src, uint16_t* bits, float* rounded, size_t count) {
+RAE_VEC_CLONES_V3 void f32_to_bf16_block(const float* src, uint16_t* bits, size_t count) {
   // Branch-free form of f32_to_bf16_bits (same results bit for bit) so that the compiler
   // vectorises it: round to nearest even, NaN kept quiet with its sign and top payload bits.
-  auto one = [](uint32_t u) -> uint16_t {
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t u;
+    std::memcpy(&u, src + i, 4);
     const uint32_t rne = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
     const uint32_t nan = (u >> 16) | 0x40u;
-    return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rne);
-  };
-  if (rounded) {
-    for (size_t i = 0; i < count; ++i) {
-      uint32_t u;
-      std::memcpy(&u, src + i, 4);
-      const uint16_t b = one(u);
-      bits[i] = b;
-      const uint32_t back = static_cast<uint32_t>(b) << 16;
-      std::memcpy(rounded + i, &back, 4);
-    }
-  } else {
-    for (size_t i = 0; i < count; ++i) {
-      uint32_t u;
-      std::memcpy(&u, src + i, 4);
-      bits[i] = one(u);
-    }
+    bits[i] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rne);
   }
 }
 
@@ -53,17 +41,31 @@ struct ShardWriter::Impl {
   int64_t rows = 0;
   int64_t chunk_rows = 1;
   bool finished = false;
-  Handle file, latents, latents_flip, labels, index;
+  Handle file, latents, latents_flip;
   Handle storage_type;  // file and memory type of latent elements
-  RunningStats stats;
-  std::vector<uint16_t> bits16;  // conversion buffer for 16-bit storage
-  std::vector<float> rounded;    // stored values back in f32 (for statistics)
-  // Statistics of `rounded` run on a second thread while the rows are written (the only reader
-  // of `rounded` and writer of `stats`; wait_stats() before touching either).
+  StatsAccumulator stats{0};
+  RunningStats stats_out;  // stats.stats(), refreshed by wait_stats()
+  // 16-bit storage of the batch, per view: grown as needed, never zero-filled.
+  std::unique_ptr<uint16_t[]> bits16[2];
+  size_t bits16_size[2] = {0, 0};
+  std::vector<uint64_t> row_sums[2];  // xxh64 of every stored row, per view
+  std::vector<int32_t> labels;        // written at finish(), with the index
+  // The plain view's row checksums and statistics run on a second thread while the rows are
+  // written (the only reader of bits16[0] and writer of `stats` and row_sums[0]; wait_stats()
+  // before touching any of them).
   std::future<void> stats_job;
 
   void wait_stats() {
     if (stats_job.valid()) stats_job.get();  // rethrows a failure of the job
+  }
+
+  // Dataset creation properties without the object modification times HDF5 would otherwise
+  // store: the same input then gives the same file bytes (and checksum) on every run.
+  Handle untimed_dcpl() {
+    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), Handle::Kind::Plist);
+    if (!dcpl.valid() || H5Pset_obj_track_times(dcpl, false) < 0)
+      h5::fail("cannot set the dataset creation properties", tmp_path);
+    return dcpl;
   }
 
   Handle create_dataset(const char* dname, hid_t type, int rank, const hsize_t* row_dims,
@@ -74,13 +76,28 @@ struct ShardWriter::Impl {
     chunks[0] = chunk;
     for (int i = 1; i < rank; ++i) dims[i] = maxdims[i] = chunks[i] = row_dims[i - 1];
     Handle space(H5Screate_simple(rank, dims.data(), maxdims.data()), Handle::Kind::Dataspace);
-    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), Handle::Kind::Plist);
+    Handle dcpl = untimed_dcpl();
     if (H5Pset_chunk(dcpl, rank, chunks.data()) < 0 ||
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)
       h5::fail("cannot set the chunk layout", tmp_path, dname);
     Handle d(H5Dcreate2(file, dname, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
              Handle::Kind::Dataset);
     if (!d.valid()) h5::fail("cannot create dataset", tmp_path, dname);
+    return d;
+  }
+
+  // A 1-D contiguous dataset of n values written in one go (labels, index, row checksums: their
+  // size is known when the shard is finished, so they need no chunking).
+  Handle write_vector(const char* dname, hid_t file_type, hid_t mem_type, const void* data,
+                      int64_t n) {
+    const hsize_t dims[1] = {static_cast<hsize_t>(n)};
+    Handle space(H5Screate_simple(1, dims, nullptr), Handle::Kind::Dataspace);
+    Handle dcpl = untimed_dcpl();
+    Handle d(H5Dcreate2(file, dname, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+             Handle::Kind::Dataset);
+    if (!d.valid()) h5::fail("cannot create dataset", tmp_path, dname);
+    if (H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+      h5::fail("cannot write (disk full?)", tmp_path, dname);
     return d;
   }
 
@@ -104,30 +121,46 @@ struct ShardWriter::Impl {
       h5::fail("cannot write rows (disk full?)", tmp_path, dname);
   }
 
-  // Converts n rows of f32 to the storage dtype, writes them, and (for `latents`) updates stats.
-  void write_latents(Handle& d, const char* dname, const float* src, int64_t n, bool with_stats) {
-    const size_t count = static_cast<size_t>(n * layout.elements());
-    if (layout.dtype == StorageDType::F32) {
+  uint16_t* bits_for(int view, size_t count) {
+    if (bits16_size[view] < count) {
+      bits16[view].reset(new uint16_t[count]);  // uninitialised: every element is written next
+      bits16_size[view] = count;
+    }
+    return bits16[view].get();
+  }
+
+  // Converts n rows of f32 to the storage dtype, records the xxh64 of each stored row, writes
+  // them, and for the plain view (0) updates the statistics from the stored values. With 16-bit
+  // storage the plain view's checksums and statistics run on the second thread, in parallel with
+  // the flipped view's conversion and both views' writes.
+  void write_latents(int view, const float* src, int64_t n) {
+    Handle& d = view == 0 ? latents : latents_flip;
+    const char* dname = view == 0 ? "latents" : "latents_flip";
+    const int64_t e = layout.elements();
+    const size_t rb = layout.row_bytes();
+    if (layout.dtype == StorageDType::F32) {  // stored as given
+      for (int64_t r = 0; r < n; ++r) row_sums[view].push_back(xxh64(src + r * e, rb));
       write_rows(d, dname, H5T_NATIVE_FLOAT, src, n);
-      if (with_stats) stats.add(src, n);
+      if (view == 0) stats.add(src, n);  // src is the caller's: not kept past this call
       return;
     }
-    if (with_stats) {
-      wait_stats();
-      rounded.resize(count);
-    }
-    bits16.resize(count);
+    if (view == 0) wait_stats();  // the job reads bits16[0]
+    uint16_t* bits = bits_for(view, static_cast<size_t>(n * e));
     if (layout.dtype == StorageDType::BF16) {
-      f32_to_bf16_block(src, bits16.data(), with_stats ? rounded.data() : nullptr, count);
+      f32_to_bf16_block(src, bits, static_cast<size_t>(n * e));
     } else {
-      for (size_t i = 0; i < count; ++i) bits16[i] = f32_to_f16_bits(src[i]);
-      if (with_stats)
-        for (size_t i = 0; i < count; ++i) rounded[i] = f16_bits_to_f32(bits16[i]);
+      for (int64_t i = 0; i < n * e; ++i) bits[i] = f32_to_f16_bits(src[i]);
     }
-    if (with_stats)
-      stats_job = std::async(std::launch::async, [this, n] { stats.add(rounded.data(), n); });
+    if (view == 0) {
+      stats_job = std::async(std::launch::async, [this, bits, n, e, rb] {
+        for (int64_t r = 0; r < n; ++r) row_sums[0].push_back(xxh64(bits + r * e, rb));
+        stats.add(bits, layout.dtype, n);
+      });
+    } else {
+      for (int64_t r = 0; r < n; ++r) row_sums[1].push_back(xxh64(bits + r * e, rb));
+    }
     const hid_t mtype = layout.dtype == StorageDType::BF16 ? H5T_NATIVE_UINT16 : storage_type.get();
-    write_rows(d, dname, mtype, bits16.data(), n);
+    write_rows(d, dname, mtype, bits, n);
   }
 
   // Starts asynchronous writeback of the pages written so far, so that the disk works while the
@@ -148,8 +181,6 @@ struct ShardWriter::Impl {
     if (stats_job.valid()) stats_job.wait();
     latents.reset();
     latents_flip.reset();
-    labels.reset();
-    index.reset();
     file.reset();
     std::error_code ec;
     fs::remove(tmp_path, ec);
@@ -161,9 +192,9 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name,
     : impl_(std::make_unique<Impl>()) {
   h5::quiet_errors();
   Impl& m = *impl_;
-  RAE_CHECK(layout.grid_h > 0 && layout.grid_w > 0 && layout.channels > 0,
-            "ShardWriter: bad latent layout ", layout.grid_h, "x", layout.grid_w, "x",
-            layout.channels);
+  RAE_CHECK(layout.in_bounds(), "ShardWriter: bad latent layout ", layout.grid_h, "x",
+            layout.grid_w, "x", layout.channels, " (each > 0, at most ", kMaxSampleElements,
+            " elements per sample)");
   RAE_CHECK(first_index >= 0, "ShardWriter: negative first_index ", first_index);
   RAE_CHECK(!name.empty() && name.find('/') == std::string::npos,
             "ShardWriter: shard name must be a plain file name, got '", name, "'");
@@ -173,7 +204,7 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name,
   m.first_index = first_index;
   m.final_path = (fs::path(dir) / (name + ".h5")).string();
   m.tmp_path = m.final_path + ".tmp";
-  m.stats = RunningStats(layout.elements());
+  m.stats = StatsAccumulator(layout.elements());
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) RAE_THROW("cannot create cache directory '", dir, "': ", ec.message());
@@ -208,11 +239,7 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name,
 
     m.chunk_rows =
         std::max<int64_t>(1, static_cast<int64_t>(kChunkTargetBytes / layout.row_bytes()));
-    int64_t id_chunk = 1 << 16;
-    if (expected_samples > 0) {
-      m.chunk_rows = std::min(m.chunk_rows, expected_samples);
-      id_chunk = std::min(id_chunk, expected_samples);
-    }
+    if (expected_samples > 0) m.chunk_rows = std::min(m.chunk_rows, expected_samples);
     const hsize_t row[2] = {static_cast<hsize_t>(layout.tokens()),
                             static_cast<hsize_t>(layout.channels)};
     m.latents = m.create_dataset("latents", m.storage_type, 3, row, m.chunk_rows);
@@ -221,8 +248,6 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name,
       m.latents_flip = m.create_dataset("latents_flip", m.storage_type, 3, row, m.chunk_rows);
       h5::write_string_attr(m.latents_flip, "dtype", dtname, m.tmp_path, "latents_flip");
     }
-    m.labels = m.create_dataset("labels", H5T_STD_I32LE, 1, nullptr, id_chunk);
-    m.index = m.create_dataset("index", H5T_STD_I64LE, 1, nullptr, id_chunk);
   } catch (...) {
     m.remove_tmp();
     throw;
@@ -240,12 +265,9 @@ void ShardWriter::append(const float* lat, const float* flip, const int32_t* lab
   if (n == 0) return;
   RAE_CHECK(m.layout.has_flip == (flip != nullptr), "ShardWriter '", m.final_path, "': the layout ",
             m.layout.has_flip ? "needs" : "has no", " flipped latents");
-  m.write_latents(m.latents, "latents", lat, n, true);
-  if (flip) m.write_latents(m.latents_flip, "latents_flip", flip, n, false);
-  m.write_rows(m.labels, "labels", H5T_NATIVE_INT32, labels, n);
-  std::vector<int64_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = m.first_index + m.rows + i;
-  m.write_rows(m.index, "index", H5T_NATIVE_INT64, ids.data(), n);
+  m.write_latents(0, lat, n);
+  if (flip) m.write_latents(1, flip, n);
+  m.labels.insert(m.labels.end(), labels, labels + n);
   m.rows += n;
   m.start_writeback();
 }
@@ -292,7 +314,8 @@ int64_t ShardWriter::samples() const {
 }
 const RunningStats& ShardWriter::stats() const {
   impl_->wait_stats();
-  return impl_->stats;
+  impl_->stats_out = impl_->stats.stats();
+  return impl_->stats_out;
 }
 const std::string& ShardWriter::final_path() const {
   return impl_->final_path;
@@ -305,8 +328,22 @@ ShardInfo ShardWriter::finish() {
   m.wait_stats();
   m.latents.close_checked(m.tmp_path, "latents");
   m.latents_flip.close_checked(m.tmp_path, "latents_flip");
-  m.labels.close_checked(m.tmp_path, "labels");
-  m.index.close_checked(m.tmp_path, "index");
+  {
+    Handle labels =
+        m.write_vector("labels", H5T_STD_I32LE, H5T_NATIVE_INT32, m.labels.data(), m.rows);
+    h5::write_string_attr(labels, kChecksumAttr,
+                          checksum_hex(xxh64(m.labels.data(), m.labels.size() * sizeof(int32_t))),
+                          m.tmp_path, "labels");
+    labels.close_checked(m.tmp_path, "labels");
+    std::vector<int64_t> ids(m.rows);
+    for (int64_t i = 0; i < m.rows; ++i) ids[i] = m.first_index + i;
+    m.write_vector("index", H5T_STD_I64LE, H5T_NATIVE_INT64, ids.data(), m.rows)
+        .close_checked(m.tmp_path, "index");
+    for (int v = 0; v < (m.layout.has_flip ? 2 : 1); ++v)
+      m.write_vector(kRowChecksumDatasets[v], H5T_STD_U64LE, H5T_NATIVE_UINT64,
+                     m.row_sums[v].data(), m.rows)
+          .close_checked(m.tmp_path, kRowChecksumDatasets[v]);
+  }
   if (H5Fflush(m.file, H5F_SCOPE_GLOBAL) < 0)
     h5::fail("cannot flush shard (disk full?)", m.tmp_path);
   m.file.close_checked(m.tmp_path);
@@ -330,13 +367,15 @@ ShardInfo ShardWriter::finish() {
 }
 
 ShardSetWriter::ShardSetWriter(const std::string& dir, const std::string& prefix,
-                               const LatentLayout& layout, int64_t first_index, int64_t shard_size)
+                               const LatentLayout& layout, int64_t first_index, int64_t shard_size,
+                               int64_t total_samples)
     : dir_(dir),
       prefix_(prefix),
       layout_(layout),
       first_index_(first_index),
       next_index_(first_index),
       shard_size_(shard_size),
+      total_samples_(total_samples),
       stats_(layout.elements()) {
   RAE_CHECK(shard_size > 0, "ShardSetWriter: shard size must be > 0, got ", shard_size);
 }
@@ -355,7 +394,10 @@ void ShardSetWriter::append(const float* lat, const float* flip, const int32_t* 
     if (!open_) {
       char num[16];
       std::snprintf(num, sizeof num, "%05zu", done_.size());
-      open_ = std::make_unique<ShardWriter>(dir_, prefix_ + num, layout_, next_index_, shard_size_);
+      int64_t expected = shard_size_;
+      if (total_samples_ > 0)
+        expected = std::clamp<int64_t>(first_index_ + total_samples_ - next_index_, 1, shard_size_);
+      open_ = std::make_unique<ShardWriter>(dir_, prefix_ + num, layout_, next_index_, expected);
     }
     int64_t take = std::min(n - done, shard_size_ - open_->samples());
     open_->append(lat + done * e, flip ? flip + done * e : nullptr, labels + done, take);

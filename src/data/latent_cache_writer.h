@@ -17,8 +17,8 @@ namespace rae::cache {
 constexpr size_t kChunkTargetBytes = 4 << 20;
 
 // f32 -> bf16 bits of `count` values, identical to f32_to_bf16_bits (round to nearest even, NaN
-// preserved) but vectorisable; `rounded` (may be null) gets the stored values back in f32.
-void f32_to_bf16_block(const float* src, uint16_t* bits, float* rounded, size_t count);
+// preserved) but vectorisable.
+void f32_to_bf16_block(const float* src, uint16_t* bits, size_t count);
 
 class ShardWriter {
  public:
@@ -56,8 +56,9 @@ class ShardWriter {
 // entries and the stats, merges them with RunningStats::merge and saves the manifest).
 class ShardSetWriter {
  public:
+  // `total_samples` (0: unknown) sizes the last shard's chunks to what it will hold.
   ShardSetWriter(const std::string& dir, const std::string& prefix, const LatentLayout& layout,
-                 int64_t first_index, int64_t shard_size);
+                 int64_t first_index, int64_t shard_size, int64_t total_samples = 0);
   // Same argument forms as ShardWriter::append; the samples may span shard boundaries.
   void append(const float* latents, const float* latents_flip, const int32_t* labels, int64_t n);
   void append(const Tensor& latents, const Tensor& latents_flip, const Tensor& labels);
@@ -69,7 +70,7 @@ class ShardSetWriter {
  private:
   std::string dir_, prefix_;
   LatentLayout layout_;
-  int64_t first_index_, next_index_, shard_size_;
+  int64_t first_index_, next_index_, shard_size_, total_samples_;
   std::unique_ptr<ShardWriter> open_;
   std::vector<ShardInfo> done_;
   RunningStats stats_;

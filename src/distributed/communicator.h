@@ -143,7 +143,8 @@ int64_t broadcast_i64(Communicator* comm, int64_t value, int root = 0);
 double sum_f64(Communicator* comm, double value);
 void barrier(Communicator* comm);
 
-// The step number printed in watchdog messages (set by the trainer each step).
+// The step number printed in watchdog messages: the trainer sets it at the start of each step,
+// 1-based as its logs and metrics.jsonl count (0: start-up, before the first step).
 void set_step(int64_t step);
 int64_t current_step();
 

@@ -85,6 +85,12 @@ std::string describe(const CollectiveInfo& info) {
   return os.str();
 }
 
+// Steps are numbered from 1 as the trainer logs them (distributed::set_step); 0 is the start-up
+// (consistency check, parameter broadcast) before the first step.
+std::string step_text(int64_t step) {
+  return step > 0 ? "step " + std::to_string(step) : std::string("before the first step");
+}
+
 Slot* mine() {
   return g_slots && g_my_slot >= 0 ? &g_slots[g_my_slot] : nullptr;
 }
@@ -193,7 +199,8 @@ std::string describe_peers() {
     if (i == g_my_slot) continue;
     Slot& p = g_slots[i];
     int64_t pid = load(p.pid);
-    os << "  rank " << g_world_ranks[i] << " (pid " << pid << ", step " << load(p.step) << "): ";
+    os << "  rank " << g_world_ranks[i] << " (pid " << pid << ", " << step_text(load(p.step))
+       << "): ";
     bool alive = pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
     int64_t waiting = load(p.waiting_since);
     std::string last = load_text(p.last_completed);
@@ -223,10 +230,10 @@ void fire(const CollectiveInfo& info, double waited_s, const std::string& detail
   }
   int world_rank = g_my_slot >= 0 ? g_world_ranks[g_my_slot] : -1;
   std::ostringstream os;
-  os << "\n[rae dist watchdog] rank " << world_rank << " (pid " << ::getpid() << "), step "
-     << current_step() << ": collective " << describe(info) << " (" << info.bytes << " bytes "
-     << dtype_name(info.dtype) << ", comm rank " << info.comm_rank << "/" << info.comm_size
-     << ") did not complete within " << waited_s << " s (timeout " << timeout()
+  os << "\n[rae dist watchdog] rank " << world_rank << " (pid " << ::getpid() << "), "
+     << step_text(current_step()) << ": collective " << describe(info) << " (" << info.bytes
+     << " bytes " << dtype_name(info.dtype) << ", comm rank " << info.comm_rank << "/"
+     << info.comm_size << ") did not complete within " << waited_s << " s (timeout " << timeout()
      << " s: rae train --dist.timeout_s, rae cache --timeout-s).\n";
   if (!detail.empty()) os << "  " << detail << "\n";
   os << "  peers on this node:\n" << describe_peers();

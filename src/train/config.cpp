@@ -1,7 +1,13 @@
 #include "train/config.h"
 
+#include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -9,6 +15,7 @@
 #include "core/error.h"
 
 namespace po = boost::program_options;
+namespace fs = std::filesystem;
 
 namespace rae::train {
 
@@ -126,6 +133,29 @@ std::string fmt_double(double v) {
   return std::string(buf, r.ptr);
 }
 
+// Sets the fields of the keys present in `vm` (no validation).
+void fill_from(TrainConfig& c, const po::variables_map& vm) {
+  auto b = bind(c);
+  for (size_t i = 0; i < b.size(); ++i) {
+    const Key& k = kKeys[i];
+    if (!vm.count(k.name)) continue;
+    switch (k.kind) {
+      case Key::Int:
+        *b[i].i = vm[k.name].as<int64_t>();
+        break;
+      case Key::Double:
+        *b[i].d = vm[k.name].as<double>();
+        break;
+      case Key::String:
+        *b[i].s = vm[k.name].as<std::string>();
+        break;
+      case Key::Bool:
+        *b[i].b = vm[k.name].as<bool>();
+        break;
+    }
+  }
+}
+
 }  // namespace
 
 po::options_description train_options() {
@@ -155,84 +185,134 @@ po::options_description train_options() {
 }
 
 void TrainConfig::from_variables(const po::variables_map& vm) {
-  auto b = bind(*this);
-  for (size_t i = 0; i < b.size(); ++i) {
-    const Key& k = kKeys[i];
-    if (!vm.count(k.name)) continue;
-    switch (k.kind) {
-      case Key::Int:
-        *b[i].i = vm[k.name].as<int64_t>();
-        break;
-      case Key::Double:
-        *b[i].d = vm[k.name].as<double>();
-        break;
-      case Key::String:
-        *b[i].s = vm[k.name].as<std::string>();
-        break;
-      case Key::Bool:
-        *b[i].b = vm[k.name].as<bool>();
-        break;
-    }
-  }
+  fill_from(*this, vm);
   validate();
 }
 
+namespace {
+
+// The checks of one key's value alone, for the keys `wanted` accepts (a config file is checked
+// for the keys it sets: its values may be fine only together with command-line overrides, so the
+// combinations are checked once everything is read, in TrainConfig::validate).
+void check_values(const TrainConfig& c, const std::function<bool(const std::string&)>& wanted) {
+  auto need = [&](bool ok, const char* key, const auto& v, const char* what) {
+    if (!ok && wanted(key)) RAE_THROW("config key '", key, "': value ", v, " ", what);
+  };
+  TrainConfig copy = c;
+  auto b = bind(copy);
+  for (size_t i = 0; i < b.size(); ++i)  // inf and nan pass most range checks below: refused here
+    if (kKeys[i].kind == Key::Double)
+      need(std::isfinite(*b[i].d), kKeys[i].name, *b[i].d, "must be a finite number");
+  need(c.steps >= 0, "train.steps", c.steps, "must be >= 0");
+  need(c.global_batch_size >= 1, "train.global_batch_size", c.global_batch_size, "must be >= 1");
+  need(c.grad_accum_steps >= 1, "train.grad_accum_steps", c.grad_accum_steps, "must be >= 1");
+  need(c.seed >= 0, "train.seed", c.seed, "must be >= 0");
+  need(c.class_dropout >= 0 && c.class_dropout < 1, "model.class_dropout", c.class_dropout,
+       "must be in [0, 1)");
+  need(c.ema_decay >= 0 && c.ema_decay <= 1, "train.ema_decay", c.ema_decay, "must be in [0, 1]");
+  need(c.max_bad_steps >= 1, "train.max_bad_steps", c.max_bad_steps, "must be >= 1");
+  bool device_ok = true;
+  try {
+    parse_device(c.device);
+  } catch (const std::exception&) {
+    device_ok = false;
+  }
+  need(device_ok, "train.device", "'" + c.device + "'", "must be cpu, cuda or cuda:N");
+  need(c.precision == "fp32" || c.precision == "tf32" || c.precision == "bf16", "train.precision",
+       "'" + c.precision + "'", "must be fp32, tf32 or bf16");
+  need(c.lr >= 0, "optim.lr", c.lr, "must be >= 0");
+  need(c.beta1 >= 0 && c.beta1 < 1, "optim.beta1", c.beta1, "must be in [0, 1)");
+  need(c.beta2 >= 0 && c.beta2 < 1, "optim.beta2", c.beta2, "must be in [0, 1)");
+  need(c.eps > 0, "optim.eps", c.eps, "must be > 0");
+  need(c.weight_decay >= 0, "optim.weight_decay", c.weight_decay, "must be >= 0");
+  need(c.schedule == "constant" || c.schedule == "linear" || c.schedule == "cosine",
+       "schedule.type", "'" + c.schedule + "'", "must be constant, linear or cosine");
+  need(c.warmup_steps >= 0, "schedule.warmup_steps", c.warmup_steps, "must be >= 0");
+  need(c.decay_end_steps >= 0, "schedule.decay_end_steps", c.decay_end_steps, "must be >= 0");
+  need(c.shift_base > 0, "transport.shift_base", c.shift_base, "must be > 0");
+  need(c.shift_dim >= 0, "transport.shift_dim", c.shift_dim, "must be >= 0");
+  need(c.log_every >= 1, "log.every", c.log_every, "must be >= 1");
+  need(c.ckpt_every >= 1, "checkpoint.every", c.ckpt_every, "must be >= 1");
+  need(c.keep_last >= 1, "checkpoint.keep_last", c.keep_last, "must be >= 1");
+  need(c.keep_every >= 0, "checkpoint.keep_every", c.keep_every, "must be >= 0");
+  need(c.time_dist == "uniform" || c.time_dist.rfind("logit-normal_", 0) == 0,
+       "transport.time_dist", "'" + c.time_dist + "'", "must be uniform or logit-normal_MU_SIGMA");
+  bool overrides_ok = false;
+  try {
+    overrides_ok = nlohmann::json::parse(c.model_overrides).is_object();
+  } catch (const nlohmann::json::exception&) {
+  }
+  need(overrides_ok, "model.overrides", c.model_overrides, "must be a JSON object");
+  need(c.shard == "no_shard" || c.shard == "shard_grad_op" || c.shard == "full_shard" ||
+           c.shard == "hybrid_shard",
+       "dist.shard", "'" + c.shard + "'",
+       "must be no_shard, shard_grad_op, full_shard or hybrid_shard");
+  need(c.comm_dtype == "fp32" || c.comm_dtype == "bf16", "dist.comm_dtype",
+       "'" + c.comm_dtype + "'", "must be fp32 or bf16");
+  need(c.bucket_mb > 0, "dist.bucket_mb", c.bucket_mb, "must be > 0");
+  need(c.timeout_s > 0, "dist.timeout_s", c.timeout_s, "must be > 0");
+  need(c.node_size >= 0, "dist.node_size", c.node_size, "must be >= 0");
+  need(c.backend == "auto" || c.backend == "mpi" || c.backend == "nccl", "dist.backend",
+       "'" + c.backend + "'", "must be auto, mpi or nccl");
+}
+
+}  // namespace
+
 void TrainConfig::validate() const {
+  check_values(*this, [](const std::string&) { return true; });
+  // Combinations of keys.
   auto need = [](bool ok, const char* key, const auto& v, const char* what) {
     if (!ok) RAE_THROW("config key '", key, "': value ", v, " ", what);
   };
-  need(steps >= 0, "train.steps", steps, "must be >= 0");
-  need(global_batch_size >= 1, "train.global_batch_size", global_batch_size, "must be >= 1");
-  need(grad_accum_steps >= 1, "train.grad_accum_steps", grad_accum_steps, "must be >= 1");
   need(global_batch_size % grad_accum_steps == 0, "train.grad_accum_steps", grad_accum_steps,
        "must divide train.global_batch_size");
-  need(class_dropout >= 0 && class_dropout < 1, "model.class_dropout", class_dropout,
-       "must be in [0, 1)");
-  need(ema_decay >= 0 && ema_decay <= 1, "train.ema_decay", ema_decay, "must be in [0, 1]");
-  need(max_bad_steps >= 1, "train.max_bad_steps", max_bad_steps, "must be >= 1");
-  try {
-    parse_device(device);
-  } catch (const std::exception&) {
-    need(false, "train.device", "'" + device + "'", "must be cpu, cuda or cuda:N");
-  }
-  need(precision == "fp32" || precision == "tf32" || precision == "bf16", "train.precision",
-       "'" + precision + "'", "must be fp32, tf32 or bf16");
   need(precision != "bf16" || parse_device(device).is_cuda(), "train.precision",
        "'" + precision + "'",
        "needs train.device = cuda (BF16 activations are a CUDA feature; the CPU trains in fp32)");
-  need(lr >= 0, "optim.lr", lr, "must be >= 0");
-  need(beta1 >= 0 && beta1 < 1, "optim.beta1", beta1, "must be in [0, 1)");
-  need(beta2 >= 0 && beta2 < 1, "optim.beta2", beta2, "must be in [0, 1)");
-  need(eps > 0, "optim.eps", eps, "must be > 0");
-  need(weight_decay >= 0, "optim.weight_decay", weight_decay, "must be >= 0");
-  need(schedule == "constant" || schedule == "linear" || schedule == "cosine", "schedule.type",
-       "'" + schedule + "'", "must be constant, linear or cosine");
-  need(warmup_steps >= 0, "schedule.warmup_steps", warmup_steps, "must be >= 0");
-  need(shift_base > 0, "transport.shift_base", shift_base, "must be > 0");
-  need(shift_dim >= 0, "transport.shift_dim", shift_dim, "must be >= 0");
-  need(log_every >= 1, "log.every", log_every, "must be >= 1");
-  need(ckpt_every >= 1, "checkpoint.every", ckpt_every, "must be >= 1");
-  need(keep_last >= 1, "checkpoint.keep_last", keep_last, "must be >= 1");
-  need(keep_every >= 0, "checkpoint.keep_every", keep_every, "must be >= 0");
-  need(time_dist == "uniform" || time_dist.rfind("logit-normal_", 0) == 0, "transport.time_dist",
-       "'" + time_dist + "'", "must be uniform or logit-normal_MU_SIGMA");
-  try {
-    need(nlohmann::json::parse(model_overrides).is_object(), "model.overrides", model_overrides,
-         "must be a JSON object");
-  } catch (const nlohmann::json::exception&) {
-    need(false, "model.overrides", model_overrides, "is not JSON");
+}
+
+std::string program_options_placeholder_in(const std::string& text) {
+  // Any %name% (Boost's placeholders include %canonical_option%, %value%, %invalid_line%, ...).
+  for (size_t a = text.find('%'); a != std::string::npos; a = text.find('%', a + 1)) {
+    size_t b = a + 1;
+    while (b < text.size() && (std::isalpha(static_cast<unsigned char>(text[b])) || text[b] == '_'))
+      ++b;
+    if (b > a + 1 && b < text.size() && text[b] == '%') return text.substr(a, b - a + 1);
   }
-  need(shard == "no_shard" || shard == "shard_grad_op" || shard == "full_shard" ||
-           shard == "hybrid_shard",
-       "dist.shard", "'" + shard + "'",
-       "must be no_shard, shard_grad_op, full_shard or hybrid_shard");
-  need(comm_dtype == "fp32" || comm_dtype == "bf16", "dist.comm_dtype", "'" + comm_dtype + "'",
-       "must be fp32 or bf16");
-  need(bucket_mb > 0, "dist.bucket_mb", bucket_mb, "must be > 0");
-  need(timeout_s > 0, "dist.timeout_s", timeout_s, "must be > 0");
-  need(node_size >= 0, "dist.node_size", node_size, "must be >= 0");
-  need(backend == "auto" || backend == "mpi" || backend == "nccl", "dist.backend",
-       "'" + backend + "'", "must be auto, mpi or nccl");
+  return "";
+}
+
+void check_config_file(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  RAE_CHECK(fs::exists(st), "config file '", path, "' does not exist");
+  RAE_CHECK(fs::is_regular_file(st), "config file '", path, "' is ",
+            fs::is_directory(st) ? "a directory" : "not a regular file", ", not a config file");
+  std::ifstream in(path);
+  RAE_CHECK(in.good(), "cannot read config file '", path, "': ", std::strerror(errno));
+  {
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      const std::string p = program_options_placeholder_in(line);
+      RAE_CHECK(p.empty(), "config file '", path, "' line ", n, ": '", p,
+                "' is not allowed in a config file");
+    }
+    in.clear();
+    in.seekg(0);
+  }
+  po::variables_map vm;
+  try {
+    po::store(po::parse_config_file(in, train_options(), false), vm);
+  } catch (const po::error& e) {
+    RAE_THROW("config file '", path, "': ", e.what());
+  }
+  TrainConfig c;
+  fill_from(c, vm);
+  try {
+    check_values(c, [&](const std::string& key) { return vm.count(key) && !vm[key].defaulted(); });
+  } catch (const std::exception& e) {
+    RAE_THROW("config file '", path, "': ", e.what());
+  }
 }
 
 std::string TrainConfig::to_ini() const {
@@ -272,11 +352,15 @@ TrainConfig parse_train_config(const std::string& path, const std::vector<std::s
   try {
     // Command-line overrides first: Boost keeps the first stored value of each key.
     std::vector<std::string> args = overrides;
+    for (const std::string& a : args)
+      RAE_CHECK(program_options_placeholder_in(a).empty(), "command line: '", a, "' contains '",
+                program_options_placeholder_in(a), "', which is not allowed");
     po::store(po::command_line_parser(args).options(desc).run(), vm);
   } catch (const po::error& e) {
     RAE_THROW("command line: ", e.what());
   }
   if (!path.empty()) {
+    check_config_file(path);
     std::ifstream in(path);
     RAE_CHECK(in.good(), "cannot open config file '", path, "'");
     try {

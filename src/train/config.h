@@ -66,6 +66,16 @@ struct TrainConfig {
 
 // Every config key, for registration on a command line.
 boost::program_options::options_description train_options();
+// The first "%name%" in `text` (the form of Boost.Program_options' error-message placeholders:
+// "%canonical_option%", "%value%", "%invalid_line%", ...), or "". Boost substitutes them in a loop
+// that never ends when the offending option or value itself contains one, so such input must be
+// refused before Boost sees it.
+std::string program_options_placeholder_in(const std::string& text);
+
+// Checks a config file before it is used: a readable regular file (not a directory) whose keys
+// are known and whose values are each in range and finite; errors name the file and the key.
+// (Combinations of keys are checked by TrainConfig::validate once overrides are applied.)
+void check_config_file(const std::string& path);
 // Parses `path` (if not empty) and `args` overrides; throws rae::Error naming the key/file.
 TrainConfig parse_train_config(const std::string& path, const std::vector<std::string>& overrides);
 

@@ -182,7 +182,7 @@ StepStats Trainer::step() {
   const auto t_start = Clock::now();
   const int64_t GB = cfg_.global_batch_size, K = cfg_.grad_accum_steps;
   const int64_t W = world_ ? world_->size() : 1, per_rank = GB / W, mb = per_rank / K;
-  distributed::set_step(state_.step);
+  distributed::set_step(state_.step + 1);  // the step a watchdog report names (1-based, as logged)
   DataBatch batch = data_.next();
   RAE_CHECK(batch.latents.defined() && batch.latents.dim(0) == per_rank, "data batch ",
             batch.latents.str(), " has not this rank's ", per_rank, " samples");

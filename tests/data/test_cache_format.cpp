@@ -128,6 +128,14 @@ TEST(CacheManifest, BadKeysAreNamed) {
   EXPECT_NE(msg.find("key 'total_samples'"), std::string::npos) << msg;
   msg = msg_for("\"file\": \"a.h5\"", "\"file\": \"../a.h5\"");
   EXPECT_NE(msg.find("shards[0].file"), std::string::npos) << msg;
+  // Sizes that would overflow or exhaust memory downstream.
+  msg = msg_for("\"channels\": 4", "\"channels\": 4000000000");
+  EXPECT_NE(msg.find("key 'channels' gives samples of"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more than the limit of 268435456"), std::string::npos) << msg;
+  msg = msg_for("\"samples\": 5", "\"samples\": 9223372036854775800");
+  EXPECT_NE(msg.find("overflows the sample count"), std::string::npos) << msg;
+  msg = msg_for("\"channels\": 4", "\"channels\": 4e999");
+  EXPECT_NE(msg.find("m.json' is not valid JSON"), std::string::npos) << msg;
   msg = msg_for("\"checksum\": \"0123456789abcdef\",", "");
   EXPECT_NE(msg.find("key 'shards[0].checksum' is missing"), std::string::npos) << msg;
   msg = msg_for("\"format_version\": 1", "\"format_version\": 2");

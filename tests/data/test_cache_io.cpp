@@ -148,17 +148,10 @@ TEST(CacheWriter, Bf16BlockEqualsScalarConversion) {
   for (int i = 0; i < 100000; ++i) words.push_back(s = s * 1664525u + 1013904223u);
   std::vector<float> src(words.size());
   std::memcpy(src.data(), words.data(), words.size() * 4);
-  std::vector<uint16_t> bits(src.size()), bits2(src.size());
-  std::vector<float> rounded(src.size());
-  f32_to_bf16_block(src.data(), bits.data(), rounded.data(), src.size());
-  f32_to_bf16_block(src.data(), bits2.data(), nullptr, src.size());
-  for (size_t i = 0; i < src.size(); ++i) {
+  std::vector<uint16_t> bits(src.size());
+  f32_to_bf16_block(src.data(), bits.data(), src.size());
+  for (size_t i = 0; i < src.size(); ++i)
     ASSERT_EQ(bits[i], f32_to_bf16_bits(src[i])) << "word " << std::hex << words[i];
-    ASSERT_EQ(bits2[i], bits[i]);
-    uint32_t back;
-    std::memcpy(&back, &rounded[i], 4);
-    ASSERT_EQ(back, static_cast<uint32_t>(bits[i]) << 16);
-  }
 }
 
 TEST(CacheWriter, BadInputsAreNamed) {
@@ -201,7 +194,7 @@ TEST(CacheVerify, DetectsTruncatedCorruptAndMissingShards) {
   EXPECT_NE(all.find(m.shards[1].file + "' is "), std::string::npos) << all;
   EXPECT_NE(all.find("(truncated)"), std::string::npos) << all;
   EXPECT_NE(all.find(m.shards[2].file + "' is corrupt"), std::string::npos) << all;
-  EXPECT_NE(all.find(m.shards[3].file + "' (shards[3]) is missing"), std::string::npos) << all;
+  EXPECT_NE(all.find(m.shards[3].file + "' is missing"), std::string::npos) << all;
   EXPECT_NE(all.find("stray.h5.tmp"), std::string::npos) << all;
   EXPECT_EQ(rep.shards_checked, 1);
   // The reader refuses the truncated shard with a message naming it.

@@ -4,8 +4,8 @@ documents the format (the reverse direction of tests/reference/make_cache_golden
 
 usage: check_cache_h5py.py CACHE_DIR [--synthetic SEED NOISE_STD]
 
-Verifies: manifest keys and tiling, every shard's size and xxh64 checksum, dataset names, shapes,
-dtypes and the dtype attribute, index == first_index + arange, labels in range, and the stats
+Verifies: manifest keys and tiling, every shard's size and xxh64 checksum, the per-row and labels
+checksums when present, dataset names, shapes, dtypes and the dtype attribute, index == first_index + arange, labels in range, and the stats
 file (mean/var over all samples recomputed in float64 from the stored values). Prints a summary
 and the first latents converted to float32; exits non-zero on the first failure.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cache_format_py import file_checksum, latents_as_f32  # noqa: E402
+from cache_format_py import file_checksum, latents_as_f32, xxh64  # noqa: E402
 
 
 def check(cond, msg):
@@ -58,7 +58,20 @@ def main():
                 attr = attr.decode() if isinstance(attr, bytes) else attr
                 check(attr == dtype, f"{path}:{v} dtype attribute {attr}")
                 check(d.chunks is None or d.chunks[1:] == (T, C), f"{path}:{v} chunks {d.chunks}")
+            # Per-row checksums (written by rae's ShardWriter; optional in the format).
+            if "latents_xxh64" in h:
+                for v in views:
+                    sums = h[v + "_xxh64"][...]
+                    raw = h[v][...]
+                    check(sums.shape == (n,), f"{path}:{v}_xxh64 shape")
+                    for r in range(n):
+                        got = xxh64(raw[r].astype(raw.dtype.newbyteorder("<")).tobytes())
+                        check(got == int(sums[r]), f"{path}:{v} row {r} xxh64 {got:016x} != {int(sums[r]):016x}")
             labels = h["labels"][...]
+            if "xxh64" in h["labels"].attrs:
+                want = h["labels"].attrs["xxh64"]
+                want = want.decode() if isinstance(want, bytes) else want
+                check("%016x" % xxh64(labels.astype("<i4").tobytes()) == want, f"{path}: labels xxh64")
             index = h["index"][...]
             check(labels.dtype == np.int32 and labels.shape == (n,), f"{path}: labels")
             check(index.dtype == np.int64 and np.array_equal(index, np.arange(total, total + n)), f"{path}: index")
