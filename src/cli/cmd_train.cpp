@@ -1,6 +1,7 @@
 // rae train --config F --cache DIR --run-dir DIR [--steps N] [--precision P] [--section.key=v ...]
 // Grid, channels and classes come from the cache manifest; --steps is the run's total. The run
-// resumes from the newest checkpoint in --run-dir that verifies.
+// resumes from the newest checkpoint in --run-dir that verifies. SIGUSR1 or SIGTERM: checkpoint at
+// the next step boundary (all ranks at the same step) and exit with train::kExitStopped (75).
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "models/dit.h"
 #include "train/config.h"
 #include "train/sharded_training.h"
+#include "train/stop_request.h"
 #include "train/trainer.h"
 #include "distributed/mpi_communicator.h"
 
@@ -75,6 +77,7 @@ int cmd_train(int argc, char** argv) {
               << all << "\n";
     return 0;
   }
+  train::install_stop_handlers();  // a signal from now on stops the run at a step boundary
   for (const char* req : {"config", "cache", "run-dir"})
     RAE_CHECK(vm.count(req), "missing --", req, " (see rae train --help)");
   const std::string config_path = vm["config"].as<std::string>();
@@ -109,6 +112,8 @@ int cmd_train(int argc, char** argv) {
         o, cfg, cfg.to_ini() + "cache=" + vm["cache"].as<std::string>() + "\nshard=" + o.shard +
                     "\ncomm_dtype=" + o.comm_dtype + "\n");
   }
+  // After MPI is up (its runtime must not replace the handlers); agreement over every rank.
+  train::StopScope stop(dist ? &dist->world() : nullptr);
   train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
                          dist ? &dist->sync() : nullptr);
   if (dist) dist->report_start(trainer.model().params());
@@ -119,7 +124,12 @@ int cmd_train(int argc, char** argv) {
     trainer.run();
   }
   if (dist) dist->finish();
-  return 0;
+  const int status = stop.exit_status(trainer.state().step >= cfg.steps);
+  if (status != 0 && (!dist || dist->world().rank() == 0))
+    log::info("stopped at step ", trainer.state().step, " of ", cfg.steps,
+              " on a stop request, checkpoint written; exit status ", status,
+              " (rerun or requeue to resume)");
+  return status;
 }
 
 }  // namespace rae::cli

@@ -12,5 +12,6 @@ int cmd_model_forward(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
 int cmd_info(int argc, char** argv);
+int cmd_status(int argc, char** argv);
 
 }  // namespace rae::cli

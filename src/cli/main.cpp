@@ -27,6 +27,8 @@ const Subcommand kCommands[] = {
     {"export", rae::cli::cmd_export, "write a consolidated safetensors model from a run directory"},
     {"sample", rae::cli::cmd_sample, "sample latents with the Euler ODE sampler"},
     {"info", rae::cli::cmd_info, "print build and device information"},
+    {"status", rae::cli::cmd_status,
+     "step, loss, throughput, ETA, last checkpoint of a run directory"},
 };
 
 void usage(FILE* f) {

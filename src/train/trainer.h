@@ -11,6 +11,7 @@
 #include <string>
 
 #include "diffusion/flow.h"
+#include "io/tensorboard.h"
 #include "models/dit.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
@@ -99,6 +100,7 @@ class Trainer {
   Device device_;
   nn::Arena arena_;
   std::ofstream metrics_;
+  std::unique_ptr<tensorboard::Writer> tb_;  // event files beside metrics.jsonl (rank 0)
 };
 
 }  // namespace rae::train
