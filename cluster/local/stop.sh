@@ -22,20 +22,38 @@ export SLURM_CONF=$DIR/slurm.conf
 pid_of() { [ -s "$1" ] && cat "$1" || true; }
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 
-# Processes of this cluster: the daemons (their pid files) and everything that carries the
-# cluster's state directory in its environment or command line (slurmstepd and job tasks inherit
-# RAE_SLURM_DIR / SLURM_CONF from slurmd and from the submitting shell).
+# Processes of this cluster: its daemons (slurmctld, slurmd, munged and their helpers, named by
+# the state directory on their command line or in their environment), its slurmstepds, and the
+# processes of its jobs (SLURM_JOB_ID plus this cluster's SLURM_CONF in their environment). Not
+# the shells that merely talk to it (they have RAE_SLURM_DIR/SLURM_CONF but no job id), and never
+# an ancestor of this script.
+ancestors=" $$ "
+a=$$
+while [ "$a" -gt 1 ] 2>/dev/null; do
+  a=$(awk '/^PPid:/{print $2}' "/proc/$a/status" 2>/dev/null || echo 0)
+  ancestors="$ancestors$a "
+done
 cluster_pids() {
-  local p
+  local p env comm
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
-    [ "$p" != $$ ] && [ "$p" != "$BASHPID" ] || continue
-    if { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null |
-      grep -qxF -e "RAE_SLURM_DIR=$DIR" -e "SLURM_CONF=$DIR/slurm.conf"; then
-      echo "$p"
-    elif { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF "$DIR/"; then
-      echo "$p"
-    fi
+    case "$ancestors" in *" $p "*) continue ;; esac
+    [ "$p" != "$BASHPID" ] || continue
+    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+    env=$({ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null) || continue
+    case "$comm" in
+      slurmctld | slurmd | slurmstepd | slurmscriptd | munged)
+        if grep -qxF -e "RAE_SLURM_DIR=$DIR" -e "SLURM_CONF=$DIR/slurm.conf" <<<"$env" ||
+          { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF "$DIR/"; then
+          echo "$p"
+        fi
+        ;;
+      *)
+        if grep -q '^SLURM_JOB_ID=' <<<"$env" && grep -qxF "SLURM_CONF=$DIR/slurm.conf" <<<"$env"; then
+          echo "$p"
+        fi
+        ;;
+    esac
   done
 }
 
