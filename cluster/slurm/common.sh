@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the batch scripts of cluster/slurm/ (sourced, not run): where rae is, how ranks are
 # launched inside the allocation, the NCCL/OpenMPI environment, and preemption handling.
 # Every setting is an environment variable with a default; nothing here is edited per run.
@@ -41,7 +42,10 @@ rae_die() {
 }
 
 # Prints the comment block at the top of script $1 (its usage).
-rae_usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$1" | grep -v '^SBATCH'; }
+rae_usage() {
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$1" | grep -v '^SBATCH' |
+    awk 'NF { for (; blank > 0; blank--) print ""; print; next } { blank++ }'
+}
 
 # The rae executable: $RAE, else the checkout's build, else rae on PATH.
 rae_find_binary() {
@@ -59,6 +63,7 @@ rae_find_binary() {
 # Open MPI built with PMIx (then srun --mpi=pmix can wire its ranks).
 rae_ompi_has_pmix() { command -v ompi_info >/dev/null && ompi_info 2>/dev/null | grep -qi 'MCA pmix'; }
 
+# shellcheck disable=SC2034  # LAUNCH is used by the scripts that source this file
 # Sets the array LAUNCH to the command that starts one rank per task of the allocation.
 rae_select_launcher() {
   local mode=${RAE_LAUNCHER:-auto}

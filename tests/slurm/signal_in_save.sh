@@ -8,7 +8,7 @@
 #    writes: it completes, exit 75.
 # After each: every checkpoint verifies (rae status --verify), no temporary checkpoint is left,
 # metrics.jsonl has steps 1..S once; finally the run resumes to step 30 and its final checkpoint
-# equals an uninterrupted run's byte for byte.
+# equals an uninterrupted run's byte for byte, and `rae status --verify` flags a corrupted copy.
 set -euo pipefail
 RAE=$(realpath "$1") SRC=$(realpath "$2") WORK=$3 SHIM=$(realpath "$4") PY=$5
 rm -rf "$WORK"
@@ -81,4 +81,11 @@ a=$("$RAE" status "$WORK/ref" --json | "$PY" -c 'import json,sys; print(json.loa
 b=$("$RAE" status "$WORK/run" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["last_checkpoint"]["path"])')
 diff -r "$a" "$b" >/dev/null || fail "final checkpoint differs from the uninterrupted run's"
 echo "resumed to 30: final checkpoint byte-identical to the uninterrupted run's"
+# rae status --verify reports a corrupt newest checkpoint (exit 1).
+cp -r "$WORK/run" "$WORK/bad"
+f=$(find "$WORK/bad/checkpoints" -name '*.safetensors' | sort | tail -n 1)
+printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+if "$RAE" status "$WORK/bad" --verify >"$WORK/bad.txt"; then fail "rae status --verify accepted a corrupt checkpoint"; fi
+grep -q "CORRUPT" "$WORK/bad.txt" || fail "rae status did not say CORRUPT: $(cat "$WORK/bad.txt")"
+echo "rae status --verify: corrupt checkpoint reported ($(grep -o 'CORRUPT[^]]*' "$WORK/bad.txt"))"
 echo PASS

@@ -154,7 +154,6 @@ case "$MODE" in
     wait_steps "$WORK/run" 8 120
     scancel --batch --signal=USR1 "$j" # what --signal=B:USR1@N sends before the time limit
     wait_running_after "$j" 1 60
-    s1=$(grep -o 'resumed from step [0-9]*' "$WORK/train-$j.out" | tail -n 1 || true)
     wait_steps "$WORK/run" $(($(last_step "$WORK/run") + 3)) 120
     scontrol requeue "$j" # SIGTERM to everything, then Slurm requeues
     wait_running_after "$j" 2 90
@@ -166,7 +165,7 @@ case "$MODE" in
     grep -q "requeueing job" "$out" || fail "the job did not requeue itself"
     grep -q "SIGTERM" "$out" || fail "no SIGTERM in $out"
     grep -q 'stop requested (SIGTERM' "$out" || fail "the ranks did not stop on SIGTERM"
-    echo "job $j: preempted twice ($s1; then $(grep -o 'resumed from step [0-9]*' "$out" | tail -n 1)), finished"
+    echo "job $j: preempted twice ($(grep -o 'resumed from step [0-9]*' "$out" | tr '\n' ';')) and finished"
     assert_steps_once "$WORK/run" $STEPS
     assert_steps_once "$WORK/ref" $STEPS
     a=$(last_checkpoint "$WORK/ref") b=$(last_checkpoint "$WORK/run")

@@ -21,3 +21,8 @@ add_test(NAME slurm_signal_in_save
                  ${RAE_PYTHON_EXE})
 set_tests_properties(slurm_signal_in_save PROPERTIES ENVIRONMENT "${RAE_SLURM_TEST_ENV}"
                      TIMEOUT 300 PROCESSORS 2 LABELS slurm)
+
+# docs/operations.md shows each script's --help verbatim.
+add_test(NAME slurm_usage_documented
+         COMMAND ${RAE_PYTHON_EXE} ${CMAKE_CURRENT_LIST_DIR}/usage_doc.py ${CMAKE_SOURCE_DIR} --check)
+set_tests_properties(slurm_usage_documented PROPERTIES TIMEOUT 60 LABELS slurm)
