@@ -81,7 +81,7 @@ started=0
 on_exit() {
   [ "$started" = 1 ] && return
   log "start failed; logs in $DIR/log"
-  "$HERE/stop.sh" "$DIR" >&2 || true
+  RAE_SLURM_KEEP=1 "$HERE/stop.sh" "$DIR" >&2 || true
 }
 trap on_exit EXIT
 

@@ -20,6 +20,9 @@ command -v slurmctld >/dev/null && command -v munged >/dev/null || {
   echo "SKIP: slurmctld/munged not installed (run scripts/install-deps.sh)"
   exit 77
 }
+# A cluster left by an earlier run that was killed (ctest timeout) is stopped before its
+# directory goes.
+[ ! -d "$WORK/slurm-state" ] || "$SRC/cluster/local/stop.sh" "$WORK/slurm-state" || true
 rm -rf "$WORK"
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
