@@ -60,8 +60,14 @@ rae_find_binary() {
   export RAE
 }
 
-# Open MPI built with PMIx (then srun --mpi=pmix can wire its ranks).
-rae_ompi_has_pmix() { command -v ompi_info >/dev/null && ompi_info 2>/dev/null | grep -qi 'MCA pmix'; }
+# Open MPI built with PMIx client support (then srun --mpi=pmix can wire its ranks): always from
+# Open MPI 5; in 4.x a pmix component other than the placeholders (isolated, flux, s1, s2).
+rae_ompi_has_pmix() {
+  command -v ompi_info >/dev/null || return 1
+  local major
+  major=$(ompi_info --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\..*/\1/p' | head -n 1)
+  [ "${major:-0}" -ge 5 ] || ompi_info 2>/dev/null | grep -Eqi 'MCA pmix: (ext[0-9]+x|pmix[0-9]+x)'
+}
 
 # shellcheck disable=SC2034  # LAUNCH is used by the scripts that source this file
 # Sets the array LAUNCH to the command that starts one rank per task of the allocation.

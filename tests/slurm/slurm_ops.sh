@@ -56,19 +56,28 @@ start_cluster() {
     "$SRC/cluster/local/start.sh")"
   CLUSTER=$RAE_SLURM_DIR
 }
-# No process of cluster DIR (its daemons, slurmstepds or jobs) may be running; zombies do not count.
+# No process of cluster DIR (its daemons, slurmstepds or jobs' processes) may be running; zombies
+# do not count.
 assert_nothing_left() {
-  local dir=$1 p comm st left=""
+  local dir=$1 p comm st env left=""
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-    case "$comm" in slurmctld | slurmd | slurmstepd | slurmscriptd | munged) ;; *) continue ;; esac
     st=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null || echo Z)
     [ "$st" != Z ] || continue
-    if { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qF "$dir" ||
-      { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF "$dir"; then
-      left="$left $p($comm)"
-    fi
+    env=$({ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null) || continue
+    case "$comm" in
+      slurmctld | slurmd | slurmstepd | slurmscriptd | munged)
+        if grep -qF "$dir" <<<"$env" || { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF "$dir"; then
+          left="$left $p($comm)"
+        fi
+        ;;
+      *) # a job's process (the test's own shells have SLURM_CONF but no job id)
+        if grep -q '^SLURM_JOB_ID=' <<<"$env" && grep -qxF "SLURM_CONF=$dir/slurm.conf" <<<"$env"; then
+          left="$left $p($comm)"
+        fi
+        ;;
+    esac
   done
   [ -z "$left" ] || fail "processes of the cluster still running:$left"
   [ ! -e "$dir" ] || fail "$dir not removed"
