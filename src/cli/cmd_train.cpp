@@ -3,6 +3,8 @@
 // Grid, channels and classes come from the data; --steps is the run's total. The run resumes
 // from the newest checkpoint in --run-dir that verifies. Under mpirun / srun every rank runs
 // this; --shard (= --dist.shard) picks the strategy.
+// SIGUSR1 or SIGTERM: checkpoint at the next step boundary (all ranks at the same step) and
+// exit with train::kExitStopped (75).
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
@@ -16,6 +18,7 @@
 #include "train/config.h"
 #include "train/dist_session.h"
 #include "train/run_lock.h"
+#include "train/stop_request.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -70,6 +73,7 @@ int cmd_train(int argc, char** argv) {
               << train::train_options() << "\n";
     return 0;
   }
+  train::install_stop_handlers();  // a signal from now on stops the run at a step boundary
   for (const char* req : {"config", "cache", "run-dir"})
     RAE_CHECK(vm.count(req), "missing --", req, " (see rae train --help)");
   const std::string config_path = vm["config"].as<std::string>();
@@ -88,6 +92,9 @@ int cmd_train(int argc, char** argv) {
   auto dist = train::DistSession::create(cfg, cfg.to_ini() + "cache=" + cache + "\n");
   auto run_lock =
       train::lock_run_dir(vm["run-dir"].as<std::string>(), dist ? dist->comm().rank() : 0);
+  // After MPI is up (its runtime must not replace the handlers); agreement over every rank
+  // through the MPI world (CPU tensors, whatever the training communicator).
+  train::StopScope stop(dist ? &dist->world() : nullptr);
   train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
                          dist ? &dist->comm() : nullptr);
   const int64_t from = trainer.resume();
@@ -98,7 +105,12 @@ int cmd_train(int argc, char** argv) {
     trainer.run();
   }
   if (dist) dist->finish();
-  return 0;
+  const int status = stop.exit_status(trainer.state().step >= cfg.steps);
+  if (status != 0 && (!dist || dist->world().rank() == 0))
+    log::info("stopped at step ", trainer.state().step, " of ", cfg.steps,
+              " on a stop request, checkpoint written; exit status ", status,
+              " (rerun or requeue to resume)");
+  return status;
 }
 
 }  // namespace rae::cli

@@ -13,5 +13,6 @@ int cmd_export(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_status(int argc, char** argv);
 
 }  // namespace rae::cli

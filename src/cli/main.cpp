@@ -29,6 +29,8 @@ const Subcommand kCommands[] = {
     {"sample", rae::cli::cmd_sample, "sample latents with the Euler ODE sampler"},
     {"info", rae::cli::cmd_info, "print build and device information"},
     {"eval", rae::cli::cmd_eval, "FID, sFID, IS, precision/recall of samples (MPI); 'eval stats'"},
+    {"status", rae::cli::cmd_status,
+     "step, loss, throughput, ETA, last checkpoint of a run directory"},
 };
 
 void usage(FILE* f) {

@@ -21,6 +21,8 @@ class DistSession {
                                              const std::string& config_text);
   ~DistSession();
   distributed::Communicator& comm() { return nccl_ ? *nccl_ : *world_; }
+  // The MPI world (host tensors), for coordination outside the training collectives.
+  distributed::MpiCommunicator& world() { return *world_; }
   // Logs the measured peak resident memory and finalizes MPI (success only).
   void finish();
 

@@ -14,6 +14,8 @@
 #include "core/log.h"
 #include "ops/optim.h"
 #include "ops/precision.h"
+#include "train/run_events.h"
+#include "train/stop_request.h"
 #ifdef RAE_WITH_CUDA
 #include "tensor/cuda_memory.h"
 #endif
@@ -259,6 +261,7 @@ void Trainer::log_metrics(const StepStats& s) {
   if (device_.is_cuda()) j["peak_device_mem_gib"] = peak_device_gib(device_);
   metrics_ << j.dump() << "\n";
   metrics_.flush();
+  if (tb_) log_step_events(*tb_, j);  // TensorBoard, beside metrics.jsonl (train/run_events.h)
 }
 
 std::string Trainer::save_checkpoint() {
@@ -300,12 +303,14 @@ void Trainer::run() {
     truncate_metrics(mpath, state_.step);
     metrics_.open(mpath, std::ios::app);
     RAE_CHECK(metrics_.good(), "cannot open ", mpath);
+    tb_ = open_run_events(run_dir_, state_.step);
   }
   const auto t0 = Clock::now();
   const bool tty = isatty(fileno(stderr));
   const int64_t first = state_.step;
   double ema_loss = 0;
-  while (state_.step < cfg_.steps) {
+  bool stopped = false, saved = false;  // stop requests: train/stop_request.h
+  while (state_.step < cfg_.steps && !stopped) {
     StepStats s = step();
     ema_loss = s.step == first + 1 ? s.loss : 0.9 * ema_loss + 0.1 * s.loss;
     if (s.step % cfg_.log_every == 0 || s.step == cfg_.steps) {
@@ -323,12 +328,17 @@ void Trainer::run() {
         std::fflush(stderr);
       }
     }
-    if (s.step % cfg_.ckpt_every == 0 && s.step != cfg_.steps) save_checkpoint();
+    saved = s.step % cfg_.ckpt_every == 0 && s.step != cfg_.steps;
+    if (saved) save_checkpoint();
+    stopped = stop_at_step_boundary();  // collective: every rank stops after the same step
   }
   if (lead && cfg_.progress && tty) std::fprintf(stderr, "\n");
-  // The final checkpoint is always written (the loop skips the last step's periodic one).
-  std::string p = save_checkpoint();
-  if (lead) log::info("checkpoint ", p);
+  // The final checkpoint is always written (the loop skips the last step's periodic one); a
+  // stop request right after a periodic one does not write it twice.
+  if (!(stopped && saved)) {
+    std::string p = save_checkpoint();
+    if (lead) log::info("checkpoint ", p);
+  }
   if (lead) {
     int64_t peak = 0;
     for (const auto& m : models_) peak += m->params->bytes_peak();

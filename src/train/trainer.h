@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "distributed/communicator.h"
+#include "io/tensorboard.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/data_source.h"
@@ -74,6 +75,7 @@ class Trainer {
   RunState state_;
   Device device_;
   std::ofstream metrics_;
+  std::unique_ptr<tensorboard::Writer> tb_;  // event files beside metrics.jsonl (rank 0)
 };
 
 // The device a rank trains on: train.device, where a bare "cuda" on a CUDA communicator means

@@ -34,3 +34,13 @@ if(RAE_CLANGXX AND RAE_FUZZ)
   set_tests_properties(safetensors_libfuzzer PROPERTIES TIMEOUT 120 LABELS fuzz)
   message(STATUS "rae: libFuzzer target fuzz_safetensors with ${RAE_CLANGXX}")
 endif()
+
+# TensorBoard event files read back by the tensorboard package (tests/python/requirements.txt).
+add_executable(tb_write_sample ${CMAKE_CURRENT_LIST_DIR}/tb_write_sample.cpp)
+target_link_libraries(tb_write_sample PRIVATE rae_io)
+target_compile_options(tb_write_sample PRIVATE ${RAE_WARNINGS})
+add_test(NAME io_tensorboard_read_back
+         COMMAND sh -c "rm -rf \"$1\" && \"$2\" \"$1\" && \"$3\" \"$4\" \"$1\"" _
+                 ${CMAKE_BINARY_DIR}/test_tmp/tensorboard_read_back $<TARGET_FILE:tb_write_sample>
+                 ${RAE_PYTHON_EXE} ${CMAKE_CURRENT_LIST_DIR}/check_tensorboard.py)
+set_tests_properties(io_tensorboard_read_back PROPERTIES TIMEOUT 120 LABELS "io;tensorboard")
