@@ -129,6 +129,8 @@ case_cache_batch_zero() {
 
 # SIGKILL of the cache job's ranks at random moments, then reruns until it finishes: the result
 # verifies and is byte-identical to a clean run (shards, manifest, statistics, job file).
+shard_count() { ls "$1"/*.h5 2> /dev/null | wc -l; }
+
 case_cache_job_sigkill_ranks() {
   "$RAE" make-dataset --out d --classes 4 --per-class 24 --size 32 > /dev/null
   local J=("$RAE" cache --data d "${JOB[@]}" --shard-size 4 --batch 4)
@@ -139,16 +141,31 @@ case_cache_job_sigkill_ranks() {
   local kills=0 mid=0 attempt=0
   while { [ $kills -lt 4 ] || [ $mid -lt 2 ]; } && [ $attempt -lt 20 ]; do
     attempt=$((attempt + 1))
+    # A cache that earlier attempts completed leaves nothing to kill mid-job: start over.
+    [ "$(shard_count c)" -lt 24 ] || rm -rf c
     "${MPIRUN[@]}" -np 3 "${J[@]}" --out c > run$attempt.log 2>&1 &
     local launcher=$! ranks=() killed=0
     for _ in $(seq 100); do  # until mpirun has started the 3 ranks
       ranks=($(pgrep -P $launcher)); [ ${#ranks[@]} -ge 3 ] && break; sleep 0.05
     done
-    local ms=$(( RANDOM * clean_ms / 32768 ))
-    sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+    local ms
+    if [ $mid -lt 2 ] && [ $((attempt % 2)) = 0 ]; then
+      # Every other attempt kills just after this attempt's first new shard: a random moment
+      # alone lands before the first shard or after the last too often on a slow machine.
+      local before t1; before=$(shard_count c); t1=$(date +%s%N)
+      for _ in $(seq 500); do
+        [ "$(shard_count c)" -gt "$before" ] && break
+        kill -0 $launcher 2> /dev/null || break
+        sleep 0.01
+      done
+      ms=$(( ($(date +%s%N) - t1) / 1000000 ))
+    else
+      ms=$(( RANDOM * clean_ms / 32768 ))
+      sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+    fi
     if kill -0 $launcher 2> /dev/null && [ ${#ranks[@]} -ge 3 ]; then
       local victim=${ranks[$(( RANDOM % 3 ))]}
-      local done_shards; done_shards=$(ls c/*.h5 2> /dev/null | wc -l)
+      local done_shards; done_shards=$(shard_count c)
       if kill -9 "$victim" 2> /dev/null; then
         killed=1 kills=$((kills + 1))
         [ "$done_shards" -gt 0 ] && [ "$done_shards" -lt 24 ] && mid=$((mid + 1))
