@@ -6,7 +6,6 @@
 // on the rank or micro-batch that processes it.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,21 +38,6 @@ void make_training_batch(const FlowConfig& cfg, uint64_t step, const Tensor& x,
                          const Tensor& labels, const std::vector<int64_t>& sample_ids,
                          const Tensor& xt, const Tensor& target, const Tensor& t, const Tensor& y);
 
-// Euler ODE sampler of the release: t grid = shift(1 - linspace(0, 0.999, num_steps)),
-// x <- x + (t_{k+1} - t_k) v(x, t_k). With cfg_scale != 1, the velocity is
-// v_null + scale (v_cond - v_null) for t in [cfg_t_min, cfg_t_max].
-struct SamplerConfig {
-  int num_steps = 50;
-  double t_last = 0.999;
-  double shift = 1.0;
-  double cfg_scale = 1.0, cfg_t_min = 0.0, cfg_t_max = 1.0;
-};
-std::vector<double> sampler_grid(const SamplerConfig& cfg);
-// velocity(out, x, t, y): x (B, T, C), t (B) F32, y (B) I32.
-using VelocityFn =
-    std::function<void(const Tensor& out, const Tensor& x, const Tensor& t, const Tensor& y)>;
-// x (B, T, C): on entry the noise, on return the sample. `null_label` for CFG.
-void euler_sample(const SamplerConfig& cfg, const VelocityFn& velocity, const Tensor& x,
-                  const Tensor& labels, int32_t null_label);
+// The samplers (Euler, Heun, Euler-Maruyama) and guidance: diffusion/samplers.h.
 
 }  // namespace rae::diffusion
