@@ -6,5 +6,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 # ccache hits across clones (CI builds a fresh clone in another folder).
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >/dev/null
+# The Python the tests use (numpy, scipy, tensorboard readers): a cached venv, see the script.
+RAE_PYTHON=${RAE_PYTHON:-$(scripts/python-env.sh)}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRAE_PYTHON="$RAE_PYTHON" ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"

@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libtbb-dev libboost-program-options-dev
-      libopenblas-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev libgtest-dev libgmock-dev
+      libopenblas-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
       libbenchmark-dev python3 python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do

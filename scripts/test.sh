@@ -3,9 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-# The Python the tests use (numpy, scipy, tensorboard readers): a cached venv, see the script.
-RAE_PYTHON=$(scripts/python-env.sh)
-export CMAKE_ARGS="${CMAKE_ARGS:-} -DRAE_PYTHON=$RAE_PYTHON"
 scripts/build.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "${BUILD_DIR:-build}"

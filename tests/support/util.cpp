@@ -1,10 +1,12 @@
 #include "support/util.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -66,6 +68,22 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   double worst = 0;
   for (int64_t i = 0; i < x.numel(); ++i) worst = std::max(worst, std::fabs(x.item(i) - y.item(i)));
   return worst;
+}
+
+std::string python_exe() {
+  return RAE_PYTHON_EXE;
+}
+
+int run_python(const std::string& args, std::string* out) {
+  std::string cmd = "'" + python_exe() + "' " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::string text;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+  int status = ::pclose(p);
+  if (out) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace rae::test
