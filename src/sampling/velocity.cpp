@@ -1,6 +1,7 @@
 #include "sampling/velocity.h"
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace rae::sampling {
 
@@ -14,6 +15,21 @@ diffusion::Velocity dit_velocity(models::DiTDH& model, Device device, DType act_
     arena->reset();
     m->forward(*arena, out, x, tt, y);
   };
+}
+
+VelocityModel load_velocity_model(const std::string& path, Device device, DType act_dtype) {
+  safetensors::File f = safetensors::load(path);
+  models::DiTConfig c = models::infer_dit_config(f.tensors, f.metadata);
+  auto m = std::make_shared<models::DiTDH>(c);
+  m->params().load_state_dict(f.tensors, path);
+  m->to(device);
+  VelocityModel v;
+  v.velocity = dit_velocity(*m, device, act_dtype);
+  v.owner = m;
+  v.grid = c.grid, v.tokens = c.tokens(), v.channels = c.in_channels;
+  v.num_classes = c.num_classes;
+  v.description = c.name + " (" + models::format_count(m->params().num_params()) + " parameters)";
+  return v;
 }
 
 }  // namespace rae::sampling

@@ -2,6 +2,7 @@
 // of the model type, guidance wraps these.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "diffusion/samplers.h"
 #include "models/dit.h"
@@ -13,5 +14,17 @@ namespace rae::sampling {
 // device. Activations live in an arena of `act_dtype` (BF16 for bf16 sampling on CUDA), rewound
 // every call: sampling keeps no activations for a backward. The model must outlive the result.
 diffusion::Velocity dit_velocity(models::DiTDH& model, Device device, DType act_dtype = DType::F32);
+
+// A loaded stage-2 model as the samplers see it.
+struct VelocityModel {
+  std::shared_ptr<void> owner;  // keeps the model alive
+  diffusion::Velocity velocity;
+  int64_t grid = 0, tokens = 0, channels = 0, num_classes = 0;
+  std::string description;  // "DiTDH-XL (838.9M parameters)"
+};
+// From a safetensors state dict (our checkpoints and exports carry "dit_config"; converted
+// release files are inferred), moved to `device`.
+VelocityModel load_velocity_model(const std::string& path, Device device,
+                                  DType act_dtype = DType::F32);
 
 }  // namespace rae::sampling

@@ -16,6 +16,8 @@ Writes tests/goldens/sample/sampler_parity.safetensors:
   case.<name> (N, C, H, W)      final latents (float64) of each case
   metadata "cases": JSON list of {name, sampler, steps, guidance, scale, t_min, t_max,
                                   diffusion, last_step, last_step_size}, "shift_base", "labels"
+and the two models as `rae sample` loads them (state dict + "dit_config" metadata):
+tests/goldens/sample/micro_model.safetensors (DiT^DH) and micro_guide.safetensors (LightningDiT).
 
 Run: .venv/bin/python tests/reference/make_sampler_golden.py
 """
@@ -52,6 +54,18 @@ CASES = [
     dict(name="sde_ag", sampler="sde", guidance="autoguidance", scale=1.42, t_min=0.3, t_max=0.9),
 ]
 SDE = dict(diffusion="sigma", last_step="mean", last_step_size=0.04)
+
+
+DIT_CONFIG = dict(in_channels=C, grid=G, num_classes=K, mlp_ratio=4.0, class_dropout=0.1,
+                  fourier_size=8)
+
+
+def save_model(name, params, arch, preset):
+    cfg = dict(DIT_CONFIG, name=preset, body_width=arch["BODY_W"], body_depth=arch["BODY_D"],
+               body_heads=arch["BODY_H"], head_width=arch["HEAD_W"], head_depth=arch["HEAD_D"],
+               head_heads=arch["HEAD_H"])
+    save_file({n: v.float().contiguous() for n, v in params.items()},
+              os.path.join(GOLDENS, "sample", name), metadata={"dit_config": json.dumps(cfg)})
 
 
 def load_params(name):
@@ -219,7 +233,9 @@ def main():
     os.makedirs(os.path.join(GOLDENS, "sample"), exist_ok=True)
     path = os.path.join(GOLDENS, "sample", "sampler_parity.safetensors")
     save_file(golden, path, metadata=meta)
-    print(f"wrote {os.path.normpath(path)}")
+    save_model("micro_model.safetensors", P_MODEL, MODEL, "DiTDH-micro")
+    save_model("micro_guide.safetensors", P_GUIDE, GUIDE, "DiT-micro")
+    print(f"wrote {os.path.normpath(path)} and the models")
 
 
 if __name__ == "__main__":

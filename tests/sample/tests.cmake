@@ -1,0 +1,9 @@
+# `rae sample` as a job (sample_job.sh): 1 vs 3 ranks byte-identical, resume after SIGKILL, the
+# .npz read by numpy. The CLI gtest (test_sample_cli) runs the rae executable too.
+add_dependencies(test_sample_cli rae)
+foreach(mode ranks resume npz)
+  add_test(NAME sample.job_${mode}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/sample_job.sh ${mode} $<TARGET_FILE:rae>
+                   ${RAE_PYTHON_EXE} ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/test-tmp/sample-job-${mode})
+  set_tests_properties(sample.job_${mode} PROPERTIES TIMEOUT 180 PROCESSORS 2 LABELS "sample;mpi")
+endforeach()
