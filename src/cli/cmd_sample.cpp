@@ -16,6 +16,7 @@
 #include "distributed/mpi_communicator.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
+#include "sampling/decode.h"
 #include "sampling/sample_job.h"
 #include "train/checkpoint.h"
 
@@ -99,6 +100,8 @@ int cmd_sample(int argc, char** argv) {
       ("decoder", po::value<std::string>(),
        "stage-1 decoder safetensors or random:PRESET[:SEED]; without it only latents are kept")
       ("stats", po::value<std::string>(), "latent statistics (mean/var); 'none' for none")
+      ("pixel-norm", po::value<std::string>(),
+       "encoder normalisation to undo: imagenet or siglip (default: the decoder's, imagenet)")
       ("out", po::value<std::string>(), "output directory (created; a rerun resumes)")
       ("num-per-class", po::value<int64_t>(), "samples per class")
       ("classes", po::value<std::string>(), "classes, e.g. 0,5,9 or 0-9 (default: all)")
@@ -156,6 +159,11 @@ int cmd_sample(int argc, char** argv) {
   if (vm.count("stats") && vm["stats"].as<std::string>() != "none")
     o.stats_path = vm["stats"].as<std::string>();
   o.out_dir = vm["out"].as<std::string>();
+  if (vm.count("pixel-norm")) {
+    o.pixel_norm = vm["pixel-norm"].as<std::string>();
+    std::array<float, 3> m, sd;
+    sampling::pixel_norm_from_name(o.pixel_norm, &m, &sd);  // refuses unknown names now
+  }
 
   // Labels: classes x num-per-class (class-major), or explicit.
   if (vm.count("labels")) {
@@ -178,9 +186,11 @@ int cmd_sample(int argc, char** argv) {
     for (int32_t c : classes)
       for (int64_t k = 0; k < o.num_per_class; ++k) o.labels.push_back(c);
   }
+  // Label num_classes is the null class (unconditional samples).
   for (int32_t y : o.labels)
-    RAE_CHECK(y < mc.num_classes, "--", vm.count("labels") ? "labels" : "classes", ": ", y,
-              " is not a class of the model (0..", mc.num_classes - 1, ")");
+    RAE_CHECK(y <= mc.num_classes, "--", vm.count("labels") ? "labels" : "classes", ": ", y,
+              " is not a class of the model (0..", mc.num_classes - 1, ", or ", mc.num_classes,
+              " for the null class)");
 
   // Sampler and guidance.
   o.sampler.kind = diffusion::sampler_kind_from_name(vm["sampler"].as<std::string>());

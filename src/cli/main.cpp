@@ -25,7 +25,11 @@ const Subcommand kCommands[] = {
     {"model-forward", rae::cli::cmd_model_forward,
      "run a checkpoint on inputs from a safetensors file"},
     {"export", rae::cli::cmd_export, "write a consolidated safetensors model from a run directory"},
-    {"sample", rae::cli::cmd_sample, "sample latents with the Euler ODE sampler"},
+    {"sample", rae::cli::cmd_sample,
+     "class-conditional samples to images and the ADM .npz (MPI, resumable)"},
+    {"decode", rae::cli::cmd_decode, "decode latents to PNG images with a stage-1 decoder"},
+    {"reconstruct", rae::cli::cmd_reconstruct,
+     "encode and decode real images: side by side, PSNR and SSIM"},
     {"info", rae::cli::cmd_info, "print build and device information"},
 };
 

@@ -104,11 +104,11 @@ LastStep last_step_from_name(const std::string& s) {
 
 void validate(const SamplerOptions& o) {
   RAE_CHECK(o.num_steps >= 2, "sampler: --steps must be >= 2, got ", o.num_steps);
-  RAE_CHECK(std::isfinite(o.shift) && o.shift >= 1.0,
-            "sampler: the time shift must be finite and >= 1 (the release asserts it), got ",
-            o.shift,
-            " (shift = sqrt(dim / shift-base): is --shift-base larger than the latent "
-            "dimension?)");
+  // The release asserts shift >= 1 (large latents); training here allows any positive shift
+  // (small test latents), and sampling must use the training one.
+  RAE_CHECK(std::isfinite(o.shift) && o.shift > 0,
+            "sampler: the time shift must be finite and > 0, got ", o.shift,
+            " (shift = sqrt(dim / shift-base))");
   if (o.kind != SamplerKind::Sde) {
     RAE_CHECK(std::isfinite(o.t_end) && o.t_end > 0 && o.t_end < 1,
               "sampler: t_end must be in "

@@ -56,7 +56,7 @@ struct SamplerOptions {
   LastStep last_step = LastStep::Mean;
   double last_step_size = 0.04;  // the release's sample_sde default
 };
-// Refuses options the samplers cannot run (steps < 2, shift < 1 or not finite, SBDM, ...),
+// Refuses options the samplers cannot run (steps < 2, shift <= 0 or not finite, SBDM, ...),
 // naming the option.
 void validate(const SamplerOptions& opts);
 

@@ -67,6 +67,17 @@ std::unique_ptr<models::VitDecoder> load_decoder(const std::string& source, Devi
   return m;
 }
 
+void pixel_norm_from_name(const std::string& name, std::array<float, 3>* mean,
+                          std::array<float, 3>* std) {
+  if (name == "imagenet") {
+    *mean = {0.485f, 0.456f, 0.406f}, *std = {0.229f, 0.224f, 0.225f};
+  } else if (name == "siglip") {
+    *mean = {0.5f, 0.5f, 0.5f}, *std = {0.5f, 0.5f, 0.5f};
+  } else {
+    RAE_THROW("unknown pixel normalisation '", name, "' (known: imagenet, siglip)");
+  }
+}
+
 void pixels_to_u8(const float* x, int64_t B, int64_t S, uint8_t* out) {
   const int64_t HW = S * S;
   for (int64_t b = 0; b < B; ++b)
@@ -83,7 +94,11 @@ void pixels_to_u8(const float* x, int64_t B, int64_t S, uint8_t* out) {
 
 DecodePipeline::DecodePipeline(models::VitDecoder& decoder, LatentStats stats, Device device,
                                DType act_dtype)
-    : decoder_(&decoder), device_(device), arena_(device, size_t(64) << 20, act_dtype) {
+    : decoder_(&decoder),
+      device_(device),
+      arena_(device, size_t(64) << 20, act_dtype),
+      pixel_mean_(decoder.config().pixel_mean),
+      pixel_std_(decoder.config().pixel_std) {
   if (!stats.defined()) return;  // no statistics: the release's do_normalization = False
   const auto& c = decoder.config();
   const int64_t T = c.tokens(), C = c.latent_channels, D = T * C;
@@ -147,7 +162,7 @@ Tensor DecodePipeline::decode_pixels(const Tensor& z) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t ch = 0; ch < 3; ++ch) {
       float* plane = p + (b * 3 + ch) * HW;
-      const float sd = c.pixel_std[ch], mu = c.pixel_mean[ch];
+      const float sd = pixel_std_[ch], mu = pixel_mean_[ch];
       for (int64_t i = 0; i < HW; ++i) {
         const float scaled = plane[i] * sd;
         plane[i] = scaled + mu;

@@ -56,6 +56,10 @@ class DecodePipeline {
   std::vector<uint8_t> decode_u8(const Tensor& z);
   // z (B, T, C) raw encoder tokens -> (z - mean) / sqrt(var + eps), on z's device (F32).
   Tensor normalize(const Tensor& z) const;
+  // The encoder's pixel normalisation to undo (default: the decoder config's).
+  void set_pixel_norm(const std::array<float, 3>& mean, const std::array<float, 3>& std) {
+    pixel_mean_ = mean, pixel_std_ = std;
+  }
 
  private:
   Tensor denormalize(const Tensor& z) const;  // on the pipeline's device
@@ -64,6 +68,12 @@ class DecodePipeline {
   nn::Arena arena_;
   // modulate tables (1, T*C) on the device: x * (1 + scale) + shift.
   Tensor de_shift_, de_scale_, en_shift_, en_scale_;
+  std::array<float, 3> pixel_mean_, pixel_std_;
 };
+
+// "imagenet" (DINOv2, MAE: 0.485/0.456/0.406, 0.229/0.224/0.225) or "siglip" (0.5, 0.5): the
+// encoder normalisation a decoder's output is in. Throws naming the value otherwise.
+void pixel_norm_from_name(const std::string& name, std::array<float, 3>* mean,
+                          std::array<float, 3>* std);
 
 }  // namespace rae::sampling

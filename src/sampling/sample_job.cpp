@@ -107,6 +107,7 @@ json job_settings(const SampleJobOptions& o, const Plan& plan) {
           {"guide_model", file_identity(o.guide_model_path)},
           {"decoder", file_identity(o.decoder)},
           {"stats", file_identity(o.stats_path)},
+          {"pixel_norm", o.pixel_norm},
           {"noise_file", file_identity(o.noise_file)},
           {"keep_latents", o.keep_latents},
           {"device", parse_device(o.device).is_cuda() ? "cuda" : "cpu"},
@@ -209,8 +210,8 @@ Engines load_engines(const SampleJobOptions& o, int local_rank) {
             "guidance: the null label ", o.guidance.null_label, " is not the model's (",
             e.model.num_classes, ")");
   for (int32_t y : o.labels)
-    RAE_CHECK(y >= 0 && y < e.model.num_classes, "label ", y, " is outside the model's ",
-              e.model.num_classes, " classes");
+    RAE_CHECK(y >= 0 && y <= e.model.num_classes, "label ", y, " is outside the model's ",
+              e.model.num_classes, " classes (and its null class ", e.model.num_classes, ")");
   diffusion::Velocity guide;
   if (!o.guide_model_path.empty()) {
     e.guide = load_velocity_model(o.guide_model_path, e.device, act);
@@ -231,6 +232,11 @@ Engines load_engines(const SampleJobOptions& o, int local_rank) {
     if (!o.stats_path.empty())
       stats = load_latent_stats(o.stats_path, e.model.tokens, e.model.channels);
     e.pipeline = std::make_unique<DecodePipeline>(*e.decoder, stats, e.device, act);
+    if (!o.pixel_norm.empty()) {
+      std::array<float, 3> mean, std;
+      pixel_norm_from_name(o.pixel_norm, &mean, &std);
+      e.pipeline->set_pixel_norm(mean, std);
+    }
   }
   if (!o.noise_file.empty())
     e.noise_file = std::make_unique<NoiseFile>(o.noise_file, e.model.tokens, e.model.channels);

@@ -38,6 +38,7 @@ struct SampleJobOptions {
   std::string guide_model_path;  // AutoGuidance guide (optional)
   std::string decoder;           // decoder safetensors or random:PRESET[:SEED]; "" = no decoding
   std::string stats_path;        // latent statistics, "" = none (no normalisation)
+  std::string pixel_norm;        // "imagenet" / "siglip"; "" = the decoder config's
   std::string out_dir;
   std::string noise_file;       // initial (and SDE) noise instead of the RNG
   std::vector<int32_t> labels;  // one per sample, global order

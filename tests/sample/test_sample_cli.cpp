@@ -2,12 +2,14 @@
 // - sampler parity: from the golden's noise file (initial and per-step SDE noise) `rae sample`
 //   reproduces the PyTorch transcription of the release (make_sampler_golden.py) for Euler + CFG
 //   interval, Heun + CFG and SDE + AutoGuidance, within 1e-5 relative on the final latents;
-// - samples.npz rows in global-index order equal the PNGs;
+// - samples.npz rows in global-index order equal the PNGs, and `rae decode` of the kept latents;
+// - `rae reconstruct` writes pairs, a grid and metrics matching its pairs;
 // - bad arguments are refused with messages naming the option (issue-15 cases).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -15,6 +17,7 @@
 #include "data/image_decode.h"
 #include "io/npz.h"
 #include "io/safetensors.h"
+#include "sampling/image_metrics.h"
 #include "support/util.h"
 
 using namespace rae;
@@ -143,7 +146,7 @@ TEST(SampleCli, RefusesBadArguments) {
       {"--labels 1,,2", "--labels: empty item 2 in '1,,2'"},
       {"--labels 1,x", "--labels: 'x' (item 2 of '1,x') is not an integer"},
       {"--labels 1,2,", "--labels: trailing ','"},
-      {"--labels 9", "--labels: 9 is not a class of the model"},
+      {"--labels 6", "--labels: 6 is not a class of the model"},
       {"--labels 1 --num-per-class 2", "do not combine it with --classes or --num-per-class"},
       {"--classes 3-1 --num-per-class 1", "--classes: range '3-1' runs backwards"},
       {"--classes 0,7 --num-per-class 1", "--classes: 7 is not a class of the model"},
@@ -169,4 +172,69 @@ TEST(SampleCli, RefusesBadArguments) {
     EXPECT_EQ(run_rae(base + args + shift, dir, &err), 1) << args;
     EXPECT_NE(err.find(expect), std::string::npos) << args << "\n" << err;
   }
+}
+
+// `rae decode` of the latents `rae sample --save-latents` kept gives the images it wrote.
+TEST(SampleCli, DecodeOfKeptLatentsGivesTheSamples) {
+  const std::string dir = test::make_temp_dir("sample_cli_decode");
+  // Latent statistics in the release's (C, H, W) layout, from the decoder golden.
+  auto dg = safetensors::load(test::golden_path("decoder/micro_decoder.safetensors"));
+  safetensors::save(dir + "/stat.safetensors",
+                    {{"mean", dg.get("pipe.mean")}, {"var", dg.get("pipe.var")}});
+  const std::string dec = " --decoder random:ViT-micro:5 --stats " + dir + "/stat.safetensors";
+  std::string err;
+  ASSERT_EQ(run_rae("sample --model " + golden("micro_model.safetensors") + dec +
+                        " --labels 0,1,2,3,4 --shift-base 16 --steps 4 --save-latents --out " +
+                        dir + "/s",
+                    dir, &err),
+            0)
+      << err;
+  ASSERT_EQ(
+      run_rae("decode" + dec + " --latents " + dir + "/s/latents.npz --batch 2 --out " + dir + "/d",
+              dir, &err),
+      0)
+      << err;
+  Tensor a = npz::Reader(dir + "/s/samples.npz").read("arr_0", DType::U8, {5, 16, 16, 3});
+  for (int g = 0; g < 5; ++g) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/d/%06d.png", g);
+    data::Image im = data::decode_image_file(dir + name);
+    EXPECT_TRUE(std::equal(im.pixels.begin(), im.pixels.end(), a.data<uint8_t>() + g * 768)) << g;
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir + "/d/grid.png"));
+}
+
+// `rae reconstruct`: pairs of (ADM center crop | reconstruction), a grid, and metrics.json whose
+// PSNR and SSIM are those of the pairs.
+TEST(SampleCli, ReconstructWritesPairsGridAndMetrics) {
+  const std::string dir = test::make_temp_dir("sample_cli_reconstruct");
+  std::string err;
+  ASSERT_EQ(run_rae("make-dataset --out " + dir + "/ds --classes 2 --per-class 2", dir, &err), 0)
+      << err;
+  ASSERT_EQ(run_rae("reconstruct --encoder tiny-random --decoder random:ViT-tiny:1 --stats none "
+                    "--data " +
+                        dir + "/ds --num 3 --batch 2 --out " + dir + "/r",
+                    dir, &err),
+            0)
+      << err;
+  auto m = nlohmann::json::parse(read_text(dir + "/r/metrics.json"));
+  ASSERT_EQ(m.at("count"), 3);
+  double psnr_sum = 0;
+  for (int i = 0; i < 3; ++i) {
+    char name[40];
+    std::snprintf(name, sizeof name, "/r/pairs/%06d.png", i);
+    data::Image pair = data::decode_image_file(dir + name);
+    ASSERT_EQ(pair.width, 2 + 2 * (256 + 2));
+    std::vector<uint8_t> o(256 * 256 * 3), r(256 * 256 * 3);
+    for (int y = 0; y < 256; ++y) {
+      std::copy_n(pair.row(2 + y) + 2 * 3, 256 * 3, o.data() + y * 256 * 3);
+      std::copy_n(pair.row(2 + y) + (2 + 258) * 3, 256 * 3, r.data() + y * 256 * 3);
+    }
+    const auto& e = m.at("images").at(i);
+    EXPECT_NEAR(e.at("psnr").get<double>(), sampling::psnr(o.data(), r.data(), 256, 256), 1e-9);
+    EXPECT_NEAR(e.at("ssim").get<double>(), sampling::ssim(o.data(), r.data(), 256, 256), 1e-9);
+    psnr_sum += e.at("psnr").get<double>();
+  }
+  EXPECT_NEAR(m.at("mean").at("psnr").get<double>(), psnr_sum / 3, 1e-9);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/r/grid.png"));
 }

@@ -116,7 +116,7 @@ TEST(Samplers, RefusesWhatCannotRun) {
   o.diffusion = diffusion::DiffusionForm::Sbdm;
   EXPECT_NE(message([&] { diffusion::validate(o); }).find("NaN"), std::string::npos);
   o = SamplerOptions{};
-  o.shift = 0.5;
+  o.shift = 0;
   EXPECT_NE(message([&] { diffusion::validate(o); }).find("shift"), std::string::npos);
   o.shift = NAN;
   EXPECT_NE(message([&] { diffusion::validate(o); }).find("shift"), std::string::npos);

@@ -34,6 +34,5 @@ cmp "$WORK/a/checkpoints/step-0000040/ema.safetensors" "$WORK/b/checkpoints/step
 cmp <(losses "$WORK/a/metrics.jsonl") <(losses "$WORK/b/metrics.jsonl")
 echo "resume: 40 vs 20+20 byte-identical"
 # The trained EMA weights sample (Euler ODE with CFG) into finite latents of the cache's shape.
-"$RAE" sample --checkpoint "$WORK/r300/checkpoints/step-0000300/ema.safetensors" --labels 0,3,7 \
-  --steps 10 --cfg-scale 1.5 --out "$WORK/samples.safetensors"
-test -s "$WORK/samples.safetensors"
+"$RAE" sample --model "$WORK/r300" --labels 0,3,7 --steps 10 --cfg-scale 1.5 --out "$WORK/samples"
+test -s "$WORK/samples/latents.npz"

@@ -1,0 +1,122 @@
+// rae decode --decoder F --stats F --latents F --out DIR [--device cpu|cuda] [--batch 16]
+// Decodes normalised latents (a safetensors or .npz file with "latents" (N, T, C) or the
+// release's (N, C, H, W), e.g. latents.npz of `rae sample --save-latents`) to PNG images,
+// DIR/NNNNNN.png, and DIR/grid.png, with the release's de-normalisation and uint8 conversion.
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "data/image_encode.h"
+#include "io/npz.h"
+#include "io/safetensors.h"
+#include "ops/precision.h"
+#include "sampling/decode.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace rae::cli {
+
+namespace {
+
+// "latents" from a .npz or safetensors file, as (N, T, C) F32 tokens for a decoder of T x C.
+Tensor read_latents(const std::string& path, int64_t T, int64_t C) {
+  Tensor t;
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npz") == 0) {
+    npz::Reader r(path);
+    t = r.read("latents");
+  } else {
+    safetensors::File f = safetensors::load(path);
+    t = f.get("latents");
+  }
+  t = t.dtype() == DType::F32 ? t.clone() : t.cast(DType::F32);
+  const Shape& s = t.shape();
+  if (s.size() == 3 && s[1] == T && s[2] == C) return t;
+  RAE_CHECK(s.size() == 4 && s[1] == C && s[2] * s[3] == T, path, ": 'latents' has shape ", s.str(),
+            "; the decoder takes (N, ", T, ", ", C, ") or (N, ", C, ", H, W) with H*W = ", T);
+  const int64_t N = s[0];
+  Tensor out = Tensor::empty({N, T, C});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < T; ++i)
+        out.data<float>()[(n * T + i) * C + c] = t.data<float>()[(n * C + c) * T + i];
+  return out;
+}
+
+}  // namespace
+
+int cmd_decode(int argc, char** argv) {
+  po::options_description d("rae decode: latents to PNG images with a stage-1 decoder");
+  // clang-format off
+  d.add_options()
+      ("help,h", "show this help")
+      ("decoder", po::value<std::string>(), "decoder safetensors or random:PRESET[:SEED]")
+      ("stats", po::value<std::string>(), "latent statistics (mean/var); 'none' for none")
+      ("latents", po::value<std::string>(), "safetensors or .npz with 'latents'")
+      ("out", po::value<std::string>(), "output directory")
+      ("pixel-norm", po::value<std::string>(), "imagenet or siglip (default: the decoder's)")
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")
+      ("precision", po::value<std::string>()->default_value("fp32"), "fp32, tf32 or bf16 (CUDA)")
+      ("batch", po::value<int64_t>()->default_value(16), "latents per decoder forward")
+      ("grid-cols", po::value<int>()->default_value(8), "images per row of grid.png");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    RAE_THROW(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  for (const char* k : {"decoder", "stats", "latents", "out"})
+    RAE_CHECK(vm.count(k), "missing --", k);
+  const int64_t batch = vm["batch"].as<int64_t>();
+  RAE_CHECK(batch > 0, "--batch must be > 0, got ", batch);
+  const Device device = parse_device(vm["device"].as<std::string>());
+  const std::string precision = vm["precision"].as<std::string>();
+  ops::set_precision(ops::precision_from_name(precision));
+  RAE_CHECK(precision == "fp32" || device.is_cuda(), "--precision ", precision,
+            " needs --device cuda");
+  auto decoder = sampling::load_decoder(vm["decoder"].as<std::string>(), device);
+  const auto& c = decoder->config();
+  sampling::LatentStats stats;
+  if (vm["stats"].as<std::string>() != "none")
+    stats =
+        sampling::load_latent_stats(vm["stats"].as<std::string>(), c.tokens(), c.latent_channels);
+  sampling::DecodePipeline pipe(*decoder, stats, device,
+                                precision == "bf16" ? DType::BF16 : DType::F32);
+  if (vm.count("pixel-norm")) {
+    std::array<float, 3> mean, std;
+    sampling::pixel_norm_from_name(vm["pixel-norm"].as<std::string>(), &mean, &std);
+    pipe.set_pixel_norm(mean, std);
+  }
+  Tensor z = read_latents(vm["latents"].as<std::string>(), c.tokens(), c.latent_channels);
+  const std::string out = vm["out"].as<std::string>();
+  fs::create_directories(out);
+  const int64_t N = z.dim(0), S = c.image_size();
+  std::vector<uint8_t> all;
+  for (int64_t b0 = 0; b0 < N; b0 += batch) {
+    const int64_t nb = std::min(batch, N - b0);
+    std::vector<uint8_t> u8 = pipe.decode_u8(z.narrow(0, b0, nb));
+    for (int64_t i = 0; i < nb; ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, "/%06lld.png", static_cast<long long>(b0 + i));
+      data::write_png(out + name, u8.data() + i * S * S * 3, static_cast<int>(S),
+                      static_cast<int>(S));
+    }
+    all.insert(all.end(), u8.begin(), u8.end());
+  }
+  data::write_png(out + "/grid.png",
+                  data::make_grid(all.data(), static_cast<int>(N), static_cast<int>(S),
+                                  static_cast<int>(S), vm["grid-cols"].as<int>()));
+  log::info("decode: wrote ", N, " images of ", S, "x", S, " and grid.png to ", out);
+  return 0;
+}
+
+}  // namespace rae::cli
