@@ -5,7 +5,11 @@
 #   2. the latent-cache job under mpirun (2 ranks) with the tiny random DINOv2-style encoder,
 #      then `rae cache verify`,
 #   3. DiT^DH training (jobs/tiny.cfg) on that cache, with checkpoints and metrics,
-#   4. sampling latents from the EMA model with the Euler ODE sampler.
+#   4. stage-1 reconstructions of real images (side by side, PSNR/SSIM) and
+#   5. class-conditional samples from the EMA weights (Euler, 50 steps, CFG) under mpirun, decoded
+#      to images: grid.png and the ADM samples.npz.
+#   The decoder is a random ViT-tiny until stage-1 training exists, so images are noise; the
+#   training run normalises no latents yet, hence --stats none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -20,7 +24,9 @@ mpirun --oversubscribe -np 2 "$RAE" cache --data "$OUT/images" --encoder tiny-ra
   --out "$OUT/cache" --shard-size 64
 "$RAE" cache verify "$OUT/cache"
 "$RAE" train --config jobs/tiny.cfg --cache "$OUT/cache" --run-dir "$OUT/run" --steps "$STEPS"
-last=$(ls -d "$OUT"/run/checkpoints/step-* | tail -n 1)
-"$RAE" sample --checkpoint "$last/ema.safetensors" --out "$OUT/samples.safetensors" \
-  --labels 0,1,2,3,4,5,6,7,8,9
-echo "demo: images $OUT/images, cache $OUT/cache, run $OUT/run, samples $OUT/samples.safetensors"
+"$RAE" reconstruct --encoder tiny-random --decoder random:ViT-tiny --stats none \
+  --data "$OUT/images" --num 8 --out "$OUT/reconstruct"
+mpirun --oversubscribe -np 2 "$RAE" sample --model "$OUT/run" --decoder random:ViT-tiny \
+  --stats none --num-per-class 2 --steps 50 --cfg-scale 1.5 --batch 10 --out "$OUT/samples"
+echo "demo: images $OUT/images, cache $OUT/cache, run $OUT/run," \
+  "reconstructions $OUT/reconstruct/grid.png, samples $OUT/samples/grid.png and samples.npz"

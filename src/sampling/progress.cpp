@@ -42,11 +42,12 @@ void Progress::advance(int64_t n) {
 }
 
 void Progress::finish() {
-  if (enabled_) print(true);
+  if (enabled_ && (done_ != printed_ || tty_)) print(true);
 }
 
 void Progress::print(bool final) {
   last_ = std::chrono::steady_clock::now();
+  printed_ = done_;
   const double el = since(start_);
   const int64_t done = std::min(total_, before_ + done_ * scale_);
   const double rate = done_ * scale_ / std::max(el, 1e-9);

@@ -20,7 +20,7 @@ class Progress {
  private:
   void print(bool final);
   std::string what_;
-  int64_t total_, before_, done_ = 0, scale_;
+  int64_t total_, before_, done_ = 0, scale_, printed_ = -1;
   double interval_;
   bool enabled_, tty_;
   std::chrono::steady_clock::time_point start_, last_;
