@@ -2,9 +2,13 @@
 // Decodes normalised latents (a safetensors or .npz file with "latents" (N, T, C) or the
 // release's (N, C, H, W), e.g. latents.npz of `rae sample --save-latents`) to PNG images,
 // DIR/NNNNNN.png, and DIR/grid.png, with the release's de-normalisation and uint8 conversion.
+// `rae decode --decoder random:ViT-XL --benchmark 64 --device cuda` times the forward instead.
 #include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -14,6 +18,7 @@
 #include "io/safetensors.h"
 #include "ops/precision.h"
 #include "sampling/decode.h"
+#include "sampling/noise.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -46,6 +51,34 @@ Tensor read_latents(const std::string& path, int64_t T, int64_t C) {
   return out;
 }
 
+// Decoder forwards on `batch` random latents: one warm-up, then `iters` timed ones, each ended
+// by a one-image copy to the host (which waits for the device). Prints one JSON line.
+int benchmark(sampling::DecodePipeline& pipe, int64_t batch, int iters, Device device,
+              const std::string& precision) {
+  RAE_CHECK(batch > 0 && iters > 0, "--benchmark and --iters must be > 0");
+  const auto& c = pipe.config();
+  Tensor z = Tensor::empty({batch, c.tokens(), c.latent_channels}, DType::F32, device);
+  std::vector<int64_t> ids(batch);
+  for (int64_t i = 0; i < batch; ++i) ids[i] = i;
+  sampling::fill_keyed_noise(z, 0, 0, ids);
+  auto run = [&] { pipe.decode_device(z).narrow(0, 0, 1).to(Device::cpu()); };
+  run();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) run();
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+  nlohmann::json r = {{"name", "rae_decoder_" + c.name + "_" + precision},
+                      {"ok", true},
+                      {"decoder", c.name},
+                      {"batch", batch},
+                      {"device", device.str()},
+                      {"precision", precision},
+                      {"ms_per_forward", s * 1e3},
+                      {"images_per_s", batch / s}};
+  std::printf("%s\n", r.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_decode(int argc, char** argv) {
@@ -61,7 +94,10 @@ int cmd_decode(int argc, char** argv) {
       ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")
       ("precision", po::value<std::string>()->default_value("fp32"), "fp32, tf32 or bf16 (CUDA)")
       ("batch", po::value<int64_t>()->default_value(16), "latents per decoder forward")
-      ("grid-cols", po::value<int>()->default_value(8), "images per row of grid.png");
+      ("grid-cols", po::value<int>()->default_value(8), "images per row of grid.png")
+      ("benchmark", po::value<int64_t>(),
+       "time the decoder forward on B random latents instead (prints JSON; no --latents/--out)")
+      ("iters", po::value<int>()->default_value(5), "timed forwards of --benchmark");
   // clang-format on
   po::variables_map vm;
   try {
@@ -74,8 +110,9 @@ int cmd_decode(int argc, char** argv) {
     std::cout << d << "\n";
     return 0;
   }
+  const bool bench = vm.count("benchmark") > 0;
   for (const char* k : {"decoder", "stats", "latents", "out"})
-    RAE_CHECK(vm.count(k), "missing --", k);
+    RAE_CHECK(vm.count(k) || (bench && std::string(k) != "decoder"), "missing --", k);
   const int64_t batch = vm["batch"].as<int64_t>();
   RAE_CHECK(batch > 0, "--batch must be > 0, got ", batch);
   const Device device = parse_device(vm["device"].as<std::string>());
@@ -86,7 +123,7 @@ int cmd_decode(int argc, char** argv) {
   auto decoder = sampling::load_decoder(vm["decoder"].as<std::string>(), device);
   const auto& c = decoder->config();
   sampling::LatentStats stats;
-  if (vm["stats"].as<std::string>() != "none")
+  if (vm.count("stats") && vm["stats"].as<std::string>() != "none")
     stats =
         sampling::load_latent_stats(vm["stats"].as<std::string>(), c.tokens(), c.latent_channels);
   sampling::DecodePipeline pipe(*decoder, stats, device,
@@ -96,6 +133,8 @@ int cmd_decode(int argc, char** argv) {
     sampling::pixel_norm_from_name(vm["pixel-norm"].as<std::string>(), &mean, &std);
     pipe.set_pixel_norm(mean, std);
   }
+  if (bench)
+    return benchmark(pipe, vm["benchmark"].as<int64_t>(), vm["iters"].as<int>(), device, precision);
   Tensor z = read_latents(vm["latents"].as<std::string>(), c.tokens(), c.latent_channels);
   const std::string out = vm["out"].as<std::string>();
   fs::create_directories(out);

@@ -94,7 +94,8 @@ int cmd_sample(int argc, char** argv) {
   // clang-format off
   d.add_options()
       ("help,h", "show this help")
-      ("model", po::value<std::string>(), "DiT^DH safetensors, checkpoint dir or run dir")
+      ("model", po::value<std::string>(),
+       "DiT^DH safetensors, checkpoint dir, run dir, or random:PRESET[:SEED]")
       ("no-ema", "use model.safetensors of a checkpoint/run dir instead of ema.safetensors")
       ("guide-model", po::value<std::string>(), "AutoGuidance guide model (e.g. DiT^DH-S)")
       ("decoder", po::value<std::string>(),
@@ -131,7 +132,8 @@ int cmd_sample(int argc, char** argv) {
       ("save-latents", "also keep the latents (latents.npz)")
       ("grid-rows", po::value<int>()->default_value(16), "classes in grid.png")
       ("grid-cols", po::value<int>()->default_value(8), "samples per class in grid.png")
-      ("progress", po::value<double>()->default_value(10), "seconds between progress lines");
+      ("progress", po::value<double>()->default_value(10), "seconds between progress lines")
+      ("report", po::value<std::string>(), "write this rank's timings as JSON (benchmarks)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -146,9 +148,16 @@ int cmd_sample(int argc, char** argv) {
   }
   for (const char* k : {"model", "out"}) RAE_CHECK(vm.count(k), "missing --", k);
   sampling::SampleJobOptions o;
-  o.model_path = resolve_model(vm["model"].as<std::string>(), !vm.count("no-ema"));
-  safetensors::File header = safetensors::load(o.model_path);
-  const models::DiTConfig mc = models::infer_dit_config(header.tensors, header.metadata);
+  const std::string model_arg = vm["model"].as<std::string>();
+  models::DiTConfig mc;
+  if (model_arg.rfind("random:", 0) == 0) {  // random:PRESET[:SEED] (benchmarks)
+    o.model_path = model_arg;
+    mc = models::dit_preset(model_arg.substr(7, model_arg.find(':', 7) - 7));
+  } else {
+    o.model_path = resolve_model(model_arg, !vm.count("no-ema"));
+    safetensors::File header = safetensors::load(o.model_path);
+    mc = models::infer_dit_config(header.tensors, header.metadata);
+  }
   if (vm.count("guide-model")) o.guide_model_path = vm["guide-model"].as<std::string>();
   if (vm.count("decoder")) {
     o.decoder = vm["decoder"].as<std::string>();
@@ -248,6 +257,7 @@ int cmd_sample(int argc, char** argv) {
   o.grid_cols = vm["grid-cols"].as<int>();
   RAE_CHECK(o.grid_rows > 0 && o.grid_cols > 0, "--grid-rows and --grid-cols must be > 0");
   o.progress_seconds = vm["progress"].as<double>();
+  if (vm.count("report")) o.report_path = vm["report"].as<std::string>();
 
   auto world = distributed::MpiCommunicator::create_world();
   try {

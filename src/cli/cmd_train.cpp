@@ -11,11 +11,11 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "distributed/mpi_communicator.h"
 #include "models/dit.h"
 #include "train/config.h"
 #include "train/sharded_training.h"
 #include "train/trainer.h"
-#include "distributed/mpi_communicator.h"
 
 namespace po = boost::program_options;
 
@@ -50,9 +50,9 @@ int cmd_train(int argc, char** argv) {
       "data parallelism under mpirun: no_shard | shard_grad_op | full_shard | hybrid_shard "
       "(default no_shard when started with several ranks)")(
       "dist.comm_dtype", po::value<std::string>()->default_value("fp32"),
-      "gradients on the wire: fp32 | bf16")(
-      "dist.timeout_s", po::value<double>()->default_value(300.0),
-      "watchdog: a collective waiting longer aborts the job")(
+      "gradients on the wire: fp32 | bf16")("dist.timeout_s",
+                                            po::value<double>()->default_value(300.0),
+                                            "watchdog: a collective waiting longer aborts the job")(
       "dist.node_size", po::value<int>()->default_value(0),
       "ranks per node for hybrid_shard (0: ranks sharing memory)");
   po::options_description keys = train::train_options();
@@ -106,8 +106,9 @@ int cmd_train(int argc, char** argv) {
     o.timeout_s = vm["dist.timeout_s"].as<double>();
     o.node_size = vm["dist.node_size"].as<int>();
     dist = std::make_unique<train::DistSession>(
-        o, cfg, cfg.to_ini() + "cache=" + vm["cache"].as<std::string>() + "\nshard=" + o.shard +
-                    "\ncomm_dtype=" + o.comm_dtype + "\n");
+        o, cfg,
+        cfg.to_ini() + "cache=" + vm["cache"].as<std::string>() + "\nshard=" + o.shard +
+            "\ncomm_dtype=" + o.comm_dtype + "\n");
   }
   train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
                          dist ? &dist->sync() : nullptr);

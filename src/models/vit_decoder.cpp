@@ -1,5 +1,8 @@
 #include "models/vit_decoder.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -181,9 +184,13 @@ void VitDecoder::init(uint64_t seed) {
       const double bound = 1.0 / std::sqrt(static_cast<double>(ws[1]));
       rng::Key k{seed, rng::Purpose::Init, 0, static_cast<uint64_t>(id)};
       float* p = v.data<float>();
-      for (int64_t i = 0; i < v.numel(); ++i)
-        p[i] =
-            static_cast<float>((2.0 * rng::uniform_at(k, static_cast<uint64_t>(i)) - 1.0) * bound);
+      // Element i is a pure function of (seed, id, i): parallel blocks give the same values.
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, v.numel(), 1 << 16),
+                        [&](const tbb::blocked_range<int64_t>& r) {
+                          for (int64_t i = r.begin(); i < r.end(); ++i)
+                            p[i] = static_cast<float>(
+                                (2.0 * rng::uniform_at(k, static_cast<uint64_t>(i)) - 1.0) * bound);
+                        });
     }
   }
 }

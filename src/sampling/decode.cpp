@@ -141,7 +141,7 @@ Tensor DecodePipeline::normalize(const Tensor& z) const {
   return out;
 }
 
-Tensor DecodePipeline::decode_pixels(const Tensor& z) {
+Tensor DecodePipeline::decode_device(const Tensor& z) {
   const auto& c = decoder_->config();
   RAE_CHECK(z.ndim() == 3 && z.dim(1) == c.tokens() && z.dim(2) == c.latent_channels,
             "decode: latents ", z.shape().str(), " do not fit decoder ", c.name, " (", c.tokens(),
@@ -151,6 +151,12 @@ Tensor DecodePipeline::decode_pixels(const Tensor& z) {
   arena_.reset();
   Tensor out = arena_.empty({B, 3, S, S});
   decoder_->forward(arena_, out, zd);
+  return out;
+}
+
+Tensor DecodePipeline::decode_pixels(const Tensor& z) {
+  const int64_t B = z.dim(0), S = image_size();
+  Tensor out = decode_device(z);
   Tensor px = out.to(Device::cpu());
   if (px.dtype() != DType::F32)
     px = px.cast(DType::F32);

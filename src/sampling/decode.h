@@ -52,6 +52,9 @@ class DecodePipeline {
   // z (B, T, C) normalised latents (any device) -> (B, 3, S, S) F32 on the CPU, after the pixel
   // mean/std, unclamped.
   Tensor decode_pixels(const Tensor& z);
+  // The decoder's output for z on the device (the arena's dtype), before the pixel mean/std;
+  // valid until the next call.
+  Tensor decode_device(const Tensor& z);
   // The same, converted as the release's sampler: (B, S, S, 3) uint8.
   std::vector<uint8_t> decode_u8(const Tensor& z);
   // z (B, T, C) raw encoder tokens -> (z - mean) / sqrt(var + eps), on z's device (F32).

@@ -244,14 +244,21 @@ Engines load_engines(const SampleJobOptions& o, int local_rank) {
 }
 
 // Samples chunk c: returns its images (count, S, S, 3) (empty without a decoder) and latents.
+struct BatchTime {
+  int64_t images = 0;
+  double seconds = 0, decode_seconds = 0;
+};
+
 void sample_chunk(const SampleJobOptions& o, Engines& e, const Plan& plan, int64_t c,
-                  std::vector<uint8_t>& images, Tensor& latents, Progress& progress) {
+                  std::vector<uint8_t>& images, Tensor& latents, Progress& progress,
+                  std::vector<BatchTime>& times) {
   const int64_t first = plan.first(c), count = plan.count(c);
   const int64_t T = e.model.tokens, C = e.model.channels;
   latents = Tensor::empty({count, T, C});
   images.clear();
   for (int64_t b0 = 0; b0 < count; b0 += o.batch) {
     const int64_t nb = std::min(o.batch, count - b0);
+    const auto tb = Clock::now();
     std::vector<int64_t> ids(nb);
     Tensor y = Tensor::empty({nb}, DType::I32);
     for (int64_t i = 0; i < nb; ++i) {
@@ -275,11 +282,17 @@ void sample_chunk(const SampleJobOptions& o, Engines& e, const Plan& plan, int64
     diffusion::sample(o.sampler, e.velocity, x, y.to(e.device), step_noise);
     RAE_CHECK(ops::all_finite(x), "samples ", ids.front(), "..", ids.back(),
               " have non-finite latents (a diverging model or sampler setting)");
-    latents.narrow(0, b0, nb).copy_from(x);
+    latents.narrow(0, b0, nb).copy_from(x);  // waits for the device
+    BatchTime bt;
+    bt.images = nb;
     if (e.pipeline) {
+      const auto td = Clock::now();
       std::vector<uint8_t> u8 = e.pipeline->decode_u8(x);
       images.insert(images.end(), u8.begin(), u8.end());
+      bt.decode_seconds = seconds_since(td);
     }
+    bt.seconds = seconds_since(tb);
+    times.push_back(bt);
     progress.advance(nb);
   }
 }
@@ -349,6 +362,42 @@ void assemble(const SampleJobOptions& o, const Plan& plan, const std::string& jo
     lat->end_array();
     lat->commit();
   }
+}
+
+// This rank's timings: sampling + decoding per batch (chunk writes excluded), and the rate
+// without the first batch (CUDA warm-up: kernel selection, allocator growth).
+void write_report(const SampleJobOptions& o, const Engines& e, const std::vector<BatchTime>& times,
+                  double wall_s, int rank, int size) {
+  int64_t n = 0, n_steady = 0;
+  double s = 0, s_steady = 0, dec = 0;
+  json batches = json::array();
+  for (size_t i = 0; i < times.size(); ++i) {
+    n += times[i].images, s += times[i].seconds, dec += times[i].decode_seconds;
+    if (i > 0) n_steady += times[i].images, s_steady += times[i].seconds;
+    batches.push_back({{"images", times[i].images},
+                       {"seconds", times[i].seconds},
+                       {"decode_seconds", times[i].decode_seconds}});
+  }
+  json r = {{"name", "rae_sample"},
+            {"rank", rank},
+            {"model", e.model.description},
+            {"decoder", o.decoder},
+            {"sampler", diffusion::sampler_kind_name(o.sampler.kind)},
+            {"steps", o.sampler.num_steps},
+            {"guidance_scale", o.guidance.scale},
+            {"batch", o.batch},
+            {"device", e.device.str()},
+            {"precision", o.precision},
+            {"images", n},
+            {"seconds", s},
+            {"decode_seconds", dec},
+            {"wall_seconds", wall_s},
+            {"images_per_s", s > 0 ? n / s : 0.0},
+            {"images_per_s_steady", s_steady > 0 ? json(n_steady / s_steady) : json(nullptr)},
+            {"batches", batches}};
+  const std::string path =
+      size > 1 ? o.report_path + ".rank" + std::to_string(rank) : o.report_path;
+  cache::write_file_atomic(path, r.dump() + "\n");
 }
 
 }  // namespace
@@ -423,10 +472,11 @@ SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communic
   Progress progress("sample", plan.samples, resumed_samples * size, o.progress_seconds, rank == 0,
                     size);
   const auto t0 = Clock::now();
+  std::vector<BatchTime> times;
   for (int64_t c : todo) {
     std::vector<uint8_t> images;
     Tensor latents;
-    sample_chunk(o, e, plan, c, images, latents, progress);
+    sample_chunk(o, e, plan, c, images, latents, progress, times);
     std::map<std::string, Tensor> out;
     const int64_t n = plan.count(c);
     Tensor labels = Tensor::empty({n}, DType::I32);
@@ -446,6 +496,7 @@ SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communic
   }
   progress.finish();
   const double sampling_s = seconds_since(t0);
+  if (!o.report_path.empty()) write_report(o, e, times, sampling_s, rank, size);
   const double timeout = distributed::DistOptions::from_env().timeout_s;
   wait_for_all(world, timeout + 3 * sampling_s + 60, "finish their chunks");
   if (rank == 0) {

@@ -54,6 +54,10 @@ struct SampleJobOptions {
   std::string precision = "fp32";  // fp32, tf32, bf16 (CUDA)
   int grid_rows = 16, grid_cols = 8;
   double progress_seconds = 10;
+  // Where this rank writes its timings (JSON: images, seconds per batch, images/s over all
+  // batches and over the batches after the first, i.e. without warm-up), "" = none; with
+  // several ranks each writes PATH.rankR.
+  std::string report_path;
 };
 
 struct SampleJobResult {

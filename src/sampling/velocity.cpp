@@ -18,10 +18,27 @@ diffusion::Velocity dit_velocity(models::DiTDH& model, Device device, DType act_
 }
 
 VelocityModel load_velocity_model(const std::string& path, Device device, DType act_dtype) {
-  safetensors::File f = safetensors::load(path);
-  models::DiTConfig c = models::infer_dit_config(f.tensors, f.metadata);
-  auto m = std::make_shared<models::DiTDH>(c);
-  m->params().load_state_dict(f.tensors, path);
+  std::shared_ptr<models::DiTDH> m;
+  if (path.rfind("random:", 0) == 0) {
+    // random:PRESET[:SEED]: the preset's shapes with its initialisation (benchmarks, smoke tests).
+    std::string rest = path.substr(7), preset = rest;
+    uint64_t seed = 0;
+    if (auto c = rest.find(':'); c != std::string::npos) {
+      preset = rest.substr(0, c);
+      try {
+        seed = std::stoull(rest.substr(c + 1));
+      } catch (const std::exception&) {
+        RAE_THROW("model '", path, "': bad seed (expected random:PRESET[:SEED])");
+      }
+    }
+    m = std::make_shared<models::DiTDH>(models::dit_preset(preset));
+    m->init(seed);
+  } else {
+    safetensors::File f = safetensors::load(path);
+    m = std::make_shared<models::DiTDH>(models::infer_dit_config(f.tensors, f.metadata));
+    m->params().load_state_dict(f.tensors, path);
+  }
+  const models::DiTConfig& c = m->config();
   m->to(device);
   VelocityModel v;
   v.velocity = dit_velocity(*m, device, act_dtype);

@@ -23,7 +23,8 @@ struct VelocityModel {
   std::string description;  // "DiTDH-XL (838.9M parameters)"
 };
 // From a safetensors state dict (our checkpoints and exports carry "dit_config"; converted
-// release files are inferred), moved to `device`.
+// release files are inferred), or "random:PRESET[:SEED]" (the preset initialised as for
+// training: benchmarks), moved to `device`.
 VelocityModel load_velocity_model(const std::string& path, Device device,
                                   DType act_dtype = DType::F32);
 

@@ -157,19 +157,20 @@ TEST(Samplers, GuidanceSkipsTheSecondForwardOutsideItsInterval) {
   EXPECT_EQ(rows, 6);  // [x; x] with [y; null] in one forward
 }
 
-// Every case of the golden: final latents within 1e-5 of the transcription's (relative to the
-// largest entry), fp32 here against its float64 models.
-TEST(SamplerParity, LibraryMatchesReleaseTranscription) {
+// Every case of the golden on `device`: final latents within 1e-5 of the transcription's
+// (relative to the largest entry), fp32 against its float64 models.
+void check_parity(Device device) {
   const std::string path = test::golden_path("sample/sampler_parity.safetensors");
   auto golden = safetensors::load(path);
   auto cases = nlohmann::json::parse(golden.metadata.at("cases"));
   const double shift_base = std::stod(golden.metadata.at("shift_base"));
   auto model = golden_model("tiny_ditdh.safetensors", "DiTDH-micro");
   auto guide = golden_model("tiny_dit.safetensors", "DiT-micro");
+  model->to(device), guide->to(device);
   const int64_t T = 16, C = 8;
   sampling::NoiseFile noise(path, T, C);
   const std::vector<int64_t> ids = {0, 1, 2};
-  Tensor y = golden.get("labels").clone();
+  Tensor y = golden.get("labels").to(device);
   for (const auto& c : cases) {
     SamplerOptions o;
     o.kind = diffusion::sampler_kind_from_name(c.at("sampler"));
@@ -187,15 +188,24 @@ TEST(SamplerParity, LibraryMatchesReleaseTranscription) {
                                           : Guidance::Method::None;
     g.scale = c.at("scale"), g.t_min = c.at("t_min"), g.t_max = c.at("t_max");
     g.null_label = 5;
-    auto v = diffusion::guided_velocity(sampling::dit_velocity(*model, Device::cpu()),
-                                        sampling::dit_velocity(*guide, Device::cpu()), g);
-    Tensor x = Tensor::empty({3, T, C});
+    auto v = diffusion::guided_velocity(sampling::dit_velocity(*model, device),
+                                        sampling::dit_velocity(*guide, device), g);
+    Tensor x = Tensor::empty({3, T, C}, DType::F32, device);
     noise.fill_initial(x, ids);
     diffusion::sample(o, v, x, y,
                       [&](int step, const Tensor& out) { noise.fill_sde(step, out, ids); });
     const std::string name = c.at("name");
-    double err = rel_error(x, nchw_to_tokens(golden.get("case." + name)));
-    EXPECT_LE(err, 1e-5) << name;
-    std::printf("  %-10s relative error %.2e\n", name.c_str(), err);
+    double err = rel_error(x.to(Device::cpu()), nchw_to_tokens(golden.get("case." + name)));
+    EXPECT_LE(err, 1e-5) << name << " on " << device.str();
+    std::printf("  %-10s on %s: relative error %.2e\n", name.c_str(), device.str().c_str(), err);
   }
+}
+
+TEST(SamplerParity, LibraryMatchesReleaseTranscription) {
+  check_parity(Device::cpu());
+}
+
+TEST(SamplerParity, CudaMatchesReleaseTranscription) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  check_parity(Device::cuda());
 }
