@@ -259,14 +259,15 @@ int cmd_sample(int argc, char** argv) {
   o.progress_seconds = vm["progress"].as<double>();
   if (vm.count("report")) o.report_path = vm["report"].as<std::string>();
 
-  auto world = distributed::MpiCommunicator::create_world();
-  try {
-    sampling::run_sample_job(o, *world);
-  } catch (...) {
-    // One process: end MPI cleanly. Several: exit non-zero and mpirun ends the others.
-    if (world->size() == 1) distributed::finalize(*world);
-    throw;
+  // MPI only under mpirun/srun with several ranks: a single process needs none (and starts
+  // faster, on machines without an MPI launcher too). On an error a rank exits non-zero and
+  // mpirun ends the others.
+  if (!distributed::launched_with_several_ranks()) {
+    sampling::run_sample_job(o, nullptr);
+    return 0;
   }
+  auto world = distributed::MpiCommunicator::create_world();
+  sampling::run_sample_job(o, world.get());
   distributed::finalize(*world);
   return 0;
 }

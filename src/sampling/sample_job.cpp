@@ -166,13 +166,13 @@ std::optional<safetensors::File> load_chunk(const std::string& path, const std::
 
 // Waits for every rank without the collective watchdog's fixed deadline (ranks may legitimately
 // finish minutes apart), polling the barrier until `deadline_s`.
-void wait_for_all(distributed::Communicator& world, double deadline_s, const char* what) {
-  if (world.size() == 1) return;
+void wait_for_all(distributed::Communicator* world, double deadline_s, const char* what) {
+  if (!world || world->size() == 1) return;
   auto t0 = Clock::now();
-  distributed::Work w = world.barrier_async();
+  distributed::Work w = world->barrier_async();
   while (!w.test()) {
-    RAE_CHECK(seconds_since(t0) < deadline_s, "rank ", world.rank(), ": other ranks did not ", what,
-              " within ", deadline_s, " s");
+    RAE_CHECK(seconds_since(t0) < deadline_s, "rank ", world->rank(), ": other ranks did not ",
+              what, " within ", deadline_s, " s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -364,16 +364,19 @@ void assemble(const SampleJobOptions& o, const Plan& plan, const std::string& jo
   }
 }
 
-// This rank's timings: sampling + decoding per batch (chunk writes excluded), and the rate
-// without the first batch (CUDA warm-up: kernel selection, allocator growth).
+// This rank's timings: sampling + decoding per batch (chunk writes excluded), and the rates
+// without the first batch (CUDA warm-up: kernel selection, allocator growth) unless there is
+// only one.
 void write_report(const SampleJobOptions& o, const Engines& e, const std::vector<BatchTime>& times,
                   double wall_s, int rank, int size) {
   int64_t n = 0, n_steady = 0;
-  double s = 0, s_steady = 0, dec = 0;
+  double s = 0, s_steady = 0, dec = 0, dec_steady = 0;
   json batches = json::array();
   for (size_t i = 0; i < times.size(); ++i) {
     n += times[i].images, s += times[i].seconds, dec += times[i].decode_seconds;
-    if (i > 0) n_steady += times[i].images, s_steady += times[i].seconds;
+    if (i > 0 || times.size() == 1)
+      n_steady += times[i].images, s_steady += times[i].seconds,
+          dec_steady += times[i].decode_seconds;
     batches.push_back({{"images", times[i].images},
                        {"seconds", times[i].seconds},
                        {"decode_seconds", times[i].decode_seconds}});
@@ -394,6 +397,9 @@ void write_report(const SampleJobOptions& o, const Engines& e, const std::vector
             {"wall_seconds", wall_s},
             {"images_per_s", s > 0 ? n / s : 0.0},
             {"images_per_s_steady", s_steady > 0 ? json(n_steady / s_steady) : json(nullptr)},
+            // Sampling alone (latents), without the decoder and the uint8 conversion.
+            {"latents_per_s_steady",
+             s_steady - dec_steady > 0 ? json(n_steady / (s_steady - dec_steady)) : json(nullptr)},
             {"batches", batches}};
   const std::string path =
       size > 1 ? o.report_path + ".rank" + std::to_string(rank) : o.report_path;
@@ -402,7 +408,7 @@ void write_report(const SampleJobOptions& o, const Engines& e, const std::vector
 
 }  // namespace
 
-SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communicator& world) {
+SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communicator* world) {
   SampleJobOptions o = o0;
   RAE_CHECK(!o.labels.empty(), "sample: no samples requested");
   RAE_CHECK(o.batch > 0, "sample: --batch must be > 0, got ", o.batch);
@@ -418,7 +424,7 @@ SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communic
   const json settings = job_settings(o, plan);
   const std::string job_id =
       cache::checksum_hex(cache::xxh64(settings.dump().data(), settings.dump().size()));
-  const int rank = world.rank(), size = world.size();
+  const int rank = world ? world->rank() : 0, size = world ? world->size() : 1;
 
   // Rank 0 opens (or checks) the job directory; the others learn whether that worked.
   Tensor status = Tensor::zeros({2}, DType::I32);
@@ -431,7 +437,7 @@ SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communic
       status.data<int32_t>()[0] = 1;
     }
   }
-  world.broadcast(status, 0);
+  if (world) world->broadcast(status, 0);
   if (status.data<int32_t>()[0]) {
     RAE_CHECK(rank != 0, open_error);
     RAE_THROW("rank 0 could not open the job directory ", o.out_dir);
@@ -440,7 +446,7 @@ SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communic
 
   SampleJobResult res;
   res.samples = plan.samples, res.chunks = plan.chunks;
-  Engines e = load_engines(o, world.local_rank());
+  Engines e = load_engines(o, world ? world->local_rank() : 0);
   if (rank == 0)
     log::info("sample: ", plan.samples, " samples in ", plan.chunks, " chunks of ", plan.chunk,
               " on ", size, " rank(s), batch ", o.batch, "; model ", e.model.description, ", ",
@@ -497,7 +503,7 @@ SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communic
   progress.finish();
   const double sampling_s = seconds_since(t0);
   if (!o.report_path.empty()) write_report(o, e, times, sampling_s, rank, size);
-  const double timeout = distributed::DistOptions::from_env().timeout_s;
+  const double timeout = distributed::DistOptions::from_env().timeout_s;  // the watchdog's
   wait_for_all(world, timeout + 3 * sampling_s + 60, "finish their chunks");
   if (rank == 0) {
     const int64_t S = e.pipeline ? e.pipeline->image_size() : 0;

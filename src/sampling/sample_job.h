@@ -66,8 +66,8 @@ struct SampleJobResult {
   std::string npz_path, grid_path;
 };
 
-// Runs (or resumes) the job on every rank of `world`; rank 0 writes the final outputs. Throws
-// with a message naming the file, option or rank on any problem.
-SampleJobResult run_sample_job(const SampleJobOptions& opts, distributed::Communicator& world);
+// Runs (or resumes) the job on every rank of `world` (null: this process alone, no MPI); rank 0
+// writes the final outputs. Throws with a message naming the file, option or rank on any problem.
+SampleJobResult run_sample_job(const SampleJobOptions& opts, distributed::Communicator* world);
 
 }  // namespace rae::sampling

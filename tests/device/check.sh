@@ -10,6 +10,7 @@
 #     remains)
 #   4b our XL step again with the fused flash attention kernel (DiTDH-XL-flash), time allowing
 #   5 the DINOv2-B encoder benchmark when the bundle has one
+#   6 sampling and the stage-1 decoder vs the release's PyTorch path (tests/device/sample_check.sh)
 # Always writes $OUT/results.json, $OUT/table.txt and $OUT/check.log (partial on failures).
 # The whole run stays under CHECK_BUDGET_S seconds (default 450).
 set -u
@@ -25,8 +26,8 @@ mkdir -p "$WORK/res"
 BUDGET=${CHECK_BUDGET_S:-450}
 T0=$(date +%s)
 PY=${PYTHON:-python3}
-# CHECK_STAGES: comma list of tests,train,bench,profile,encoder (default: all).
-STAGES=${CHECK_STAGES:-tests,train,bench,profile,encoder}
+# CHECK_STAGES: comma list of tests,train,bench,profile,encoder,sample (default: all).
+STAGES=${CHECK_STAGES:-tests,train,bench,profile,encoder,sample}
 want() { case ",$STAGES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { echo "[check $(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
@@ -272,5 +273,9 @@ if want encoder && [ -n "$enc" ]; then
   run_stage torch_encoder 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch 64 | tee '$WORK/torch_encoder.out'"
 else
   log "encoder: skipped (no encoder benchmark in the bundle)"
+fi
+# ---- 6: sampling and the stage-1 decoder (writes $OUT/sample.json and sample.txt) ---------------
+if want sample && [ -x "$BD/bin/rae" ]; then
+  run_stage sample 420 bash "$ROOT/tests/device/sample_check.sh" "$BD/bin/rae" "$WORK/sample" "$OUT" "$PY"
 fi
 log "done"
