@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "data/image_encode.h"
@@ -100,16 +101,7 @@ int cmd_decode(int argc, char** argv) {
       ("iters", po::value<int>()->default_value(5), "timed forwards of --benchmark");
   // clang-format on
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    RAE_THROW(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (!parse_options(d, argc, argv, vm)) return 0;
   const bool bench = vm.count("benchmark") > 0;
   for (const char* k : {"decoder", "stats", "latents", "out"})
     RAE_CHECK(vm.count(k) || (bench && std::string(k) != "decoder"), "missing --", k);

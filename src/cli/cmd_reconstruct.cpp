@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "data/image_encode.h"
@@ -53,18 +54,8 @@ int cmd_reconstruct(int argc, char** argv) {
       ("grid-cols", po::value<int>()->default_value(4), "pairs per row of grid.png");
   // clang-format on
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    RAE_THROW(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  for (const char* k : {"encoder", "decoder", "stats", "data", "out"})
-    RAE_CHECK(vm.count(k), "missing --", k);
+  if (!parse_options(d, argc, argv, vm)) return 0;
+  require(vm, {"encoder", "decoder", "stats", "data", "out"});
   const int64_t num = vm["num"].as<int64_t>(), batch = vm["batch"].as<int64_t>();
   RAE_CHECK(num > 0 && batch > 0, "--num and --batch must be > 0");
   const Device device = parse_device(vm["device"].as<std::string>());

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "diffusion/flow.h"
@@ -18,6 +19,7 @@
 #include "models/dit.h"
 #include "sampling/decode.h"
 #include "sampling/sample_job.h"
+#include "sampling/velocity.h"
 #include "train/checkpoint.h"
 
 namespace po = boost::program_options;
@@ -136,23 +138,16 @@ int cmd_sample(int argc, char** argv) {
       ("report", po::value<std::string>(), "write this rank's timings as JSON (benchmarks)");
   // clang-format on
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    RAE_THROW(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  for (const char* k : {"model", "out"}) RAE_CHECK(vm.count(k), "missing --", k);
+  if (!parse_options(d, argc, argv, vm)) return 0;
+  require(vm, {"model", "out"});
   sampling::SampleJobOptions o;
   const std::string model_arg = vm["model"].as<std::string>();
   models::DiTConfig mc;
-  if (model_arg.rfind("random:", 0) == 0) {  // random:PRESET[:SEED] (benchmarks)
+  std::string preset;
+  uint64_t seed = 0;
+  if (sampling::parse_random_source(model_arg, &preset, &seed)) {  // benchmarks
     o.model_path = model_arg;
-    mc = models::dit_preset(model_arg.substr(7, model_arg.find(':', 7) - 7));
+    mc = models::dit_preset(preset);
   } else {
     o.model_path = resolve_model(model_arg, !vm.count("no-ema"));
     safetensors::File header = safetensors::load(o.model_path);

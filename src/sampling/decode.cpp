@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "ops/modulate.h"
+#include "sampling/velocity.h"
 
 namespace rae::sampling {
 
@@ -43,17 +44,9 @@ LatentStats load_latent_stats(const std::string& path, int64_t T, int64_t C) {
 std::unique_ptr<models::VitDecoder> load_decoder(const std::string& source, Device device,
                                                  int64_t latent_channels) {
   std::unique_ptr<models::VitDecoder> m;
-  if (source.rfind("random:", 0) == 0) {
-    std::string rest = source.substr(7), preset = rest;
-    uint64_t seed = 0;
-    if (auto c = rest.find(':'); c != std::string::npos) {
-      preset = rest.substr(0, c);
-      try {
-        seed = std::stoull(rest.substr(c + 1));
-      } catch (const std::exception&) {
-        RAE_THROW("decoder '", source, "': bad seed (expected random:PRESET[:SEED])");
-      }
-    }
+  std::string preset;
+  uint64_t seed = 0;
+  if (parse_random_source(source, &preset, &seed)) {
     models::VitDecoderConfig cfg = models::decoder_preset(preset);
     if (latent_channels > 0) cfg.latent_channels = latent_channels;
     m = std::make_unique<models::VitDecoder>(cfg);

@@ -5,6 +5,21 @@
 
 namespace rae::sampling {
 
+bool parse_random_source(const std::string& source, std::string* preset, uint64_t* seed) {
+  if (source.rfind("random:", 0) != 0) return false;
+  const std::string rest = source.substr(7);
+  const size_t colon = rest.find(':');
+  *preset = rest.substr(0, colon);
+  *seed = 0;
+  if (colon != std::string::npos) {
+    const std::string digits = rest.substr(colon + 1);
+    RAE_CHECK(!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos, "'",
+              source, "': bad seed (expected random:PRESET[:SEED])");
+    *seed = std::stoull(digits);
+  }
+  return true;
+}
+
 diffusion::Velocity dit_velocity(models::DiTDH& model, Device device, DType act_dtype) {
   auto arena = std::make_shared<nn::Arena>(device, size_t(64) << 20, act_dtype);
   models::DiTDH* m = &model;
@@ -19,18 +34,9 @@ diffusion::Velocity dit_velocity(models::DiTDH& model, Device device, DType act_
 
 VelocityModel load_velocity_model(const std::string& path, Device device, DType act_dtype) {
   std::shared_ptr<models::DiTDH> m;
-  if (path.rfind("random:", 0) == 0) {
-    // random:PRESET[:SEED]: the preset's shapes with its initialisation (benchmarks, smoke tests).
-    std::string rest = path.substr(7), preset = rest;
-    uint64_t seed = 0;
-    if (auto c = rest.find(':'); c != std::string::npos) {
-      preset = rest.substr(0, c);
-      try {
-        seed = std::stoull(rest.substr(c + 1));
-      } catch (const std::exception&) {
-        RAE_THROW("model '", path, "': bad seed (expected random:PRESET[:SEED])");
-      }
-    }
+  std::string preset;
+  uint64_t seed = 0;
+  if (parse_random_source(path, &preset, &seed)) {
     m = std::make_shared<models::DiTDH>(models::dit_preset(preset));
     m->init(seed);
   } else {

@@ -10,6 +10,10 @@
 
 namespace rae::sampling {
 
+// "random:PRESET[:SEED]": true and the preset and seed for such a source (randomly initialised
+// models for benchmarks, tests and the demo), false for anything else. Throws on a bad seed.
+bool parse_random_source(const std::string& source, std::string* preset, uint64_t* seed);
+
 // A DiT^DH (or plain DiT) on its device as v(x, t, y): x, out (B, T, C) F32, y (B) I32 on that
 // device. Activations live in an arena of `act_dtype` (BF16 for bf16 sampling on CUDA), rewound
 // every call: sampling keeps no activations for a backward. The model must outlive the result.

@@ -13,19 +13,18 @@ unpatchify, * encoder_std + encoder_mean.
 """
 import math
 
+import os
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ditdh_reference import sincos_1d  # noqa: E402  (the MAE/DiT 1D table, shared)
+
 LN_EPS = 1e-12  # configs/decoder/*/config.json layer_norm_eps
 STAT_EPS = 1e-5  # RAE(eps=1e-5)
-
-
-def sincos_1d(dim, pos):
-    omega = np.arange(dim // 2, dtype=np.float64) / (dim / 2.0)
-    omega = 1.0 / 10000 ** omega
-    out = np.einsum("m,d->md", pos.reshape(-1), omega)
-    return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
 
 def decoder_pos_embed(width, grid):

@@ -9,6 +9,7 @@
 
 #include "data/image_encode.h"
 #include "io/safetensors.h"
+#include "sample/sample_test_util.h"
 #include "sampling/decode.h"
 #include "sampling/image_metrics.h"
 #include "support/util.h"
@@ -16,17 +17,6 @@
 using namespace rae;
 
 namespace {
-
-// (B, C, H, W) -> (B, H*W, C).
-Tensor nchw_to_tokens(const Tensor& x) {
-  const int64_t B = x.dim(0), C = x.dim(1), T = x.dim(2) * x.dim(3);
-  Tensor out = Tensor::empty({B, T, C});
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t t = 0; t < T; ++t)
-        out.data<float>()[(b * T + t) * C + c] = static_cast<float>(x.item((b * C + c) * T + t));
-  return out;
-}
 
 std::string error_of(const std::function<void()>& fn) {
   try {
@@ -49,7 +39,7 @@ TEST(Decode, ReleasePipelineMatchesGolden) {
                                     Device::cpu());
   sampling::DecodePipeline pipe(*dec, sampling::load_latent_stats(dir + "/stat.safetensors", 16, 8),
                                 Device::cpu());
-  Tensor z = nchw_to_tokens(g.get("pipe.z"));
+  Tensor z = test::nchw_to_tokens(g.get("pipe.z")).cast(DType::F32);
   Tensor px = pipe.decode_pixels(z);
   EXPECT_LE(test::tolerance_ratio(px, g.get("pipe.pixels"), 1e-5, 1e-5), 1.0)
       << test::max_abs_diff(px, g.get("pipe.pixels"));

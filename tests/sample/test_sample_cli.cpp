@@ -17,6 +17,7 @@
 #include "data/image_decode.h"
 #include "io/npz.h"
 #include "io/safetensors.h"
+#include "sample/sample_test_util.h"
 #include "sampling/image_metrics.h"
 #include "support/util.h"
 
@@ -46,26 +47,6 @@ int run_rae(const std::string& args, const std::string& dir, std::string* err = 
 
 std::string golden(const std::string& name) {
   return test::golden_path("sample/" + name);
-}
-
-double rel_error(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    num = std::max(num, std::abs(a.item(i) - b.item(i)));
-    den = std::max(den, std::abs(b.item(i)));
-  }
-  return num / den;
-}
-
-// (N, C, H, W) -> (N, T, C).
-Tensor nchw_to_tokens(const Tensor& x) {
-  const int64_t N = x.dim(0), C = x.dim(1), T = x.dim(2) * x.dim(3);
-  Tensor out = Tensor::empty({N, T, C}, DType::F64);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t t = 0; t < T; ++t)
-        out.data<double>()[(n * T + t) * C + c] = x.item((n * C + c) * T + t);
-  return out;
 }
 
 }  // namespace
@@ -100,7 +81,7 @@ TEST(SampleCli, MatchesReleaseTranscriptionFromNoiseFile) {
     Tensor labels = r.read("labels", DType::I32, {3});
     EXPECT_EQ(labels.data<int32_t>()[0], 4);
     EXPECT_EQ(labels.data<int32_t>()[2], 2);
-    double e = rel_error(lat, nchw_to_tokens(g.get("case." + name)));
+    double e = test::rel_error(lat, test::nchw_to_tokens(g.get("case." + name)));
     EXPECT_LE(e, 1e-5) << name;
     std::printf("  rae sample %-9s relative error %.2e\n", name.c_str(), e);
     ++checked;

@@ -12,6 +12,7 @@
 #include "diffusion/samplers.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
+#include "sample/sample_test_util.h"
 #include "sampling/noise.h"
 #include "sampling/velocity.h"
 #include "support/util.h"
@@ -32,27 +33,6 @@ std::unique_ptr<models::DiTDH> golden_model(const std::string& file, const std::
   auto m = std::make_unique<models::DiTDH>(c);
   m->params().load_state_dict(sd, file);
   return m;
-}
-
-// max |a - b| / max |b|: the relative error of a whole latent batch.
-double rel_error(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    num = std::max(num, std::abs(a.item(i) - b.item(i)));
-    den = std::max(den, std::abs(b.item(i)));
-  }
-  return num / den;
-}
-
-// (N, C, H, W) -> (N, T, C).
-Tensor nchw_to_tokens(const Tensor& x) {
-  const int64_t N = x.dim(0), C = x.dim(1), T = x.dim(2) * x.dim(3);
-  Tensor out = Tensor::empty({N, T, C}, DType::F64);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t t = 0; t < T; ++t)
-        out.data<double>()[(n * T + t) * C + c] = x.item((n * C + c) * T + t);
-  return out;
 }
 
 }  // namespace
@@ -195,7 +175,8 @@ void check_parity(Device device) {
     diffusion::sample(o, v, x, y,
                       [&](int step, const Tensor& out) { noise.fill_sde(step, out, ids); });
     const std::string name = c.at("name");
-    double err = rel_error(x.to(Device::cpu()), nchw_to_tokens(golden.get("case." + name)));
+    double err =
+        test::rel_error(x.to(Device::cpu()), test::nchw_to_tokens(golden.get("case." + name)));
     EXPECT_LE(err, 1e-5) << name << " on " << device.str();
     std::printf("  %-10s on %s: relative error %.2e\n", name.c_str(), device.str().c_str(), err);
   }
