@@ -122,7 +122,7 @@ int cmd_sample(int argc, char** argv) {
        "SDE diffusion form: sigma, linear, constant, decreasing, increasing-decreasing")
       ("sde-norm", po::value<double>()->default_value(1.0), "SDE diffusion norm")
       ("sde-last-step", po::value<std::string>()->default_value("mean"), "mean, euler or none")
-      ("sde-last-step-size", po::value<double>()->default_value(0.04), "SDE last step size")
+      ("sde-last-step-size", po::value<double>()->default_value(0.04, "0.04"), "SDE last step size")
       ("seed", po::value<uint64_t>()->default_value(0), "noise seed")
       ("noise-file", po::value<std::string>(), "initial (and SDE) noise from a safetensors file")
       ("batch", po::value<int64_t>()->default_value(16), "samples per forward (per rank)")
