@@ -26,7 +26,8 @@ mpirun --oversubscribe -np 2 "$RAE" cache --data "$OUT/images" --encoder tiny-ra
 "$RAE" train --config jobs/tiny.cfg --cache "$OUT/cache" --run-dir "$OUT/run" --steps "$STEPS"
 "$RAE" reconstruct --encoder tiny-random --decoder random:ViT-tiny --stats none \
   --data "$OUT/images" --num 8 --out "$OUT/reconstruct"
-mpirun --oversubscribe -np 2 "$RAE" sample --model "$OUT/run" --decoder random:ViT-tiny \
+"$RAE" export --run-dir "$OUT/run" --ema --out "$OUT/ema.safetensors"
+mpirun --oversubscribe -np 2 "$RAE" sample --model "$OUT/ema.safetensors" --decoder random:ViT-tiny \
   --stats none --num-per-class 2 --steps 50 --cfg-scale 1.5 --batch 10 --out "$OUT/samples"
 echo "demo: images $OUT/images, cache $OUT/cache, run $OUT/run," \
   "reconstructions $OUT/reconstruct/grid.png, samples $OUT/samples/grid.png and samples.npz"

@@ -33,6 +33,9 @@ cmp "$WORK/a/checkpoints/step-0000040/model.safetensors" "$WORK/b/checkpoints/st
 cmp "$WORK/a/checkpoints/step-0000040/ema.safetensors" "$WORK/b/checkpoints/step-0000040/ema.safetensors"
 cmp <(losses "$WORK/a/metrics.jsonl") <(losses "$WORK/b/metrics.jsonl")
 echo "resume: 40 vs 20+20 byte-identical"
-# The trained EMA weights sample (Euler ODE with CFG) into finite latents of the cache's shape.
-"$RAE" sample --model "$WORK/r300" --labels 0,3,7 --steps 10 --cfg-scale 1.5 --out "$WORK/samples"
+# The trained EMA weights, exported, sample (Euler ODE with CFG) into finite latents of the
+# cache's shape.
+"$RAE" export --run-dir "$WORK/r300" --ema --out "$WORK/ema.safetensors"
+"$RAE" sample --model "$WORK/ema.safetensors" --labels 0,3,7 --steps 10 --cfg-scale 1.5 \
+  --out "$WORK/samples"
 test -s "$WORK/samples/latents.npz"
