@@ -384,9 +384,10 @@ case_make_dataset_refuses_nonempty_split() {
 # output is written (--out is not created). The model is the committed micro DiT^DH golden
 # (16 tokens x 8 channels, 5 classes); its small shift base keeps the shift >= 1.
 SMODEL="$SRC/tests/goldens/sample/micro_model.safetensors"
-sample_refuses() {  # sample_refuses REGEX ARGS...
-  local regex=$1; shift
-  expect_error "$regex" -- "$RAE" sample --model "$SMODEL" --out o "$@"
+sample_refuses() {  # sample_refuses REGEX [--model M] ARGS...
+  local regex=$1 model=$SMODEL; shift
+  if [ "$1" = --model ]; then model=$2; shift 2; fi
+  expect_error "$regex" -- "$RAE" sample --model "$model" --out o "$@"
   [ ! -e o ] || fail "--out created before the error"
 }
 SB=(--shift-base 16)
@@ -414,7 +415,7 @@ case_sample_steps_one() { sample_refuses "--steps must be >= 2" --num-per-class 
 case_sample_guide_without_cfg() { sample_refuses "--guide-model needs --cfg-scale > 1" --num-per-class 1 --guide-model "$SRC/tests/goldens/sample/micro_guide.safetensors" "${SB[@]}"; }
 case_sample_decoder_latent_mismatch() { sample_refuses "random:ViT-tiny decodes 256 x 8 latents but the model samples 16 x 8" --num-per-class 1 --decoder random:ViT-tiny --stats none "${SB[@]}"; }
 case_sample_decoder_is_not_a_decoder() { sample_refuses "micro_model.safetensors: not a decoder state dict" --num-per-class 1 --decoder "$SMODEL" "${SB[@]}"; }
-case_sample_model_missing() { sample_refuses "--model nope.safetensors: no such file or directory" --num-per-class 1 --model nope.safetensors "${SB[@]}"; }
+case_sample_model_missing() { sample_refuses "--model nope.safetensors: no such file or directory" --model nope.safetensors --num-per-class 1 "${SB[@]}"; }
 case_sample_stats_wrong_shape() {
   "$RAE" synth-cache --out c --samples 16 --grid 2 --channels 4 --shard-size 16 > /dev/null
   sample_refuses "c/stats.safetensors.*expected .*\(16, 8\)" --num-per-class 1 --decoder random:ViT-micro --stats c/stats.safetensors "${SB[@]}"
@@ -422,7 +423,7 @@ case_sample_stats_wrong_shape() {
 # A run directory without a valid checkpoint (a corrupt one is named and skipped) is refused.
 case_sample_run_dir_without_checkpoint() {
   mkdir -p run/checkpoints/step-0000010 && echo '{' > run/checkpoints/step-0000010/manifest.json
-  sample_refuses "--model run: not a safetensors file, a checkpoint directory or a run directory with a valid checkpoint" --num-per-class 1 --model run "${SB[@]}"
+  sample_refuses "--model run: not a safetensors file, a checkpoint directory or a run directory with a valid checkpoint" --model run --num-per-class 1 "${SB[@]}"
 }
 # A finished job directory rerun with other settings is refused, naming the setting, and left as
 # it is; the same settings rewrite nothing but the final outputs' job.json (resume of a complete
