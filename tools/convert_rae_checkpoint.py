@@ -4,6 +4,7 @@
   stage 2 (DiT^DH):  convert_rae_checkpoint.py stage2 IN.pt OUT.safetensors [--which ema|model]
                        [--preset DiTDH-XL] [--num-heads 16,16] [--body-depth N] [--head-depth N]
   decoder model.pt:  convert_rae_checkpoint.py decoder IN.pt OUT.safetensors
+                       [--preset ViT-XL] [--num-heads 16] [--which ema|model]
   stat.pt:           convert_rae_checkpoint.py stats IN.pt OUT.safetensors
 
 Stage-2 release checkpoints hold {"model": state_dict, "ema": state_dict, ...} (or a bare state
@@ -16,13 +17,22 @@ Depths are never guessed. The number of blocks comes from the tensor names; wher
 the head have different widths, the names also tell where the head starts. Where they have the
 same width they do not, and --head-depth (or --body-depth, or a --preset whose head depth is
 known) must say it; an option that contradicts the names is an error.
+
+Decoders: the release's decoder .pt (GeneralDecoder.state_dict(), as src/extract_decoder.py
+writes it), or a stage-1 training checkpoint ({"model"/"ema": RAE state dict}, whose decoder
+names carry a "decoder." prefix and whose encoder/discriminator tensors are dropped). The names
+stay the release's (decoder_embed.weight, decoder_layers.0.attention.attention.query.weight, ...,
+trainable_cls_token, decoder_pos_embed) and the architecture goes into the metadata as model
+type "ViTDecoder" with its config (head counts from --preset or --num-heads; else the release's
+12 for width 768, 16 for 1024 and 1152).
 """
 import argparse
 import json
 import math
 import sys
 
-# Head counts (body, head) and head depths of the release presets.
+# Head counts (body, head) and head depths of the release presets; decoder head counts.
+DECODER_PRESET_HEADS = {"ViT-B": 12, "ViT-L": 16, "ViT-XL": 16}
 PRESET_HEADS = {"DiTDH-S": (6, 16), "DiTDH-B": (12, 16), "DiTDH-L": (16, 16), "DiTDH-XL": (16, 16)}
 PRESET_HEAD_DEPTH = {"DiTDH-S": 2, "DiTDH-B": 2, "DiTDH-L": 2, "DiTDH-XL": 2}
 
@@ -129,7 +139,7 @@ def stage2(args):
         sys.exit(f"{args.input}: {e}")
     if args.num_heads:
         heads = tuple(int(h) for h in args.num_heads.split(","))
-    elif args.preset:
+    elif args.preset in PRESET_HEADS:
         heads = PRESET_HEADS[args.preset]
     else:
         sys.exit("give --preset or --num-heads (head counts are not in the state dict)")
@@ -150,6 +160,46 @@ def stage2(args):
     print(f"wrote {args.output}: {len(out)} tensors, {n / 1e6:.1f}M parameters, config {cfg}")
 
 
+def decoder(args):
+    from safetensors.torch import save_file
+    ck = load_pt(args.input)
+    if isinstance(ck, dict) and isinstance(ck.get(args.which), dict):
+        ck = ck[args.which]
+    elif isinstance(ck, dict) and isinstance(ck.get("model"), dict):
+        ck = ck["model"]
+    out, dropped = {}, []
+    for k, v in flatten(ck).items():
+        k = strip(k)
+        if k.startswith("decoder."):  # a whole RAE state dict
+            k = k[len("decoder."):]
+        if k.startswith("decoder_") or k == "trainable_cls_token":
+            out[k] = contiguous_f32(v)
+        else:
+            dropped.append(k)
+    if "decoder_embed.weight" not in out:
+        sys.exit(f"{args.input}: no decoder_embed.weight: not a decoder state dict")
+    width, latent = out["decoder_embed.weight"].shape
+    depth = 0
+    while f"decoder_layers.{depth}.layernorm_before.weight" in out:
+        depth += 1
+    patch = int(round(math.sqrt(out["decoder_pred.weight"].shape[0] / 3)))
+    grid = int(round(math.sqrt(out["decoder_pos_embed"].shape[1] - 1)))
+    if args.num_heads:
+        heads = int(args.num_heads)
+    elif args.preset in DECODER_PRESET_HEADS:
+        heads = DECODER_PRESET_HEADS[args.preset]
+    else:
+        heads = {768: 12, 1024: 16, 1152: 16}.get(width, max(1, width // 64))
+    cfg = dict(name=args.preset or "converted", latent_channels=latent, width=width, depth=depth,
+               heads=heads, mlp_hidden=out["decoder_layers.0.intermediate.dense.weight"].shape[0],
+               patch=patch, grid=grid, channels=3, ln_eps=1e-12)
+    meta = {"model_type": "ViTDecoder", "model_config": json.dumps(cfg), "source": args.input}
+    save_file(out, args.output, metadata=meta)
+    n = sum(v.numel() for k, v in out.items() if k != "decoder_pos_embed")
+    print(f"wrote {args.output}: {len(out)} tensors, {n / 1e6:.1f}M parameters, config {cfg}" +
+          (f"; dropped {len(dropped)} non-decoder tensors" if dropped else ""))
+
+
 def plain_file(args):
     from safetensors.torch import save_file
     ck = load_pt(args.input)
@@ -168,12 +218,15 @@ def main():
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--which", default="ema", choices=["ema", "model"])
-    p.add_argument("--preset", choices=sorted(PRESET_HEADS))
-    p.add_argument("--num-heads", help="body,head head counts, e.g. 16,16")
+    p.add_argument("--preset", choices=sorted(PRESET_HEADS) + sorted(DECODER_PRESET_HEADS))
+    p.add_argument("--num-heads", help="stage 2: body,head head counts, e.g. 16,16; decoder: 16")
     p.add_argument("--body-depth", type=int, help="body blocks (checked against the names)")
     p.add_argument("--head-depth", type=int, help="head blocks (checked against the names)")
     args = p.parse_args()
-    stage2(args) if args.kind == "stage2" else plain_file(args)
+    presets = DECODER_PRESET_HEADS if args.kind == "decoder" else PRESET_HEADS
+    if args.preset and args.preset not in presets:
+        p.error(f"--preset {args.preset} is not a {args.kind} preset (choose from {sorted(presets)})")
+    {"stage2": stage2, "decoder": decoder, "stats": plain_file}[args.kind](args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ int cmd_make_dataset(int argc, char** argv);
 int cmd_model_forward(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
+int cmd_decode(int argc, char** argv);
+int cmd_reconstruct(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_status(int argc, char** argv);

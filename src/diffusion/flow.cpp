@@ -84,43 +84,4 @@ void draw_flow_batch(const FlowDraws&, const Tensor& ids, const Tensor&, const T
 }  // namespace cuda
 #endif
 
-std::vector<double> sampler_grid(const SamplerConfig& cfg) {
-  RAE_CHECK(cfg.num_steps >= 2, "sampler: num_steps must be >= 2, got ", cfg.num_steps);
-  std::vector<double> g(cfg.num_steps);
-  for (int i = 0; i < cfg.num_steps; ++i) {
-    double lin = cfg.t_last * i / (cfg.num_steps - 1);
-    g[i] = apply_shift(1.0 - lin, cfg.shift);
-  }
-  return g;
-}
-
-void euler_sample(const SamplerConfig& cfg, const VelocityFn& velocity, const Tensor& x,
-                  const Tensor& labels, int32_t null_label) {
-  const int64_t B = x.dim(0), D = x.numel() / B;
-  const bool use_cfg = cfg.cfg_scale != 1.0;
-  const int64_t B2 = use_cfg ? 2 * B : B;
-  Shape s2 = x.shape();
-  s2[0] = B2;
-  Tensor xin = Tensor::empty(s2), v = Tensor::empty(s2);
-  Tensor tt = Tensor::empty({B2}), yy = Tensor::empty({B2}, DType::I32);
-  for (int64_t b = 0; b < B2; ++b)
-    yy.data<int32_t>()[b] = b < B ? labels.data<int32_t>()[b] : null_label;
-  auto grid = sampler_grid(cfg);
-  float* xp = x.data<float>();
-  for (size_t k = 0; k + 1 < grid.size(); ++k) {
-    const double tc = grid[k], dt = grid[k + 1] - grid[k];
-    for (int64_t b = 0; b < B2; ++b) tt.data<float>()[b] = static_cast<float>(tc);
-    std::copy(xp, xp + B * D, xin.data<float>());
-    if (use_cfg) std::copy(xp, xp + B * D, xin.data<float>() + B * D);
-    velocity(v, xin, tt, yy);
-    const float* vp = v.data<float>();
-    const bool guide = use_cfg && tc >= cfg.cfg_t_min && tc <= cfg.cfg_t_max;
-    for (int64_t i = 0; i < B * D; ++i) {
-      double vi = vp[i];
-      if (guide) vi = vp[B * D + i] + cfg.cfg_scale * (vp[i] - vp[B * D + i]);
-      xp[i] = static_cast<float>(xp[i] + dt * vi);
-    }
-  }
-}
-
 }  // namespace rae::diffusion

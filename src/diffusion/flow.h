@@ -7,7 +7,6 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -81,21 +80,6 @@ void draw_flow_batch(const FlowDraws& d, const Tensor& ids, const Tensor& labels
                      const Tensor& t, const Tensor& y);
 }
 
-// Euler ODE sampler of the release: t grid = shift(1 - linspace(0, 0.999, num_steps)),
-// x <- x + (t_{k+1} - t_k) v(x, t_k). With cfg_scale != 1, the velocity is
-// v_null + scale (v_cond - v_null) for t in [cfg_t_min, cfg_t_max].
-struct SamplerConfig {
-  int num_steps = 50;
-  double t_last = 0.999;
-  double shift = 1.0;
-  double cfg_scale = 1.0, cfg_t_min = 0.0, cfg_t_max = 1.0;
-};
-std::vector<double> sampler_grid(const SamplerConfig& cfg);
-// velocity(out, x, t, y): x (B, T, C), t (B) F32, y (B) I32.
-using VelocityFn =
-    std::function<void(const Tensor& out, const Tensor& x, const Tensor& t, const Tensor& y)>;
-// x (B, T, C): on entry the noise, on return the sample. `null_label` for CFG.
-void euler_sample(const SamplerConfig& cfg, const VelocityFn& velocity, const Tensor& x,
-                  const Tensor& labels, int32_t null_label);
+// The samplers (Euler, Heun, Euler-Maruyama) and guidance: diffusion/samplers.h.
 
 }  // namespace rae::diffusion

@@ -26,5 +26,10 @@ struct SamplingModel {
 };
 
 SamplingModel load_sampling_model(const std::string& path);
+// The same from tensors and metadata already in memory (e.g. a checkpoint consolidated by
+// train::consolidate_checkpoint); `where` names the source in errors.
+SamplingModel sampling_model_from(const std::map<std::string, Tensor>& tensors,
+                                  const std::map<std::string, std::string>& metadata,
+                                  const std::string& where);
 
 }  // namespace rae::diffusion

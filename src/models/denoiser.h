@@ -26,6 +26,12 @@ class Denoiser : public nn::Module {
                        const Tensor& y) = 0;
   // Accumulates parameter gradients for dL/dout (B, T, C) of the last forward.
   virtual void backward(nn::Arena& arena, const Tensor& dout) = 0;
+  // Inference (sampling): the same output as forward(), bit for bit, without keeping what
+  // backward needs: each block's temporaries are rewound after the block (nn::Arena::mark), so
+  // the arena holds about one block's activations instead of all of them. No backward may
+  // follow. The block hooks fire as in forward().
+  virtual void infer(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
+                     const Tensor& y) = 0;
 };
 
 }  // namespace rae::models

@@ -266,8 +266,47 @@ void DiTDH::to(Device device) {
 void DiTDH::block_forward(int64_t i, nn::Arena& A, nn::DiTBlock::Saved& s, const Tensor& x_out,
                           const Tensor& x_in, const Tensor& cond, const Tensor& cos,
                           const Tensor& sin) {
-  forward_block(static_cast<int>(i),
-                [&] { blocks_[i].forward(ps_, A, s, x_out, x_in, cond, cos, sin); });
+  forward_block(static_cast<int>(i), [&] {
+    if (saving_) return blocks_[i].forward(ps_, A, s, x_out, x_in, cond, cos, sin);
+    const nn::Arena::Mark m = A.mark();  // the block's scratch is handed back after it
+    nn::DiTBlock::Saved scratch;
+    blocks_[i].forward(ps_, A, scratch, x_out, x_in, cond, cos, sin);
+    A.rewind(m);
+  });
+}
+
+DiTDH::Chain DiTDH::chain(nn::Arena& A, const Shape& shape) const {
+  Chain c;
+  if (!saving_) c.buf[0] = A.empty(shape), c.buf[1] = A.empty(shape);
+  return c;
+}
+
+Tensor DiTDH::chain_next(nn::Arena& A, Chain& c, const Shape& shape) const {
+  if (saving_) return A.empty(shape);
+  Tensor t = c.buf[c.next];
+  c.next ^= 1;
+  return t;
+}
+
+void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
+                    const Tensor& y) {
+  saving_ = true;
+  backward_ready_ = false;
+  forward_any(A, out, x, t, y);
+  backward_ready_ = true;
+}
+
+void DiTDH::infer(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
+                  const Tensor& y) {
+  saving_ = false;
+  backward_ready_ = false;
+  try {
+    forward_any(A, out, x, t, y);
+  } catch (...) {
+    saving_ = true;
+    throw;
+  }
+  saving_ = true;
 }
 
 void DiTDH::block_backward(int64_t i, nn::Arena& A, const nn::DiTBlock::Saved& s, const Tensor& dx,
@@ -275,8 +314,8 @@ void DiTDH::block_backward(int64_t i, nn::Arena& A, const nn::DiTBlock::Saved& s
   backward_block(static_cast<int>(i), [&] { blocks_[i].backward(ps_, A, s, dx, dcond, cos, sin); });
 }
 
-void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
-                    const Tensor& y) {
+void DiTDH::forward_any(nn::Arena& A, const Tensor& out, const Tensor& x, const Tensor& t,
+                        const Tensor& y) {
   if (plain_) return forward_plain(A, out, x, t, y);
   const int64_t B = x.dim(0), T = cfg_.tokens(), C = cfg_.in_channels, N = B * T;
   const int64_t Wb = cfg_.body_width, Wh = cfg_.head_width;
@@ -310,8 +349,9 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
   const int64_t h0 = Db + 1;
   s.xs[h0] = A.empty({B, T, Wh});
   x_embedder_.forward(ps_, s.xs[h0].view({N, Wh}), x.view({N, C}));
+  Chain head = chain(A, {B, T, Wh});
   for (int64_t j = 0; j < Dh; ++j) {
-    s.xs[h0 + j + 1] = A.empty({B, T, Wh});
+    s.xs[h0 + j + 1] = chain_next(A, head, {B, T, Wh});
     block_forward(Db + j, A, s.blk[Db + j], s.xs[h0 + j + 1], s.xs[h0 + j], s.sp, head_cos_,
                   head_sin_);
   }
@@ -329,6 +369,7 @@ void DiTDH::forward(nn::Arena& A, const Tensor& out, const Tensor& x, const Tens
 }
 
 void DiTDH::backward(nn::Arena& A, const Tensor& dout) {
+  RAE_CHECK(backward_ready_, type(), " backward: the last forward was not a training forward");
   if (plain_) return backward_plain(A, dout);
   Saved& s = sv_;
   const int64_t B = s.B, T = cfg_.tokens(), C = cfg_.in_channels, N = B * T;
@@ -379,8 +420,9 @@ void DiTDH::body_forward(nn::Arena& A, const nn::Linear& embedder, const Tensor&
   s.xs[0] = A.empty({B, T, W});
   ops::add_rowwise(s.xs[0].view({B, T * W}), emb.view({B, T * W}),
                    ps_.buffer(pos_embed_).view({T * W}));
+  Chain body = chain(A, {B, T, W});
   for (int64_t i = 0; i < cfg_.body_depth; ++i) {
-    s.xs[i + 1] = A.empty({B, T, W});
+    s.xs[i + 1] = chain_next(A, body, {B, T, W});
     block_forward(i, A, s.blk[i], s.xs[i + 1], s.xs[i], s.c, body_cos_, body_sin_);
   }
 }

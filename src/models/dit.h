@@ -74,8 +74,20 @@ class DiTDH : public Denoiser {
   void forward(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
                const Tensor& y) override;
   void backward(nn::Arena& arena, const Tensor& dout) override;
+  void infer(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
+             const Tensor& y) override;
 
  private:
+  void forward_any(nn::Arena& arena, const Tensor& out, const Tensor& x, const Tensor& t,
+                   const Tensor& y);
+  // Where block outputs go: a new arena tensor per block when saving for backward, else two
+  // buffers in turn (inference keeps only the current block's input and output).
+  struct Chain {
+    Tensor buf[2];
+    int next = 0;
+  };
+  Chain chain(nn::Arena& arena, const Shape& shape) const;
+  Tensor chain_next(nn::Arena& arena, Chain& c, const Shape& shape) const;
   void block_forward(int64_t i, nn::Arena& arena, nn::DiTBlock::Saved& s, const Tensor& x_out,
                      const Tensor& x_in, const Tensor& cond, const Tensor& cos, const Tensor& sin);
   void block_backward(int64_t i, nn::Arena& arena, const nn::DiTBlock::Saved& s, const Tensor& dx,
@@ -98,6 +110,8 @@ class DiTDH : public Denoiser {
 
   DiTConfig cfg_;
   bool plain_ = false;
+  bool saving_ = true;           // false inside infer(): block scratch is rewound, nothing kept
+  bool backward_ready_ = false;  // the last forward saved what backward needs
   std::vector<int> block_groups_;
   nn::Linear x_embedder_, s_embedder_, s_projector_, t_mlp0_, t_mlp2_, final_ada_, final_linear_;
   bool has_projector_ = false;

@@ -5,6 +5,7 @@
 
 #include "models/dino_disc.h"
 #include "models/dit.h"
+#include "models/vit_decoder.h"
 
 namespace rae::models {
 
@@ -38,6 +39,13 @@ Registry& registry() {
     for (const std::string& name : dit_preset_names()) {
       DiTConfig c = dit_preset(name);
       reg->presets[name] = {c.head_depth > 0 ? "DiTDH" : "DiT", nlohmann::json::parse(c.to_json())};
+      reg->preset_order.push_back(name);
+    }
+    reg->types[kVitDecoderType] = [](const nlohmann::json& j) -> std::unique_ptr<nn::Module> {
+      return std::make_unique<VitDecoder>(VitDecoderConfig::from_json(j.dump()));
+    };
+    for (const std::string& name : decoder_preset_names()) {
+      reg->presets[name] = {kVitDecoderType, nlohmann::json::parse(decoder_preset(name).to_json())};
       reg->preset_order.push_back(name);
     }
     return reg;

@@ -22,6 +22,14 @@ class Arena {
   Tensor zeros(const Shape& shape, DType dtype);
   DType activation_dtype() const { return act_dtype_; }
   void reset() { chunk_ = 0, used_ = 0; }  // tensors handed out earlier must not be used after
+  // A position in the arena: rewind(mark()) hands the memory allocated since back (tensors taken
+  // after the mark must not be used after). Inference rewinds each block's scratch this way, so
+  // a forward without backward holds one block's temporaries at a time.
+  struct Mark {
+    size_t chunk = 0, used = 0;
+  };
+  Mark mark() const { return {chunk_, used_}; }
+  void rewind(const Mark& m) { chunk_ = m.chunk, used_ = m.used; }
   size_t capacity_bytes() const;
   Device device() const { return device_; }
 

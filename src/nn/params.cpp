@@ -12,13 +12,13 @@ int ParamStore::begin_group(const std::string& name) {
   return static_cast<int>(groups_.size()) - 1;
 }
 
-int ParamStore::add(const std::string& name, const Shape& shape) {
+int ParamStore::add(const std::string& name, const Shape& shape, bool packed) {
   RAE_CHECK(!allocated_, "ParamStore: add after allocate");
   RAE_CHECK(!groups_.empty(), "ParamStore: add '", name, "' before begin_group");
   RAE_CHECK(!by_name_.count(name), "ParamStore: duplicate name ", name);
   ParamGroup& g = groups_.back();
   int id = static_cast<int>(params_.size());
-  const int64_t offset = (g.numel + kParamAlign - 1) / kParamAlign * kParamAlign;
+  const int64_t offset = packed ? g.numel : (g.numel + kParamAlign - 1) / kParamAlign * kParamAlign;
   params_.push_back(ParamInfo{name, shape, static_cast<int>(groups_.size()) - 1, offset});
   g.numel = offset + shape.numel();
   g.params.push_back(id);

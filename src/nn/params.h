@@ -36,7 +36,10 @@ class ParamStore {
  public:
   // Declaration phase: params go into the current group.
   int begin_group(const std::string& name);
-  int add(const std::string& name, const Shape& shape);
+  // `packed` = true places the parameter right after the previous one of its group instead of at
+  // the next aligned offset, so that adjacent parameters form one tensor in the flat buffer
+  // (the decoder's query/key/value weights: one fused qkv GEMM operand, whatever the width).
+  int add(const std::string& name, const Shape& shape, bool packed = false);
   int add_buffer(const std::string& name, const Shape& shape);
   // Allocates the flat buffers (zeros) and the buffers; no declarations after this.
   void allocate(Device device = Device::cpu());

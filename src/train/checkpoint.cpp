@@ -391,15 +391,30 @@ RunState load_checkpoint(const std::string& dir, const std::vector<TrainedModel*
   return st;
 }
 
-void export_checkpoint(const std::string& dir, const std::string& model_name, bool ema,
-                       const std::string& out) {
+std::vector<std::pair<std::string, models::ModelSpec>> checkpoint_models(const std::string& dir) {
+  const fs::path d(dir);
+  json manifest = read_json(d / kManifest);
+  std::vector<std::pair<std::string, models::ModelSpec>> out;
+  try {
+    for (const json& m : manifest.at("models"))
+      out.push_back(
+          {m.at("name").get<std::string>(), {m.at("type").get<std::string>(), m.at("config")}});
+  } catch (const json::exception& e) {
+    RAE_THROW((d / kManifest).string(), ": bad model list: ", e.what());
+  }
+  return out;
+}
+
+ExportedModel consolidate_checkpoint(const std::string& dir, const std::string& model_name,
+                                     bool ema) {
   const std::string problem = verify_checkpoint(dir);
   RAE_CHECK(problem.empty(), "checkpoint ", dir, " does not verify: ", problem);
   const fs::path d(dir);
   const std::string where = (d / kManifest).string();
   json manifest = read_json(d / kManifest);
   const json& entry = find_model(manifest, model_name, where);
-  std::map<std::string, Tensor> t;
+  ExportedModel out;
+  std::map<std::string, Tensor>& t = out.tensors;
   PieceReader reader(d, entry);
   for (auto& [name, info] : entry.at("tensors").items()) {
     Shape shape;
@@ -411,14 +426,20 @@ void export_checkpoint(const std::string& dir, const std::string& model_name, bo
   safetensors::File extras = safetensors::load((d / kExtras).string());
   for (const json& b : entry.at("buffers"))
     t[b.get<std::string>()] = extras.get(model_name + "/buffer/" + b.get<std::string>());
-  std::map<std::string, std::string> meta =
-      manifest.at("artifacts").at("metadata").get<std::map<std::string, std::string>>();
+  std::map<std::string, std::string>& meta = out.metadata;
+  meta = manifest.at("artifacts").at("metadata").get<std::map<std::string, std::string>>();
   for (const json& a : manifest.at("artifacts").at("tensors"))
     t[a.get<std::string>()] = extras.get("artifact/" + a.get<std::string>());
   models::spec_to_metadata({entry.at("type").get<std::string>(), entry.at("config")}, meta);
   meta["step"] = std::to_string(manifest.at("step").get<int64_t>());
   meta["weights"] = ema ? "ema" : "model";
-  safetensors::save(out, t, meta);
+  return out;
+}
+
+void export_checkpoint(const std::string& dir, const std::string& model_name, bool ema,
+                       const std::string& out) {
+  ExportedModel m = consolidate_checkpoint(dir, model_name, ema);
+  safetensors::save(out, m.tensors, m.metadata);
 }
 
 }  // namespace rae::train

@@ -76,6 +76,19 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<Traine
 RunState load_checkpoint(const std::string& dir, const std::vector<TrainedModel*>& models,
                          distributed::Communicator* world);
 
+// One model's weights (or EMA) of checkpoint `dir`, consolidated in memory from every shard
+// file, exactly what `rae export` writes: the release's tensor names, the buffers, the
+// objective's artifacts (latent statistics) and metadata model_type / model_config, step and
+// weights ("ema" or "model"). `rae sample --model RUN_DIR` samples from this without an export.
+struct ExportedModel {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+ExportedModel consolidate_checkpoint(const std::string& dir, const std::string& model_name,
+                                     bool ema);
+// The models of checkpoint `dir` (name and spec, as its manifest lists them).
+std::vector<std::pair<std::string, models::ModelSpec>> checkpoint_models(const std::string& dir);
+
 // `rae export`: model `model_name`'s weights (or its EMA) of a checkpoint as one safetensors file
 // with the release's tensor names, the buffers, the objective's artifacts (latent statistics)
 // and metadata model_type / model_config (models/registry.h) and step.

@@ -19,6 +19,8 @@
 #   5 the DINOv2-B encoder benchmark when the bundle has one
 #   6 FID Inception-v3 features: bench/inception_bench_cuda (50k 256x256 images, fp32 and tf32)
 #     beside tests/device/torch_inception_bench.py (torch-fidelity, bundled package)
+#   7 sample: `rae sample` / `rae decode` vs the release's PyTorch sampling path
+#     (tests/device/sample_check.sh; not in the default list: CHECK_STAGES=...,sample)
 # Always writes $OUT/results.json, $OUT/table.txt and $OUT/check.log (partial on failures).
 # The whole run stays under CHECK_BUDGET_S seconds (default 540).
 set -u
@@ -353,4 +355,10 @@ if want inception && [ -n "$inc" ]; then
 else
   log "inception: skipped (no inception benchmark in the bundle)"
 fi
+# ---- 7: sampling and the stage-1 decoder (writes $OUT/sample.json and sample.txt) -------------
+stage_sample() {
+  [ -x "$BD/bin/rae" ] || { log "sample: skipped (no rae in the bundle)"; return 0; }
+  run_stage sample 420 bash "$ROOT/tests/device/sample_check.sh" "$BD/bin/rae" "$WORK/sample" "$OUT" "$PY"
+}
+want sample && stage_sample
 log "done"

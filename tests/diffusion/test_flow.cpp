@@ -1,5 +1,5 @@
-// Flow matching: time distribution and shift, per-sample determinism, the interpolation, and
-// the Euler sampler (exact for the velocity field of a point mass, with and without CFG).
+// Flow matching: time distribution and shift, per-sample determinism and the interpolation
+// (the samplers: tests/sample/test_samplers.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -94,32 +94,6 @@ TEST(Flow, TrainingBatchDrawsAndInterpolates) {
       EXPECT_FLOAT_EQ(u.data<float>()[b * T * C + i], e - xv);
     }
   }
-}
-
-// For data at a single point c, v(x, t) = (x - c) / t and Euler is exact on any grid:
-// x_end = c + t_end (x_1 - c). With CFG between two points the guided field points at
-// c_null + s (c_cond - c_null).
-TEST(Flow, EulerSamplerExactForPointMass) {
-  diffusion::SamplerConfig sc;
-  sc.num_steps = 50;
-  sc.shift = 2.5;
-  sc.cfg_scale = 1.5;
-  const float c_cond = 2.0f, c_null = -1.0f;
-  Tensor x = Tensor::full({2, 1, 3}, 0.5), labels = Tensor::full({2}, 1, DType::I32);
-  auto v = [&](const Tensor& out, const Tensor& xin, const Tensor& t, const Tensor& y) {
-    for (int64_t b = 0; b < xin.dim(0); ++b) {
-      float c = y.data<int32_t>()[b] == 7 ? c_null : c_cond;
-      for (int64_t i = 0; i < 3; ++i)
-        out.data<float>()[b * 3 + i] = (xin.data<float>()[b * 3 + i] - c) / t.data<float>()[b];
-    }
-  };
-  diffusion::euler_sample(sc, v, x, labels, 7);
-  auto grid = diffusion::sampler_grid(sc);
-  EXPECT_DOUBLE_EQ(grid.front(), 1.0);
-  const double c_eff = c_null + 1.5 * (c_cond - c_null), t_end = grid.back();
-  EXPECT_NEAR(t_end, diffusion::apply_shift(0.001, 2.5), 1e-12);
-  for (int64_t i = 0; i < 6; ++i)
-    EXPECT_NEAR(x.data<float>()[i], c_eff + t_end * (0.5 - c_eff), 1e-4);
 }
 
 // The draws on the GPU are the CPU's (the same host/device functions); float noise agrees to

@@ -379,6 +379,79 @@ case_make_dataset_refuses_nonempty_split() {
   [ "$(cat mine/train/x/a.JPEG)" = data ] || fail "removed a file it did not write"
 }
 
+# ---- sampling (rae sample / decode / reconstruct) --------------------------------------------
+# Each bad argument stops `rae sample` with exit 1 and a message naming the option, before any
+# output is written (--out is not created). The model is the committed micro DiT^DH golden
+# (16 tokens x 8 channels, 5 classes); its small shift base keeps the shift >= 1.
+SMODEL="$SRC/tests/goldens/sample/micro_model.safetensors"
+sample_refuses() {  # sample_refuses REGEX [--model M] ARGS...
+  local regex=$1 model=$SMODEL; shift
+  if [ "$1" = --model ]; then model=$2; shift 2; fi
+  expect_error "$regex" -- "$RAE" sample --model "$model" --out o "$@"
+  [ ! -e o ] || fail "--out created before the error"
+}
+SB=(--shift-base 16)
+case_sample_cfg_scale_nan() { sample_refuses "--cfg-scale must be a finite number" --num-per-class 1 --cfg-scale nan "${SB[@]}"; }
+case_sample_cfg_scale_inf() { sample_refuses "--cfg-scale must be a finite number" --num-per-class 1 --cfg-scale inf "${SB[@]}"; }
+case_sample_cfg_scale_below_one() { sample_refuses "--cfg-scale must be >= 1" --num-per-class 1 --cfg-scale 0.5 "${SB[@]}"; }
+case_sample_shift_base_zero() { sample_refuses "--shift-base must be > 0" --num-per-class 1 --shift-base 0; }
+case_sample_shift_base_negative() { sample_refuses "--shift-base must be > 0" --num-per-class 1 --shift-base -3; }
+case_sample_shift_base_nan() { sample_refuses "--shift-base must be a finite number" --num-per-class 1 --shift-base nan; }
+case_sample_labels_empty_item() { sample_refuses "--labels: empty item 2 in '1,,2'" --labels 1,,2 "${SB[@]}"; }
+case_sample_labels_not_integer() { sample_refuses "--labels: 'x' \(item 2 of '1,x'\) is not an integer" --labels 1,x "${SB[@]}"; }
+case_sample_labels_trailing_comma() { sample_refuses "--labels: trailing ','" --labels 1,2, "${SB[@]}"; }
+case_sample_label_out_of_range() { sample_refuses "--labels: 6 is not a class of the model \(0..4, or 5 for the null class\)" --labels 6 "${SB[@]}"; }
+case_sample_labels_with_num_per_class() { sample_refuses "do not combine it with --classes or --num-per-class" --labels 1 --num-per-class 2 "${SB[@]}"; }
+case_sample_classes_range_backwards() { sample_refuses "--classes: range '3-1' runs backwards" --classes 3-1 --num-per-class 1 "${SB[@]}"; }
+case_sample_class_out_of_range() { sample_refuses "--classes: 7 is not a class of the model" --classes 0,7 --num-per-class 1 "${SB[@]}"; }
+case_sample_class_negative() { sample_refuses "is not a class index" --classes -2 --num-per-class 1 "${SB[@]}"; }
+case_sample_classes_without_num_per_class() { sample_refuses "give --num-per-class" --classes 1 "${SB[@]}"; }
+case_sample_num_per_class_zero() { sample_refuses "--num-per-class must be > 0" --num-per-class 0 "${SB[@]}"; }
+case_sample_cfg_interval_empty() { sample_refuses "t_min < t_max" --num-per-class 1 --cfg-scale 2 --cfg-interval 0.6,0.2 "${SB[@]}"; }
+case_sample_cfg_interval_malformed() { sample_refuses "--cfg-interval: '0.2' is not T_MIN,T_MAX" --num-per-class 1 --cfg-interval 0.2 "${SB[@]}"; }
+case_sample_sde_sbdm() { sample_refuses "NaN" --num-per-class 1 --sampler sde --sde-diffusion SBDM "${SB[@]}"; }
+case_sample_unknown_sampler() { sample_refuses "unknown sampler 'dopri5'" --num-per-class 1 --sampler dopri5 "${SB[@]}"; }
+case_sample_steps_one() { sample_refuses "--steps must be >= 2" --num-per-class 1 --steps 1 "${SB[@]}"; }
+case_sample_guide_without_cfg() { sample_refuses "--guide-model needs --cfg-scale > 1" --num-per-class 1 --guide-model "$SRC/tests/goldens/sample/micro_guide.safetensors" "${SB[@]}"; }
+case_sample_decoder_latent_mismatch() { sample_refuses "random:ViT-tiny decodes 256 x 8 latents but the model samples 16 x 8" --num-per-class 1 --decoder random:ViT-tiny --stats none "${SB[@]}"; }
+case_sample_decoder_is_not_a_decoder() { sample_refuses "micro_model.safetensors: not a decoder state dict" --num-per-class 1 --decoder "$SMODEL" "${SB[@]}"; }
+case_sample_model_missing() { sample_refuses "--model nope.safetensors: no such file or directory" --model nope.safetensors --num-per-class 1 "${SB[@]}"; }
+case_sample_stats_wrong_shape() {
+  "$RAE" synth-cache --out c --samples 16 --grid 2 --channels 4 --shard-size 16 > /dev/null
+  sample_refuses "c/stats.safetensors.*expected .*\(16, 8\)" --num-per-class 1 --decoder random:ViT-micro --stats c/stats.safetensors "${SB[@]}"
+}
+# A run directory without a valid checkpoint (a corrupt one is named and skipped) is refused.
+case_sample_run_dir_without_checkpoint() {
+  mkdir -p run/checkpoints/step-0000010 && echo '{' > run/checkpoints/step-0000010/manifest.json
+  sample_refuses "--model run: not a safetensors file, a checkpoint directory or a run directory with a valid checkpoint" --model run --num-per-class 1 "${SB[@]}"
+}
+# A finished job directory rerun with other settings is refused, naming the setting, and left as
+# it is; the same settings rewrite nothing but the final outputs' job.json (resume of a complete
+# job).
+case_sample_rerun_other_settings() {
+  "$RAE" sample --model "$SMODEL" --labels 0,1,2 --steps 3 "${SB[@]}" --out o > /dev/null 2>&1 ||
+    fail "first run"
+  local before; before=$(snapshot o)
+  expect_error "holds a sampling job with other settings \(seed: was 0, now 1\)" \
+    -- "$RAE" sample --model "$SMODEL" --labels 0,1,2 --steps 3 "${SB[@]}" --seed 1 --out o
+  same o "$before"
+}
+# `rae decode` of a latents file without statistics needs --stats (or --stats none).
+case_decode_latents_without_stats() {
+  "$RAE" sample --model "$SMODEL" --labels 0,1 --steps 3 "${SB[@]}" --stats none --out s > /dev/null 2>&1 ||
+    fail "sample"
+  expect_error "s/latents.npz: carries no latent statistics; give --stats" \
+    -- "$RAE" decode --decoder random:ViT-micro --latents s/latents.npz --out d
+  [ ! -e d ] || fail "--out created before the error"
+}
+# rFID needs Inception weights: --ref without --inception is refused before any work.
+case_reconstruct_ref_without_inception() {
+  expect_error "--ref needs --inception" \
+    -- "$RAE" reconstruct --encoder tiny-random --decoder random:ViT-tiny --stats none --data d \
+    --out r --ref ref.npz
+  [ ! -e r ] || fail "--out created before the error"
+}
+
 declare -F "case_$CASE" > /dev/null || { echo "unknown case $CASE"; exit 2; }
 "case_$CASE"
 echo PASS

@@ -8,6 +8,19 @@ set(RAE_FAULT_CASES
     config_nonfinite_lr config_negative_steps run_dir_lock train_sigkill_loop
     watchdog_names_step full_filesystem make_dataset_refuses_nonempty_split
     config_placeholder_no_hang manifest_number_overflow)
+# `rae sample` / `rae decode` / `rae reconstruct` argument and input checks (issue 11's cases).
+set(RAE_SAMPLE_FAULT_CASES
+    sample_cfg_scale_nan sample_cfg_scale_inf sample_cfg_scale_below_one sample_shift_base_zero
+    sample_shift_base_negative sample_shift_base_nan sample_labels_empty_item
+    sample_labels_not_integer sample_labels_trailing_comma sample_label_out_of_range
+    sample_labels_with_num_per_class sample_classes_range_backwards sample_class_out_of_range
+    sample_class_negative sample_classes_without_num_per_class sample_num_per_class_zero
+    sample_cfg_interval_empty sample_cfg_interval_malformed sample_sde_sbdm sample_unknown_sampler
+    sample_steps_one sample_guide_without_cfg sample_decoder_latent_mismatch
+    sample_decoder_is_not_a_decoder sample_model_missing sample_stats_wrong_shape
+    sample_run_dir_without_checkpoint sample_rerun_other_settings decode_latents_without_stats
+    reconstruct_ref_without_inception)
+list(APPEND RAE_FAULT_CASES ${RAE_SAMPLE_FAULT_CASES})
 foreach(case ${RAE_FAULT_CASES})
   add_test(NAME faults.${case}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/faults.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "io/npz.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
 #include "support/util.h"
@@ -52,14 +53,14 @@ TEST(DiTCli, ModelForwardMatchesGoldenInNCHW) {
   // Same tolerance as test_dit_golden (f32 against the f64 reference).
   EXPECT_LE(test::tolerance_ratio(out, tokens_to_nchw(g.get("out"), 4), 1e-5, 1e-4), 1.0);
 
-  cmd = rae_binary() + " sample --checkpoint " + dir + "/model.safetensors --labels 0,4,5 " +
-        "--steps 5 --cfg-scale 2 --out " + dir + "/s.safetensors";
+  cmd = rae_binary() + " sample --model " + dir + "/model.safetensors --labels 0,4,5 " +
+        "--steps 5 --cfg-scale 2 --shift-base 16 --out " + dir + "/s";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  Tensor lat = safetensors::load(dir + "/s.safetensors").get("latents");
+  Tensor lat = npz::Reader(dir + "/s/latents.npz").read("latents");
   EXPECT_EQ(lat.shape(), (Shape{3, 16, 8}));
   for (int64_t i = 0; i < lat.numel(); ++i) ASSERT_TRUE(std::isfinite(lat.item(i)));
   // A label past the null class is rejected, naming the option.
-  cmd = rae_binary() + " sample --checkpoint " + dir + "/model.safetensors --labels 6 --out " +
-        dir + "/bad.safetensors 2> " + dir + "/err.txt";
+  cmd = rae_binary() + " sample --model " + dir + "/model.safetensors --labels 6 --shift-base 16 " +
+        "--out " + dir + "/bad 2> " + dir + "/err.txt";
   EXPECT_NE(std::system(cmd.c_str()), 0);
 }

@@ -35,8 +35,12 @@ done
 cmp <(losses "$WORK/a/metrics.jsonl") <(losses "$WORK/b/metrics.jsonl")
 echo "resume: 40 vs 20+20 byte-identical"
 # The trained EMA weights, exported, sample (Euler ODE with CFG) into finite latents of the
-# cache's shape (denormalised with the statistics the export carries).
+# cache's shape (normalised; latents.npz carries the statistics the export holds). The run
+# directory itself (its newest checkpoint's EMA, consolidated in memory) gives the same latents.
 "$RAE" export --run-dir "$WORK/r300" --ema --out "$WORK/ema.safetensors"
-"$RAE" sample --checkpoint "$WORK/ema.safetensors" --labels 0,3,7 \
-  --steps 10 --cfg-scale 1.5 --out "$WORK/samples.safetensors"
-test -s "$WORK/samples.safetensors"
+"$RAE" sample --model "$WORK/ema.safetensors" --labels 0,3,7 --steps 10 --cfg-scale 1.5 \
+  --out "$WORK/samples"
+test -s "$WORK/samples/latents.npz"
+"$RAE" sample --model "$WORK/r300" --labels 0,3,7 --steps 10 --cfg-scale 1.5 --out "$WORK/samples_run"
+cmp "$WORK/samples/latents.npz" "$WORK/samples_run/latents.npz"
+echo "sample: the run directory and its export give byte-identical latents"
