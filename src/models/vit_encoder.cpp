@@ -273,6 +273,18 @@ VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg,
   return e;
 }
 
+void VitEncoder::to(Device device) {
+  for (Layer& L : layers_)
+    for (Tensor* t : {&L.ln1_w, &L.ln1_b, &L.qkv_w, &L.qkv_b, &L.proj_w, &L.proj_b, &L.ln2_w,
+                      &L.ln2_b, &L.fc1_w, &L.fc1_b, &L.fc2_w, &L.fc2_b})
+      *t = t->to(device);
+  patch_w = patch_w.to(device);
+  patch_b = patch_b.to(device);
+  patch_pos = patch_pos.to(device);
+  if (prefix_rows.defined()) prefix_rows = prefix_rows.to(device);
+  device_ = device;
+}
+
 VitEncoder VitEncoder::from_timm_tensors(const VitEncoderConfig& cfg,
                                          const std::map<std::string, Tensor>& m,
                                          const std::string& where, Device device) {

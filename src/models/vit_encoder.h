@@ -97,6 +97,8 @@ class VitEncoder {
                       const Tensor& dpixels) const;
 
   const VitEncoderConfig& config() const { return cfg_; }
+  // Moves the weights to `device`.
+  void to(Device device);
   const std::string& id() const { return id_; }  // "dinov2_with_registers-h768-l12", ...
   // The weights file (hashed into the cache manifest) or, for presets, "preset:<name>".
   const std::string& weights_source() const { return weights_source_; }
@@ -116,7 +118,7 @@ class VitEncoder {
 };
 
 // The release's DINO discriminator recipes (src/disc/dinodisc.py `recipes`): S_8, S_16, B_16,
-// and "tiny" (width 32, 12 blocks, 2 heads, patch 8: tests and the demo). Sets family Dino,
+// and "tiny" (width 16, 12 blocks, 2 heads, patch 8: tests and the demo). Sets family Dino,
 // tanh GELU, ln_eps 1e-6, ImageNet mean/std and input_size 224.
 VitEncoderConfig dino_recipe(const std::string& name);
 

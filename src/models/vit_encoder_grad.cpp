@@ -31,7 +31,7 @@ VitEncoderConfig dino_recipe(const std::string& name) {
   } else if (name == "B_16") {
     c.hidden = 768, c.heads = 12, c.patch = 16;
   } else if (name == "tiny") {
-    c.hidden = 32, c.heads = 2, c.patch = 8;
+    c.hidden = 16, c.heads = 2, c.patch = 8;
   } else {
     RAE_THROW("unknown DINO discriminator recipe '", name, "' (S_8, S_16, B_16, tiny)");
   }
