@@ -381,8 +381,12 @@ void VitDecoder::backward(nn::Arena& A, const Tensor& dout, const Tensor& dz) {
   ops::layernorm_backward(dx.view({N, W}), ps_.grad(norm_w_), ps_.grad(norm_b_), dhf,
                           s.xs[L].view({N, W}), ps_.value(norm_w_), s.mean_f, s.rstd_f);
   for (int64_t i = L - 1; i >= 0; --i)
-    backward_block(static_cast<int>(i),
-                   [&] { layer_backward(static_cast<int>(i), A, s.layer[i], dx); });
+    backward_block(static_cast<int>(i), [&] {
+      // The layer's gradient scratch is handed back after it: only dx carries on.
+      const nn::Arena::Mark m = A.mark();
+      layer_backward(static_cast<int>(i), A, s.layer[i], dx);
+      A.rewind(m);
+    });
   // x0 = xin + table: the table's row 0 holds cls (pos is fixed).
   const Tensor& dcls = ps_.grad(cls_);
   if (dcls.defined()) {

@@ -190,6 +190,8 @@ void VitEncoder::backward_input(nn::Arena& A, const Saved& sv, const std::vector
       for (int64_t b = 0; b < B; ++b)
         ops::add_(dv.select(0, b).narrow(0, P, N), dblocks[k].select(0, b));
     }
+    // This layer's gradient scratch is handed back after it (only dx carries on).
+    const nn::Arena::Mark mark = A.mark();
     // MLP branch: out = x_mid + fc2(gelu(fc1(ln2(x_mid)))).
     Tensor d_g = f32z(A, {B * T, Mh}), d_u = f32z(A, {B * T, Mh}), d_h = f32z(A, {B * T, C});
     ops::linear_backward(d_g, Tensor(), Tensor(), dx, s.g, L.fc2_w);
@@ -204,6 +206,7 @@ void VitEncoder::backward_input(nn::Arena& A, const Saved& sv, const std::vector
     Tensor d_h1 = f32z(A, {B * T, C});
     ops::linear_backward(d_h1, Tensor(), Tensor(), d_qkv, s.h1, L.qkv_w);
     ops::layernorm_backward(dx, Tensor(), Tensor(), d_h1, s.x_in, L.ln1_w, s.mean1, s.rstd1);
+    A.rewind(mark);
   }
   // The patch rows' gradient is the embedding's; the prefix rows end here (constants).
   Tensor demb = f32(A, {B, g, g, C});

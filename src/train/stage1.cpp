@@ -110,7 +110,10 @@ void Stage1Objective::attach(const std::vector<TrainedModel*>& models, const Ste
   encoder_.to(env.device);
   dino_.to(env.device);
   lpips_.emplace(models::Lpips::open(cfg_.lpips, env.device, env.activation_dtype));
-  arena_ = nn::Arena(env.device, size_t(64) << 20, env.activation_dtype);
+  // Large chunks on the GPU: the generator and discriminator passes allocate different
+  // sequences, and a request that does not fit the current chunk moves on to the next.
+  const size_t chunk = env.device.is_cuda() ? size_t(512) << 20 : size_t(64) << 20;
+  arena_ = nn::Arena(env.device, chunk, env.activation_dtype);
 }
 
 Tensor Stage1Objective::encode(const Tensor& images) {
