@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import stage1_reference as sr  # noqa: E402
 import vit_decoder_reference as dref  # noqa: E402
 from make_op_goldens import save_if_changed  # noqa: E402
 from synthetic_weights import synthetic  # noqa: E402
@@ -126,114 +127,6 @@ def dino_tensors():
     return m
 
 
-# ------------------------------------------------------------------ the release's modules
-class BatchNormLocal(nn.Module):
-    """virtual_bs = 1: statistics per sample and channel over the tokens (the release's)."""
-
-    def __init__(self, c, eps):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(c))
-        self.bias = nn.Parameter(torch.zeros(c))
-
-    def forward(self, x):
-        shape = x.size()
-        x = x.view(x.size(0), -1, x.size(-2), x.size(-1))
-        mean = x.mean([1, 3], keepdim=True)
-        var = x.var([1, 3], keepdim=True, unbiased=False)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        x = x * self.weight[None, :, None] + self.bias[None, :, None]
-        return x.view(shape)
-
-
-class Residual(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-        self.ratio = 1 / np.sqrt(2)
-
-    def forward(self, x):
-        return (self.fn(x).add(x)).mul_(self.ratio)
-
-
-def sn_conv(cin, cout, k):
-    conv = nn.Conv1d(cin, cout, kernel_size=k, padding=k // 2, padding_mode="circular")
-    return torch.nn.utils.spectral_norm(conv, n_power_iterations=1, dim=0, eps=1e-12)
-
-
-def block(c, k):
-    return nn.Sequential(sn_conv(c, c, k), BatchNormLocal(c, NORM_EPS),
-                         nn.LeakyReLU(negative_slope=0.2, inplace=True))
-
-
-class Heads(nn.Module):
-    def __init__(self, c, n):
-        super().__init__()
-        self.heads = nn.ModuleList([nn.Sequential(block(c, 1), Residual(block(c, KS)), sn_conv(c, 1, 1))
-                                    for _ in range(n)])
-
-    def forward(self, acts):
-        B = acts[0].shape[0]
-        return torch.cat([h(a).view(B, -1) for h, a in zip(self.heads, acts)], dim=1)
-
-
-def dino_features(vit, x, grid):
-    """FrozenDINONoDrop.forward (no_resize False, crop_prob <= 0) -> [last, blocks 2, 5, 8, 11],
-    each (B, C, L)."""
-    x = F.interpolate(x, size=(DINO_IN, DINO_IN), mode="bilinear", align_corners=False)
-    mean = torch.tensor((0.485, 0.456, 0.406), dtype=x.dtype)
-    std = torch.tensor((0.229, 0.224, 0.225), dtype=x.dtype)
-    x = x * (0.5 / std).reshape(1, 3, 1, 1) + ((0.5 - mean) / std).reshape(1, 3, 1, 1)
-    x = F.conv2d(x, vit.patch_embed.proj.weight, vit.patch_embed.proj.bias, stride=DINO_P)
-    x = x.flatten(2).transpose(1, 2)
-    x = torch.cat([vit.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-    pe_cls, pe_grid = vit.pos_embed[:, :1], vit.pos_embed[0, 1:]
-    pe_grid = pe_grid.reshape(1, DINO_GRID0, DINO_GRID0, -1).permute(0, 3, 1, 2)
-    pe_grid = F.interpolate(pe_grid, size=(grid, grid), mode="bilinear", align_corners=False)
-    x = x + torch.cat([pe_cls, pe_grid.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], dim=1)
-    acts = []
-    for i, blk in enumerate(vit.blocks):
-        x = blk(x)
-        if i in KEY_DEPTHS:
-            acts.append(x[:, 1:, :].transpose(1, 2))
-    acts.insert(0, x[:, 1:, :].transpose(1, 2))
-    return acts
-
-
-def diffaug(x, r, flags):
-    """The release's DiffAug.aug with rand01 = r (B, 7) float32 and the three flags."""
-    trans, color, cut = flags
-    Bn, dev = x.shape[0], x.device
-    rand01 = r.t().reshape(7, Bn, 1, 1)
-    raw_h, raw_w = x.shape[-2:]
-    if trans:
-        dh, dw = round(raw_h * 0.125), round(raw_w * 0.125)
-        th = rand01[0].mul(dh + dh + 1).floor().long() - dh
-        tw = rand01[1].mul(dw + dw + 1).floor().long() - dw
-        gb, gh, gw = torch.meshgrid(torch.arange(Bn), torch.arange(raw_h), torch.arange(raw_w), indexing="ij")
-        gh = (gh + th).add_(1).clamp_(0, raw_h + 1)
-        gw = (gw + tw).add_(1).clamp_(0, raw_w + 1)
-        pad = F.pad(x, [1, 1, 1, 1, 0, 0, 0, 0])
-        x = pad.permute(0, 2, 3, 1).contiguous()[gb, gh, gw].permute(0, 3, 1, 2).contiguous()
-    if color:
-        x = x.add(rand01[2].unsqueeze(-1).sub(0.5).to(x.dtype))
-        m = x.mean(dim=1, keepdim=True)
-        x = x.sub(m).mul(rand01[3].unsqueeze(-1).mul(2).to(x.dtype)).add_(m)
-        m = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = x.sub(m).mul(rand01[4].unsqueeze(-1).add(0.5).to(x.dtype)).add_(m)
-    if cut:
-        ch, cw = round(raw_h * CUTOUT), round(raw_w * CUTOUT)
-        oh = rand01[5].mul(raw_h + (1 - ch % 2)).floor().long()
-        ow = rand01[6].mul(raw_w + (1 - cw % 2)).floor().long()
-        gb, gh, gw = torch.meshgrid(torch.arange(Bn), torch.arange(ch), torch.arange(cw), indexing="ij")
-        gh = (gh + oh).sub_(ch // 2).clamp(min=0, max=raw_h - 1)
-        gw = (gw + ow).sub_(cw // 2).clamp(min=0, max=raw_w - 1)
-        mask = torch.ones(Bn, raw_h, raw_w, dtype=x.dtype)
-        mask[gb, gh, gw] = 0
-        x = x.mul(mask.unsqueeze(1))
-    return x
-
-
 def lpips_model():
     import lpips
     m = lpips.LPIPS(pretrained=False, net="vgg", pnet_rand=True, verbose=False)
@@ -288,7 +181,7 @@ def main():
     vit = vit.eval().to(DT)
     for p in vit.parameters():
         p.requires_grad_(False)
-    heads = Heads(DINO_W, len(KEY_DEPTHS) + 1)
+    heads = sr.Heads(DINO_W, len(KEY_DEPTHS) + 1, KS, NORM_EPS)
     init_uv = {}
     with torch.no_grad():
         for n, p in heads.named_parameters():
@@ -320,12 +213,14 @@ def main():
     recon_total = rec_loss + PW * lpips_loss
     heads.eval()
     grid = DINO_IN // DINO_P
-    logits_g = heads(dino_features(vit, diffaug(recon_normed, t(aug[0]), flags[0]), grid))
+
+    def disc(x, k):
+        x = sr.diffaug(x, t(aug[k]), flags[k], CUTOUT)
+        return heads(sr.dino_features(vit, x, DINO_IN, DINO_P, DINO_GRID0, KEY_DEPTHS))
+
+    logits_g = disc(recon_normed, 0)
     gan_loss = -torch.mean(logits_g)
-    last = P["decoder_pred.weight"]
-    g_rec = torch.autograd.grad(recon_total, last, retain_graph=True)[0]
-    g_gan = torch.autograd.grad(gan_loss, last, retain_graph=True)[0]
-    lam = torch.clamp(torch.norm(g_rec) / (torch.norm(g_gan) + 1e-6), 0.0, MAXD).detach()
+    lam = sr.adaptive_weight(recon_total, gan_loss, P["decoder_pred.weight"], MAXD)
     total = recon_total + DW * lam * gan_loss
     total.backward()
 
@@ -333,11 +228,10 @@ def main():
     heads.zero_grad(set_to_none=True)
     with torch.no_grad():
         rd = dref.decoder_forward(P, z, HEADS, PATCH) * STD.view(1, 3, 1, 1) + MEAN.view(1, 3, 1, 1)
-        fake = (rd * 2 - 1).clamp(-1.0, 1.0)
-        fake = torch.round((fake + 1.0) * 127.5) / 127.5 - 1.0
+        fake = sr.quantize(rd * 2 - 1)
     heads.train()
-    lf = heads(dino_features(vit, diffaug(fake, t(aug[1]), flags[1]), grid))
-    lr = heads(dino_features(vit, diffaug(real_normed, t(aug[2]), flags[2]), grid))
+    lf = disc(fake, 1)
+    lr = disc(real_normed, 2)
     d_loss = 0.5 * (torch.mean(F.relu(1.0 - lr)) + torch.mean(F.relu(1.0 + lf)))
     acc = (lr > lf).double().mean()
     d_loss.backward()

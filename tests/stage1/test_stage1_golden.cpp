@@ -5,6 +5,7 @@
 // The trainer runs the real objective (train/stage1.h) on the CPU with the golden's draws.
 #include <gtest/gtest.h>
 
+#include "core/device.h"
 #include "io/safetensors.h"
 #include "stage1/stage1_test_util.h"
 #include "train/trainer.h"
@@ -21,13 +22,14 @@ struct GoldenStep {
   train::Stage1Objective* obj = nullptr;
   train::StepStats stats;
 
-  GoldenStep() {
+  explicit GoldenStep(const std::string& device = "cpu") {
     Tensor images = g.get("in.images").clone();
     stream = std::make_unique<TensorImageStream>(images);
     auto o = std::make_unique<train::Stage1Objective>(golden_stage1_config(), tiny_encoder_dir());
     obj = o.get();
-    trainer = std::make_unique<train::Trainer>(golden_train_config(images.dim(0)), *stream, "",
-                                               nullptr, std::move(o));
+    train::TrainConfig tc = golden_train_config(images.dim(0));
+    tc.device = device;  // precision fp32: FMA math, no TF32
+    trainer = std::make_unique<train::Trainer>(tc, *stream, "", nullptr, std::move(o));
     fill_decoder(decoder());
     fill_heads(heads());
     // The spectral-norm start vectors (PyTorch's column order for v).
@@ -142,6 +144,29 @@ TEST(Stage1Golden, EveryHeadGradientAndSpectralVectors) {
     Tensor ref = s.g.get("after." + n).clone();
     if (n.ends_with("weight_v") && ref.numel() > C) ref = v_from_torch(ref, C, ref.numel() / C);
     EXPECT_LT(rel_err(ps.buffer(static_cast<int>(i)), ref), 1e-4);
+  }
+}
+
+// The same step on the GPU (fp32): the CUDA ops, cuDNN convolutions and attention of every part.
+TEST(Stage1Golden, CudaStepMatchesGolden) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  GoldenStep s("cuda");
+  for (const char* k :
+       {"l1", "lpips", "gan", "lambda", "loss", "disc_loss", "logits_real", "logits_fake"}) {
+    const double ref = s.out(k);
+    EXPECT_NEAR(s.stats.metrics.at(k), ref, 1e-3 * std::max(1.0, std::fabs(ref))) << k;
+  }
+  for (auto* m : {&s.decoder().params(), &s.heads().params()}) {
+    const bool dec = m == &s.decoder().params();
+    const std::string pre = dec ? "grad.decoder." : "grad.disc.";
+    const double floor = grad_floor(s.g, pre);
+    for (size_t id = 0; id < m->params().size(); ++id) {
+      const auto& p = m->params()[id];
+      SCOPED_TRACE(p.name);
+      Tensor ref = s.g.get(pre + p.name).clone();
+      if (!dec && p.name.ends_with("weight_orig")) ref = conv1d_from_torch(ref);
+      EXPECT_LT(rel_err(m->grad(static_cast<int>(id)), ref, floor), 1e-2);
+    }
   }
 }
 
