@@ -187,24 +187,37 @@ double Lpips::forward(nn::Arena& A, const Tensor& x, const Tensor& y) {
 void Lpips::backward(nn::Arena& A, const Tensor& dx, double scale) {
   const Pass& p = saved_x_;
   RAE_CHECK(!p.in.empty(), "LPIPS::backward without a forward");
-  Tensor d_out;  // gradient w.r.t. the current conv's ReLU output
+  // Four buffers of the largest map (the first conv's output) serve every layer in turn: the
+  // gradient at the ReLU output and at the conv input alternate, plus scratch for the
+  // pre-activation and for the pooled map's gradient (rather than fresh buffers per layer).
+  const int64_t largest = p.out[0].numel();
+  Tensor buf[4];
+  for (Tensor& b : buf) b = A.empty({largest});
+  auto view = [](const Tensor& b, const Shape& s) {
+    Tensor t = b.narrow(0, 0, s.numel()).view(s);
+    t.zero_();
+    return t;
+  };
+  int cur = 0;  // buf[cur] holds the gradient at the current conv's ReLU output
+  Tensor d_out = view(buf[cur], p.out.back().shape());
   for (int i = static_cast<int>(convs_.size()) - 1; i >= 0; --i) {
     const Conv& cv = convs_[i];
     const Tensor& out = p.out[i];
-    if (!d_out.defined()) d_out = A.zeros(out.shape());
     if (cv.tap >= 0)
       ops::lpips_distance_backward(d_out, out, saved_y_.taps[cv.tap], lin_[cv.tap], 1e-10, scale);
     // ReLU in place: its output's sign is the input's.
-    Tensor d_pre = A.zeros(out.shape());
+    Tensor d_pre = view(buf[2], out.shape());
     ops::relu_backward(d_pre, d_out, out);
-    Tensor d_in = A.zeros(p.in[i].shape());
+    const int nxt = 1 - cur;
+    Tensor d_in = view(cv.pool_before ? buf[3] : buf[nxt], p.in[i].shape());
     ops::conv2d_backward(d_in, Tensor(), Tensor(), d_pre, p.in[i], cv.w, kConv);
     if (cv.pool_before) {
-      Tensor d_prev = A.zeros(p.pooled_from[i].shape());
+      Tensor d_prev = view(buf[nxt], p.pooled_from[i].shape());
       ops::max_pool2d_backward(d_prev, d_in, p.pooled_from[i], kPool);
       d_in = d_prev;
     }
     d_out = d_in;
+    cur = nxt;
   }
   // d_out is now the gradient of the scaled image: undo the scaling layer.
   std::vector<double> s(3);
