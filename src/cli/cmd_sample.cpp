@@ -74,8 +74,8 @@ double finite_option(const po::variables_map& vm, const char* name) {
 
 int cmd_sample(int argc, char** argv) {
   po::options_description d(
-      "rae sample: class-conditional samples from a DiT^DH, decoded to images (run under "
-      "mpirun -np N, or alone; a rerun resumes)");
+      "rae sample: class-conditional samples of a stage-2 model (DiT^DH, DiT), decoded to "
+      "images (run under mpirun -np N, or alone; a rerun resumes)");
   // clang-format off
   d.add_options()
       ("help,h", "show this help")

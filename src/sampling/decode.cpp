@@ -6,8 +6,18 @@
 #include "core/error.h"
 #include "io/npz.h"
 #include "io/safetensors.h"
+#include "ops/embed.h"
 
 namespace rae::sampling {
+
+Tensor chw_to_tokens(const Tensor& x) {
+  RAE_CHECK(x.ndim() == 4, "chw_to_tokens: expected (N, C, H, W), got ", x.shape().str());
+  Tensor f = x.dtype() == DType::F32 ? x : x.cast(DType::F32);
+  if (!f.is_contiguous()) f = f.clone();
+  Tensor out = Tensor::empty({f.dim(0), f.dim(2) * f.dim(3), f.dim(1)}, DType::F32, f.device());
+  ops::patchify(out, f, 1);  // patch 1: token (h, w), channel c
+  return out;
+}
 
 diffusion::LatentStats load_latent_stats(const std::string& path, int64_t T, int64_t C) {
   safetensors::File f = safetensors::load(path);
@@ -30,12 +40,7 @@ diffusion::LatentStats load_latent_stats(const std::string& path, int64_t T, int
                      (s.size() == 4 && s[0] == 1 && s[1] == C && s[2] * s[3] == T);
     RAE_CHECK(chw, path, ": tensor '", name, "' has shape ", s.str(), ", expected (", T, ", ", C,
               ") tokens or (", C, ", H, W) with H*W = ", T);
-    Tensor out = Tensor::empty({T, C});
-    const float* src = t.data<float>();
-    float* dst = out.data<float>();
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = 0; i < T; ++i) dst[i * C + c] = src[c * T + i];
-    return out;
+    return chw_to_tokens(t.view({1, C, s[s.size() - 2], s[s.size() - 1]})).view({T, C});
   };
   diffusion::LatentStats st;
   st.mean = tokens("mean", 0.0);
@@ -79,13 +84,7 @@ LatentsFile read_latents_file(const std::string& path, int64_t T, int64_t C) {
   }
   RAE_CHECK(s.size() == 4 && s[1] == C && s[2] * s[3] == T, path, ": 'latents' has shape ", s.str(),
             "; the decoder takes (N, ", T, ", ", C, ") or (N, ", C, ", H, W) with H*W = ", T);
-  const int64_t N = s[0];
-  out.latents = Tensor::empty({N, T, C});
-  const float* src = z.data<float>();
-  float* dst = out.latents.data<float>();
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = 0; i < T; ++i) dst[(n * T + i) * C + c] = src[(n * C + c) * T + i];
+  out.latents = chw_to_tokens(z);
   return out;
 }
 

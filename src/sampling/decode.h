@@ -26,6 +26,10 @@ namespace rae::sampling {
 // latent_stats.var (an export). Errors name the file, the tensor and the expected shape.
 diffusion::LatentStats load_latent_stats(const std::string& path, int64_t tokens, int64_t channels);
 
+// (N, C, H, W) -> (N, H*W, C) F32 tokens in row-major (h, w) order (the release's latent layout
+// to ours; ops::patchify with patch 1).
+Tensor chw_to_tokens(const Tensor& x);
+
 // Latents to decode, from a .npz (latents.npz of `rae sample`) or a safetensors file: "latents"
 // (N, T, C) tokens or the release's (N, C, H, W), as (N, T, C) F32, and the statistics stored
 // with them (latent_stats.mean / .var, and in an .npz latent_stats.eps (1) f64; undefined when

@@ -18,13 +18,13 @@
 #include "core/log.h"
 #include "data/image_encode.h"
 #include "diffusion/flow.h"
+#include "eval/progress.h"
 #include "io/npz.h"
 #include "io/safetensors.h"
 #include "ops/elementwise.h"
 #include "ops/precision.h"
 #include "sampling/decode.h"
 #include "sampling/noise.h"
-#include "sampling/progress.h"
 #include "sampling/velocity.h"
 
 namespace rae::sampling {
@@ -279,7 +279,8 @@ struct BatchTime {
 };
 
 void sample_chunk(const SampleJobOptions& o, Engines& e, const Plan& plan, int64_t c,
-                  std::vector<uint8_t>& images, Tensor& latents, Progress& progress,
+                  std::vector<uint8_t>& images, Tensor& latents, eval::ProgressBar& progress,
+                  int64_t& done,
                   std::vector<BatchTime>& times) {
   const int64_t first = plan.first(c), count = plan.count(c);
   const int64_t T = e.model.tokens, C = e.model.channels;
@@ -322,7 +323,8 @@ void sample_chunk(const SampleJobOptions& o, Engines& e, const Plan& plan, int64
     }
     bt.seconds = seconds_since(tb);
     times.push_back(bt);
-    progress.advance(nb);
+    done += nb;
+    progress.update(done);
   }
 }
 
@@ -530,14 +532,19 @@ SampleJobResult run_sample_job(const SampleJobOptions& o0, distributed::Communic
   if (size > 1 || res.chunks_resumed > 0)
     log::info("sample: ", todo.size(), " of ", mine, " chunk(s) to sample on this rank (",
               res.chunks_resumed, " already done)");
-  Progress progress("sample", plan.samples, resumed_samples * size, o.progress_seconds, rank == 0,
-                    size);
+  // Rank 0's own share stands for everyone's (equal shares up to one chunk); a resumed job counts
+  // what is left, estimated from rank 0's finished chunks.
+  int64_t share = 0, done = 0;
+  for (int64_t c : todo) share += plan.count(c);
+  eval::ProgressBar progress(res.chunks_resumed > 0 ? "sample (resumed)" : "sample",
+                             std::max<int64_t>(plan.samples - resumed_samples * size, share), share,
+                             rank == 0, o.progress_seconds);
   const auto t0 = Clock::now();
   std::vector<BatchTime> times;
   for (int64_t c : todo) {
     std::vector<uint8_t> images;
     Tensor latents;
-    sample_chunk(o, e, plan, c, images, latents, progress, times);
+    sample_chunk(o, e, plan, c, images, latents, progress, done, times);
     std::map<std::string, Tensor> out;
     const int64_t n = plan.count(c);
     Tensor labels = Tensor::empty({n}, DType::I32);

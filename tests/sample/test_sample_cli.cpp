@@ -263,3 +263,59 @@ TEST(SampleCli, RunDirectorySamplesLikeItsExport) {
       << err;
   EXPECT_NE(a, read_text(dir + "/s-raw/latents.npz"));
 }
+
+// rFID: `rae reconstruct --ref REF --inception synthetic` scores the reconstructions in memory
+// through eval::evaluate_samples; its metrics.json equals `rae eval` run on the same
+// reconstructions (cut out of the pairs, written as an ADM sample .npz) against the same
+// reference. Synthetic Inception weights: the numbers mean nothing, the plumbing is what is
+// checked.
+TEST(SampleCli, ReconstructReportsRfidThroughEval) {
+  const std::string dir = test::make_temp_dir("sample_cli_rfid");
+  std::string err;
+  ASSERT_EQ(run_rae("make-dataset --out " + dir + "/ds --classes 2 --per-class 2", dir, &err), 0)
+      << err;
+  ASSERT_EQ(run_rae("eval stats --images " + dir +
+                        "/ds/train --image-size 256 --inception synthetic --batch 4 "
+                        "--ref-images 4 --out " +
+                        dir + "/ref.npz",
+                    dir, &err),
+            0)
+      << err;
+  ASSERT_EQ(run_rae("reconstruct --encoder tiny-random --decoder random:ViT-tiny:1 --stats none "
+                    "--data " +
+                        dir + "/ds --num 4 --batch 2 --out " + dir + "/r --ref " + dir +
+                        "/ref.npz --inception synthetic --eval-batch 4",
+                    dir, &err),
+            0)
+      << err;
+  auto m = nlohmann::json::parse(read_text(dir + "/r/metrics.json"));
+  ASSERT_TRUE(m.contains("rfid")) << m.dump(1);
+  EXPECT_TRUE(std::isfinite(m.at("rfid").get<double>()));
+  EXPECT_EQ(m.at("rfid"), m.at("eval").at("fid"));
+  EXPECT_EQ(m.at("eval").at("counts").at("samples"), 4);
+  for (const char* k : {"sfid", "inception_score", "precision", "recall"})
+    EXPECT_TRUE(m.at("eval").contains(k)) << k;
+  // The same reconstructions through `rae eval`.
+  Tensor recon = Tensor::empty({4, 256, 256, 3}, DType::U8);
+  for (int i = 0; i < 4; ++i) {
+    char name[40];
+    std::snprintf(name, sizeof name, "/r/pairs/%06d.png", i);
+    data::Image pair = data::decode_image_file(dir + name);
+    for (int y = 0; y < 256; ++y)
+      std::copy_n(pair.row(2 + y) + (2 + 258) * 3, 256 * 3,
+                  recon.data<uint8_t>() + (static_cast<int64_t>(i) * 256 + y) * 256 * 3);
+  }
+  {
+    npz::Writer w(dir + "/recon.npz");
+    w.add("arr_0", recon);
+    w.commit();
+  }
+  ASSERT_EQ(run_rae("eval --samples " + dir + "/recon.npz --ref " + dir +
+                        "/ref.npz --inception synthetic --batch 4 --out " + dir + "/e.json",
+                    dir, &err),
+            0)
+      << err;
+  auto e = nlohmann::json::parse(read_text(dir + "/e.json"));
+  EXPECT_EQ(m.at("rfid").get<double>(), e.at("fid").get<double>());
+  EXPECT_EQ(m.at("eval").at("inception_score"), e.at("inception_score"));
+}
