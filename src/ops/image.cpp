@@ -54,26 +54,6 @@ void channel_affine_backward(const Tensor& dx, const Tensor& dout,
   RAE_DISPATCH(dout, channel_affine_backward, dx, dout, scale);
 }
 
-void nchw_to_nhwc(const Tensor& out, const Tensor& x, bool accumulate) {
-  const char* op = "nchw_to_nhwc";
-  check_image(op, x, "x");
-  check_image(op, out, "out");
-  check::like(out, x, op, "out");
-  check::shape(out, {x.dim(0), x.dim(2), x.dim(3), x.dim(1)}, op, "out");
-  if (x.numel() == 0) return;
-  RAE_DISPATCH(x, nchw_to_nhwc, out, x, accumulate);
-}
-
-void nhwc_to_nchw(const Tensor& out, const Tensor& x, bool accumulate) {
-  const char* op = "nhwc_to_nchw";
-  check_image(op, x, "x");
-  check_image(op, out, "out");
-  check::like(out, x, op, "out");
-  check::shape(out, {x.dim(0), x.dim(3), x.dim(1), x.dim(2)}, op, "out");
-  if (x.numel() == 0) return;
-  RAE_DISPATCH(x, nhwc_to_nchw, out, x, accumulate);
-}
-
 void quantize_pm1(const Tensor& out, const Tensor& x) {
   const char* op = "quantize_pm1";
   check_float_rows(op, x, "x");

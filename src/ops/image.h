@@ -4,8 +4,6 @@
 // channel_affine:  out[..., c] = x[..., c] * scale[c] + shift[c] (at most 8 channels): pixel
 //                  (de)normalisation, x * 2 - 1, the discriminator's x * x_scale + x_shift.
 //                  Backward: dx += dout * scale. x/out/dout/dx row-strided.
-// nchw_to_nhwc / nhwc_to_nchw: layout permutations (the decoder's unpatchify writes NCHW); each is
-//                  the other's backward, so both take `accumulate` (out += instead of out =).
 // quantize_pm1:    the release's discretisation of the discriminator's fake input:
 //                  round((clamp(x, -1, 1) + 1) * 127.5) / 127.5 - 1, round half to even as
 //                  torch.round. Forward only (it runs on detached reconstructions).
@@ -28,10 +26,6 @@ void channel_affine_forward(const Tensor& out, const Tensor& x, const std::vecto
                             const std::vector<double>& shift);
 void channel_affine_backward(const Tensor& dx, const Tensor& dout,
                              const std::vector<double>& scale);
-// x (N, C, H, W) -> out (N, H, W, C); contiguous.
-void nchw_to_nhwc(const Tensor& out, const Tensor& x, bool accumulate = false);
-// x (N, H, W, C) -> out (N, C, H, W); contiguous.
-void nhwc_to_nchw(const Tensor& out, const Tensor& x, bool accumulate = false);
 void quantize_pm1(const Tensor& out, const Tensor& x);
 void resize_bilinear_forward(const Tensor& out, const Tensor& x);
 void resize_bilinear_backward(const Tensor& dx, const Tensor& dout);
@@ -84,8 +78,6 @@ void channel_affine_forward(const Tensor& out, const Tensor& x, const std::vecto
                             const std::vector<double>& shift);
 void channel_affine_backward(const Tensor& dx, const Tensor& dout,
                              const std::vector<double>& scale);
-void nchw_to_nhwc(const Tensor& out, const Tensor& x, bool accumulate);
-void nhwc_to_nchw(const Tensor& out, const Tensor& x, bool accumulate);
 void quantize_pm1(const Tensor& out, const Tensor& x);
 void resize_bilinear_forward(const Tensor& out, const Tensor& x);
 void resize_bilinear_backward(const Tensor& dx, const Tensor& dout);
@@ -95,8 +87,6 @@ void channel_affine_forward(const Tensor& out, const Tensor& x, const std::vecto
                             const std::vector<double>& shift);
 void channel_affine_backward(const Tensor& dx, const Tensor& dout,
                              const std::vector<double>& scale);
-void nchw_to_nhwc(const Tensor& out, const Tensor& x, bool accumulate);
-void nhwc_to_nchw(const Tensor& out, const Tensor& x, bool accumulate);
 void quantize_pm1(const Tensor& out, const Tensor& x);
 void resize_bilinear_forward(const Tensor& out, const Tensor& x);
 void resize_bilinear_backward(const Tensor& dx, const Tensor& dout);

@@ -9,6 +9,7 @@
 #include "data/image_preprocess.h"
 #include "models/registry.h"
 #include "ops/elementwise.h"
+#include "ops/embed.h"
 #include "ops/image.h"
 #include "ops/loss.h"
 #include "ops/noise.h"
@@ -229,7 +230,7 @@ void Stage1Objective::generator_pass(const MicroBatch& mb, Batch& b, Metrics& m)
   // recon = out * std + mean (RAE.decode), channels last, F32.
   const std::vector<double> mean = vec3(enc_cfg_.mean), stdv = vec3(enc_cfg_.std);
   Tensor rec = A.empty({B, S, S, 3}, DType::F32);
-  ops::nchw_to_nhwc(rec, out);
+  ops::patchify(rec.view({B, S * S, 3}), out, 1);  // NCHW -> NHWC (patch 1: a transpose)
   ops::channel_affine_forward(rec, rec, stdv, mean);
   Tensor rec_pm = A.empty(rec.shape(), DType::F32);
   ops::channel_affine_forward(rec_pm, rec, kTwo, kMinusOne);
@@ -250,7 +251,7 @@ void Stage1Objective::generator_pass(const MicroBatch& mb, Batch& b, Metrics& m)
     Tensor t = A.zeros(d.shape(), DType::F32);
     ops::channel_affine_backward(t, d, stdv);
     Tensor o = A.empty(out.shape());
-    ops::nhwc_to_nchw(o, t);
+    ops::unpatchify(o, t.view({B, S * S, 3}), 1);  // NHWC -> NCHW
     return o;
   };
   Tensor dout = to_out_grad(drec);
@@ -298,7 +299,7 @@ void Stage1Objective::discriminator_pass(const MicroBatch& mb, Batch& b, Metrics
   Tensor out = A.empty({B, 3, S, S});
   decoder_->infer(A, out, b.z);
   Tensor fake = A.empty({B, S, S, 3}, DType::F32);
-  ops::nchw_to_nhwc(fake, out);
+  ops::patchify(fake.view({B, S * S, 3}), out, 1);
   std::vector<double> sc(3), sh(3);  // x * std + mean, then * 2 - 1
   for (int c = 0; c < 3; ++c) {
     sc[c] = 2.0 * enc_cfg_.std[c];
@@ -347,7 +348,7 @@ Tensor Stage1Objective::reconstruct(models::VitDecoder& dec, const Tensor& image
   Tensor out = A.empty({B, 3, S, S});
   dec.infer(A, out, z);
   Tensor rec = A.empty({B, S, S, 3}, DType::F32);
-  ops::nchw_to_nhwc(rec, out);
+  ops::patchify(rec.view({B, S * S, 3}), out, 1);  // NCHW -> NHWC (patch 1: a transpose)
   ops::channel_affine_forward(rec, rec, vec3(enc_cfg_.std), vec3(enc_cfg_.mean));
   Tensor host = rec.to(Device::cpu());
   Tensor u8 = Tensor::empty({B, S, S, 3}, DType::U8);

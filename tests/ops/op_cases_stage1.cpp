@@ -1,5 +1,5 @@
 // The stage-1 op cases: the losses (L1, hinge, mean, the discriminator's accuracy count, one
-// LPIPS layer), the pixel ops (per-channel affine, NCHW <-> NHWC, quantisation, PyTorch's
+// LPIPS layer), the pixel ops (per-channel affine, quantisation, PyTorch's
 // bilinear resize down, up and mixed), DiffAug (translation, colour, cutout), spectral norm
 // (eval form with gradients; one power iteration forward), circular padding (pad < L, pad = L),
 // batch norm with per-sample groups and the noise augmentation.
@@ -110,18 +110,6 @@ void add_pixel_ops(std::vector<OpCase>& v) {
                  Tensor out = c.empty(kImg);
                  op::channel_affine_forward(out, c.in[0], kScale, kShift);
                  if (c.backward()) op::channel_affine_backward(c.grad[0], c.dout[0], kScale);
-                 return OpOutputs{{out}, {}};
-               }});
-  v.push_back({"nchw_to_nhwc", {in("x", {2, 3, 5, 4})}, [](OpCtx& c) {
-                 Tensor out = c.empty({2, 5, 4, 3});
-                 op::nchw_to_nhwc(out, c.in[0]);
-                 if (c.backward()) op::nhwc_to_nchw(c.grad[0], c.dout[0], true);
-                 return OpOutputs{{out}, {}};
-               }});
-  v.push_back({"nhwc_to_nchw", {in("x", kImg)}, [](OpCtx& c) {
-                 Tensor out = c.empty({2, 3, 5, 4});
-                 op::nhwc_to_nchw(out, c.in[0]);
-                 if (c.backward()) op::nchw_to_nhwc(c.grad[0], c.dout[0], true);
                  return OpOutputs{{out}, {}};
                }});
   OpCase q{"quantize_pm1", {uniform("x", kImg, -1.3, 1.3, false)}, [](OpCtx& c) {

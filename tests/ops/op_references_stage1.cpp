@@ -90,23 +90,6 @@ Ref affine_ref() {
     return one(out);
   };
 }
-// x (N, A, B) -> (N, B, A).
-Ref transpose_ref(bool to_nhwc) {
-  return [to_nhwc](const Ins& in) {
-    const Tensor& x = in[0];
-    const int64_t N = x.dim(0);
-    const int64_t A = to_nhwc ? x.dim(1) : x.dim(1) * x.dim(2);
-    const int64_t B = to_nhwc ? x.dim(2) * x.dim(3) : x.dim(3);
-    const Shape os =
-        to_nhwc ? Shape{N, x.dim(2), x.dim(3), x.dim(1)} : Shape{N, x.dim(3), x.dim(1), x.dim(2)};
-    Tensor out = Tensor::zeros(os, DType::F64);
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t a = 0; a < A; ++a)
-        for (int64_t b = 0; b < B; ++b)
-          out.data<double>()[(n * B + b) * A + a] = at(x, (n * A + a) * B + b);
-    return one(out);
-  };
-}
 Ref quantize_ref() {
   return [](const Ins& in) {
     Tensor out = f64(in[0]);
@@ -314,8 +297,6 @@ std::function<std::vector<Tensor>(const std::vector<Tensor>&)> stage1_reference(
       {"count_greater", count_ref()},
       {"lpips_distance", lpips_ref()},
       {"channel_affine", affine_ref()},
-      {"nchw_to_nhwc", transpose_ref(true)},
-      {"nhwc_to_nchw", transpose_ref(false)},
       {"quantize_pm1", quantize_ref()},
       {"resize_bilinear_down", resize_ref(4, 5)},
       {"resize_bilinear_up", resize_ref(5, 7)},

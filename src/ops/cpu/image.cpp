@@ -1,4 +1,4 @@
-// CPU pixel ops (channels last): per-channel affine, NCHW <-> NHWC, the discriminator's
+// CPU pixel ops (channels last): per-channel affine, the discriminator's
 // quantisation and PyTorch's bilinear resize with its gathering backward.
 #include "ops/image.h"
 
@@ -67,42 +67,6 @@ void channel_affine_backward(const Tensor& dx, const Tensor& dout,
         for (int64_t c = 0; c < d.c; ++c) gx[c] += dy[c] * static_cast<T>(scale[c]);
       }
     });
-  });
-}
-
-namespace {
-
-// out[n][b][a][..] <- x[n][a][b] for the (A, B) planes of a (N, A, B) view: the permutation
-// (N, C, HW) -> (N, HW, C) and back.
-template <typename T>
-void transpose_planes(T* out, const T* x, int64_t N, int64_t A, int64_t B, bool accumulate) {
-  parallel_blocks(N * B, std::max<int64_t>(1, 4096 / std::max<int64_t>(A, 1)),
-                  [&](int64_t r0, int64_t r1) {
-                    for (int64_t r = r0; r < r1; ++r) {
-                      const int64_t n = r / B, b = r % B;
-                      const T* src = x + n * A * B + b;
-                      T* dst = out + r * A;
-                      if (accumulate)
-                        for (int64_t a = 0; a < A; ++a) dst[a] += src[a * B];
-                      else
-                        for (int64_t a = 0; a < A; ++a) dst[a] = src[a * B];
-                    }
-                  });
-}
-
-}  // namespace
-
-void nchw_to_nhwc(const Tensor& out, const Tensor& x, bool accumulate) {
-  float_dispatch(x.dtype(), "nchw_to_nhwc", [&](auto tag) {
-    using T = decltype(tag);
-    transpose_planes(ptr<T>(out), ptr<T>(x), x.dim(0), x.dim(1), x.dim(2) * x.dim(3), accumulate);
-  });
-}
-
-void nhwc_to_nchw(const Tensor& out, const Tensor& x, bool accumulate) {
-  float_dispatch(x.dtype(), "nhwc_to_nchw", [&](auto tag) {
-    using T = decltype(tag);
-    transpose_planes(ptr<T>(out), ptr<T>(x), x.dim(0), x.dim(1) * x.dim(2), x.dim(3), accumulate);
   });
 }
 

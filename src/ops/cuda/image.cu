@@ -1,5 +1,5 @@
-// CUDA pixel ops (channels last), F32 math on F32/BF16 data: per-channel affine, NCHW <-> NHWC,
-// the discriminator's quantisation, PyTorch's bilinear resize and its gathering backward (each
+// CUDA pixel ops (channels last), F32 math on F32/BF16 data: per-channel affine, the
+// discriminator's quantisation, PyTorch's bilinear resize and its gathering backward (each
 // input pixel sums the outputs whose taps touch it: no atomics, deterministic).
 #include "ops/cuda/common.cuh"
 #include "ops/image.h"
@@ -26,20 +26,6 @@ __global__ void affine_fwd_kernel(Ptr out, Ptr x, Affine a, int64_t N, int64_t C
 }
 __global__ void affine_bwd_kernel(Ptr dx, Ptr dout, Affine a, int64_t N, int64_t C) {
   RAE_ROW_LOOP(r, c, N, C) dx.add2(r, c, C, dout.ld2(r, c, C) * a.scale[c]);
-}
-
-// out (N, B, A)[n, b, a] (+)= x (N, A, B)[n, a, b].
-__global__ void transpose_kernel(Ptr out, Ptr x, int64_t N, int64_t A, int64_t B, bool accumulate) {
-  const int64_t total = N * A * B;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t a = i % A, b = (i / A) % B, n = i / (A * B);
-    const float v = x.ld((n * A + a) * B + b);
-    if (accumulate)
-      out.add(i, v);
-    else
-      out.st(i, v);
-  }
 }
 
 __global__ void quantize_kernel(Ptr out, Ptr x, int64_t N, int64_t C) {
@@ -105,22 +91,6 @@ void channel_affine_backward(const Tensor& dx, const Tensor& dout,
   const int64_t C = last_dim(dout), N = dout.numel() / C;
   affine_bwd_kernel<<<grid_rows(N), 64>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
                                           affine_of(scale, {}), N, C);
-  RAE_CUDA_LAUNCHED(op);
-}
-
-void nchw_to_nhwc(const Tensor& out, const Tensor& x, bool accumulate) {
-  const char* op = "cuda::nchw_to_nhwc";
-  const int64_t N = x.dim(0), A = x.dim(1), B = x.dim(2) * x.dim(3);
-  transpose_kernel<<<grid_1d(x.numel()), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), N, A, B,
-                                                accumulate);
-  RAE_CUDA_LAUNCHED(op);
-}
-
-void nhwc_to_nchw(const Tensor& out, const Tensor& x, bool accumulate) {
-  const char* op = "cuda::nhwc_to_nchw";
-  const int64_t N = x.dim(0), A = x.dim(1) * x.dim(2), B = x.dim(3);
-  transpose_kernel<<<grid_1d(x.numel()), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), N, A, B,
-                                                accumulate);
   RAE_CUDA_LAUNCHED(op);
 }
 
