@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -49,21 +50,8 @@ int cmd_decoder_train(int argc, char** argv) {
       "InceptionV3 weights for rFID (tools/convert_inception_weights.py) or 'synthetic'")(
       "eval-data", po::value<std::string>(),
       "images of the grids and of rFID (default: --data), ADM center crop to the image size");
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (auto& a : args) {  // shorthands, as rae train's
-    if (a == "--precision" || a.rfind("--precision=", 0) == 0) a.insert(2, "train.");
-    if (a == "--shard" || a.rfind("--shard=", 0) == 0) a.insert(2, "dist.");
-  }
-  po::variables_map vm;
-  std::vector<std::string> overrides;
-  try {
-    po::parsed_options parsed =
-        po::command_line_parser(args).options(general).allow_unregistered().run();
-    po::store(parsed, vm);
-    overrides = po::collect_unrecognized(parsed.options, po::include_positional);
-  } catch (const po::error& e) {
-    RAE_THROW(e.what());
-  }
+  po::variables_map vm;  // --precision and --shard as rae train's shorthands
+  const std::vector<std::string> overrides = parse_training_command_line(general, argc, argv, vm);
   const po::options_description s1_keys = train::stage1_options();
   if (vm.count("help")) {
     std::cout << "usage: rae decoder-train --config F --data DIR --encoder DIR --run-dir DIR "

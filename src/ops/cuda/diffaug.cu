@@ -10,10 +10,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-#define RAE_AUG_LOOP(i, n)                                                  \
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
-       i += (int64_t)gridDim.x * blockDim.x)
-
 const int32_t* iptr(const Tensor& t) {
   return static_cast<const int32_t*>(t.raw());
 }
@@ -23,7 +19,7 @@ const float* fptr(const Tensor& t) {
 
 __global__ void shift_kernel(Ptr dst, Ptr src, const int32_t* sh, int sign, bool accumulate,
                              int64_t B, int64_t H, int64_t W, int64_t C) {
-  RAE_AUG_LOOP(i, B * H * W * C) {
+  RAE_GRID_LOOP(i, B * H * W * C) {
     const int64_t c = i % C, w = (i / C) % W, h = (i / (C * W)) % H, b = i / (C * W * H);
     const int64_t sy = h + sign * sh[2 * b], sx = w + sign * sh[2 * b + 1];
     const bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
@@ -67,7 +63,7 @@ __global__ void sample_sum_kernel(Ptr x, const float* f, int mode, int64_t HW, i
 
 __global__ void color_fwd_kernel(Ptr out, Ptr x, const float* f, const double* sums, int64_t B,
                                  int64_t HW, int64_t C) {
-  RAE_AUG_LOOP(q, B * HW) {
+  RAE_GRID_LOOP(q, B * HW) {
     const int64_t b = q / HW, base = q * C;
     const float a = f[3 * b], sat = f[3 * b + 1], k = f[3 * b + 2];
     const float m2 = static_cast<float>(sums[b] / static_cast<double>(HW * C));
@@ -83,7 +79,7 @@ __global__ void color_fwd_kernel(Ptr out, Ptr x, const float* f, const double* s
 
 __global__ void color_bwd_kernel(Ptr dx, Ptr dout, const float* f, const double* sums, int64_t B,
                                  int64_t HW, int64_t C) {
-  RAE_AUG_LOOP(q, B * HW) {
+  RAE_GRID_LOOP(q, B * HW) {
     const int64_t b = q / HW, base = q * C;
     const float sat = f[3 * b + 1], k = f[3 * b + 2];
     const float mg = static_cast<float>(sums[b] / static_cast<double>(HW * C));
@@ -99,7 +95,7 @@ __global__ void color_bwd_kernel(Ptr dx, Ptr dout, const float* f, const double*
 
 __global__ void cutout_kernel(Ptr out, Ptr x, const int32_t* bx, bool accumulate, int64_t B,
                               int64_t H, int64_t W, int64_t C) {
-  RAE_AUG_LOOP(i, B * H * W * C) {
+  RAE_GRID_LOOP(i, B * H * W * C) {
     const int64_t w = (i / C) % W, h = (i / (C * W)) % H, b = i / (C * W * H);
     const int32_t* q = bx + 4 * b;
     const bool cut = h >= q[0] && h < q[1] && w >= q[2] && w < q[3];

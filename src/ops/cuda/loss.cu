@@ -8,10 +8,6 @@ using namespace cuda_detail;
 
 namespace {
 
-#define RAE_LOSS_LOOP(i, n)                                                 \
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
-       i += (int64_t)gridDim.x * blockDim.x)
-
 struct AbsDiff {
   Ptr a, b;
   __device__ double operator()(int64_t i) const { return fabs((double)a.ld(i) - b.ld(i)); }
@@ -38,18 +34,18 @@ struct RowValue {
 };
 
 __global__ void l1_bwd_kernel(Ptr d, Ptr p, Ptr t, float k, int64_t n) {
-  RAE_LOSS_LOOP(i, n) {
+  RAE_GRID_LOOP(i, n) {
     const float v = p.ld(i) - t.ld(i);
     if (v != 0.f) d.add(i, v > 0.f ? k : -k);
   }
 }
 __global__ void hinge_bwd_kernel(Ptr d, Ptr x, float sign, float k, int64_t n) {
-  RAE_LOSS_LOOP(i, n) {
+  RAE_GRID_LOOP(i, n) {
     if (1.f + sign * x.ld(i) > 0.f) d.add(i, k);
   }
 }
 __global__ void const_add_kernel(Ptr d, float k, int64_t n) {
-  RAE_LOSS_LOOP(i, n) d.add(i, k);
+  RAE_GRID_LOOP(i, n) d.add(i, k);
 }
 
 // Per row (one warp): the squared norms of fx and fy, lane-strided over C.

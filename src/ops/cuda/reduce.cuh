@@ -16,9 +16,7 @@ template <class F>
 __global__ void sum_partials_kernel(F f, int64_t n, double* partial) {
   __shared__ double warp_part[32];
   double s = 0.0;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
-    s += f(i);
+  RAE_GRID_LOOP(i, n) s += f(i);
   s = warp_sum_d(s);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (lane == 0) warp_part[warp] = s;
