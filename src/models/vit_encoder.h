@@ -121,6 +121,9 @@ class VitEncoder {
 // and "tiny" (width 16, 12 blocks, 2 heads, patch 8: tests and the demo). Sets family Dino,
 // tanh GELU, ln_eps 1e-6, ImageNet mean/std and input_size 224.
 VitEncoderConfig dino_recipe(const std::string& name);
+// The timm-named synthetic weights of a recipe (models/synthetic_weights.h; what "random-<recipe>"
+// loads): ViT scales, LayerNorm weights in [0.4, 1.2).
+std::map<std::string, Tensor> synthetic_dino_tensors(const VitEncoderConfig& recipe);
 
 // Bicubic interpolation of a (G*G, C) position grid to (g*g, C) as HF does it (F.interpolate,
 // align_corners=False; `antialias` for DINOv2, size-based scale in both cases). CPU, F32.

@@ -41,9 +41,17 @@ VitEncoderConfig dino_recipe(const std::string& name) {
 
 namespace {
 
-// timm names and shapes of a recipe, with synthetic values (models/synthetic_weights.h):
+Tensor f32(nn::Arena& A, const Shape& s) {
+  return A.empty(s, DType::F32);
+}
+Tensor f32z(nn::Arena& A, const Shape& s) {
+  return A.zeros(s, DType::F32);
+}
+
+}  // namespace
+
 // ViT-like scales (unit-variance-preserving linears scaled down, LayerNorm weights near 1).
-std::map<std::string, Tensor> synthetic_dino(const VitEncoderConfig& c) {
+std::map<std::string, Tensor> synthetic_dino_tensors(const VitEncoderConfig& c) {
   const int64_t C = c.hidden, M = c.mlp_hidden, p = c.patch, G = c.config_image_size / p;
   std::map<std::string, Tensor> m;
   auto sym = [&](const std::string& n, const Shape& s, double a) {
@@ -71,15 +79,6 @@ std::map<std::string, Tensor> synthetic_dino(const VitEncoderConfig& c) {
   return m;
 }
 
-Tensor f32(nn::Arena& A, const Shape& s) {
-  return A.empty(s, DType::F32);
-}
-Tensor f32z(nn::Arena& A, const Shape& s) {
-  return A.zeros(s, DType::F32);
-}
-
-}  // namespace
-
 VitEncoder VitEncoder::load_dino(const std::string& source, const std::string& recipe,
                                  int64_t input_size, Device device) {
   VitEncoderConfig c = dino_recipe(recipe);
@@ -89,7 +88,7 @@ VitEncoder VitEncoder::load_dino(const std::string& source, const std::string& r
   if (source.rfind(pre, 0) == 0) {
     RAE_CHECK(source.substr(pre.size()) == recipe, "DINO source '", source,
               "' does not match the recipe '", recipe, "'");
-    e = from_timm_tensors(c, synthetic_dino(c), source, device);
+    e = from_timm_tensors(c, synthetic_dino_tensors(c), source, device);
     e.weights_source_ = "preset:" + source;
   } else {
     safetensors::File f = safetensors::load(source);

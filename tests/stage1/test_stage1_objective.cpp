@@ -10,7 +10,10 @@
 
 #include "data/image_decode.h"
 #include "data/image_encode.h"
+#include "io/safetensors.h"
 #include "models/diffaug.h"
+#include "models/lpips.h"
+#include "models/vit_encoder.h"
 #include "ops/elementwise.h"
 #include "stage1/stage1_test_util.h"
 #include "train/image_stream.h"
@@ -194,6 +197,29 @@ TEST(Stage1ImageStream, CropsAreKeyedBySampleAndEpoch) {
   EXPECT_NE(e0, e1);  // another epoch, another crop (of a 32x24 -> 24x32 resized image)
   EXPECT_EQ(one.steps_per_epoch(), 2);
   EXPECT_EQ(one.num_classes(), 2);
+}
+
+// Converted weight files (tools/convert_stage1_weights.py writes these names and layouts) load
+// as the synthetic networks of the same tensors.
+TEST(Stage1Weights, FilesLoadLikeTheSyntheticNetworks) {
+  const std::string dir = make_temp_dir("stage1_weights");
+  const std::string lp = dir + "/lpips.safetensors", dn = dir + "/dino.safetensors";
+  safetensors::save(lp, models::Lpips::synthetic_tensors());
+  safetensors::save(dn, models::synthetic_dino_tensors(models::dino_recipe("tiny")));
+  models::Lpips a = models::Lpips::open(lp, Device::cpu()),
+                b = models::Lpips::open("random", Device::cpu());
+  Tensor x = rand_uniform({2, 16, 16, 3}, 3, -1.0, 1.0),
+         y = rand_uniform({2, 16, 16, 3}, 4, -1.0, 1.0);
+  nn::Arena A;
+  EXPECT_EQ(a.forward(A, x, y), b.forward(A, x, y));
+  models::VitEncoder d1 = models::VitEncoder::load_dino(dn, "tiny", 32, Device::cpu());
+  models::VitEncoder d2 = models::VitEncoder::load_dino("random-tiny", "tiny", 32, Device::cpu());
+  Tensor px = rand_uniform({2, 32, 32, 3}, 5, -1.0, 1.0);
+  std::vector<Tensor> f1 = d1.forward_blocks(A, px, {11, 2}, nullptr);
+  std::vector<Tensor> f2 = d2.forward_blocks(A, px, {11, 2}, nullptr);
+  EXPECT_EQ(max_abs_diff(f1[0], f2[0]), 0.0);
+  EXPECT_EQ(max_abs_diff(f1[1], f2[1]), 0.0);
+  EXPECT_NE(error_of([&] { models::VitEncoder::load_dino(lp, "tiny", 32, Device::cpu()); }), "");
 }
 
 }  // namespace

@@ -11,3 +11,10 @@ foreach(mode exact ranks)
   set_tests_properties(stage1_resume_${mode} PROPERTIES ENVIRONMENT "${RAE_STAGE1_TEST_ENV}"
                        TIMEOUT 300 PROCESSORS 2 LABELS stage1)
 endforeach()
+
+# tools/convert_stage1_weights.py on torch.save'd VGG16 / LPIPS heads / timm DINO state dicts
+# (skipped without torch, torchvision, timm: the CI's Python has none of them).
+add_test(NAME stage1_convert_weights
+         COMMAND ${RAE_PYTHON_EXE} ${CMAKE_CURRENT_LIST_DIR}/convert_weights_check.py ${CMAKE_SOURCE_DIR}
+                 ${CMAKE_BINARY_DIR}/test_tmp/stage1_convert_weights)
+set_tests_properties(stage1_convert_weights PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS stage1)
