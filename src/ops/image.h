@@ -31,31 +31,35 @@ void resize_bilinear_forward(const Tensor& out, const Tensor& x);
 void resize_bilinear_backward(const Tensor& dx, const Tensor& dout);
 
 // One output index's bilinear taps (shared by the backends and the backward's gather): the
-// source indices lo <= hi and their weights. `scale` = in / out as PyTorch computes it (float).
+// source indices lo <= hi and their weights, computed in R (float for F32/BF16 data, double for
+// F64: PyTorch's opmath type). `scale` = in / out as PyTorch computes it in R.
+template <class R>
 struct BilinearTap {
   int lo, hi;
-  float w_lo, w_hi;
+  R w_lo, w_hi;
 };
+template <class R>
 #if defined(__CUDACC__)
 __host__ __device__
 #endif
-    inline BilinearTap
-    bilinear_tap(int j, int in, float scale) {
-  float src = scale * (static_cast<float>(j) + 0.5f) - 0.5f;
-  if (src < 0.f) src = 0.f;
+    inline BilinearTap<R>
+    bilinear_tap(int j, int in, R scale) {
+  R src = scale * (static_cast<R>(j) + R(0.5)) - R(0.5);
+  if (src < R(0)) src = R(0);
   const int lo = static_cast<int>(src);
   const int hi = lo < in - 1 ? lo + 1 : lo;
-  const float l1 = src - static_cast<float>(lo);
-  return BilinearTap{lo, hi, 1.f - l1, l1};
+  const R l1 = src - static_cast<R>(lo);
+  return BilinearTap<R>{lo, hi, R(1) - l1, l1};
 }
 // The weight of input index i in output index j (0 when j's taps miss i; both taps when lo = hi).
+template <class R>
 #if defined(__CUDACC__)
 __host__ __device__
 #endif
-    inline float
-    bilinear_weight(int j, int i, int in, float scale) {
-  const BilinearTap t = bilinear_tap(j, in, scale);
-  return (t.lo == i ? t.w_lo : 0.f) + (t.hi == i ? t.w_hi : 0.f);
+    inline R
+    bilinear_weight(int j, int i, int in, R scale) {
+  const BilinearTap<R> t = bilinear_tap(j, in, scale);
+  return (t.lo == i ? t.w_lo : R(0)) + (t.hi == i ? t.w_hi : R(0));
 }
 // The output indices [first, last] whose taps may touch input index i (a superset; the weight
 // above is 0 for the others).
@@ -63,12 +67,12 @@ __host__ __device__
 __host__ __device__
 #endif
     inline void
-    bilinear_span(int i, int in, int out, float scale, int* first, int* last) {
+    bilinear_span(int i, int out, double scale, int* first, int* last) {
   // src(j) = scale (j + 0.5) - 0.5 is increasing; lo(j) >= i - 1 needs j >= (i - 0.5) / scale -
   // 0.5.
-  const float inv = 1.f / scale;
-  int a = static_cast<int>((static_cast<float>(i) - 1.5f) * inv - 0.5f) - 1;
-  int b = static_cast<int>((static_cast<float>(i) + 1.5f) * inv - 0.5f) + 2;
+  const double inv = 1.0 / scale;
+  int a = static_cast<int>((i - 1.5) * inv - 0.5) - 1;
+  int b = static_cast<int>((i + 1.5) * inv - 0.5) + 2;
   *first = a < 0 ? 0 : a;
   *last = b > out - 1 ? out - 1 : b;
 }

@@ -100,14 +100,14 @@ Ref quantize_ref() {
     return one(out);
   };
 }
-// PyTorch's upsample_bilinear2d (align_corners=False): float32 source coordinates.
+// PyTorch's upsample_bilinear2d (align_corners=False) in double (its float64 path).
 void bilinear_1d(int64_t j, int64_t in, int64_t out, int64_t* lo, int64_t* hi, double* l1) {
-  const float scale = static_cast<float>(in) / static_cast<float>(out);
-  float src = scale * (static_cast<float>(j) + 0.5f) - 0.5f;
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  double src = scale * (static_cast<double>(j) + 0.5) - 0.5;
   if (src < 0) src = 0;
   *lo = static_cast<int64_t>(src);
   *hi = *lo < in - 1 ? *lo + 1 : *lo;
-  *l1 = static_cast<double>(src - static_cast<float>(*lo));
+  *l1 = src - static_cast<double>(*lo);
 }
 Ref resize_ref(int64_t oh, int64_t ow) {
   return [=](const Ins& in) {

@@ -41,8 +41,8 @@ __global__ void resize_fwd_kernel(Ptr out, Ptr x, int64_t N, int64_t H, int64_t 
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = i % C, l = (i / C) % OW, j = (i / (C * OW)) % OH, n = i / (C * OW * OH);
-    const BilinearTap a = bilinear_tap(static_cast<int>(j), static_cast<int>(H), sh);
-    const BilinearTap b = bilinear_tap(static_cast<int>(l), static_cast<int>(W), sw);
+    const BilinearTap<float> a = bilinear_tap<float>(static_cast<int>(j), static_cast<int>(H), sh);
+    const BilinearTap<float> b = bilinear_tap<float>(static_cast<int>(l), static_cast<int>(W), sw);
     auto at = [&](int y, int xx) { return x.ld(((n * H + y) * W + xx) * C + c); };
     const float t = b.w_lo * at(a.lo, b.lo) + b.w_hi * at(a.lo, b.hi);
     const float u = b.w_lo * at(a.hi, b.lo) + b.w_hi * at(a.hi, b.hi);
@@ -57,15 +57,15 @@ __global__ void resize_bwd_kernel(Ptr dx, Ptr dout, int64_t N, int64_t H, int64_
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = i % C, k = (i / C) % W, y = (i / (C * W)) % H, n = i / (C * W * H);
     int j0, j1, l0, l1;
-    bilinear_span(static_cast<int>(y), static_cast<int>(H), static_cast<int>(OH), sh, &j0, &j1);
-    bilinear_span(static_cast<int>(k), static_cast<int>(W), static_cast<int>(OW), sw, &l0, &l1);
+    bilinear_span(static_cast<int>(y), static_cast<int>(OH), sh, &j0, &j1);
+    bilinear_span(static_cast<int>(k), static_cast<int>(OW), sw, &l0, &l1);
     float s = 0.f;
     for (int j = j0; j <= j1; ++j) {
-      const float wy = bilinear_weight(j, static_cast<int>(y), static_cast<int>(H), sh);
+      const float wy = bilinear_weight<float>(j, static_cast<int>(y), static_cast<int>(H), sh);
       if (wy == 0.f) continue;
       float row = 0.f;
       for (int l = l0; l <= l1; ++l) {
-        const float wx = bilinear_weight(l, static_cast<int>(k), static_cast<int>(W), sw);
+        const float wx = bilinear_weight<float>(l, static_cast<int>(k), static_cast<int>(W), sw);
         if (wx != 0.f) row += wx * dout.ld(((n * OH + j) * OW + l) * C + c);
       }
       s += wy * row;
