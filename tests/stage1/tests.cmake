@@ -1,10 +1,11 @@
 # Stage-1 decoder training through `rae decoder-train` (label stage1): exact resume (20 steps vs
-# 10 + 10) and a change of rank count (2 ranks -> 1 rank, and 2 -> 2 byte-identical).
+# 10 + 10), a change of rank count (2 ranks -> 1 rank, and 2 -> 2 byte-identical), and the
+# reconstruction grids and rFID on 2 ranks.
 set(RAE_STAGE1_TEST_ENV
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
     OMPI_MCA_btl_vader_single_copy_mechanism=none)
-foreach(mode exact ranks)
+foreach(mode exact ranks monitor)
   add_test(NAME stage1_resume_${mode}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/resume.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
                    ${CMAKE_BINARY_DIR}/test_tmp/stage1_resume_${mode} ${mode})
