@@ -21,17 +21,18 @@ Affine affine_of(const std::vector<double>& scale, const std::vector<double>& sh
   return a;
 }
 
-__global__ void affine_fwd_kernel(Ptr out, Ptr x, Affine a, int64_t N, int64_t C) {
-  RAE_ROW_LOOP(r, c, N, C) out.st2(r, c, C, x.ld2(r, c, C) * a.scale[c] + a.shift[c]);
+// Flat loops over every element (images have 3 channels: a block per row would idle).
+__global__ void affine_fwd_kernel(Ptr out, Ptr x, Affine a, int64_t n, int64_t C) {
+  RAE_GRID_LOOP(i, n) out.st(i, x.ld(i) * a.scale[i % C] + a.shift[i % C]);
 }
-__global__ void affine_bwd_kernel(Ptr dx, Ptr dout, Affine a, int64_t N, int64_t C) {
-  RAE_ROW_LOOP(r, c, N, C) dx.add2(r, c, C, dout.ld2(r, c, C) * a.scale[c]);
+__global__ void affine_bwd_kernel(Ptr dx, Ptr dout, Affine a, int64_t n, int64_t C) {
+  RAE_GRID_LOOP(i, n) dx.add(i, dout.ld(i) * a.scale[i % C]);
 }
 
-__global__ void quantize_kernel(Ptr out, Ptr x, int64_t N, int64_t C) {
-  RAE_ROW_LOOP(r, c, N, C) {
-    const float v = fminf(fmaxf(x.ld2(r, c, C), -1.f), 1.f);
-    out.st2(r, c, C, rintf((v + 1.f) * 127.5f) / 127.5f - 1.f);  // rint: half to even
+__global__ void quantize_kernel(Ptr out, Ptr x, int64_t n) {
+  RAE_GRID_LOOP(i, n) {
+    const float v = fminf(fmaxf(x.ld(i), -1.f), 1.f);
+    out.st(i, rintf((v + 1.f) * 127.5f) / 127.5f - 1.f);  // rint: half to even
   }
 }
 
@@ -79,25 +80,24 @@ __global__ void resize_bwd_kernel(Ptr dx, Ptr dout, int64_t N, int64_t H, int64_
 void channel_affine_forward(const Tensor& out, const Tensor& x, const std::vector<double>& scale,
                             const std::vector<double>& shift) {
   const char* op = "cuda::channel_affine_forward";
-  const int64_t C = last_dim(x), N = x.numel() / C;
-  affine_fwd_kernel<<<grid_rows(N), 64>>>(ptr(out, op, "out"), ptr(x, op, "x"),
-                                          affine_of(scale, shift), N, C);
+  const int64_t n = x.numel();
+  affine_fwd_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"),
+                                         affine_of(scale, shift), n, last_dim(x));
   RAE_CUDA_LAUNCHED(op);
 }
 
 void channel_affine_backward(const Tensor& dx, const Tensor& dout,
                              const std::vector<double>& scale) {
   const char* op = "cuda::channel_affine_backward";
-  const int64_t C = last_dim(dout), N = dout.numel() / C;
-  affine_bwd_kernel<<<grid_rows(N), 64>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                          affine_of(scale, {}), N, C);
+  const int64_t n = dout.numel();
+  affine_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
+                                         affine_of(scale, {}), n, last_dim(dout));
   RAE_CUDA_LAUNCHED(op);
 }
 
 void quantize_pm1(const Tensor& out, const Tensor& x) {
   const char* op = "cuda::quantize_pm1";
-  const int64_t C = last_dim(x), N = x.numel() / C;
-  quantize_kernel<<<grid_rows(N), 64>>>(ptr(out, op, "out"), ptr(x, op, "x"), N, C);
+  quantize_kernel<<<grid_1d(x.numel()), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), x.numel());
   RAE_CUDA_LAUNCHED(op);
 }
 
