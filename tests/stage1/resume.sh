@@ -12,7 +12,8 @@
 #   MODE ranks: 2 ranks (mpirun) to step 10, resumed by 1 rank to 20: it resumes from step 10,
 #        logs every step once, and every logged loss is within 1e-4 relative of the single
 #        process run (float summation order differs between 1 and 2 ranks); 2 ranks to 10
-#        resumed on 2 ranks to 20 is byte-identical to 2 ranks straight
+#        resumed on 2 ranks to 20 is byte-identical to 2 ranks straight; 2 ranks under full_shard
+#        (ZeRO-3, small buckets) within 1e-4 of the single process run
 #   MODE monitor: 2 ranks, 4 steps, reconstruction grids every 2 steps and the rFID of the EMA
 #        decoder's reconstructions at the end (--ref from `rae eval stats`, synthetic Inception
 #        weights; 6 images split over the ranks and gathered): the PNG files, the TensorBoard
@@ -72,10 +73,16 @@ case "$MODE" in
     $MPIRUN -np 2 "$RAE" "${T[@]}" "${R0[@]}" --run-dir "$WORK/e" --steps 10 2> "$WORK/e1.log"
     "$RAE" "${T[@]}" "${R0[@]}" --run-dir "$WORK/e" --steps 20 2> "$WORK/e2.log"
     grep -q "(step 10)" "$WORK/e2.log"
-    paste <(losses "$WORK/ref") <(losses "$WORK/e") | awk '
-      { n++; d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > m) m = d }
-      END { printf "2 -> 1 ranks: %d losses, max relative difference %.3g\n", n, m;
-            exit !(n == 20 && m <= 1e-4) }'
+    close() {
+      paste <(losses "$WORK/ref") <(losses "$1") | awk -v what="$2" '
+        { n++; d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > m) m = d }
+        END { printf "%s: %d losses, max relative difference %.3g\n", what, n, m;
+              exit !(n == 20 && m <= 1e-4) }'
+    }
+    close "$WORK/e" "2 -> 1 ranks"
+    $MPIRUN -np 2 "$RAE" "${T[@]}" "${R0[@]}" --shard full_shard --dist.bucket_mb=0.01 \
+      --run-dir "$WORK/fs" --steps 20 2> "$WORK/fs.log"
+    close "$WORK/fs" "2 ranks full_shard"
     $MPIRUN -np 2 "$RAE" "${T[@]}" "${R0[@]}" --run-dir "$WORK/a2" --steps 20 2> "$WORK/a2.log"
     $MPIRUN -np 2 "$RAE" "${T[@]}" "${R0[@]}" --run-dir "$WORK/b2" --steps 10 2> "$WORK/b21.log"
     $MPIRUN -np 2 "$RAE" "${T[@]}" "${R0[@]}" --run-dir "$WORK/b2" --steps 20 2> "$WORK/b22.log"
