@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "models/registry.h"
@@ -49,23 +50,8 @@ int cmd_train(int argc, char** argv) {
       "run-dir", po::value<std::string>(),
       "run directory (created; resumed if it has checkpoints)")(
       "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)");
-  // Shorthands, renamed before parsing so that they override the config file like any
-  // --section.key: --precision = --train.precision, --shard = --dist.shard.
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (auto& a : args) {
-    if (a == "--precision" || a.rfind("--precision=", 0) == 0) a.insert(2, "train.");
-    if (a == "--shard" || a.rfind("--shard=", 0) == 0) a.insert(2, "dist.");
-  }
   po::variables_map vm;
-  std::vector<std::string> overrides;
-  try {
-    po::parsed_options parsed =
-        po::command_line_parser(args).options(general).allow_unregistered().run();
-    po::store(parsed, vm);
-    overrides = po::collect_unrecognized(parsed.options, po::include_positional);
-  } catch (const po::error& e) {
-    RAE_THROW(e.what());
-  }
+  const std::vector<std::string> overrides = parse_training_command_line(general, argc, argv, vm);
   if (vm.count("help")) {
     std::cout << "usage: rae train --config F --cache DIR --run-dir DIR [--steps N] "
                  "[--precision P] [--shard S] [--section.key=value ...]\n\n"

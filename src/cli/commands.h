@@ -5,6 +5,7 @@
 namespace rae::cli {
 
 int cmd_train(int argc, char** argv);
+int cmd_decoder_train(int argc, char** argv);
 int cmd_synth_cache(int argc, char** argv);
 int cmd_cache(int argc, char** argv);
 int cmd_make_dataset(int argc, char** argv);

@@ -18,6 +18,8 @@ struct Subcommand {
 
 const Subcommand kCommands[] = {
     {"train", rae::cli::cmd_train, "train DiT^DH with flow matching on a latent cache (resumes)"},
+    {"decoder-train", rae::cli::cmd_decoder_train,
+     "train the stage-1 decoder (L1 + LPIPS + GAN) on a frozen encoder (resumes)"},
     {"synth-cache", rae::cli::cmd_synth_cache, "write a synthetic latent cache (smoke tests)"},
     {"cache", rae::cli::cmd_cache,
      "encode an image tree into a latent cache (MPI); 'cache verify DIR'"},

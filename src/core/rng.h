@@ -43,6 +43,8 @@ enum class Purpose : uint32_t {
   Sample = 7,    // sampling noise
   Test = 8,      // tests and synthetic data
   NoiseAug = 9,  // stage-1 latent noise augmentation
+  DiffAug = 10,  // stage-1 discriminator augmentation (index = global sample)
+  Crop = 11,     // stage-1 random crop of a training image (step = epoch, index = sample)
 };
 
 // A stream key: one (seed, purpose, step, index) names an independent stream of 2^34 numbers.

@@ -373,6 +373,26 @@ void ShardedParams::after_backward(int k) {
   progress();
 }
 
+std::vector<Tensor> ShardedParams::gather_groups(const std::vector<Tensor>& shards) const {
+  RAE_CHECK(shards.size() == plan_.buckets.size(), "gather_groups: ", shards.size(), " shards for ",
+            plan_.buckets.size(), " buckets");
+  const auto& groups = model_.params().groups();
+  std::vector<Tensor> out(groups.size());
+  for (const auto& sp : plan_.segments) {
+    Tensor full = Tensor::empty({sp.numel}, DType::F32, device_);
+    for (int b = sp.first_bucket; b < sp.first_bucket + sp.num_buckets; ++b) {
+      const auto& bk = plan_.buckets[b];
+      Tensor dst = full.narrow(0, bk.offset, bk.padded);
+      if (groups_.shard)
+        groups_.shard->all_gather_async(shards[b], dst).wait();
+      else
+        dst.copy_from(shards[b]);
+    }
+    out[sp.group] = full.narrow(0, 0, groups[sp.group].numel);
+  }
+  return out;
+}
+
 // ---- checkpoints and reports ----
 
 std::vector<ShardedParams::Piece> ShardedParams::pieces(int r) const {

@@ -89,6 +89,12 @@ class ShardedParams : public nn::BlockHooks {
   void set_trainable(bool trainable);
   bool trainable() const { return trainable_; }
 
+  // Every parameter group's full F32 values (ParamStore group order, flat, the group's numel)
+  // from per-bucket shards laid out like masters() (e.g. the optimizer's EMA weights, to
+  // evaluate the EMA model during a run): an all-gather per bucket over the shard group (every
+  // rank of it calls it alike), copies with one shard.
+  std::vector<Tensor> gather_groups(const std::vector<Tensor>& shards) const;
+
   // The owned shards, one per bucket (plan().buckets order), (shard_numel) F32 each: the group
   // elements plan().owned(b, shard_rank()) first, zero padding after.
   const std::vector<Tensor>& masters() const { return master_; }

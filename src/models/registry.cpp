@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 
+#include "models/dino_disc.h"
 #include "models/dit.h"
 #include "models/vit_decoder.h"
 
@@ -32,6 +33,9 @@ Registry& registry() {
     };
     reg->types["DiTDH"] = dit("DiTDH");
     reg->types["DiT"] = dit("DiT");
+    reg->types["DinoDisc"] = [](const nlohmann::json& j) -> std::unique_ptr<nn::Module> {
+      return std::make_unique<DinoDiscHeads>(DinoDiscConfig::from_json(j.dump()));
+    };
     for (const std::string& name : dit_preset_names()) {
       DiTConfig c = dit_preset(name);
       reg->presets[name] = {c.head_depth > 0 ? "DiTDH" : "DiT", nlohmann::json::parse(c.to_json())};

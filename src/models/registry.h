@@ -5,7 +5,8 @@
 //
 // Built-in types: "DiTDH" (DiT^DH, head_depth >= 1) and "DiT" (plain LightningDiT, head_depth 0),
 // both models::DiTDH (models/dit.h); "ViTDecoder", the stage-1 decoder (models/vit_decoder.h,
-// presets ViT-B/L/XL, ViT-tiny, ViT-micro). A new family adds itself with register_model_type()
+// presets ViT-B/L/XL, ViT-tiny, ViT-micro); "DinoDisc", the stage-1 discriminator's heads
+// (models/dino_disc.h). A new family adds itself with register_model_type()
 // before use (e.g. from its library's init function) and its presets with register_model_preset().
 #pragma once
 #include <functional>

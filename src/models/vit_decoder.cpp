@@ -352,6 +352,20 @@ void VitDecoder::forward_any(nn::Arena& A, const Tensor& out, const Tensor& z, b
   ops::unpatchify(out, tok, cfg_.patch);
 }
 
+void VitDecoder::pred_weight_grad(nn::Arena& A, const Tensor& dout, const Tensor& dw) const {
+  RAE_CHECK(backward_ready_,
+            "ViTDecoder pred_weight_grad: the last forward was not a training forward");
+  const Saved& s = sv_;
+  const int64_t B = s.B, T = cfg_.tokens(), T1 = T + 1, N = B * T1, P = cfg_.patch_dim();
+  RAE_CHECK(dw.shape() == Shape({P, cfg_.width}), "ViTDecoder pred_weight_grad: dw ", dw.str(),
+            " is not (", P, ", ", cfg_.width, ")");
+  Tensor dtok = A.empty({B, T, P});
+  ops::patchify(dtok, dout, cfg_.patch);
+  Tensor dlogits = A.zeros({B, T1, P});
+  dlogits.narrow(1, 1, T).copy_from(dtok);
+  ops::linear_backward(Tensor(), dw, Tensor(), dlogits.view({N, P}), s.hf, pred_.weight(ps_));
+}
+
 void VitDecoder::backward(nn::Arena& A, const Tensor& dout, const Tensor& dz) {
   RAE_CHECK(backward_ready_, "ViTDecoder backward: the last forward was not a training forward");
   Saved& s = sv_;
@@ -367,8 +381,12 @@ void VitDecoder::backward(nn::Arena& A, const Tensor& dout, const Tensor& dz) {
   ops::layernorm_backward(dx.view({N, W}), ps_.grad(norm_w_), ps_.grad(norm_b_), dhf,
                           s.xs[L].view({N, W}), ps_.value(norm_w_), s.mean_f, s.rstd_f);
   for (int64_t i = L - 1; i >= 0; --i)
-    backward_block(static_cast<int>(i),
-                   [&] { layer_backward(static_cast<int>(i), A, s.layer[i], dx); });
+    backward_block(static_cast<int>(i), [&] {
+      // The layer's gradient scratch is handed back after it: only dx carries on.
+      const nn::Arena::Mark m = A.mark();
+      layer_backward(static_cast<int>(i), A, s.layer[i], dx);
+      A.rewind(m);
+    });
   // x0 = xin + table: the table's row 0 holds cls (pos is fixed).
   const Tensor& dcls = ps_.grad(cls_);
   if (dcls.defined()) {

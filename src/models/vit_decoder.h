@@ -95,6 +95,11 @@ class VitDecoder : public nn::Module {
   // (B, T, latent) += dL/dz when defined. Parameters whose gradients are unbound (a frozen
   // model) get none.
   void backward(nn::Arena& arena, const Tensor& dout, const Tensor& dz = Tensor());
+  // dw (P, W) F32 += the gradient w.r.t. decoder_pred.weight that backward(dout) would add, from
+  // the last training forward, without touching any parameter gradient: decoder_pred is linear,
+  // so it is dY^T h with dY the gradient at its output (unpatchify's adjoint of dout, zero on
+  // the CLS row) and h its saved input. Stage 1's adaptive GAN weight compares it for two losses.
+  void pred_weight_grad(nn::Arena& arena, const Tensor& dout, const Tensor& dw) const;
   int num_blocks() const { return static_cast<int>(cfg_.depth); }
 
  private:

@@ -8,6 +8,7 @@
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/embed.h"
+#include "ops/image.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 
@@ -21,6 +22,8 @@ const char* encoder_family_name(EncoderFamily f) {
       return "siglip";
     case EncoderFamily::Mae:
       return "mae";
+    case EncoderFamily::Dino:
+      return "dino";
   }
   return "?";
 }
@@ -267,6 +270,91 @@ VitEncoder VitEncoder::from_hf_tensors(const VitEncoderConfig& cfg,
   e.id_ = std::string(encoder_family_name(cfg.family)) + (cfg.num_registers ? "-reg" : "") + "-h" +
           std::to_string(C) + "-l" + std::to_string(cfg.layers) + "-p" + std::to_string(p) + "-in" +
           std::to_string(cfg.input_size);
+  return e;
+}
+
+void VitEncoder::to(Device device) {
+  for (Layer& L : layers_)
+    for (Tensor* t : {&L.ln1_w, &L.ln1_b, &L.qkv_w, &L.qkv_b, &L.proj_w, &L.proj_b, &L.ln2_w,
+                      &L.ln2_b, &L.fc1_w, &L.fc1_b, &L.fc2_w, &L.fc2_b})
+      *t = t->to(device);
+  patch_w = patch_w.to(device);
+  patch_b = patch_b.to(device);
+  patch_pos = patch_pos.to(device);
+  if (prefix_rows.defined()) prefix_rows = prefix_rows.to(device);
+  device_ = device;
+}
+
+VitEncoder VitEncoder::from_timm_tensors(const VitEncoderConfig& cfg,
+                                         const std::map<std::string, Tensor>& m,
+                                         const std::string& where, Device device) {
+  const int64_t C = cfg.hidden, p = cfg.patch, M = cfg.mlp_hidden;
+  RAE_CHECK(C % cfg.heads == 0 && cfg.input_size % p == 0, where, ": hidden ", C, " / heads ",
+            cfg.heads, " or input ", cfg.input_size, " / patch ", p, " does not divide");
+  auto W = [&](const std::string& name, const Shape& shape) {
+    try {
+      return expect(get(m, name), shape, name);
+    } catch (const Error& e) {
+      RAE_THROW(where, ": ", e.what());
+    }
+  };
+  // The same tensors under the names from_hf_tensors reads (DINOv2's, no layer scale), so one
+  // loader places them.
+  std::map<std::string, Tensor> hf;
+  hf["embeddings.patch_embeddings.projection.weight"] = W("patch_embed.proj.weight", {C, 3, p, p});
+  hf["embeddings.patch_embeddings.projection.bias"] = W("patch_embed.proj.bias", {C});
+  hf["embeddings.cls_token"] = W("cls_token", {1, 1, C});
+  Tensor pe = get(m, "pos_embed");
+  RAE_CHECK(pe.ndim() == 3 && pe.dim(2) == C, where, ": bad pos_embed ", pe.shape().str());
+  const int64_t G =
+      static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(pe.dim(1) - 1))));
+  RAE_CHECK(G * G == pe.dim(1) - 1, where, ": pos_embed ", pe.shape().str(),
+            " is not a CLS row plus a square grid");
+  const int64_t g = cfg.grid();
+  if (G != g) {  // the release's inter_pos_embed: bilinear, align_corners=False
+    Tensor src = Tensor::empty({1, G, G, C});
+    src.view({G * G, C}).copy_from(pe.view({G * G + 1, C}).narrow(0, 1, G * G));
+    Tensor dst = Tensor::empty({1, g, g, C});
+    ops::resize_bilinear_forward(dst, src);
+    Tensor both = Tensor::empty({1, g * g + 1, C});
+    both.view({g * g + 1, C}).narrow(0, 0, 1).copy_from(pe.view({G * G + 1, C}).narrow(0, 0, 1));
+    both.view({g * g + 1, C}).narrow(0, 1, g * g).copy_from(dst.view({g * g, C}));
+    pe = both;
+  }
+  hf["embeddings.position_embeddings"] = pe;
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    const std::string t = "blocks." + std::to_string(l) + ".";
+    const std::string h = "encoder.layer." + std::to_string(l) + ".";
+    for (const char* n : {"norm1", "norm2"}) {
+      hf[h + n + ".weight"] = W(t + n + ".weight", {C});
+      hf[h + n + ".bias"] = W(t + n + ".bias", {C});
+    }
+    Tensor qkv_w = W(t + "attn.qkv.weight", {3 * C, C}), qkv_b = W(t + "attn.qkv.bias", {3 * C});
+    const char* names[3] = {"query", "key", "value"};
+    for (int k = 0; k < 3; ++k) {
+      hf[h + "attention.attention." + names[k] + ".weight"] = qkv_w.narrow(0, k * C, C);
+      Tensor b = qkv_b.narrow(0, k * C, C).clone();
+      // The release zeroes the key bias (it shifts every logit of a query alike: softmax ignores
+      // it); done here too, so the numbers match.
+      if (k == 1) b.zero_();
+      hf[h + "attention.attention." + names[k] + ".bias"] = b;
+    }
+    hf[h + "attention.output.dense.weight"] = W(t + "attn.proj.weight", {C, C});
+    hf[h + "attention.output.dense.bias"] = W(t + "attn.proj.bias", {C});
+    hf[h + "mlp.fc1.weight"] = W(t + "mlp.fc1.weight", {M, C});
+    hf[h + "mlp.fc1.bias"] = W(t + "mlp.fc1.bias", {M});
+    hf[h + "mlp.fc2.weight"] = W(t + "mlp.fc2.weight", {C, M});
+    hf[h + "mlp.fc2.bias"] = W(t + "mlp.fc2.bias", {C});
+    hf[h + "layer_scale1.lambda1"] = Tensor::full({C}, 1.0);
+    hf[h + "layer_scale2.lambda1"] = Tensor::full({C}, 1.0);
+  }
+  VitEncoderConfig hc = cfg;
+  hc.family = EncoderFamily::Dinov2;  // the HF DINOv2 layout of the same network
+  hc.num_registers = 0;
+  VitEncoder e = from_hf_tensors(hc, hf, "", device);
+  e.cfg_ = cfg;
+  e.id_ = "dino-h" + std::to_string(C) + "-l" + std::to_string(cfg.layers) + "-p" +
+          std::to_string(p) + "-in" + std::to_string(cfg.input_size);
   return e;
 }
 

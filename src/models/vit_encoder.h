@@ -6,18 +6,25 @@
 // Weights load from a Hugging Face model directory (config.json + model.safetensors, HF
 // parameter names); position embeddings are interpolated to the input grid exactly as HF's
 // interpolate_pos_encoding does (bicubic; DINOv2 with antialias), once at load time.
+//
+// The GAN discriminator's frozen DINO ViT (the RAE release's FrozenDINONoDrop, src/disc/
+// dinodisc.py; timm parameter names, CLS token, tanh GELU, no final LayerNorm) is the Dino
+// family: load_dino() reads it, forward_blocks() returns the hidden states after chosen blocks
+// for a loss that is differentiated w.r.t. the pixels, and backward_input() propagates that
+// gradient back to the pixels (weights frozen: no weight gradients).
 #pragma once
 #include <array>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "nn/arena.h"
 #include "ops/activation.h"
 #include "tensor/tensor.h"
 
 namespace rae::models {
 
-enum class EncoderFamily { Dinov2, Siglip, Mae };
+enum class EncoderFamily { Dinov2, Siglip, Mae, Dino };
 const char* encoder_family_name(EncoderFamily f);
 
 struct VitEncoderConfig {
@@ -56,7 +63,42 @@ class VitEncoder {
   // Returns (B, H*W, C) F32 on the encoder's device.
   Tensor forward(const Tensor& pixels) const;
 
+  // The DINO discriminator's trunk (any family): `source` is a converted DINO weights file
+  // (.safetensors with timm names: tools/convert_lpips_weights.py --dino) or a random preset
+  // "random-<recipe>" (synthetic weights of models/synthetic_weights.h; recipes in
+  // dino_recipe()). `input_size` 0: the recipe's (224).
+  static VitEncoder load_dino(const std::string& source, const std::string& recipe,
+                              int64_t input_size, Device device);
+  // timm-named tensors (patch_embed.proj.*, cls_token, pos_embed, blocks.N.{norm1, attn.qkv,
+  // attn.proj, norm2, mlp.fc1, mlp.fc2}.*) of a CLS-token ViT; the position grid is resized
+  // bilinearly to the input grid when it differs (the release's inter_pos_embed).
+  static VitEncoder from_timm_tensors(const VitEncoderConfig& cfg,
+                                      const std::map<std::string, Tensor>& tensors,
+                                      const std::string& where, Device device);
+
+  // Activations of forward_blocks kept for backward_input (in the caller's arena).
+  struct LayerActs {
+    Tensor x_in, mean1, rstd1, h1, qkv, att, lse, x_mid, mean2, rstd2, h2, u, g;
+  };
+  struct Saved {
+    Tensor pixels;
+    std::vector<int> blocks;
+    std::vector<LayerActs> layers;
+  };
+  // pixels (B, S, S, 3) channels last, F32, already normalised; returns, per entry of `blocks`
+  // (0-based block indices, any order, repeats allowed), the hidden state after that block
+  // without the prefix tokens, (B, H*W, C) F32, no final LayerNorm. With `saved` every
+  // activation backward_input needs is kept in `arena` (else buffers are reused).
+  std::vector<Tensor> forward_blocks(nn::Arena& arena, const Tensor& pixels,
+                                     const std::vector<int>& blocks, Saved* saved) const;
+  // dpixels (B, S, S, 3) F32 += the gradient w.r.t. the pixels of sum_k <dblocks[k], block k's
+  // output> (dblocks matched to saved.blocks; undefined entries are zero).
+  void backward_input(nn::Arena& arena, const Saved& saved, const std::vector<Tensor>& dblocks,
+                      const Tensor& dpixels) const;
+
   const VitEncoderConfig& config() const { return cfg_; }
+  // Moves the weights to `device`.
+  void to(Device device);
   const std::string& id() const { return id_; }  // "dinov2_with_registers-h768-l12", ...
   // The weights file (hashed into the cache manifest) or, for presets, "preset:<name>".
   const std::string& weights_source() const { return weights_source_; }
@@ -74,6 +116,14 @@ class VitEncoder {
   std::vector<Layer> layers_;
   std::string id_, weights_source_;
 };
+
+// The release's DINO discriminator recipes (src/disc/dinodisc.py `recipes`): S_8, S_16, B_16,
+// and "tiny" (width 16, 12 blocks, 2 heads, patch 8: tests and the demo). Sets family Dino,
+// tanh GELU, ln_eps 1e-6, ImageNet mean/std and input_size 224.
+VitEncoderConfig dino_recipe(const std::string& name);
+// The timm-named synthetic weights of a recipe (models/synthetic_weights.h; what "random-<recipe>"
+// loads): ViT scales, LayerNorm weights in [0.4, 1.2).
+std::map<std::string, Tensor> synthetic_dino_tensors(const VitEncoderConfig& recipe);
 
 // Bicubic interpolation of a (G*G, C) position grid to (g*g, C) as HF does it (F.interpolate,
 // align_corners=False; `antialias` for DINOv2, size-based scale in both cases). CPU, F32.

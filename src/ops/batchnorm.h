@@ -11,6 +11,10 @@
 // the per-channel affine out = x * scale + shift that an inference network folds into the
 // preceding convolution's weight and bias (models/inception.cpp does so at load time).
 //
+// Groups (training form): with groups = G the M rows are G consecutive groups of M / G rows,
+// each normalised with its own statistics (mean/rstd (G, C)): the release's BatchNormLocal with
+// virtual_bs = 1 (src/disc/dinodisc.py) normalises each sample's (L, C) tokens on their own, i.e.
+// x (N, L, C) with groups = N. Running statistics need groups = 1.
 // gamma/beta (C) are optional (undefined: affine=False); running_mean/running_var (C) are
 // optional in the training form (undefined: not tracked). Saved mean/rstd and running
 // statistics are F32, or F64 for F64 inputs (check::stat). x/out/dout/dx are row-strided.
@@ -22,12 +26,13 @@ namespace rae::ops {
 void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd,
                              const Tensor& x, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var,
-                             double momentum = 0.1, double eps = 1e-5);
+                             double momentum = 0.1, double eps = 1e-5, int64_t groups = 1);
 // dx += gamma rstd / M (M dout - sum dout - xhat sum(dout xhat)), dgamma += sum dout xhat,
-// dbeta += sum dout, with xhat = (x - mean) rstd from the saved statistics.
+// dbeta += sum dout, with xhat = (x - mean) rstd from the saved statistics (per group: M, the
+// sums and the statistics are the group's).
 void batchnorm_train_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                               const Tensor& dout, const Tensor& x, const Tensor& gamma,
-                              const Tensor& mean, const Tensor& rstd);
+                              const Tensor& mean, const Tensor& rstd, int64_t groups = 1);
 
 void batchnorm_eval_forward(const Tensor& out, const Tensor& x, const Tensor& gamma,
                             const Tensor& beta, const Tensor& running_mean,
@@ -42,10 +47,10 @@ namespace cpu {
 void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd,
                              const Tensor& x, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var, double momentum,
-                             double eps);
+                             double eps, int64_t groups);
 void batchnorm_train_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                               const Tensor& dout, const Tensor& x, const Tensor& gamma,
-                              const Tensor& mean, const Tensor& rstd);
+                              const Tensor& mean, const Tensor& rstd, int64_t groups);
 void batchnorm_eval_forward(const Tensor& out, const Tensor& x, const Tensor& gamma,
                             const Tensor& beta, const Tensor& running_mean,
                             const Tensor& running_var, double eps);
@@ -57,10 +62,10 @@ namespace cuda {
 void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd,
                              const Tensor& x, const Tensor& gamma, const Tensor& beta,
                              const Tensor& running_mean, const Tensor& running_var, double momentum,
-                             double eps);
+                             double eps, int64_t groups);
 void batchnorm_train_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                               const Tensor& dout, const Tensor& x, const Tensor& gamma,
-                              const Tensor& mean, const Tensor& rstd);
+                              const Tensor& mean, const Tensor& rstd, int64_t groups);
 void batchnorm_eval_forward(const Tensor& out, const Tensor& x, const Tensor& gamma,
                             const Tensor& beta, const Tensor& running_mean,
                             const Tensor& running_var, double eps);

@@ -282,7 +282,7 @@ std::string program_options_placeholder_in(const std::string& text) {
   return "";
 }
 
-void check_config_file(const std::string& path) {
+void check_config_file(const std::string& path, const po::options_description* extra) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   RAE_CHECK(fs::exists(st), "config file '", path, "' does not exist");
@@ -301,8 +301,10 @@ void check_config_file(const std::string& path) {
     in.seekg(0);
   }
   po::variables_map vm;
+  po::options_description keys = train_options();
+  if (extra) keys.add(*extra);
   try {
-    po::store(po::parse_config_file(in, train_options(), false), vm);
+    po::store(po::parse_config_file(in, keys, false), vm);
   } catch (const po::error& e) {
     RAE_THROW("config file '", path, "': ", e.what());
   }
@@ -346,8 +348,10 @@ std::string TrainConfig::to_ini() const {
   return os.str();
 }
 
-TrainConfig parse_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+TrainConfig parse_train_config(const std::string& path, const std::vector<std::string>& overrides,
+                               const po::options_description* extra, po::variables_map* extra_vm) {
   po::options_description desc = train_options();
+  if (extra) desc.add(*extra);
   po::variables_map vm;
   try {
     // Command-line overrides first: Boost keeps the first stored value of each key.
@@ -360,7 +364,7 @@ TrainConfig parse_train_config(const std::string& path, const std::vector<std::s
     RAE_THROW("command line: ", e.what());
   }
   if (!path.empty()) {
-    check_config_file(path);
+    check_config_file(path, extra);
     std::ifstream in(path);
     RAE_CHECK(in.good(), "cannot open config file '", path, "'");
     try {
@@ -372,6 +376,7 @@ TrainConfig parse_train_config(const std::string& path, const std::vector<std::s
   po::notify(vm);
   TrainConfig c;
   c.from_variables(vm);
+  if (extra_vm) *extra_vm = vm;
   return c;
 }
 

@@ -75,8 +75,14 @@ std::string program_options_placeholder_in(const std::string& text);
 // Checks a config file before it is used: a readable regular file (not a directory) whose keys
 // are known and whose values are each in range and finite; errors name the file and the key.
 // (Combinations of keys are checked by TrainConfig::validate once overrides are applied.)
-void check_config_file(const std::string& path);
+// `extra`: the keys of another part of the config (stage 1's, train/stage1_config.h), accepted
+// beside the training keys (their values are checked by their owner).
+void check_config_file(const std::string& path,
+                       const boost::program_options::options_description* extra = nullptr);
 // Parses `path` (if not empty) and `args` overrides; throws rae::Error naming the key/file.
-TrainConfig parse_train_config(const std::string& path, const std::vector<std::string>& overrides);
+// With `extra`, those keys are accepted too and every parsed value lands in *extra_vm.
+TrainConfig parse_train_config(const std::string& path, const std::vector<std::string>& overrides,
+                               const boost::program_options::options_description* extra = nullptr,
+                               boost::program_options::variables_map* extra_vm = nullptr);
 
 }  // namespace rae::train

@@ -90,15 +90,20 @@ void SyntheticStream::read(const std::vector<int64_t>& ids, float* out, int32_t*
   }
 }
 
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  rng::Key k{seed, rng::Purpose::Shuffle, static_cast<uint64_t>(epoch), 0};
+  for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
+    int64_t j = static_cast<int64_t>(rng::uniform_at(k, static_cast<uint64_t>(i)) * (i + 1));
+    std::swap(p[i], p[std::min(j, i)]);
+  }
+  return p;
+}
+
 const std::vector<int64_t>& SyntheticStream::perm(int64_t epoch) {
   if (epoch != cached_epoch_) {
-    perm_.resize(n_);
-    for (int64_t i = 0; i < n_; ++i) perm_[i] = i;
-    rng::Key k{opt_.seed, rng::Purpose::Shuffle, static_cast<uint64_t>(epoch), 0};
-    for (int64_t i = n_ - 1; i > 0; --i) {  // Fisher-Yates
-      int64_t j = static_cast<int64_t>(rng::uniform_at(k, static_cast<uint64_t>(i)) * (i + 1));
-      std::swap(perm_[i], perm_[std::min(j, i)]);
-    }
+    perm_ = epoch_permutation(n_, opt_.seed, epoch);
     cached_epoch_ = epoch;
   }
   return perm_;

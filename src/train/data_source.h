@@ -16,9 +16,15 @@
 namespace rae::train {
 
 struct DataBatch {
-  Tensor latents, labels, ids;  // (b, T, C) F32, (b) I32, (b) I64
+  // (b, T, C) F32 latents, or for an image stream (stage 1: train/image_stream.h) the pixels
+  // (b, S, S, 3) U8; labels (b) I32, global sample ids (b) I64.
+  Tensor latents, labels, ids;
   double wait_s = 0;
 };
+
+// The order of epoch `epoch` of n samples: a Fisher-Yates permutation from the counter RNG
+// (purpose Shuffle, step = epoch), the same for every rank and world size.
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
 
 struct StreamOptions {
   int64_t global_batch = 1;

@@ -37,6 +37,11 @@ struct ModelRole {
   std::string name;
   models::ModelSpec spec;
   OptimSettings optim;
+  // The first optimizer step that updates this model (0: from the start). Before it the model's
+  // AdamW update and EMA are skipped (its moments and step count stay untouched), and its
+  // learning-rate schedule counts from it: the release's discriminator, whose optimizer and
+  // scheduler step only once its updates begin (epoch E1).
+  int64_t first_step = 0;
 };
 
 // A model being trained: the module, where its parameters live (the sharding core, every
@@ -47,6 +52,12 @@ struct TrainedModel {
   std::unique_ptr<nn::Module> module;
   std::unique_ptr<distributed::ShardedParams> params;
   std::unique_ptr<AdamW> optimizer;
+  int64_t first_step = 0;  // ModelRole::first_step
+  // The learning rate of optimizer step `step` (0-based, the run's count): the schedule at
+  // step - first_step; 0 before first_step.
+  double lr_at(int64_t step) const {
+    return step < first_step ? 0.0 : optimizer->settings().schedule.lr_at(step - first_step);
+  }
 };
 
 // Where the step runs: every tensor a micro-step makes lives on `device`; activations of the
@@ -55,6 +66,9 @@ struct StepEnv {
   Device device;
   DType activation_dtype = DType::F32;
   int rank = 0, world_size = 1;
+  // The training communicator (null: one process), for objectives whose loss needs a value of
+  // the whole global batch (stage 1's adaptive GAN weight).
+  distributed::Communicator* comm = nullptr;
 };
 
 // One micro-batch of this rank: the host tensors of the data stream (latents (b, T, C) F32,

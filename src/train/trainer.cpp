@@ -117,10 +117,11 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
     tm->params = std::make_unique<distributed::ShardedParams>(*tm->module, groups_, device_, so);
     tm->optimizer =
         std::make_unique<AdamW>(tm->params->masters(), tm->params->grads(), roles[i].optim);
+    tm->first_step = roles[i].first_step;
     state_.adam_steps[tm->name] = 0;
     models_.push_back(std::move(tm));
   }
-  objective_->attach(models(), StepEnv{device_, act_dtype, rank(), static_cast<int>(W)});
+  objective_->attach(models(), StepEnv{device_, act_dtype, rank(), static_cast<int>(W), world});
   state_.seed = static_cast<uint64_t>(cfg.seed);
   state_.data = data_.position();
   state_.data_signature = data_.order_signature();
@@ -210,12 +211,12 @@ StepStats Trainer::step() {
     finite = finite && std::isfinite(norms.back());
     if (models_.size() > 1) {
       s.metrics["grad_norm." + tm->name] = norms.back();
-      s.metrics["lr." + tm->name] = tm->optimizer->settings().schedule.lr_at(state_.step);
+      s.metrics["lr." + tm->name] = tm->lr_at(state_.step);
     }
   }
   s.loss = s.metrics["loss"];
   s.grad_norm = norms.front();
-  s.lr = models_.front()->optimizer->settings().schedule.lr_at(state_.step);
+  s.lr = models_.front()->lr_at(state_.step);
   s.data_wait_s = batch.wait_s;
   if (!finite) {
     s.skipped = true;
@@ -232,9 +233,10 @@ StepStats Trainer::step() {
     state_.bad_in_row = 0;
     for (size_t i = 0; i < models_.size(); ++i) {
       TrainedModel& tm = *models_[i];
+      if (state_.step < tm.first_step) continue;  // not updated yet (ModelRole::first_step)
       const OptimSettings& o = tm.optimizer->settings();
       const double coef = o.clip_grad > 0 ? ops::clip_coefficient(norms[i], o.clip_grad) : 1.0;
-      tm.optimizer->step(o.schedule.lr_at(state_.step), coef);
+      tm.optimizer->step(tm.lr_at(state_.step), coef);
       tm.params->publish();
       state_.adam_steps[tm.name] = tm.optimizer->step_count();
     }
@@ -328,6 +330,7 @@ void Trainer::run() {
         std::fflush(stderr);
       }
     }
+    if (step_callback_) step_callback_(s);
     saved = s.step % cfg_.ckpt_every == 0 && s.step != cfg_.steps;
     if (saved) save_checkpoint();
     stopped = stop_at_step_boundary();  // collective: every rank stops after the same step

@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,14 @@ class Trainer {
   // Runs until cfg.steps, logging and checkpointing; a final checkpoint is always written.
   void run();
   std::string save_checkpoint();
+  // Called by run() on every rank after each step (after its metrics are logged, before its
+  // periodic checkpoint), e.g. reconstructions and evaluation of stage 1; it may run
+  // collectives (every rank calls it at the same steps).
+  void set_step_callback(std::function<void(const StepStats&)> fn) {
+    step_callback_ = std::move(fn);
+  }
+  // The run's TensorBoard writer on rank 0 while run() runs (null elsewhere): for images.
+  tensorboard::Writer* events() { return tb_.get(); }
 
   TrainedModel& model(const std::string& name = "model");
   std::vector<TrainedModel*> models();
@@ -76,6 +85,7 @@ class Trainer {
   Device device_;
   std::ofstream metrics_;
   std::unique_ptr<tensorboard::Writer> tb_;  // event files beside metrics.jsonl (rank 0)
+  std::function<void(const StepStats&)> step_callback_;
 };
 
 // The device a rank trains on: train.device, where a bare "cuda" on a CUDA communicator means

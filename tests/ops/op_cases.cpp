@@ -11,6 +11,7 @@
 #include "ops/modulate.h"
 #include "ops/norm.h"
 #include "ops/op_harness.h"
+#include "ops/op_stage1.h"
 #include "ops/op_vision.h"
 #include "ops/optim.h"
 
@@ -465,6 +466,7 @@ std::vector<OpCase> build_table() {
   add_optim(v);
   attach_references(v);
   add_vision_cases(v);  // op_cases_vision.cpp, references attached there
+  add_stage1_cases(v);  // op_cases_stage1.cpp, likewise
   return v;
 }
 

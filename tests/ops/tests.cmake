@@ -4,7 +4,9 @@ foreach(t test_ops_fd test_ops_backends test_ops_reference)
     target_sources(${t} PRIVATE ${CMAKE_CURRENT_LIST_DIR}/op_harness.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/op_cases.cpp ${CMAKE_CURRENT_LIST_DIR}/op_references.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/op_cases_vision.cpp
-                   ${CMAKE_CURRENT_LIST_DIR}/op_references_vision.cpp)
+                   ${CMAKE_CURRENT_LIST_DIR}/op_references_vision.cpp
+                   ${CMAKE_CURRENT_LIST_DIR}/op_cases_stage1.cpp
+                   ${CMAKE_CURRENT_LIST_DIR}/op_references_stage1.cpp)
   endif()
 endforeach()
 

@@ -50,6 +50,7 @@ import convert_inception_weights as conv  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_op_goldens import save_if_changed  # noqa: E402
+from synthetic_weights import fnv1a64, splitmix_stream, synthetic  # noqa: E402
 
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: E402
 
@@ -57,27 +58,9 @@ OUT = os.path.join(ROOT, "tests", "goldens", "inception", "parity.safetensors")
 # A tiny torch.save'd state dict for the converter's CI test (tests/eval/convert_inception_check.py),
 # which has no torch: the zip format, a float64 tensor, an int64 counter and a "module." prefix.
 TINY_PTH = os.path.join(ROOT, "tests", "goldens", "inception", "tiny_state.pth")
-M64 = (1 << 64) - 1
 # (tag, N, H, W): the issue's sizes, non-square included; "s64" has two images (a batch).
 IMAGES = [("s64", 2, 64, 64), ("s256", 1, 256, 256), ("s299", 1, 299, 299), ("s200x300", 1, 200, 300)]
 F64_TAGS = ("s64",)
-
-
-def fnv1a64(s):
-    h = 0xCBF29CE484222325
-    for b in s.encode():
-        h = ((h ^ b) * 0x100000001B3) & M64
-    return h
-
-
-def splitmix_stream(key, n):
-    """z(key, i) for i in [0, n) as uint64 (numpy wraps modulo 2^64)."""
-    with np.errstate(over="ignore"):
-        x = np.uint64(key) + (np.arange(n, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
-        z = x
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 def kind_of(name, shape):
@@ -94,10 +77,8 @@ def kind_of(name, shape):
 
 
 def param_values(name, shape):
-    n = int(np.prod(shape))
-    u = (splitmix_stream(fnv1a64(name), n) >> np.uint64(40)).astype(np.float64) / float(1 << 24)
     off, a = kind_of(name, shape)
-    return ((2.0 * u + off) * a).astype(np.float32).reshape(shape)
+    return synthetic(name, shape, off, a)
 
 
 def image(tag, n, h, w):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates every committed golden file: runs each tests/reference/make_*_golden.py and
 # make_*_goldens.py with the Python of $REPO/.venv (created if missing: torch, numpy,
-# safetensors, h5py, transformers, torch-fidelity, torchmetrics and torchdiffeq from PyPI).
+# safetensors, h5py, transformers, torch-fidelity, torchmetrics, torchdiffeq, lpips and timm from
+# PyPI).
 # Usage: tests/reference/regen_goldens.sh [--venv DIR] [--list]   (default DIR: $REPO/.venv)
 #   --list  prints the commands without running them.
 set -euo pipefail
@@ -36,7 +37,8 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "creating $VENV" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet torch numpy safetensors h5py transformers torch-fidelity torchmetrics torchdiffeq
+  "$VENV/bin/pip" install --quiet torch numpy safetensors h5py transformers torch-fidelity torchmetrics torchdiffeq \
+    lpips timm
 fi
 PY="$VENV/bin/python"
 "$PY" -c 'import torch, numpy, safetensors; print("torch", torch.__version__, "numpy", numpy.__version__, "safetensors", safetensors.__version__)' >&2

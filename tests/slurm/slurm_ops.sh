@@ -13,6 +13,11 @@
 #                     RAE_REQUEUE=0 and a 1-rank job chained with --dependency=singleton that
 #                     resumes it and finishes (losses within 1e-4 of the 2-rank run's).
 #                     The cluster is stopped at the end with nothing left running.
+#   MODE decoder      stage-1 decoder training (cluster/slurm/decoder.sbatch, rae decoder-train,
+#                     tiny config) on 2 ranks, preempted by the time-limit warning: it requeues
+#                     itself, resumes and finishes; each step logged once, the final checkpoint
+#                     byte-identical to an uninterrupted 2-rank run's, the reconstruction grid
+#                     written.
 # Exit 77 (skipped) when Slurm's daemons are not installed (scripts/install-deps.sh installs them).
 set -euo pipefail
 RAE=$(realpath "$1") SRC=$(realpath "$2") WORK=$3 PY=$4 MODE=$5
@@ -211,6 +216,37 @@ case "$MODE" in
     stop_cluster
     assert_nothing_left "$dir"
     echo "cluster stopped, nothing left"
+    ;;
+  decoder)
+    start_cluster
+    "$RAE" make-dataset --out "$WORK/images" --classes 4 --per-class 8 --size 24 >/dev/null
+    D=(--config "$SRC/jobs/decoder-tiny.cfg" --data "$WORK/images" --encoder tiny-random
+       --encoder.input_size=56 --images.image_size=16 --images.resize=20
+       --train.global_batch_size=4 --loss.disc_update_start_epoch=0.5 --loss.disc_start_epoch=1
+       --recon.every=0 --log.progress=false --checkpoint.every=10)
+    STEPS=100
+    ref=$(sbatch --parsable -n 2 -J dref -o "$WORK/dref-%j.out" "$SRC/cluster/slurm/decoder.sbatch" \
+      "${D[@]}" --run-dir "$WORK/dref" --steps $STEPS)
+    j=$(sbatch --parsable -n 2 -J decoder -o "$WORK/decoder-%j.out" "$SRC/cluster/slurm/decoder.sbatch" \
+      "${D[@]}" --run-dir "$WORK/dec" --steps $STEPS)
+    wait_steps "$WORK/dec" 12 120
+    scancel --batch --signal=USR1 "$j" # what --signal=B:USR1@N sends before the time limit
+    wait_running_after "$j" 1 60
+    wait_state "$j" COMPLETED 240
+    wait_state "$ref" COMPLETED 120
+    out="$WORK/decoder-$j.out"
+    grep -q 'resumed from .*(step [0-9]*)' "$out" || fail "the decoder job did not resume ($out)"
+    grep -q "requeueing job" "$out" || fail "the decoder job did not requeue itself"
+    assert_steps_once "$WORK/dec" $STEPS
+    a=$(last_checkpoint "$WORK/dref") b=$(last_checkpoint "$WORK/dec")
+    [ "$(basename "$a")" = "$(basename "$b")" ] || fail "last checkpoints differ: $a vs $b"
+    diff -r "$a" "$b" >/dev/null || fail "final checkpoint $b differs from the uninterrupted run's $a"
+    [ -s "$WORK/dec/reconstructions.png" ] || fail "no reconstruction grid in $WORK/dec"
+    echo "decoder job $j: preempted ($(grep -o '(step [0-9]*)' "$out" | tr '\n' ';')), resumed, finished;" \
+      "final checkpoint byte-identical to the uninterrupted run's"
+    dir=$CLUSTER
+    stop_cluster
+    assert_nothing_left "$dir"
     ;;
   *)
     echo "unknown mode $MODE"

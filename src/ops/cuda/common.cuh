@@ -82,6 +82,11 @@ struct Ptr {
   __host__ __device__ bool valid() const { return p != nullptr; }
 };
 
+// Grid-stride loop over i in [0, n).
+#define RAE_GRID_LOOP(i, n)                                                 \
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
+       i += (int64_t)gridDim.x * blockDim.x)
+
 // Row-structured grid: blocks stride over rows, threads over the columns of a row.
 #define RAE_ROW_LOOP(r, c, N, C)                        \
   for (int64_t r = blockIdx.x; r < (N); r += gridDim.x) \

@@ -5,19 +5,13 @@
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/fast_paths.cuh"
+#include "ops/cuda/reduce.cuh"
 #include "ops/elementwise.h"
 
 namespace rae::ops::cuda {
 using namespace cuda_detail;
 
 namespace {
-
-constexpr int kReduceBlocks = 512;
-constexpr int kReduceThreads = 256;
-
-#define RAE_GRID_LOOP(i, n)                                                 \
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
-       i += (int64_t)gridDim.x * blockDim.x)
 
 __global__ void axpy_kernel(Ptr y, Ptr x, float alpha, int64_t n) {
   RAE_GRID_LOOP(i, n) y.st(i, y.ld(i) + alpha * x.ld(i));
@@ -33,25 +27,15 @@ __global__ void add_rowwise_kernel(Ptr out, Ptr x, Ptr row, int64_t N, int64_t C
   RAE_ROW_LOOP(r, c, N, C) out.st2(r, c, C, x.ld2(r, c, C) + row.ld2(r % R, c, C));
 }
 
-// mode 0: sum x^2; mode 1: sum (x - y)^2.
-__global__ void sumsq_kernel(Ptr x, Ptr y, int64_t n, double* partial) {
-  __shared__ double warp_part[32];
-  double s = 0.0;
-  RAE_GRID_LOOP(i, n) {
+// sum x^2, or sum (x - y)^2 when y is given.
+struct SumSq {
+  Ptr x, y;
+  __device__ double operator()(int64_t i) const {
     double d = x.ld(i);
     if (y.valid()) d -= y.ld(i);
-    s += d * d;
+    return d * d;
   }
-  s = warp_sum_d(s);
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) warp_part[warp] = s;
-  __syncthreads();
-  if (warp == 0) {
-    double t = lane < (int)(blockDim.x >> 5) ? warp_part[lane] : 0.0;
-    t = warp_sum_d(t);
-    if (lane == 0) partial[blockIdx.x] = t;
-  }
-}
+};
 
 __global__ void nonfinite_kernel(Ptr x, int64_t n, int* flag) {
   RAE_GRID_LOOP(i, n) {
@@ -83,20 +67,7 @@ void same_size(const Tensor& a, const Tensor& b, const char* op, const char* an,
 }
 
 double sum_sq(const Tensor& x, const Tensor& y, const char* op) {
-  int64_t n = x.numel();
-  if (n == 0) return 0.0;
-  int blocks =
-      static_cast<int>(std::min<int64_t>(kReduceBlocks, (n + kReduceThreads - 1) / kReduceThreads));
-  Tensor part = Tensor::empty({blocks}, DType::F64, x.device());
-  sumsq_kernel<<<blocks, kReduceThreads>>>(ptr(x, op, "x"), ptr(y, op, "y"), n,
-                                           static_cast<double*>(part.raw()));
-  RAE_CUDA_LAUNCHED(op);
-  std::vector<double> host(blocks);
-  RAE_CUDA_CHECK(
-      cudaMemcpy(host.data(), part.raw(), blocks * sizeof(double), cudaMemcpyDeviceToHost));
-  double s = 0.0;
-  for (double v : host) s += v;
-  return s;
+  return device_sum(SumSq{ptr(x, op, "x"), ptr(y, op, "y")}, x.numel(), op);
 }
 
 }  // namespace
@@ -139,8 +110,8 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
             " is not (C) or (R, C) with R dividing the rows of ", x.str());
   int64_t N = n / C, R = row.numel() / C;
   if (n == 0) return;
-  add_rowwise_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
-      ptr(out, op, "out"), ptr(x, op, "x"), ptr(row, op, "row"), N, C, R);
+  add_rowwise_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(out, op, "out"), ptr(x, op, "x"),
+                                                            ptr(row, op, "row"), N, C, R);
   RAE_CUDA_LAUNCHED(op);
 }
 

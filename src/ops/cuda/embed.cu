@@ -7,10 +7,6 @@ using namespace cuda_detail;
 
 namespace {
 
-#define RAE_GRID_LOOP(i, n)                                                 \
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
-       i += (int64_t)gridDim.x * blockDim.x)
-
 // out (B, 2F) = [sin(2 pi t W), cos(2 pi t W)].
 __global__ void fourier_kernel(Ptr out, Ptr t, Ptr W, int64_t B, int64_t F) {
   RAE_GRID_LOOP(i, B * F) {
