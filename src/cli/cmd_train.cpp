@@ -1,7 +1,9 @@
 // rae train --config F --cache DIR --run-dir DIR [--steps N] [--precision P] [--shard S]
 //           [--section.key=value ...]
 // Grid, channels and classes come from the data; --steps is the run's total. The run resumes
-// from the newest checkpoint in --run-dir that verifies. Under mpirun / srun every rank runs
+// from the newest checkpoint in --run-dir that verifies; a run directory with checkpoints of
+// which none verifies is refused unless --restart-from-scratch (train/run_dir.h). Under mpirun /
+// srun every rank runs
 // this; --shard (= --dist.shard) picks the strategy.
 // SIGUSR1 or SIGTERM: checkpoint at the next step boundary (all ranks at the same step) and
 // exit with train::kExitStopped (75).
@@ -48,7 +50,11 @@ int cmd_train(int argc, char** argv) {
       "cache", po::value<std::string>(), "latent cache directory (or synthetic:NxGxCxK)")(
       "run-dir", po::value<std::string>(),
       "run directory (created; resumed if it has checkpoints)")(
-      "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)");
+      "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)")(
+      "restart-from-scratch",
+      "when --run-dir has checkpoints but none is valid: move them and the run's files into "
+      "RUN/discarded-<time>/ and start from step 0 (without it: an error naming each; with a "
+      "valid checkpoint the run resumes and this is ignored)");
   // Shorthands, renamed before parsing so that they override the config file like any
   // --section.key: --precision = --train.precision, --shard = --dist.shard.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -97,7 +103,7 @@ int cmd_train(int argc, char** argv) {
   train::StopScope stop(dist ? &dist->world() : nullptr);
   train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
                          dist ? &dist->comm() : nullptr);
-  const int64_t from = trainer.resume();
+  const int64_t from = trainer.resume(vm.count("restart-from-scratch") > 0);
   if (from >= cfg.steps) {
     if (trainer.rank() == 0)
       log::info("run already at step ", from, " >= ", cfg.steps, "; nothing to do");

@@ -22,7 +22,8 @@ Registry& registry() {
     auto* reg = new Registry;
     auto dit = [](const char* type) {
       return [type](const nlohmann::json& j) -> std::unique_ptr<nn::Module> {
-        DiTConfig c = DiTConfig::from_json(j.dump());
+        DiTConfig c =
+            DiTConfig::from_json(j.dump(), std::string("model type '") + type + "' config");
         const bool plain = c.head_depth == 0;
         RAE_CHECK(plain == (std::string(type) == "DiT"), "model type '", type, "': head_depth ",
                   c.head_depth, (plain ? " is for type 'DiT'" : " is for type 'DiTDH'"));

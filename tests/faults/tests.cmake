@@ -1,6 +1,11 @@
 # The fault suite (label `faults`): one test per bad input or fault, named after the case, run by
 # tests/faults/faults.sh against the `rae` CLI (see its header). The unit-level cases of the same
 # faults (gtest) are registered here too under the label. `ctest -L faults` runs them all.
+
+# Writes a synthetic cache with some samples multiplied (wrong data that passes its checksums).
+add_executable(write_spiky_cache ${CMAKE_CURRENT_LIST_DIR}/write_spiky_cache.cpp)
+target_link_libraries(write_spiky_cache PRIVATE rae_data)
+target_compile_options(write_spiky_cache PRIVATE ${RAE_WARNINGS})
 set(RAE_FAULT_CASES
     corrupt_shard_stops_training synth_cache_refuses_nonempty_out synth_cache_huge_channels
     shard_chunks_at_most_shard_size cache_job_output_rules cache_batch_zero
@@ -12,7 +17,8 @@ foreach(case ${RAE_FAULT_CASES})
   add_test(NAME faults.${case}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/faults.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
                    ${CMAKE_BINARY_DIR}/test-tmp/faults/${case} ${case})
-  set_tests_properties(faults.${case} PROPERTIES LABELS faults TIMEOUT 300 SKIP_RETURN_CODE 77)
+  set_tests_properties(faults.${case} PROPERTIES LABELS faults TIMEOUT 300 SKIP_RETURN_CODE 77
+                       ENVIRONMENT "FAULTS_SPIKY_CACHE=$<TARGET_FILE:write_spiky_cache>")
 endforeach()
 set_tests_properties(faults.cache_job_sigkill_ranks faults.watchdog_names_step PROPERTIES
                      PROCESSORS 2)
