@@ -1,6 +1,7 @@
 #include "data/image_decode.h"
 
 #include <jpeglib.h>
+// (after jpeglib.h)
 #include <jerror.h>
 #include <png.h>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace rae::data {
@@ -45,10 +47,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
 }
 
 void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  RAE_CHECK(f.good(), "cannot create ", path);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  RAE_CHECK(f.good(), "cannot write ", path);
+  write_file_atomic(path,
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 namespace {
