@@ -58,8 +58,8 @@ void check_config(const VitEncoderConfig& c, const std::string& where) {
   in_range("hidden_size", c.hidden, 1, 1 << 16);
   in_range("num_hidden_layers", c.layers, 1, 1024);
   in_range("num_attention_heads", c.heads, 1, c.hidden);
-  RAE_CHECK(c.hidden % c.heads == 0, where, ": key 'hidden_size' (", c.hidden,
-            ") is not divisible by 'num_attention_heads' (", c.heads, ")");
+  RAE_CHECK(c.hidden % c.heads == 0, where, ": key 'num_attention_heads' (", c.heads,
+            ") does not divide 'hidden_size' (", c.hidden, ")");
   in_range("intermediate_size (or mlp_ratio x hidden_size)", c.mlp_hidden, 1, 1 << 18);
   in_range("patch_size", c.patch, 1, 1024);
   in_range("image_size", c.config_image_size, c.patch, 1 << 14);
