@@ -89,9 +89,10 @@ int cmd_train(int argc, char** argv) {
     cfg.steps = vm["steps"].as<int64_t>();
     RAE_CHECK(cfg.steps >= 0, "--steps must be >= 0, got ", cfg.steps);
   }
-  // An unknown preset or override key stops here, before any work.
-  models::with_overrides(models::model_preset(cfg.preset),
-                         nlohmann::json::parse(cfg.model_overrides));
+  // An unknown preset, an unknown override key or an invalid config value stops here, before
+  // any work (the grid, channels and classes of the data are checked when the model is built).
+  models::check_model_spec(models::with_overrides(models::model_preset(cfg.preset),
+                                                  nlohmann::json::parse(cfg.model_overrides)));
 
   const std::string cache = vm["cache"].as<std::string>();
   auto source = open_source(cache);
