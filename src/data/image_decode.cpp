@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -307,13 +308,18 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
 }  // namespace
 
 Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
-  switch (detect_image_format(data, size)) {
-    case ImageFormat::Jpeg:
-      return decode_jpeg(data, size, name);
-    case ImageFormat::Png:
-      return decode_png(data, size, name);
-    default:
-      RAE_THROW("unknown image format (not JPEG or PNG by its magic bytes): ", name);
+  try {
+    switch (detect_image_format(data, size)) {
+      case ImageFormat::Jpeg:
+        return decode_jpeg(data, size, name);
+      case ImageFormat::Png:
+        return decode_png(data, size, name);
+      default:
+        RAE_THROW("unknown image format (not JPEG or PNG by its magic bytes): ", name);
+    }
+  } catch (const std::bad_alloc&) {  // with the pixel limit off (0): name the file at least
+    RAE_THROW(name, ": out of memory decoding the image (the pixel limit is ", max_image_pixels(),
+              ", 0 = none)");
   }
 }
 

@@ -228,6 +228,20 @@ case_image_bomb_jpeg() {
   [ "$ms" -lt 20000 ] || fail "took $ms ms"
 }
 
+# A 673-byte JPEG claiming 65500 x 65500 died with a bare std::bad_alloc: refused from its header
+# (the pixel limit); with the limit off and memory short (ulimit -v), an error naming the file.
+case_image_bomb_65500_jpeg() {
+  bad_image_tree jpeg_bomb.jpg
+  # SOF0's height and width (bytes 163..166 of the file) -> 65500 (0xFFDC)
+  printf '\xff\xdc\xff\xdc' | dd of=d/train/n00000001/n00000001_00001.JPEG bs=1 seek=163 \
+    conv=notrunc status=none
+  expect_error "n00000001_00001.JPEG: image size 65500x65500 \(4290250000 pixels\) exceeds the limit of 89478485 pixels" \
+    -- "$RAE" cache --data d --out c "${JOB[@]}" --shard-size 8
+  expect_error "n00000001_00001.JPEG: out of memory decoding the image" \
+    -- bash -c 'ulimit -v 6000000 && exec "$@"' _ "$RAE" cache --data d --out c2 "${JOB[@]}" \
+    --shard-size 8 --max-image-pixels 0
+}
+
 # ---- training -------------------------------------------------------------------------------
 
 case_config_is_directory() {
@@ -475,6 +489,31 @@ case_resume_changed_seed_or_batch() {
     --train.allow_data_change=true > b.log 2>&1 || { cat b.log; fail "the override"; }
   grep -q "warning: .*train.seed 42 in the checkpoint, 7 now.*resuming anyway (train.allow_data_change)" b.log ||
     fail "the override is not logged: $(grep -i warn b.log)"
+}
+
+# ---- checksums ------------------------------------------------------------------------------------
+
+# The checkpoint checksum was labelled FNV-1a but used a wrong offset basis, so external tools
+# disagreed. Every checksum a manifest records (cache shards, checkpoint files) is XXH64 and
+# equals what the reference tool, xxhsum (xxHash's own CLI), prints for the same file.
+case_checksums_agree_with_xxhsum() {
+  command -v xxhsum > /dev/null ||
+    { echo "SKIP: xxhsum (Debian package xxhash, scripts/install-deps.sh) is not installed"; exit 77; }
+  "$RAE" synth-cache --out c --samples 24 --grid 2 --channels 4 --shard-size 8 > /dev/null
+  tiny_run run
+  local ckpt=run/checkpoints/step-0000002
+  local ours; ours=$("$PY" -c 'import json, sys
+c = json.load(open("c/manifest.json"))
+assert c["checksum_algorithm"] == "xxh64"
+for s in c["shards"]: print(s["checksum"] + "  c/" + s["file"])
+m = json.load(open(sys.argv[1] + "/manifest.json"))
+assert m["checksum_algorithm"] == "xxh64"
+for f, i in m["files"].items(): print(i["checksum"] + "  " + sys.argv[1] + "/" + f)' "$ckpt" | sort) ||
+    fail "reading the manifests"
+  local theirs; theirs=$(cd . && xxhsum -H1 c/shard-*.h5 "$ckpt"/*.safetensors "$ckpt"/state.json | sort)
+  echo "$ours" | sed 's/^/  /'
+  [ "$ours" = "$theirs" ] || { diff <(echo "$ours") <(echo "$theirs"); fail "xxhsum disagrees"; }
+  [ "$(echo "$ours" | wc -l)" = 6 ] || fail "expected 3 shards and 3 checkpoint files"
 }
 
 # ---- checkpoint and model-file contents ------------------------------------------------------

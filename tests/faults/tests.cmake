@@ -17,7 +17,8 @@ set(RAE_FAULT_CASES
     retention_keeps_newest_valid interrupted_save_temporaries_removed resume_changed_seed_or_batch
     checkpoint_tensor_wrong_shape_same_count checkpoint_tensor_declared_i32
     model_file_tensor_shape_and_dtype model_config_heads_zero model_config_malformed
-    encoder_config_heads_zero loss_spike_corrupt_values loss_spike_diverging_lr)
+    encoder_config_heads_zero loss_spike_corrupt_values loss_spike_diverging_lr
+    image_bomb_65500_jpeg checksums_agree_with_xxhsum)
 foreach(case ${RAE_FAULT_CASES})
   add_test(NAME faults.${case}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/faults.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
@@ -45,7 +46,8 @@ foreach(pair
         "data_order_signature_on_resume:test_trainer:Trainer.DataOrderSignatureIsCheckedOnResume"
         "model_config_every_key_validated:test_model_registry:ModelRegistry.EveryConfigKeyIsValidated"
         "load_state_dict_shape_and_dtype:test_model_registry:ModelRegistry.LoadStateDictChecksShapeAndDtype"
-        "encoder_config_sizes_validated:test_encoders:Encoders.ConfigSizesAreValidated")
+        "encoder_config_sizes_validated:test_encoders:Encoders.ConfigSizesAreValidated"
+        "non_finite_steps_skipped_then_abort:test_trainer:Trainer.NonFiniteStepsAreSkippedThenAbort")
   string(REPLACE ":" ";" parts "${pair}")
   list(GET parts 0 name)
   list(GET parts 1 exe)
