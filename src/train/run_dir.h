@@ -3,7 +3,9 @@
 // directory is deleted except by checkpoint retention (checkpoint.h: checkpoints older than a
 // newer one that verifies) and the temporary directories of interrupted saves. Everything else
 // that must make room is moved, whole and unchanged, into R/discarded-<UTC time>/ with a
-// reason.txt, where the user can inspect or restore it.
+// reason.txt, where the user can inspect or restore it. (A resumed run trims metrics.jsonl and
+// the event files to the step it resumes from, never below, and rewrites config.cfg and
+// run.json with its own settings.)
 //
 // At start (prepare_resume):
 //   - checkpoints/.tmp-step-NNNNNNN/ directories (saves killed before their rename; only names

@@ -168,6 +168,24 @@ TEST(RunDir, InvalidNewerCheckpointsAreSetAsideOnResume) {
   EXPECT_EQ(train::verify_checkpoint(d + "/checkpoints/step-0000004"), "");
 }
 
+// A save never replaces a checkpoint directory of the same step (here: a trainer that did not
+// resume): the old one is set aside unchanged.
+TEST(RunDir, ACheckpointOfTheSameStepIsSetAsideNotReplaced) {
+  const std::string d = trained_run("same_step");
+  const auto old = files_of(d + "/checkpoints/step-0000001");
+  auto cfg = micro_config();
+  cfg.steps = 1;
+  cfg.seed = 7;  // another model: another checkpoint
+  auto data = micro_stream();
+  train::Trainer tr(cfg, data, d);
+  tr.run();
+  const auto dirs = discarded_dirs(d);
+  ASSERT_EQ(dirs.size(), 1u);
+  EXPECT_EQ(files_of(dirs[0] + "/checkpoints/step-0000001"), old);
+  EXPECT_NE(files_of(d + "/checkpoints/step-0000001"), old);
+  EXPECT_EQ(train::verify_checkpoint(d + "/checkpoints/step-0000001"), "");
+}
+
 namespace {
 // The synthetic stream with the latents of the batches >= `from` multiplied by `scale`.
 class ScaledStream : public train::SyntheticStream {
