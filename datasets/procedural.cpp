@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -134,13 +134,11 @@ ProceduralReport write_procedural_dataset(const std::string& out, const Procedur
     log::info("make-dataset: --overwrite: removed the previous '", root.string(), "'");
   }
   fs::create_directories(root);
-  {
-    std::ofstream marker(root / kProceduralMarker);
-    marker << "{\"classes\": " << spec.classes << ", \"per_class\": " << spec.per_class
-           << ", \"size\": " << spec.size << ", \"seed\": " << spec.seed
-           << ", \"quality\": " << spec.jpeg_quality << "}\n";
-    RAE_CHECK(marker.good(), "make-dataset: cannot write ", (root / kProceduralMarker).string());
-  }
+  write_file_atomic(
+      (root / kProceduralMarker).string(),
+      detail::concat("{\"classes\": ", spec.classes, ", \"per_class\": ", spec.per_class,
+                     ", \"size\": ", spec.size, ", \"seed\": ", spec.seed,
+                     ", \"quality\": ", spec.jpeg_quality, "}\n"));
   ProceduralReport rep;
   for (int c = 0; c < spec.classes; ++c) {
     const std::string wnid = class_folder_name(c);

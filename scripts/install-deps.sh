@@ -5,6 +5,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libtbb-dev libboost-program-options-dev
       nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
       libbenchmark-dev python3 python3-venv clang libclang-rt-dev
+      xxhash  # xxhsum: the fault suite checks our XXH64 checksums against the reference tool
       munge slurmctld slurmd slurm-client)  # a local Slurm for the tests (cluster/local)
 missing=()
 for p in "${PKGS[@]}"; do

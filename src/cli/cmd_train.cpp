@@ -1,7 +1,9 @@
 // rae train --config F --cache DIR --run-dir DIR [--steps N] [--precision P] [--shard S]
 //           [--section.key=value ...]
 // Grid, channels and classes come from the data; --steps is the run's total. The run resumes
-// from the newest checkpoint in --run-dir that verifies. Under mpirun / srun every rank runs
+// from the newest checkpoint in --run-dir that verifies; a run directory with checkpoints of
+// which none verifies is refused unless --restart-from-scratch (train/run_dir.h). Under mpirun /
+// srun every rank runs
 // this; --shard (= --dist.shard) picks the strategy.
 // SIGUSR1 or SIGTERM: checkpoint at the next step boundary (all ranks at the same step) and
 // exit with train::kExitStopped (75).
@@ -49,7 +51,11 @@ int cmd_train(int argc, char** argv) {
       "cache", po::value<std::string>(), "latent cache directory (or synthetic:NxGxCxK)")(
       "run-dir", po::value<std::string>(),
       "run directory (created; resumed if it has checkpoints)")(
-      "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)");
+      "steps", po::value<int64_t>(), "total steps of the run (overrides train.steps)")(
+      "restart-from-scratch",
+      "when --run-dir has checkpoints but none is valid: move them and the run's files into "
+      "RUN/discarded-<time>/ and start from step 0 (without it: an error naming each; with a "
+      "valid checkpoint the run resumes and this is ignored)");
   po::variables_map vm;
   const std::vector<std::string> overrides = parse_training_command_line(general, argc, argv, vm);
   if (vm.count("help")) {
@@ -69,9 +75,10 @@ int cmd_train(int argc, char** argv) {
     cfg.steps = vm["steps"].as<int64_t>();
     RAE_CHECK(cfg.steps >= 0, "--steps must be >= 0, got ", cfg.steps);
   }
-  // An unknown preset or override key stops here, before any work.
-  models::with_overrides(models::model_preset(cfg.preset),
-                         nlohmann::json::parse(cfg.model_overrides));
+  // An unknown preset, an unknown override key or an invalid config value stops here, before
+  // any work (the grid, channels and classes of the data are checked when the model is built).
+  models::check_model_spec(models::with_overrides(models::model_preset(cfg.preset),
+                                                  nlohmann::json::parse(cfg.model_overrides)));
 
   const std::string cache = vm["cache"].as<std::string>();
   auto source = open_source(cache);
@@ -83,7 +90,7 @@ int cmd_train(int argc, char** argv) {
   train::StopScope stop(dist ? &dist->world() : nullptr);
   train::Trainer trainer(cfg, *source, vm["run-dir"].as<std::string>(),
                          dist ? &dist->comm() : nullptr);
-  const int64_t from = trainer.resume();
+  const int64_t from = trainer.resume(vm.count("restart-from-scratch") > 0);
   if (from >= cfg.steps) {
     if (trainer.rank() == 0)
       log::info("run already at step ", from, " >= ", cfg.steps, "; nothing to do");

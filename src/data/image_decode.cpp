@@ -1,6 +1,7 @@
 #include "data/image_decode.h"
 
 #include <jpeglib.h>
+// (after jpeglib.h)
 #include <jerror.h>
 #include <png.h>
 
@@ -11,7 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace rae::data {
@@ -45,10 +48,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
 }
 
 void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  RAE_CHECK(f.good(), "cannot create ", path);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  RAE_CHECK(f.good(), "cannot write ", path);
+  write_file_atomic(path,
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 namespace {
@@ -307,13 +308,18 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
 }  // namespace
 
 Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
-  switch (detect_image_format(data, size)) {
-    case ImageFormat::Jpeg:
-      return decode_jpeg(data, size, name);
-    case ImageFormat::Png:
-      return decode_png(data, size, name);
-    default:
-      RAE_THROW("unknown image format (not JPEG or PNG by its magic bytes): ", name);
+  try {
+    switch (detect_image_format(data, size)) {
+      case ImageFormat::Jpeg:
+        return decode_jpeg(data, size, name);
+      case ImageFormat::Png:
+        return decode_png(data, size, name);
+      default:
+        RAE_THROW("unknown image format (not JPEG or PNG by its magic bytes): ", name);
+    }
+  } catch (const std::bad_alloc&) {  // with the pixel limit off (0): name the file at least
+    RAE_THROW(name, ": out of memory decoding the image (the pixel limit is ", max_image_pixels(),
+              ", 0 = none)");
   }
 }
 

@@ -49,6 +49,8 @@ Image decode_image_file(const std::string& path);
 enum class JpegColor { Rgb, Gray, Cmyk };
 std::vector<uint8_t> encode_jpeg(const Image& img, int quality, JpegColor color = JpegColor::Rgb);
 std::vector<uint8_t> encode_png(const Image& img);
+// Writes `bytes` to `path` atomically (core/atomic_file.h: a complete file or none, never half
+// an image).
 void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 
 }  // namespace rae::data

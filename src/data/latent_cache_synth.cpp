@@ -62,6 +62,10 @@ Manifest write_synthetic_cache(const SynthOptions& o) {
     for (int64_t i = 0; i < n; ++i) {
       labels[i] = synth_sample(o, g0 + i, lat.data() + i * e, false);
       if (o.flip) synth_sample(o, g0 + i, flip.data() + i * e, true);
+      if (o.alter) {
+        o.alter(g0 + i, lat.data() + i * e, e);
+        if (o.flip) o.alter(g0 + i, flip.data() + i * e, e);
+      }
     }
     writer.append(lat.data(), o.flip ? flip.data() : nullptr, labels.data(), n);
   }

@@ -4,6 +4,7 @@
 // The flipped view mirrors the token grid along W. A diffusion model can learn the class means.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "data/latent_cache_manifest.h"
@@ -21,6 +22,9 @@ struct SynthOptions {
   bool flip = false;       // also write latents_flip
   float noise_std = 0.3f;  // per-sample noise around the class pattern
   bool overwrite = false;  // replace a cache in `out` (else a non-empty `out` is an error)
+  // Test hook: called on each sample (and its flipped view) before it is written, so that a
+  // fault test can write wrong values that pass every checksum (tests/faults/).
+  std::function<void(int64_t index, float* sample, int64_t elements)> alter;
 };
 
 // The value of synthetic sample `index` (f32, (H*W*C) written to out) and its label.

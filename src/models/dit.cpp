@@ -1,8 +1,10 @@
 #include "models/dit.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -85,12 +87,91 @@ std::string DiTConfig::to_json() const {
   return j.dump();
 }
 
-DiTConfig DiTConfig::from_json(const std::string& text) {
-  nlohmann::json j = nlohmann::json::parse(text);
+namespace {
+
+// The keys of a DiT config, in to_json() order.
+constexpr const char* kConfigKeys[] = {"name",        "in_channels", "grid",       "num_classes",
+                                       "body_width",  "body_depth",  "body_heads", "head_width",
+                                       "head_depth",  "head_heads",  "mlp_ratio",  "class_dropout",
+                                       "fourier_size"};
+
+// Bounds that keep every product of the sizes far from int64 overflow and refuse configs no
+// machine could hold before anything is allocated (the largest release model, DiTDH-XL, has
+// 0.84e9 parameters).
+constexpr int64_t kMaxWidth = 1 << 16, kMaxDepth = 1024, kMaxGrid = 1024, kMaxChannels = 1 << 16;
+constexpr int64_t kMaxClasses = 1 << 24, kMaxFourier = 1 << 16;
+constexpr int64_t kMaxParams = int64_t{1} << 36;  // 68.7e9 parameters, 275 GB as F32
+
+}  // namespace
+
+void DiTConfig::validate(const std::string& where) const {
+  auto in_range = [&](const char* key, int64_t v, int64_t lo, int64_t hi) {
+    RAE_CHECK(v >= lo && v <= hi, where, ": key '", key, "' is ", v, ", must be in [", lo, ", ", hi,
+              "]");
+  };
+  // A width split into heads: divisible, and (for the 2-D RoPE and sin-cos tables) heads of a
+  // multiple of 4 channels; the SwiGLU hidden width must be >= 1.
+  auto width_heads = [&](const char* wkey, int64_t w, const char* hkey, int64_t h) {
+    in_range(wkey, w, 4, kMaxWidth);
+    in_range(hkey, h, 1, w);
+    RAE_CHECK(w % h == 0, where, ": key '", wkey, "' (", w, ") is not divisible by '", hkey, "' (",
+              h, ")");
+    RAE_CHECK((w / h) % 4 == 0, where, ": head dim ", wkey, " / ", hkey, " = ", w / h,
+              " must be a multiple of 4 (2-D rotary embedding)");
+    RAE_CHECK(nn::swiglu_hidden(w, mlp_ratio) >= 1, where, ": key 'mlp_ratio' (", mlp_ratio,
+              ") leaves no MLP hidden units at width ", w);
+  };
+  in_range("in_channels", in_channels, 1, kMaxChannels);
+  in_range("grid", grid, 1, kMaxGrid);
+  in_range("num_classes", num_classes, 1, kMaxClasses);
+  in_range("fourier_size", fourier_size, 1, kMaxFourier);
+  RAE_CHECK(std::isfinite(mlp_ratio) && mlp_ratio > 0 && mlp_ratio <= 64, where,
+            ": key 'mlp_ratio' is ", mlp_ratio, ", must be in (0, 64]");
+  RAE_CHECK(std::isfinite(class_dropout) && class_dropout >= 0 && class_dropout < 1, where,
+            ": key 'class_dropout' is ", class_dropout, ", must be in [0, 1)");
+  in_range("body_depth", body_depth, 1, kMaxDepth);
+  width_heads("body_width", body_width, "body_heads", body_heads);
+  RAE_CHECK(body_width % 4 == 0, where, ": key 'body_width' (", body_width,
+            ") must be a multiple of 4 (2-D sin-cos position table)");
+  in_range("head_depth", head_depth, 0, kMaxDepth);
+  if (head_depth > 0) {
+    width_heads("head_width", head_width, "head_heads", head_heads);
+  } else {  // plain DiT: no head (the presets record 0)
+    in_range("head_width", head_width, 0, kMaxWidth);
+    in_range("head_heads", head_heads, 0, kMaxWidth);
+  }
+}
+
+DiTConfig DiTConfig::from_json(const std::string& text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    RAE_THROW(where, ": not JSON: ", e.what());
+  }
+  RAE_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.dump());
+  for (auto it = j.begin(); it != j.end(); ++it)
+    RAE_CHECK(std::find_if(std::begin(kConfigKeys), std::end(kConfigKeys),
+                           [&](const char* k) { return it.key() == k; }) != std::end(kConfigKeys),
+              where, ": unknown key '", it.key(), "'");
   DiTConfig c;
   auto get = [&](const char* key, auto& v) {
-    RAE_CHECK(j.contains(key), "dit_config: missing key '", key, "'");
-    v = j.at(key).get<std::decay_t<decltype(v)>>();
+    using T = std::decay_t<decltype(v)>;
+    RAE_CHECK(j.contains(key), where, ": missing key '", key, "'");
+    const nlohmann::json& x = j.at(key);
+    bool ok = false;
+    if constexpr (std::is_same_v<T, std::string>)
+      ok = x.is_string();
+    else if constexpr (std::is_integral_v<T>)
+      ok = x.is_number_integer();
+    else
+      ok = x.is_number();
+    RAE_CHECK(ok, where, ": key '", key, "' must be ",
+              std::is_same_v<T, std::string> ? "a string"
+              : std::is_integral_v<T>        ? "an integer"
+                                             : "a number",
+              ", got ", x.dump());
+    v = x.get<T>();
   };
   get("name", c.name), get("in_channels", c.in_channels), get("grid", c.grid);
   get("num_classes", c.num_classes), get("body_width", c.body_width);
@@ -98,6 +179,7 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
   get("head_width", c.head_width), get("head_depth", c.head_depth);
   get("head_heads", c.head_heads), get("mlp_ratio", c.mlp_ratio);
   get("class_dropout", c.class_dropout), get("fourier_size", c.fourier_size);
+  c.validate(where);
   return c;
 }
 
@@ -160,8 +242,7 @@ DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
   const int64_t C = cfg.in_channels, Wb = cfg.body_width, Wh = cfg.head_width;
   plain_ = cfg.head_depth == 0;
   const int64_t Wf = plain_ ? Wb : Wh;  // width of the final layer
-  RAE_CHECK(cfg.body_depth >= 1 && cfg.head_depth >= 0, "DiTDH: bad depths ", cfg.body_depth, ", ",
-            cfg.head_depth);
+  cfg.validate(std::string(dit_type(cfg)) + " config '" + cfg.name + "'");
   ps_.begin_group("embed");
   if (plain_) {
     x_embedder_.declare(ps_, "x_embedder.proj", C, Wb, true, {Wb, C, 1, 1});
@@ -189,6 +270,10 @@ DiTDH::DiTDH(const DiTConfig& cfg, bool allocate) : cfg_(cfg) {
   final_ada_.declare(ps_, "final_layer.adaLN_modulation.1", Wf, 2 * Wf);
   fourier_W_ = ps_.add_buffer("t_embedder.W", {cfg.fourier_size});
   pos_embed_ = ps_.add_buffer("pos_embed", {1, cfg.tokens(), Wb});
+  // The parameters plus the position and rotary tables (tokens x width each, at most three).
+  const int64_t elements = ps_.num_params() + 3 * cfg.tokens() * std::max(Wb, Wh);
+  RAE_CHECK(elements <= kMaxParams, dit_type(cfg), " config '", cfg.name, "': ", elements,
+            " elements of parameters and tables exceed the limit of ", kMaxParams);
   if (!allocate) return;
   ps_.allocate();
 

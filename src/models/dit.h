@@ -27,7 +27,10 @@ struct DiTConfig {
   int64_t fourier_size = 256;
   int64_t tokens() const { return grid * grid; }
   std::string to_json() const;
-  static DiTConfig from_json(const std::string& text);  // errors name the key
+  // Every key is required and checked (type, range, divisibility: no SIGFPE, no overflow, no
+  // huge allocation); unknown keys are refused. Errors start with `where` and name the key.
+  static DiTConfig from_json(const std::string& text, const std::string& where = "DiT config");
+  void validate(const std::string& where) const;
 };
 
 // The config of a release state dict without metadata, from the tensor shapes and names, with

@@ -14,6 +14,7 @@ namespace {
 struct Registry {
   std::mutex mu;
   std::map<std::string, ModelFactory> types;
+  std::map<std::string, ModelValidator> validators;
   std::map<std::string, ModelSpec> presets;
   std::vector<std::string> preset_order;
 };
@@ -22,19 +23,26 @@ struct Registry {
 Registry& registry() {
   static Registry* r = [] {
     auto* reg = new Registry;
-    auto dit = [](const char* type) {
-      return [type](const nlohmann::json& j) -> std::unique_ptr<nn::Module> {
-        DiTConfig c = DiTConfig::from_json(j.dump());
-        const bool plain = c.head_depth == 0;
-        RAE_CHECK(plain == (std::string(type) == "DiT"), "model type '", type, "': head_depth ",
-                  c.head_depth, (plain ? " is for type 'DiT'" : " is for type 'DiTDH'"));
-        return std::make_unique<DiTDH>(c);
-      };
+    // The config of a DiT type: every key valid, head_depth matching the type.
+    auto dit_config = [](const std::string& type, const nlohmann::json& j) {
+      DiTConfig c = DiTConfig::from_json(j.dump(), "model type '" + type + "' config");
+      const bool plain = c.head_depth == 0;
+      RAE_CHECK(plain == (type == "DiT"), "model type '", type, "': head_depth ", c.head_depth,
+                (plain ? " is for type 'DiT'" : " is for type 'DiTDH'"));
+      return c;
     };
-    reg->types["DiTDH"] = dit("DiTDH");
-    reg->types["DiT"] = dit("DiT");
+    for (const std::string type : {"DiTDH", "DiT"}) {
+      reg->types[type] = [=](const nlohmann::json& j) -> std::unique_ptr<nn::Module> {
+        return std::make_unique<DiTDH>(dit_config(type, j));
+      };
+      // Declaring without allocating also checks the size limit.
+      reg->validators[type] = [=](const nlohmann::json& j) { DiTDH(dit_config(type, j), false); };
+    }
     reg->types["DinoDisc"] = [](const nlohmann::json& j) -> std::unique_ptr<nn::Module> {
       return std::make_unique<DinoDiscHeads>(DinoDiscConfig::from_json(j.dump()));
+    };
+    reg->validators["DinoDisc"] = [](const nlohmann::json& j) {
+      DinoDiscConfig::from_json(j.dump());
     };
     for (const std::string& name : dit_preset_names()) {
       DiTConfig c = dit_preset(name);
@@ -43,6 +51,9 @@ Registry& registry() {
     }
     reg->types[kVitDecoderType] = [](const nlohmann::json& j) -> std::unique_ptr<nn::Module> {
       return std::make_unique<VitDecoder>(VitDecoderConfig::from_json(j.dump()));
+    };
+    reg->validators[kVitDecoderType] = [](const nlohmann::json& j) {
+      VitDecoderConfig::from_json(j.dump());
     };
     for (const std::string& name : decoder_preset_names()) {
       reg->presets[name] = {kVitDecoderType, nlohmann::json::parse(decoder_preset(name).to_json())};
@@ -65,11 +76,12 @@ std::string ModelSpec::str() const {
   return type + " " + config.dump();
 }
 
-void register_model_type(const std::string& type, ModelFactory factory) {
+void register_model_type(const std::string& type, ModelFactory factory, ModelValidator validate) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   RAE_CHECK(!r.types.count(type), "model type '", type, "' is registered twice");
   r.types[type] = std::move(factory);
+  if (validate) r.validators[type] = std::move(validate);
 }
 
 void register_model_preset(const std::string& name, ModelSpec spec) {
@@ -108,6 +120,22 @@ std::unique_ptr<nn::Module> build_model(const ModelSpec& spec) {
     f = it->second;
   }
   return f(spec.config);
+}
+
+void check_model_spec(const ModelSpec& spec) {
+  ModelValidator v;
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    if (!r.types.count(spec.type)) {
+      std::vector<std::string> known;
+      for (auto& [k, f] : r.types) known.push_back(k);
+      RAE_THROW("unknown model type '", spec.type, "' (known: ", joined(known), ")");
+    }
+    auto it = r.validators.find(spec.type);
+    if (it != r.validators.end()) v = it->second;
+  }
+  if (v) v(spec.config);
 }
 
 ModelSpec model_preset(const std::string& name) {

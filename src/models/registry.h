@@ -29,7 +29,11 @@ struct ModelSpec {
 };
 
 using ModelFactory = std::function<std::unique_ptr<nn::Module>(const nlohmann::json& config)>;
-void register_model_type(const std::string& type, ModelFactory factory);
+// Checks a config without building anything (throws naming the key); the factory must check the
+// same (a config it is given may not have been validated).
+using ModelValidator = std::function<void(const nlohmann::json& config)>;
+void register_model_type(const std::string& type, ModelFactory factory,
+                         ModelValidator validate = nullptr);
 void register_model_preset(const std::string& name, ModelSpec spec);
 
 // How a file (export, converted checkpoint) records its model: safetensors metadata
@@ -43,6 +47,9 @@ std::optional<ModelSpec> spec_from_metadata(const std::map<std::string, std::str
 
 // Errors name the unknown type (listing the known ones) or the bad config key.
 std::unique_ptr<nn::Module> build_model(const ModelSpec& spec);
+// The checks of build_model without building (no allocation): the type is known and, for types
+// registered with a validator (DiTDH, DiT), every config key is valid.
+void check_model_spec(const ModelSpec& spec);
 ModelSpec model_preset(const std::string& name);
 std::vector<std::string> model_type_names();
 std::vector<std::string> model_preset_names();

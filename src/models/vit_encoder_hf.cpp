@@ -1,5 +1,6 @@
 // Loading encoders from Hugging Face model directories (config.json + model.safetensors) and the
 // "tiny-random" preset.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -38,8 +39,33 @@ T req(const json& j, const char* key, const std::string& where) {
 }
 
 template <typename T>
-T opt(const json& j, const char* key, T fallback) {
-  return j.contains(key) && !j[key].is_null() ? j[key].get<T>() : fallback;
+T opt(const json& j, const char* key, T fallback, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  try {
+    return j[key].get<T>();
+  } catch (const std::exception&) {
+    RAE_THROW(where, ": key '", key, "' has the wrong type (", j[key].dump(), ")");
+  }
+}
+
+// Ranges of the sizes of config.json (no division by zero, no overflow, no huge allocation
+// later); errors name the key.
+void check_config(const VitEncoderConfig& c, const std::string& where) {
+  auto in_range = [&](const char* key, int64_t v, int64_t lo, int64_t hi) {
+    RAE_CHECK(v >= lo && v <= hi, where, ": key '", key, "' is ", v, ", must be in [", lo, ", ", hi,
+              "]");
+  };
+  in_range("hidden_size", c.hidden, 1, 1 << 16);
+  in_range("num_hidden_layers", c.layers, 1, 1024);
+  in_range("num_attention_heads", c.heads, 1, c.hidden);
+  RAE_CHECK(c.hidden % c.heads == 0, where, ": key 'num_attention_heads' (", c.heads,
+            ") does not divide 'hidden_size' (", c.hidden, ")");
+  in_range("intermediate_size (or mlp_ratio x hidden_size)", c.mlp_hidden, 1, 1 << 18);
+  in_range("patch_size", c.patch, 1, 1024);
+  in_range("image_size", c.config_image_size, c.patch, 1 << 14);
+  in_range("num_register_tokens", c.num_registers, 0, 1024);
+  RAE_CHECK(std::isfinite(c.ln_eps) && c.ln_eps > 0, where, ": key 'layer_norm_eps' is ", c.ln_eps,
+            ", must be a positive number");
 }
 
 ops::GeluKind gelu_of(const std::string& act, const std::string& where) {
@@ -52,7 +78,7 @@ ops::GeluKind gelu_of(const std::string& act, const std::string& where) {
 // Parses config.json into our config; `prefix_hint` gets the parameter-name prefix for wrappers.
 VitEncoderConfig parse_config(const json& root, const std::string& where) {
   json j = root;
-  std::string type = opt<std::string>(j, "model_type", "");
+  std::string type = opt<std::string>(j, "model_type", "", where);
   if (type == "siglip") {  // the full SigLIP model: its vision tower
     RAE_CHECK(j.contains("vision_config"), where, ": siglip config without vision_config");
     j = j["vision_config"];
@@ -61,32 +87,37 @@ VitEncoderConfig parse_config(const json& root, const std::string& where) {
   VitEncoderConfig c;
   if (type == "dinov2_with_registers" || type == "dinov2") {
     c.family = EncoderFamily::Dinov2;
-    RAE_CHECK(!opt<bool>(j, "use_swiglu_ffn", false), where,
+    RAE_CHECK(!opt<bool>(j, "use_swiglu_ffn", false, where), where,
               ": SwiGLU DINOv2 (giant) is not supported");
-    c.num_registers = type == "dinov2" ? 0 : opt<int64_t>(j, "num_register_tokens", 4);
-    c.config_image_size = opt<int64_t>(j, "image_size", 518);
-    c.patch = opt<int64_t>(j, "patch_size", 14);
+    c.num_registers = type == "dinov2" ? 0 : opt<int64_t>(j, "num_register_tokens", 4, where);
+    c.config_image_size = opt<int64_t>(j, "image_size", 518, where);
+    c.patch = opt<int64_t>(j, "patch_size", 14, where);
     c.hidden = req<int64_t>(j, "hidden_size", where);
-    c.mlp_hidden = static_cast<int64_t>(c.hidden * opt<double>(j, "mlp_ratio", 4.0));
-    c.ln_eps = opt<double>(j, "layer_norm_eps", 1e-6);
+    const double mlp_ratio = opt<double>(j, "mlp_ratio", 4.0, where);
+    RAE_CHECK(std::isfinite(mlp_ratio) && mlp_ratio > 0 && mlp_ratio <= 64, where,
+              ": key 'mlp_ratio' is ", mlp_ratio, ", must be in (0, 64]");
+    // (an out-of-range hidden_size is reported by check_config; no overflow on the way)
+    c.mlp_hidden =
+        static_cast<int64_t>(static_cast<double>(std::min<int64_t>(c.hidden, 1 << 16)) * mlp_ratio);
+    c.ln_eps = opt<double>(j, "layer_norm_eps", 1e-6, where);
     c.input_size = 224;
   } else if (type == "siglip_vision_model") {
     c.family = EncoderFamily::Siglip;
-    c.config_image_size = opt<int64_t>(j, "image_size", 224);
-    c.patch = opt<int64_t>(j, "patch_size", 16);
+    c.config_image_size = opt<int64_t>(j, "image_size", 224, where);
+    c.patch = opt<int64_t>(j, "patch_size", 16, where);
     c.hidden = req<int64_t>(j, "hidden_size", where);
     c.mlp_hidden = req<int64_t>(j, "intermediate_size", where);
-    c.ln_eps = opt<double>(j, "layer_norm_eps", 1e-6);
+    c.ln_eps = opt<double>(j, "layer_norm_eps", 1e-6, where);
     c.input_size = 256;
     c.mean = {0.5f, 0.5f, 0.5f};
     c.std = {0.5f, 0.5f, 0.5f};
   } else if (type == "vit_mae") {
     c.family = EncoderFamily::Mae;
-    c.config_image_size = opt<int64_t>(j, "image_size", 224);
-    c.patch = opt<int64_t>(j, "patch_size", 16);
+    c.config_image_size = opt<int64_t>(j, "image_size", 224, where);
+    c.patch = opt<int64_t>(j, "patch_size", 16, where);
     c.hidden = req<int64_t>(j, "hidden_size", where);
     c.mlp_hidden = req<int64_t>(j, "intermediate_size", where);
-    c.ln_eps = opt<double>(j, "layer_norm_eps", 1e-12);
+    c.ln_eps = opt<double>(j, "layer_norm_eps", 1e-12, where);
     c.input_size = 256;
   } else {
     RAE_THROW(where, ": unsupported model_type '", type,
@@ -94,10 +125,11 @@ VitEncoderConfig parse_config(const json& root, const std::string& where) {
   }
   c.layers = req<int64_t>(j, "num_hidden_layers", where);
   c.heads = req<int64_t>(j, "num_attention_heads", where);
-  c.gelu = gelu_of(opt<std::string>(j, "hidden_act", "gelu"), where);
-  RAE_CHECK(opt<int64_t>(j, "num_channels", 3) == 3, where,
+  c.gelu = gelu_of(opt<std::string>(j, "hidden_act", "gelu", where), where);
+  RAE_CHECK(opt<int64_t>(j, "num_channels", 3, where) == 3, where,
             ": only 3-channel encoders are supported");
-  RAE_CHECK(opt<bool>(j, "qkv_bias", true), where, ": qkv_bias=false is not supported");
+  RAE_CHECK(opt<bool>(j, "qkv_bias", true, where), where, ": qkv_bias=false is not supported");
+  check_config(c, where);
   return c;
 }
 

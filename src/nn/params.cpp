@@ -120,8 +120,12 @@ void ParamStore::load_state_dict(const std::map<std::string, Tensor>& tensors,
       return;
     }
     const Tensor& src = it->second;
-    RAE_CHECK(src.numel() == dst.numel(), source, ": tensor '", name, "' has shape ",
+    // The exact shape (not only the count: a transposed tensor of the same size would load
+    // as garbage) and a float dtype (integer bits read as weights are garbage too).
+    RAE_CHECK(src.shape() == dst.shape(), source, ": tensor '", name, "' has shape ",
               src.shape().str(), ", expected ", dst.shape().str());
+    RAE_CHECK(dtype_is_float(src.dtype()), source, ": tensor '", name, "' has dtype ",
+              dtype_name(src.dtype()), ", expected a float dtype (f32, bf16, f16 or f64)");
     Tensor s = src.dtype() == DType::F32 ? src : src.cast(DType::F32);
     if (!s.is_contiguous()) s = s.clone();
     Tensor(dst).copy_from(s.view(dst.shape()));

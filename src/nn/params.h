@@ -66,7 +66,8 @@ class ParamStore {
   // Parameters and buffers by name (views into the flat buffers).
   std::map<std::string, Tensor> state_dict() const;
   // Copies every parameter and buffer from `tensors` (any float dtype is cast to F32). Names
-  // missing from `tensors` or unknown names in it are errors naming them (when strict).
+  // missing from `tensors` or unknown names in it (when strict), a shape other than the
+  // declared one, or an integer dtype are errors naming `source` and the tensor.
   void load_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& source,
                        bool strict = true);
   // Same names, for another flat set of the same layout (EMA weights, optimizer moments).

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/safetensors.h"
+#include "train/run_dir.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -153,6 +154,23 @@ class PieceReader {
   std::map<std::string, safetensors::File> files_;
 };
 
+// The shape of a tensor entry of the manifest, after checking its dtype (pieces are F32) and
+// shape (non-negative integers); errors name the tensor and `where` (the manifest).
+Shape stored_shape(const json& info, const std::string& name, const std::string& where) {
+  const std::string dtype = info.value("dtype", "");
+  RAE_CHECK(dtype == "F32", where, ": tensor '", name, "' is declared with dtype '", dtype,
+            "', checkpoints store F32");
+  const json& js = info.at("shape");
+  RAE_CHECK(js.is_array(), where, ": tensor '", name, "' has shape ", js.dump());
+  Shape shape;
+  for (const json& x : js) {
+    RAE_CHECK(x.is_number_integer() && x.get<int64_t>() >= 0, where, ": tensor '", name,
+              "' has shape ", js.dump());
+    shape.push_back(x.get<int64_t>());
+  }
+  return shape;
+}
+
 const json& find_model(const json& manifest, const std::string& name, const std::string& where) {
   for (const json& m : manifest.at("models"))
     if (m.at("name").get<std::string>() == name) return m;
@@ -173,7 +191,9 @@ json RunState::to_json() const {
           {"seed", seed},
           {"data", data},
           {"data_signature", data_signature},
-          {"adam_steps", adam_steps}};
+          {"adam_steps", adam_steps},
+          {"loss_mean", loss_mean},
+          {"loss_steps", loss_steps}};
 }
 
 RunState RunState::from_json(const json& j, const std::string& where) {
@@ -187,6 +207,8 @@ RunState RunState::from_json(const json& j, const std::string& where) {
     s.data = j.at("data");
     s.data_signature = j.at("data_signature").get<std::string>();
     s.adam_steps = j.at("adam_steps").get<std::map<std::string, int64_t>>();
+    s.loss_mean = j.value("loss_mean", 0.0);
+    s.loss_steps = j.value("loss_steps", int64_t{0});
   } catch (const std::exception& e) {
     RAE_THROW(where, ": bad run state: ", e.what());
   }
@@ -201,17 +223,21 @@ std::string checkpoint_name(int64_t step) {
   return buf;
 }
 
+int64_t checkpoint_step(const std::string& dir) {
+  const std::string n = fs::path(dir).filename().string();
+  if (n.size() <= 5 || n.size() > 5 + 18 || n.rfind("step-", 0) != 0) return -1;
+  for (size_t i = 5; i < n.size(); ++i)
+    if (n[i] < '0' || n[i] > '9') return -1;
+  return std::stoll(n.substr(5));
+}
+
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, std::string>> found;
   fs::path root = fs::path(run_dir) / "checkpoints";
   if (!fs::exists(root)) return {};
   for (auto& e : fs::directory_iterator(root)) {
-    std::string n = e.path().filename().string();
-    if (!e.is_directory() || n.rfind("step-", 0) != 0) continue;
-    try {
-      found.emplace_back(std::stoll(n.substr(5)), e.path().string());
-    } catch (const std::exception&) {
-    }
+    const int64_t step = checkpoint_step(e.path().string());
+    if (e.is_directory() && step >= 0) found.emplace_back(step, e.path().string());
   }
   std::sort(found.begin(), found.end(), [](auto& a, auto& b) { return a.first > b.first; });
   std::vector<std::string> out;
@@ -244,13 +270,46 @@ std::string verify_checkpoint(const std::string& dir) {
   return "";
 }
 
-std::optional<std::string> latest_valid_checkpoint(const std::string& run_dir) {
+CheckpointScan scan_checkpoints(const std::string& run_dir) {
+  CheckpointScan scan;
   for (auto& d : list_checkpoints(run_dir)) {
     std::string problem = verify_checkpoint(d);
-    if (problem.empty()) return d;
-    log::warn("checkpoint ", d, " is corrupt (", problem, "); skipping it");
+    if (problem.empty()) {
+      scan.valid = d;
+      break;
+    }
+    scan.invalid.emplace_back(d, problem);
   }
-  return std::nullopt;
+  return scan;
+}
+
+std::optional<std::string> latest_valid_checkpoint(const std::string& run_dir) {
+  CheckpointScan scan = scan_checkpoints(run_dir);
+  for (auto& [d, problem] : scan.invalid)
+    log::warn("checkpoint ", d, " is corrupt (", problem, "); skipping it");
+  return scan.valid;
+}
+
+std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep_last,
+                                           int64_t keep_every) {
+  const std::vector<std::string> all = list_checkpoints(run_dir);
+  std::vector<std::string> victims;
+  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep_last, 1)); i < all.size(); ++i) {
+    const int64_t step = checkpoint_step(all[i]);
+    if (keep_every > 0 && step % keep_every == 0) continue;
+    victims.push_back(all[i]);
+  }
+  if (victims.empty()) return {};
+  // Only below a newest checkpoint that verifies: retention must never leave a run without a
+  // valid checkpoint. (A full read of the newest, in the page cache right after its save.)
+  const std::string problem = verify_checkpoint(all.front());
+  if (!problem.empty()) {
+    log::warn("checkpoint retention: the newest checkpoint ", all.front(), " does not verify (",
+              problem, "); no checkpoint is deleted");
+    return {};
+  }
+  for (const std::string& v : victims) fs::remove_all(v);
+  return victims;
 }
 
 // ---- writing ----
@@ -316,16 +375,13 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<Traine
     write_file_atomic((tmp / kManifest).string(), m.dump(1) + "\n");
     fsync_path(tmp.string());
     maybe_die("manifest");
-    fs::remove_all(final_dir);
+    // (resume sets aside invalid checkpoints newer than the one it loads, so this is rare: a
+    // run directory changed by hand while training)
+    if (fs::exists(final_dir))
+      set_aside(run_dir, {final_dir.string()}, {},
+                "a new checkpoint of the same step was written (" + final_dir.string() + ")");
     rename_durable(tmp.string(), final_dir.string());
-    // Retention: the newest keep_last, plus multiples of keep_every.
-    auto all_dirs = list_checkpoints(run_dir);
-    for (size_t i = static_cast<size_t>(std::max<int64_t>(keep_last, 1)); i < all_dirs.size();
-         ++i) {
-      const int64_t step = std::stoll(fs::path(all_dirs[i]).filename().string().substr(5));
-      if (keep_every > 0 && step % keep_every == 0) continue;
-      fs::remove_all(all_dirs[i]);
-    }
+    prune_checkpoints(run_dir, keep_last, keep_every);
     out = final_dir.string();
   }
   distributed::barrier(world);
@@ -358,10 +414,9 @@ RunState load_checkpoint(const std::string& dir, const std::vector<TrainedModel*
     for (auto& [n, t] : entry.at("tensors").items()) stored.insert(n);
     for (const auto& p : ps.params()) {
       RAE_CHECK(stored.count(p.name), where, ": model '", m->name, "' lacks tensor '", p.name, "'");
-      const json& shape = entry.at("tensors").at(p.name).at("shape");
-      RAE_CHECK(shape == json(std::vector<int64_t>(p.shape.begin(), p.shape.end())), where,
-                ": tensor '", p.name, "' has shape ", shape.dump(), " in the checkpoint, ",
-                p.shape.str(), " in the model");
+      const Shape shape = stored_shape(entry.at("tensors").at(p.name), p.name, where);
+      RAE_CHECK(shape == p.shape, where, ": tensor '", p.name, "' has shape ", shape.str(),
+                " in the checkpoint, ", p.shape.str(), " in the model");
       stored.erase(p.name);
     }
     RAE_CHECK(stored.empty(), where, ": model '", m->name, "' has no tensor '", *stored.begin(),
@@ -417,8 +472,7 @@ ExportedModel consolidate_checkpoint(const std::string& dir, const std::string& 
   std::map<std::string, Tensor>& t = out.tensors;
   PieceReader reader(d, entry);
   for (auto& [name, info] : entry.at("tensors").items()) {
-    Shape shape;
-    for (const json& x : info.at("shape")) shape.push_back(x.get<int64_t>());
+    const Shape shape = stored_shape(info, name, where);
     Tensor v = Tensor::empty(shape);
     reader.read(model_name, ema ? "ema" : "param", name, 0, shape.numel(), v.flatten());
     t[name] = v;

@@ -23,7 +23,9 @@
 // Crash safety: everything is written into checkpoints/.tmp-step-N/ (each file atomically:
 // core/atomic_file.h), the directory is fsynced and renamed into place, then its parent
 // fsynced, so a checkpoint directory either verifies or does not exist. Resume takes the newest
-// checkpoint that verifies against its manifest (a corrupt newer one is reported and skipped).
+// checkpoint that verifies against its manifest (train/run_dir.h: newer invalid ones are set
+// aside; with none valid the trainer refuses to start). Loading checks every tensor's dtype
+// (F32) and shape against the model, naming the tensor and the file.
 // For tests, RAE_TEST_KILL_CHECKPOINT=shards|manifest SIGKILLs rank 0 after the shard files,
 // or after the manifest before the rename.
 #pragma once
@@ -47,6 +49,11 @@ struct RunState {
   nlohmann::json data;                        // the data stream's position (of the next batch)
   std::string data_signature;                 // BatchStream::order_signature()
   std::map<std::string, int64_t> adam_steps;  // per model: AdamW bias-correction count
+  // The loss-spike guard (trainer.h): running mean of the losses of the updates done so far
+  // (EMA, decay 0.99) and their count; checkpointed so that a resumed run guards as an
+  // uninterrupted one. Absent in older checkpoints: 0.
+  double loss_mean = 0;
+  int64_t loss_steps = 0;
   nlohmann::json to_json() const;
   static RunState from_json(const nlohmann::json& j, const std::string& where);
 };
@@ -55,16 +62,34 @@ constexpr const char* kCheckpointFormat = "rae-checkpoint";
 constexpr int kCheckpointVersion = 2;
 
 std::string checkpoint_name(int64_t step);  // "step-0000040"
+// The step of a checkpoint directory named by checkpoint_name ("step-" and digits only), or -1.
+int64_t checkpoint_step(const std::string& dir);
 // Checkpoint directories of a run, newest first.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // Checks a checkpoint directory against its manifest; returns "" or the problem.
 std::string verify_checkpoint(const std::string& dir);
+
+struct CheckpointScan {
+  std::optional<std::string> valid;  // the newest checkpoint that verifies
+  // The checkpoints newer than it (all of them when none verifies), newest first, each with
+  // its problem. Older ones are not read.
+  std::vector<std::pair<std::string, std::string>> invalid;
+};
+CheckpointScan scan_checkpoints(const std::string& run_dir);
 // The newest checkpoint that verifies; corrupt newer ones are reported (log::warn) and skipped.
 std::optional<std::string> latest_valid_checkpoint(const std::string& run_dir);
 
+// Retention: keeps the newest `keep_last` (>= 1) checkpoints and those whose step is a multiple
+// of `keep_every` (> 0), and deletes the others, but only below a newest checkpoint that
+// verifies in full (verify_checkpoint): when the newest does not, nothing is deleted (warned).
+// So the last valid checkpoint is never deleted. Returns the deleted paths.
+std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep_last,
+                                           int64_t keep_every);
+
 // Writes checkpoint `state.step` of `models` (collective over `world`; null: one process) under
-// run_dir/checkpoints and prunes old ones (the newest `keep_last`, plus those whose step is a
-// multiple of `keep_every` when > 0). Returns its path on rank 0 ("" elsewhere).
+// run_dir/checkpoints and applies retention (prune_checkpoints). A checkpoint directory of the
+// same step already there is set aside (run_dir.h), never replaced. Returns its path on rank 0
+// ("" elsewhere).
 std::string save_checkpoint(const std::string& run_dir, const std::vector<TrainedModel*>& models,
                             const Objective& objective, const RunState& state, int64_t keep_last,
                             int64_t keep_every, distributed::Communicator* world);

@@ -45,6 +45,10 @@ const Key kKeys[] = {
     {"train.clip_grad", Key::Double, "max global gradient norm (<= 0: off)"},
     {"train.ema_decay", Key::Double, "EMA decay"},
     {"train.max_bad_steps", Key::Int, "abort after this many non-finite steps in a row"},
+    {"train.loss_spike_factor", Key::Double,
+     "stop when a loss exceeds this many times its running mean (0: off)"},
+    {"train.loss_spike_warmup", Key::Int,
+     "updates before the loss-spike guard starts (its running mean settles)"},
     {"train.device", Key::String, "cpu | cuda | cuda:N (model, activations, optimizer)"},
     {"train.allow_data_change", Key::Bool,
      "resume even if the data order (seed, batch, cache) changed (logged)"},
@@ -98,6 +102,8 @@ std::vector<Binding> bind(TrainConfig& c) {
           {nullptr, &c.clip_grad},
           {nullptr, &c.ema_decay},
           {&c.max_bad_steps},
+          {nullptr, &c.loss_spike_factor},
+          {&c.loss_spike_warmup},
           {nullptr, nullptr, &c.device},
           {nullptr, nullptr, nullptr, &c.allow_data_change},
           {nullptr, nullptr, &c.precision},
@@ -162,7 +168,7 @@ po::options_description train_options() {
   po::options_description d("training config keys (--section.key=value)");
   TrainConfig defaults;
   auto b = bind(defaults);
-  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 40);
+  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 42);
   for (size_t i = 0; i < b.size(); ++i) {
     const Key& k = kKeys[i];
     switch (k.kind) {
@@ -211,6 +217,9 @@ void check_values(const TrainConfig& c, const std::function<bool(const std::stri
        "must be in [0, 1)");
   need(c.ema_decay >= 0 && c.ema_decay <= 1, "train.ema_decay", c.ema_decay, "must be in [0, 1]");
   need(c.max_bad_steps >= 1, "train.max_bad_steps", c.max_bad_steps, "must be >= 1");
+  need(c.loss_spike_factor == 0 || c.loss_spike_factor > 1, "train.loss_spike_factor",
+       c.loss_spike_factor, "must be 0 (off) or > 1");
+  need(c.loss_spike_warmup >= 0, "train.loss_spike_warmup", c.loss_spike_warmup, "must be >= 0");
   bool device_ok = true;
   try {
     parse_device(c.device);

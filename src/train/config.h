@@ -28,6 +28,10 @@ struct TrainConfig {
   double clip_grad = 1.0;  // <= 0: no clipping
   double ema_decay = 0.9995;
   int64_t max_bad_steps = 5;
+  // The loss-spike guard (trainer.h): a finite loss above loss_spike_factor x the running mean
+  // of the losses before it stops the run, once loss_spike_warmup updates are done. 0: off.
+  double loss_spike_factor = 10;
+  int64_t loss_spike_warmup = 100;
   std::string device = "cpu";  // cpu | cuda | cuda:N
   // Resume even when the stored data-order signature differs from this run's (logged).
   bool allow_data_change = false;

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/device.h"
@@ -14,6 +16,7 @@
 #include "core/log.h"
 #include "ops/optim.h"
 #include "ops/precision.h"
+#include "train/run_dir.h"
 #include "train/run_events.h"
 #include "train/stop_request.h"
 #ifdef RAE_WITH_CUDA
@@ -32,22 +35,63 @@ double seconds_since(Clock::time_point t) {
 }
 
 // Keeps the lines of metrics.jsonl with step <= `step` (a resumed run rewrites the rest), so
-// every step is logged once.
+// every step is logged once. A line that does not parse is kept, except a last line without
+// its newline (a write cut by a kill).
 void truncate_metrics(const std::string& path, int64_t step) {
   if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      if (nlohmann::json::parse(line).at("step").get<int64_t>() > step) continue;
-    } catch (const std::exception&) {
-      continue;
-    }
-    kept += line + "\n";
-  }
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
   in.close();
-  write_file_atomic(path, kept);
+  std::string kept;
+  for (size_t a = 0; a < text.size();) {
+    size_t b = text.find('\n', a);
+    const bool torn = b == std::string::npos;
+    if (torn) b = text.size();
+    const std::string line = text.substr(a, b - a);
+    a = b + 1;
+    if (line.empty()) continue;
+    int64_t s = -1;
+    try {
+      s = nlohmann::json::parse(line).at("step").get<int64_t>();
+    } catch (const std::exception&) {
+      if (torn) continue;
+    }
+    if (s <= step) kept += line + "\n";
+  }
+  if (kept != text) write_file_atomic(path, kept);
+}
+
+// "key=value" words of a data-order signature (the first word names the kind of source).
+std::map<std::string, std::string> signature_fields(const std::string& sig) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(sig);
+  for (std::string w; in >> w;) {
+    const size_t eq = w.find('=');
+    out[eq == std::string::npos ? "source" : w.substr(0, eq)] =
+        eq == std::string::npos ? w : w.substr(eq + 1);
+  }
+  return out;
+}
+
+// What differs between two data-order signatures, naming the config keys behind them:
+// "train.seed 42 in the checkpoint, 43 now; ...".
+std::string signature_changes(const std::string& stored, const std::string& now) {
+  const auto a = signature_fields(stored), b = signature_fields(now);
+  std::set<std::string> keys;
+  for (auto& [k, v] : a) keys.insert(k);
+  for (auto& [k, v] : b) keys.insert(k);
+  std::string out;
+  for (const std::string& k : keys) {
+    auto ia = a.find(k), ib = b.find(k);
+    const std::string va = ia == a.end() ? "(none)" : ia->second;
+    const std::string vb = ib == b.end() ? "(none)" : ib->second;
+    if (va == vb) continue;
+    const std::string name = k == "seed"           ? "train.seed"
+                             : k == "global_batch" ? "train.global_batch_size"
+                                                   : "data " + k;
+    out += (out.empty() ? "" : "; ") + name + " " + va + " in the checkpoint, " + vb + " now";
+  }
+  return out;
 }
 
 // Peak bytes held by the CUDA caching allocator since the process started (0 on the CPU).
@@ -148,26 +192,40 @@ TrainedModel& Trainer::model(const std::string& name) {
   RAE_THROW("no trained model '", name, "'");
 }
 
-int64_t Trainer::resume() {
+int64_t Trainer::resume(bool restart_from_scratch) {
   if (run_dir_.empty()) return 0;
+  // Rank 0 tidies the run directory and picks the checkpoint (train/run_dir.h); a refusal
+  // reaches every rank (-2), so that none waits for the others.
   int64_t step = -1;
+  std::string refusal;
   if (rank() == 0) {
-    if (auto d = latest_valid_checkpoint(run_dir_))
-      step = std::stoll(fs::path(*d).filename().string().substr(5));
+    try {
+      const std::string d = prepare_resume(run_dir_, restart_from_scratch);
+      if (!d.empty()) step = checkpoint_step(d);
+    } catch (const std::exception& e) {
+      refusal = e.what();
+      step = -2;
+    }
   }
   step = distributed::broadcast_i64(world_, step);
+  if (step == -2) {
+    if (rank() == 0) throw Error(refusal);
+    RAE_THROW("rank ", rank(), ": rank 0 refused to resume the run directory (see its error)");
+  }
   if (step < 0) return 0;
   const std::string dir = (fs::path(run_dir_) / "checkpoints" / checkpoint_name(step)).string();
   RunState st = load_checkpoint(dir, models(), world_);
   const std::string now = data_.order_signature();
   if (st.data_signature != now) {
-    RAE_CHECK(cfg_.allow_data_change, "checkpoint ", dir, ": the data order changed: stored '",
-              st.data_signature, "', this run '", now,
-              "' (seed, global batch or data); resuming would train on another sequence of "
-              "batches. Set --train.allow_data_change=true to resume anyway");
+    const std::string changes = signature_changes(st.data_signature, now);
+    RAE_CHECK(cfg_.allow_data_change, "checkpoint ", dir, ": the data order changed: ", changes,
+              " (stored signature '", st.data_signature, "', this run '", now,
+              "'); resuming would train on another sequence of batches. Set "
+              "--train.allow_data_change=true to resume anyway");
     if (rank() == 0)
-      log::warn("checkpoint ", dir, ": data order changed (stored '", st.data_signature, "', now '",
-                now, "'); resuming anyway (train.allow_data_change)");
+      log::warn("checkpoint ", dir, ": data order changed: ", changes, " (stored '",
+                st.data_signature, "', now '", now,
+                "'); resuming anyway (train.allow_data_change)");
     st.data_signature = now;
   }
   try {
@@ -230,7 +288,10 @@ StepStats Trainer::step() {
                 state_.step + 1, "; train.max_bad_steps = ", cfg_.max_bad_steps,
                 "); lower optim.lr or check the data");
   } else {
+    check_loss_spike(s.loss);
     state_.bad_in_row = 0;
+    state_.loss_mean = state_.loss_steps == 0 ? s.loss : 0.99 * state_.loss_mean + 0.01 * s.loss;
+    ++state_.loss_steps;
     for (size_t i = 0; i < models_.size(); ++i) {
       TrainedModel& tm = *models_[i];
       if (state_.step < tm.first_step) continue;  // not updated yet (ModelRole::first_step)
@@ -247,6 +308,28 @@ StepStats Trainer::step() {
   s.step = state_.step;
   s.samples_per_s = static_cast<double>(GB) / std::max(seconds_since(t_start), 1e-9);
   return s;
+}
+
+// Before the update of step state_.step + 1: a finite loss far above the running mean (corrupt
+// data that passed its checksums, a diverging learning rate) stops the run here, with the model,
+// optimizer and data position still those of the previous step and nothing written: the run
+// directory's newest checkpoint is from before the spike.
+void Trainer::check_loss_spike(double loss) const {
+  const double factor = cfg_.loss_spike_factor;
+  if (factor <= 0 || state_.loss_steps < cfg_.loss_spike_warmup || state_.loss_mean <= 0 ||
+      loss <= factor * state_.loss_mean)
+    return;
+  std::string newest = "none";
+  if (!run_dir_.empty())
+    if (auto all = list_checkpoints(run_dir_); !all.empty()) newest = all.front();
+  RAE_THROW("step ", state_.step + 1, ": loss ", loss, " is ", loss / state_.loss_mean,
+            " times its running mean ", state_.loss_mean, " (train.loss_spike_factor = ", factor,
+            "); stopping before the update. Corrupt data (its checksums pass, so the values "
+            "themselves: check how the cache was made) or a learning rate that diverges "
+            "(optim.lr) are the usual causes. Nothing was written; the newest checkpoint is ",
+            newest,
+            ", and a rerun resumes from it (train.loss_spike_factor = 0 turns the guard "
+            "off)");
 }
 
 void Trainer::log_metrics(const StepStats& s) {

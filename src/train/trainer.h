@@ -9,6 +9,9 @@
 //     every model's ShardedParams: end_micro_batch()
 //   finish_gradients(); loss summed over ranks; per model the global gradient norm (clip), then
 //   AdamW + EMA on the owned shards and publish(); a non-finite loss or norm skips the update
+//   (train.max_bad_steps in a row abort); a finite loss above train.loss_spike_factor x the
+//   running mean of the losses before it (EMA 0.99, once train.loss_spike_warmup updates are
+//   done) stops the run before its update, with nothing written
 //
 // plus metrics.jsonl, checkpoints (train/checkpoint.h: one format for every layout) and exact
 // resume. Randomness is keyed by (seed, step, global sample id), so the losses of 1, 2 or 4
@@ -49,7 +52,9 @@ class Trainer {
           std::unique_ptr<Objective> objective = nullptr);
   ~Trainer();
   // Loads the newest checkpoint that verifies, if any (collective); returns its step (0: none).
-  int64_t resume();
+  // Rank 0 first tidies the run directory (train/run_dir.h): a run directory whose checkpoints
+  // are all invalid is refused, naming each, unless restart_from_scratch.
+  int64_t resume(bool restart_from_scratch = false);
   StepStats step();
   // Runs until cfg.steps, logging and checkpointing; a final checkpoint is always written.
   void run();
@@ -72,6 +77,7 @@ class Trainer {
 
  private:
   void log_metrics(const StepStats& s);
+  void check_loss_spike(double loss) const;  // throws when the loss-spike guard trips
   void write_run_files();
 
   TrainConfig cfg_;

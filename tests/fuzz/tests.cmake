@@ -51,7 +51,7 @@ rae_fuzz_target(fuzz_config
   CORPUS ${_fz}/corpus/config
   ARGS -max_len=2048 -dict=${_fz}/config.dict)
 rae_fuzz_target(fuzz_image
-  SOURCES data/image_decode.cpp core/error.cpp
+  SOURCES data/image_decode.cpp core/atomic_file.cpp core/error.cpp
   LIBS -ljpeg -lpng -lz
   CORPUS ${CMAKE_SOURCE_DIR}/tests/goldens/images/cases
   ARGS -max_len=32768)

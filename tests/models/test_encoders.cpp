@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
 #include "models/vit_encoder.h"
@@ -65,5 +66,28 @@ TEST(Encoders, ErrorsNameTheProblem) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no-such-encoder"), std::string::npos);
+  }
+}
+
+// Every size of an encoder's config.json is range-checked, naming the key (heads = 0 divided by
+// zero; a string where a number belongs was a bare JSON exception).
+TEST(Encoders, ConfigSizesAreValidated) {
+  std::string dir = test::make_temp_dir("enc_config");
+  std::filesystem::copy_file(test::golden_path("encoders/dinov2-reg-tiny/model.safetensors"),
+                             dir + "/model.safetensors");
+  std::ifstream in(test::golden_path("encoders/dinov2-reg-tiny/config.json"));
+  const nlohmann::json good = nlohmann::json::parse(in);
+  const std::pair<const char*, nlohmann::json> cases[] = {
+      {"num_attention_heads", 0}, {"num_attention_heads", 3}, {"hidden_size", 0},
+      {"num_hidden_layers", -1},  {"patch_size", 0},          {"image_size", 2},
+      {"layer_norm_eps", 0.0},    {"mlp_ratio", -1.0},        {"num_register_tokens", -4},
+      {"patch_size", "4"}};
+  for (const auto& [key, value] : cases) {
+    nlohmann::json j = good;
+    j[key] = value;
+    std::ofstream(dir + "/config.json") << j.dump();
+    const std::string e = test::error_of([&] { VitEncoder::load(dir); });
+    EXPECT_NE(e.find(dir + "/config.json: key '" + key + "'"), std::string::npos)
+        << key << " = " << value.dump() << ": " << e;
   }
 }
