@@ -69,7 +69,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale) {
+                        const Tensor& out, const Tensor& lse, double scale, GradMode mode) {
   const char* op = "attention_backward";
   Shape os = check_qkv(op, qkv, "qkv");
   check_out(op, out, "out", qkv, os);
@@ -78,7 +78,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
   if (!dqkv.defined()) return;
   check_out(op, dqkv, "dqkv", qkv, qkv.shape());
   RAE_DISPATCH_FLOPS(4.0 * attention_matmul_flops(qkv), qkv, attention_backward, dqkv, dout, qkv,
-                     out, lse, scale);
+                     out, lse, scale, mode);
 }
 
 void rope2d_tables(const Tensor& cos, const Tensor& sin, int64_t grid_h, int64_t grid_w,

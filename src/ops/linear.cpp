@@ -77,7 +77,7 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
 }
 
 void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
-                     const Tensor& x, const Tensor& w) {
+                     const Tensor& x, const Tensor& w, GradMode mode) {
   const char* op = "linear_backward";
   check::is_float(x, op, "x");
   check::like(w, x, op, "w");
@@ -100,7 +100,8 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     check::contiguous(db, op, "db");
   }
   const double gemms = (dx.defined() ? 1.0 : 0.0) + (dw.defined() ? 1.0 : 0.0);
-  RAE_DISPATCH_FLOPS(gemms * gemm_flops(x, w), x, linear_backward, dx, dw, db, dout, x, w);
+  RAE_DISPATCH_FLOPS(gemms * gemm_flops(x, w), x, linear_backward, dx, dw, db, dout, x, w,
+                     mode);
 }
 
 }  // namespace rae::ops

@@ -37,7 +37,12 @@ Cache& cache() {
   return *c;
 }
 
+thread_local cudaStream_t t_stream = nullptr;
+
 }  // namespace
+
+void* stream() { return t_stream; }
+void set_stream(void* s) { t_stream = static_cast<cudaStream_t>(s); }
 
 void* alloc(size_t bytes, int device) {
   Cache& c = cache();

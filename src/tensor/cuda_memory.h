@@ -16,8 +16,14 @@ void memset0(void* dst, size_t bytes);
 void cast(void* dst, DType dst_t, const void* src, DType src_t, int64_t n);
 void fill(void* dst, DType t, int64_t n, double value);
 // Element-wise copy between two strided views on the same device (strides in elements).
-void strided_copy(void* dst, const int64_t* dst_strides, const void* src, const int64_t* src_strides,
-                  const int64_t* shape, int ndim, size_t elem_size);
+void strided_copy(void* dst, const int64_t* dst_strides, const void* src,
+                  const int64_t* src_strides, const int64_t* shape, int ndim, size_t elem_size);
+
+// The stream this thread issues device work to: nullptr, the legacy default stream, unless
+// set_stream() chose another (train/graph_step.cpp, while capturing a CUDA graph). The CUDA ops,
+// fills, casts, device-to-device copies and memsets of this layer go there. A cudaStream_t.
+void* stream();
+void set_stream(void* s);
 
 struct Stats {
   size_t in_use = 0, cached = 0, peak_in_use = 0;

@@ -138,7 +138,7 @@ void swiglu_forward(const Tensor& out, const Tensor& x12) {
   RAE_CUDA_LAUNCHED(op);
 }
 
-void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) {
+void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12, GradMode mode) {
   const char* op = "cuda::swiglu_backward";
   if (!dx12.defined()) return;
   require(x12, op, "x12");
@@ -149,7 +149,9 @@ void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) 
   int64_t H = H2 / 2, N = x12.numel() / H2;
   RAE_CHECK(dout.numel() == N * H, op, ": dout ", dout.str(), ", expected (", N, ", ", H, ")");
   if (N * H == 0) return;
-  if (fast_swiglu_backward(dx12, dout, x12)) return;
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fast_swiglu_backward(dx12, dout, x12, overwrite)) return;
+  if (overwrite) zero_grad_buffer(dx12);  // the scalar kernel accumulates
   swiglu_bwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(
       ptr(dx12, op, "dx12"), ptr(dout, op, "dout"), ptr(x12, op, "x12"), N, H);
   RAE_CUDA_LAUNCHED(op);

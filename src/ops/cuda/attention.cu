@@ -508,9 +508,11 @@ void gemm_attention_forward(const AttnShape& s, const Tensor& out, float* lse, c
   }
 }
 
+// overwrite (GradMode::Overwrite): each of dQ, dK, dV is written once per (chunk, head) with
+// beta = 0 instead of added with beta = 1.
 void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tensor& dout,
                              const Tensor& qkv, const float* lse, const float* delta,
-                             double scale) {
+                             double scale, bool overwrite) {
   GemmAttn a = gemm_attn_setup(s, qkv);
   GemmAttn d = gemm_attn_setup(s, dqkv);  // the same layout over the gradient
   const int64_t TT = s.T * s.T;
@@ -549,7 +551,7 @@ void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tenso
       g.in_t = a.dt;
       g.lda = s.T, g.stride_a = s.H * TT;
       g.ldc = d.ld_qkv(), g.stride_c = d.bs_qkv(), g.c_t = d.dt;
-      g.beta = 1.f;
+      g.beta = overwrite ? 0.f : 1.f;
       g.batch = nb;
       Gemm gv = g;  // dV += P^T dO
       gv.A = Ph, gv.ta = true;
@@ -724,7 +726,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale) {
+                        const Tensor& out, const Tensor& lse, double scale, GradMode mode) {
   const char* op = "cuda::attention_backward";
   if (!dqkv.defined()) return;
   AttnShape s = attn_shape(qkv, op);
@@ -737,14 +739,16 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
       o = ptr(out, op, "out");
   int64_t rows = s.B * s.T * s.H;
   if (rows == 0) return;
-  if (fused_attention_backward(dqkv, dout, qkv, out, lp, scale)) return;
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fused_attention_backward(dqkv, dout, qkv, out, lp, scale, overwrite)) return;
   Tensor delta = Tensor::empty({s.B, s.H, s.T}, DType::F32, qkv.device());
   attn_delta_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(dO, o, static_cast<float*>(delta.raw()),
                                                          s.B, s.T, s.H, s.D);
   RAE_CUDA_LAUNCHED(op);
   const float* dp = static_cast<const float*>(delta.raw());
   if (use_gemm_attention(s, {&qkv, &dqkv, &dout, &out}))
-    return gemm_attention_backward(s, dqkv, dout, qkv, lp, dp, scale);
+    return gemm_attention_backward(s, dqkv, dout, qkv, lp, dp, scale, overwrite);
+  if (overwrite) zero_grad_buffer(dqkv);  // the flash kernel accumulates
   dispatch_head_dim<false>(s, q, o, const_cast<float*>(lp), dO, dp, dq, scale);
 }
 

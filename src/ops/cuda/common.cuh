@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "ops/grad_mode.h"
 #include "tensor/tensor.h"
 
 #define RAE_CUDA_CHECK(expr)                                                           \

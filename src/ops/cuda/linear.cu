@@ -387,7 +387,7 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
 }
 
 void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
-                     const Tensor& x, const Tensor& w) {
+                     const Tensor& x, const Tensor& w, GradMode mode) {
   const char* op = "cuda::linear_backward";
   require(dout, op, "dout");
   require(w, op, "w");
@@ -413,7 +413,7 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     g.C = dx.raw();
     g.ldc = row_stride(dx, op, "dx");
     g.c_t = dx.dtype();
-    g.beta = 1.f;
+    g.beta = mode == GradMode::Overwrite ? 0.f : 1.f;  // beta 0: cuBLAS never reads dx
     gemm_local(g);
   }
   // With both dw and db, db comes from dw's GEMM epilogue (BGRADB) into an F32 scratch that is

@@ -105,7 +105,7 @@ void gate_residual_forward(const Tensor& x, const Tensor& y, const Tensor& gate)
 }
 
 void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dres,
-                            const Tensor& y, const Tensor& gate) {
+                            const Tensor& y, const Tensor& gate, GradMode mode) {
   const char* op = "cuda::gate_residual_backward";
   require(dres, op, "dres");
   require(gate, op, "gate");
@@ -118,7 +118,12 @@ void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor&
     require(y, op, "y");
     require_numel(y, N * C, op, "y");
   }
-  if (fast_gate_backward(dy, dgate, dres, y, gate, pr)) return;
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fast_gate_backward(dy, dgate, dres, y, gate, pr, overwrite)) return;
+  if (overwrite) {  // the scalar kernels accumulate
+    zero_grad_buffer(dy);
+    zero_grad_buffer(dgate);
+  }
   if (dy.defined()) {
     gate_bwd_dy_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
         ptr(dy, op, "dy"), ptr(dres, op, "dres"), ptr(gate, op, "gate"), N, C, pr.rows_per_param);

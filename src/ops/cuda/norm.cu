@@ -251,7 +251,8 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
 
 void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor& dshift,
                                const Tensor& dscale, const Tensor& dout, const Tensor& x,
-                               const Tensor& w, const Tensor& scale, const Tensor& rstd) {
+                               const Tensor& w, const Tensor& scale, const Tensor& rstd,
+                               GradMode mode) {
   const char* op = "cuda::rmsnorm_modulate_backward";
   require(x, op, "x");
   require(dout, op, "dout");
@@ -275,7 +276,13 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
   }
   if (N == 0) return;
   const float* rs = f32_ptr(rstd, op, "rstd");
-  if (fast_rmsnorm_modulate_backward(dx, dw, dshift, dscale, dout, x, w, scale, rs, pr)) return;
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fast_rmsnorm_modulate_backward(dx, dw, dshift, dscale, dout, x, w, scale, rs, pr, overwrite))
+    return;
+  if (overwrite) {  // the scalar kernels accumulate
+    zero_grad_buffer(dshift);
+    zero_grad_buffer(dscale);
+  }
   if (dx.defined()) {
     rmsnorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(
         ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(w, op, "w"),
