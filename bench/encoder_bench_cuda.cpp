@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
       Tensor host = Tensor::empty({batch, 3, S, S});
       const rng::Key key{1, rng::Purpose::Test, 0, 0};
       float* h = host.data<float>();
-      for (int64_t i = 0; i < host.numel(); ++i) h[i] = rng::normal_at(key, static_cast<uint64_t>(i));
+      for (int64_t i = 0; i < host.numel(); ++i)
+        h[i] = rng::normal_at(key, static_cast<uint64_t>(i));
       Tensor px = host.to(Device::cuda());
       enc.forward(px);  // warm-up (cuBLAS heuristics, allocator)
       cudaDeviceSynchronize();
