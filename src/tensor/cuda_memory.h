@@ -25,6 +25,16 @@ void strided_copy(void* dst, const int64_t* dst_strides, const void* src,
 void* stream();
 void set_stream(void* s);
 
+// A private pool for a CUDA graph's memory (train/graph_step.cpp). Between begin_graph_pool()
+// and end_graph_pool(), blocks are allocated from the pool's free blocks (else from the shared
+// cache or the driver) and every block freed joins the pool; blocks the pool holds go back only
+// to it. So the addresses a captured graph's kernels use stay reserved for its replays, never
+// handed to another tensor. release_graph_pool() gives its free blocks back to the shared cache
+// (the graph is gone). One pool is open at a time.
+int begin_graph_pool();
+void end_graph_pool();
+void release_graph_pool(int id);
+
 struct Stats {
   size_t in_use = 0, cached = 0, peak_in_use = 0;
 };

@@ -270,7 +270,7 @@ if want cache && [ -x "$BIN/rae" ]; then
   NCLS=${CACHE_CLASSES:-100} NPER=${CACHE_PER_CLASS:-200}
   if [ ! -f "$IMG/train/.rae-make-dataset" ] || ! grep -q "\"per_class\": $NPER," "$IMG/train/.rae-make-dataset"; then
     run_stage cache_make_dataset 90 "$BIN/rae" make-dataset --out "$IMG" --classes "$NCLS" --per-class "$NPER" \
-      --size 400 --size-max 500 --quality 90 --threads 0 --overwrite
+      --size 400 --size-max 500 --jpeg-only --quality 90 --threads 0 --overwrite
   else
     log "cache: JPEG tree from an earlier call kept ($IMG)"
   fi

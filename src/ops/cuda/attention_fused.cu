@@ -80,8 +80,8 @@ void map(void* dst, const void* src, int64_t n) {
   if (n == 0) return;
   bool vec = aligned16(dst) && aligned16(src);
   int64_t work = vec ? n / 8 + 1 : n;
-  map_kernel<TD, TS, Add>
-      <<<grid_1d(work), 256>>>(static_cast<TD*>(dst), static_cast<const TS*>(src), n, vec);
+  map_kernel<TD, TS, Add><<<grid_1d(work), 256, 0, cur_stream()>>>(
+      static_cast<TD*>(dst), static_cast<const TS*>(src), n, vec);
   RAE_CUDA_LAUNCHED(Add ? "fused attention (accumulate)" : "fused attention (convert)");
 }
 

@@ -141,8 +141,8 @@ void grad_sums(const char* op, const Tensor& dout, const Tensor& x, const float*
   col_reduce<2>(SumGrads{ptr(dout, op, "dout"), ptr(x, op, "x"), mu, rs, C}, 1, M, C,
                 Ptr{s0->raw(), kF32, 1, 1}, Ptr{s1->raw(), kF32, 1, 1});
   if (dgamma.defined() || dbeta.defined()) {
-    param_grads_kernel<<<grid_1d(C), 256>>>(ptr(dgamma, op, "dgamma"), ptr(dbeta, op, "dbeta"),
-                                            fp(*s0), fp(*s1), C);
+    param_grads_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(
+        ptr(dgamma, op, "dgamma"), ptr(dbeta, op, "dbeta"), fp(*s0), fp(*s1), C);
     RAE_CUDA_LAUNCHED(op);
   }
 }
@@ -160,15 +160,16 @@ void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor
   col_reduce<1>(SumX{xp, C}, 1, M, C, Ptr{sum.raw(), kF32, 1, 1});
   // The mean first, so the second pass sums squares centred on it.
   Tensor mu = f32_zeros(C);
-  mean_kernel<<<grid_1d(C), 256>>>(fp(sum), M, C, fp(mu));
+  mean_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(fp(sum), M, C, fp(mu));
   RAE_CUDA_LAUNCHED(op);
   col_reduce<1>(SumCentredSq{xp, fp(mu), C}, 1, M, C, Ptr{sq.raw(), kF32, 1, 1});
-  train_stats_kernel<<<grid_1d(C), 256>>>(
+  train_stats_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(
       fp(sum), fp(sq), M, C, momentum, eps, ptr(mean, op, "mean"), ptr(rstd, op, "rstd"),
       ptr(gamma, op, "gamma"), ptr(beta, op, "beta"), ptr(running_mean, op, "running_mean"),
       ptr(running_var, op, "running_var"), fp(a), fp(b));
   RAE_CUDA_LAUNCHED(op);
-  affine_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(out, op, "out"), xp, fp(a), fp(b), M, C);
+  affine_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(out, op, "out"), xp,
+                                                                        fp(a), fp(b), M, C);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -178,15 +179,15 @@ void batchnorm_train_backward(const Tensor& dx, const Tensor& dgamma, const Tens
   const char* op = "cuda::batchnorm_train_backward";
   const int64_t C = last_dim(x), M = x.numel() / C;
   Tensor mu = f32_zeros(C), rs = f32_zeros(C);
-  copy_stats_kernel<<<grid_1d(C), 256>>>(ptr(mean, op, "mean"), ptr(rstd, op, "rstd"), C, fp(mu),
-                                         fp(rs));
+  copy_stats_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(ptr(mean, op, "mean"),
+                                                          ptr(rstd, op, "rstd"), C, fp(mu), fp(rs));
   RAE_CUDA_LAUNCHED(op);
   Tensor s0, s1;
   grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1);
   if (!dx.defined()) return;
-  dx_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
-                                                   fp(rs), fp(s0), fp(s1), M, C, true);
+  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
+      fp(rs), fp(s0), fp(s1), M, C, true);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -195,7 +196,7 @@ void batchnorm_eval_forward(const Tensor& out, const Tensor& x, const Tensor& ga
                             const Tensor& running_var, double eps) {
   const char* op = "cuda::batchnorm_eval_forward";
   const int64_t C = last_dim(x), M = x.numel() / C;
-  eval_kernel<<<grid_rows(M), threads_for_cols(C)>>>(
+  eval_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(
       ptr(out, op, "out"), ptr(x, op, "x"), ptr(gamma, op, "gamma"), ptr(beta, op, "beta"),
       ptr(running_mean, op, "running_mean"), ptr(running_var, op, "running_var"),
       static_cast<float>(eps), M, C);
@@ -208,17 +209,17 @@ void batchnorm_eval_backward(const Tensor& dx, const Tensor& dgamma, const Tenso
   const char* op = "cuda::batchnorm_eval_backward";
   const int64_t C = last_dim(x), M = x.numel() / C;
   Tensor mu = f32_zeros(C), rs = f32_zeros(C);
-  eval_stats_kernel<<<grid_1d(C), 256>>>(ptr(running_mean, op, "running_mean"),
-                                         ptr(running_var, op, "running_var"),
-                                         static_cast<float>(eps), C, fp(mu), fp(rs));
+  eval_stats_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(
+      ptr(running_mean, op, "running_mean"), ptr(running_var, op, "running_var"),
+      static_cast<float>(eps), C, fp(mu), fp(rs));
   RAE_CUDA_LAUNCHED(op);
   Tensor s0, s1;
   if (dgamma.defined() || dbeta.defined())
     grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1);
   if (!dx.defined()) return;
-  dx_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
-                                                   fp(rs), nullptr, nullptr, M, C, false);
+  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
+      fp(rs), nullptr, nullptr, M, C, false);
   RAE_CUDA_LAUNCHED(op);
 }
 

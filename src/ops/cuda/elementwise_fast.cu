@@ -159,11 +159,11 @@ bool fast_swiglu_forward(const Tensor& out, const Tensor& x12) {
   if (H % (16 / (int64_t)dtype_size(dt)) != 0) return false;  // the second half's alignment
   const int64_t nv = N * H / (16 / (int64_t)dtype_size(dt));
   if (dt == DType::BF16)
-    swiglu_fwd_vec<__nv_bfloat16><<<grid_1d(nv), 256>>>(
+    swiglu_fwd_vec<__nv_bfloat16><<<grid_1d(nv), 256, 0, cur_stream()>>>(
         static_cast<__nv_bfloat16*>(o.p), o.ld, static_cast<const __nv_bfloat16*>(x.p), x.ld, N, H);
   else
-    swiglu_fwd_vec<float><<<grid_1d(nv), 256>>>(static_cast<float*>(o.p), o.ld,
-                                                static_cast<const float*>(x.p), x.ld, N, H);
+    swiglu_fwd_vec<float><<<grid_1d(nv), 256, 0, cur_stream()>>>(
+        static_cast<float*>(o.p), o.ld, static_cast<const float*>(x.p), x.ld, N, H);
   RAE_CUDA_LAUNCHED("cuda::swiglu_forward (vectorised)");
   return true;
 }
@@ -181,13 +181,13 @@ bool fast_swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& 
   const int64_t nv = N * H / (16 / (int64_t)dtype_size(dt));
   if (dt == DType::BF16) {
     using B = __nv_bfloat16;
-    swiglu_bwd_vec<B><<<grid_1d(nv), 256>>>(static_cast<B*>(d.p), d.ld, static_cast<const B*>(g.p),
-                                            g.ld, static_cast<const B*>(x.p), x.ld, N, H,
-                                            overwrite);
+    swiglu_bwd_vec<B><<<grid_1d(nv), 256, 0, cur_stream()>>>(
+        static_cast<B*>(d.p), d.ld, static_cast<const B*>(g.p), g.ld, static_cast<const B*>(x.p),
+        x.ld, N, H, overwrite);
   } else {
-    swiglu_bwd_vec<float>
-        <<<grid_1d(nv), 256>>>(static_cast<float*>(d.p), d.ld, static_cast<const float*>(g.p), g.ld,
-                               static_cast<const float*>(x.p), x.ld, N, H, overwrite);
+    swiglu_bwd_vec<float><<<grid_1d(nv), 256, 0, cur_stream()>>>(
+        static_cast<float*>(d.p), d.ld, static_cast<const float*>(g.p), g.ld,
+        static_cast<const float*>(x.p), x.ld, N, H, overwrite);
   }
   RAE_CUDA_LAUNCHED("cuda::swiglu_backward (vectorised)");
   return true;
@@ -203,12 +203,13 @@ bool fast_gate_forward(const Tensor& x, const Tensor& y, const Tensor& gate, con
   const int64_t nv = N * C / (16 / (int64_t)dtype_size(dt));
   if (dt == DType::BF16) {
     using B = __nv_bfloat16;
-    gate_fwd_vec<B><<<grid_1d(nv), 256>>>(static_cast<B*>(xr.p), xr.ld, static_cast<const B*>(yr.p),
-                                          yr.ld, g, N, C, pr.rows_per_param);
+    gate_fwd_vec<B><<<grid_1d(nv), 256, 0, cur_stream()>>>(static_cast<B*>(xr.p), xr.ld,
+                                                           static_cast<const B*>(yr.p), yr.ld, g, N,
+                                                           C, pr.rows_per_param);
   } else {
-    gate_fwd_vec<float><<<grid_1d(nv), 256>>>(static_cast<float*>(xr.p), xr.ld,
-                                              static_cast<const float*>(yr.p), yr.ld, g, N, C,
-                                              pr.rows_per_param);
+    gate_fwd_vec<float><<<grid_1d(nv), 256, 0, cur_stream()>>>(static_cast<float*>(xr.p), xr.ld,
+                                                               static_cast<const float*>(yr.p),
+                                                               yr.ld, g, N, C, pr.rows_per_param);
   }
   RAE_CUDA_LAUNCHED("cuda::gate_residual_forward (vectorised)");
   return true;
@@ -239,11 +240,11 @@ bool fast_gate_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dre
       static_cast<int>(std::min<int64_t>(256, std::max<int64_t>(32, (G + 31) / 32 * 32)));
   if (dt == DType::BF16) {
     using B = __nv_bfloat16;
-    gate_bwd_vec<B><<<(unsigned)chunks, threads>>>(
+    gate_bwd_vec<B><<<(unsigned)chunks, threads, 0, cur_stream()>>>(
         static_cast<B*>(dyr.p), dyr.ld, static_cast<const B*>(rr.p), rr.ld,
         static_cast<const B*>(yr.p), yr.ld, g, dg, pp, N, C, rpp, chunk, overwrite);
   } else {
-    gate_bwd_vec<float><<<(unsigned)chunks, threads>>>(
+    gate_bwd_vec<float><<<(unsigned)chunks, threads, 0, cur_stream()>>>(
         static_cast<float*>(dyr.p), dyr.ld, static_cast<const float*>(rr.p), rr.ld,
         static_cast<const float*>(yr.p), yr.ld, g, dg, pp, N, C, rpp, chunk, overwrite);
   }
@@ -260,12 +261,12 @@ bool fast_axpy(const Tensor& y, const Tensor& x, float alpha) {
   if ((reinterpret_cast<uintptr_t>(y.raw()) & 15) || (reinterpret_cast<uintptr_t>(x.raw()) & 15))
     return false;
   if (y.dtype() == DType::BF16)
-    axpy_vec<__nv_bfloat16><<<grid_1d(n / V), 256>>>(static_cast<__nv_bfloat16*>(y.raw()),
-                                                     static_cast<const __nv_bfloat16*>(x.raw()),
-                                                     alpha, n / V);
+    axpy_vec<__nv_bfloat16><<<grid_1d(n / V), 256, 0, cur_stream()>>>(
+        static_cast<__nv_bfloat16*>(y.raw()), static_cast<const __nv_bfloat16*>(x.raw()), alpha,
+        n / V);
   else
-    axpy_vec<float><<<grid_1d(n / V), 256>>>(static_cast<float*>(y.raw()),
-                                             static_cast<const float*>(x.raw()), alpha, n / V);
+    axpy_vec<float><<<grid_1d(n / V), 256, 0, cur_stream()>>>(
+        static_cast<float*>(y.raw()), static_cast<const float*>(x.raw()), alpha, n / V);
   RAE_CUDA_LAUNCHED("cuda::add_ (vectorised)");
   return true;
 }

@@ -104,9 +104,9 @@ bool launch_norm_fwd(const Rows& o, const Rows& xr, Ptr w, Ptr b, Ptr shift, Ptr
   const unsigned blocks = static_cast<unsigned>((N + 7) / 8);
   auto go = [&](auto kvc) {
     constexpr int KV = decltype(kvc)::value;
-    norm_fwd_vec_kernel<T, KV, LN><<<blocks, 256>>>(static_cast<T*>(o.p), o.ld,
-                                                    static_cast<const T*>(xr.p), xr.ld, w, b, shift,
-                                                    scale, mean, rstd, N, C, rpp, eps);
+    norm_fwd_vec_kernel<T, KV, LN>
+        <<<blocks, 256, 0, cur_stream()>>>(static_cast<T*>(o.p), o.ld, static_cast<const T*>(xr.p),
+                                           xr.ld, w, b, shift, scale, mean, rstd, N, C, rpp, eps);
     RAE_CUDA_LAUNCHED(LN ? "layernorm (vectorised)" : "rmsnorm (vectorised)");
     return true;
   };
@@ -279,7 +279,7 @@ bool launch_rms_bwd(const Rows& d, const Rows& xr, const Rows& dxr, Ptr w, Ptr s
   float* psc = grouped && dscale.valid() ? base + 2 * chunks * C : nullptr;
   auto go = [&](auto gpc, auto rc) {
     constexpr int GP = decltype(gpc)::value, R = decltype(rc)::value;
-    rms_bwd_vec_kernel<T, GP, R><<<(unsigned)chunks, threads>>>(
+    rms_bwd_vec_kernel<T, GP, R><<<(unsigned)chunks, threads, 0, cur_stream()>>>(
         static_cast<const T*>(d.p), d.ld, static_cast<const T*>(xr.p), xr.ld,
         static_cast<T*>(dxr.p), dxr.ld, w, scale, dshift, dscale, rstd, pdw, psh, psc, N, C, rpp,
         chunk, ow_mod);
@@ -306,8 +306,8 @@ bool launch_rms_bwd(const Rows& d, const Rows& xr, const Rows& dxr, Ptr w, Ptr s
 void chunk_sum(const float* part, int64_t per, int64_t P, int64_t C, Ptr out, bool overwrite) {
   if (!out.valid() || P == 0 || C == 0) return;
   RAE_CHECK(P <= 65535, "chunk_sum: ", P, " output rows exceed the launch grid");
-  chunk_sum_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)P), dim3(32, 8)>>>(part, per, P, C,
-                                                                                  out, overwrite);
+  chunk_sum_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)P), dim3(32, 8), 0, cur_stream()>>>(
+      part, per, P, C, out, overwrite);
   RAE_CUDA_LAUNCHED("chunk_sum");
 }
 
