@@ -171,21 +171,11 @@ class Config:
 
     def _build(self, batch):
         a, device = self.a, self.a.device
-        torch.manual_seed(0)
-        kw = dict(CONFIGS[self.model_name])
-        if a.tiny:
-            kw.update(head_w=64, head_d=1, head_h=2, in_ch=24, grid=4, classes=10, fourier=8)
-        model = DiTDH(**kw).to(device)
-        ema = [p.detach().clone() for p in model.parameters()]
-        opt = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.0,
-                                fused=device == "cuda")
-        fwd = torch.compile(model, mode=a.compile_mode) if self.compiled else model
-        T, C = kw.get("grid", 16) ** 2, kw.get("in_ch", 768)
-        gen = torch.Generator(device=device).manual_seed(1)  # random data, never zeros
-        x0 = torch.randn(batch, T, C, device=device, generator=gen)
-        eps = torch.randn(batch, T, C, device=device, generator=gen)
-        t = torch.rand(batch, device=device, generator=gen)
-        y = torch.randint(0, kw.get("classes", 1000) + 1, (batch,), device=device, generator=gen)
+        st = shared_state(self.model_name, batch, a)
+        model, opt, ema, (x0, eps, t, y) = st["model"], st["opt"], st["ema"], st["data"]
+        if self.compiled and "compiled" not in st:  # one compiled module: bf16 and TF32 are two
+            st["compiled"] = torch.compile(model, mode=a.compile_mode)  # guarded graphs of it
+        fwd = st["compiled"] if self.compiled else model
         bf16 = self.prec == "bf16"
 
         def step():
@@ -226,6 +216,36 @@ class Config:
         except Exception as e:
             self.result.update(ok=False, error=f"{type(e).__name__}: {e}"[:300])
         return self.result
+
+
+_SHARED = {}
+
+
+def shared_state(model_name, batch, a):
+    """One model (with its AdamW and EMA) and one batch of random inputs per (model, batch),
+    shared by the configurations: the process holds one set of parameters and optimizer state,
+    not one per configuration (it waits beside the check's other GPU work)."""
+    key = (model_name, batch)
+    if key not in _SHARED:
+        for k in [k for k in _SHARED if k[0] == model_name]:
+            del _SHARED[k]  # a smaller batch after an out-of-memory: drop the larger one
+        device = a.device
+        torch.manual_seed(0)
+        kw = dict(CONFIGS[model_name])
+        if a.tiny:
+            kw.update(head_w=64, head_d=1, head_h=2, in_ch=24, grid=4, classes=10, fourier=8)
+        model = DiTDH(**kw).to(device)
+        ema = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.0,
+                                fused=device == "cuda")
+        T, C = kw.get("grid", 16) ** 2, kw.get("in_ch", 768)
+        gen = torch.Generator(device=device).manual_seed(1)  # random data, never zeros
+        data = (torch.randn(batch, T, C, device=device, generator=gen),
+                torch.randn(batch, T, C, device=device, generator=gen),
+                torch.rand(batch, device=device, generator=gen),
+                torch.randint(0, kw.get("classes", 1000) + 1, (batch,), device=device, generator=gen))
+        _SHARED[key] = dict(model=model, opt=opt, ema=ema, data=data)
+    return _SHARED[key]
 
 
 def sync(device):
