@@ -54,13 +54,7 @@ void adamw_step_scalars(const Tensor& param, const Tensor& grad, const Tensor& m
                         const AdamWParams& p, const Tensor& s) {
   const char* op = "adamw_step_scalars";
   check_scalars(s, param, op);
-  check::is_float(param, op, "param");
-  check::contiguous(param, op, "param");
-  for (auto [t, name] : {std::pair<const Tensor&, const char*>{grad, "grad"}, {m, "m"}, {v, "v"}}) {
-    check::like(t, param, op, name);
-    check::shape(t, param.shape(), op, name);
-    check::contiguous(t, op, name);
-  }
+  check::adamw_buffers(op, param, grad, m, v);
   RAE_DISPATCH(param, adamw_step_scalars, param, grad, m, v, p, s);
 }
 

@@ -71,23 +71,35 @@ __global__ void ema_kernel(float* ema, const float* p, int64_t n, float decay) {
 
 }  // namespace
 
+namespace {
+// AdamW's F32 buffers, checked: the eager and the step-scalar launches take the same.
+struct AdamBuffers {
+  float *p, *m, *v;
+  const float* g;
+  int64_t n;
+};
+AdamBuffers adam_buffers(const char* op, const Tensor& param, const Tensor& grad, const Tensor& m,
+                         const Tensor& v) {
+  AdamBuffers b{f32_ptr(param, op, "param"), f32_ptr(m, op, "m"), f32_ptr(v, op, "v"),
+                f32_ptr(grad, op, "grad"), param.numel()};
+  require_numel(grad, b.n, op, "grad");
+  require_numel(m, b.n, op, "m");
+  require_numel(v, b.n, op, "v");
+  return b;
+}
+}  // namespace
+
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                 const AdamWParams& p) {
   const char* op = "cuda::adamw_step";
-  float* pp = f32_ptr(param, op, "param");
-  const float* gp = f32_ptr(grad, op, "grad");
-  float* mp = f32_ptr(m, op, "m");
-  float* vp = f32_ptr(v, op, "v");
-  int64_t n = param.numel();
-  require_numel(grad, n, op, "grad");
-  require_numel(m, n, op, "m");
-  require_numel(v, n, op, "v");
+  const AdamBuffers b = adam_buffers(op, param, grad, m, v);
   RAE_CHECK(p.step >= 1, op, ": step must be >= 1, got ", p.step);
+  const int64_t n = b.n;
   if (n == 0) return;
   double bc1 = 1.0 - std::pow(p.beta1, static_cast<double>(p.step));
   double bc2 = 1.0 - std::pow(p.beta2, static_cast<double>(p.step));
   adamw_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(
-      pp, gp, mp, vp, n, (float)p.lr, (float)p.beta1, (float)p.beta2, (float)p.eps,
+      b.p, b.g, b.m, b.v, n, (float)p.lr, (float)p.beta1, (float)p.beta2, (float)p.eps,
       (float)(1.0 - p.lr * p.weight_decay), (float)bc1, (float)(1.0 / std::sqrt(bc2)),
       (float)p.grad_scale);
   RAE_CUDA_LAUNCHED(op);
@@ -107,16 +119,10 @@ void ema_update(const Tensor& ema, const Tensor& param, double decay) {
 void adamw_step_scalars(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                         const AdamWParams& p, const Tensor& s) {
   const char* op = "cuda::adamw_step_scalars";
-  float* pp = f32_ptr(param, op, "param");
-  const float* gp = f32_ptr(grad, op, "grad");
-  float* mp = f32_ptr(m, op, "m");
-  float* vp = f32_ptr(v, op, "v");
-  int64_t n = param.numel();
-  require_numel(grad, n, op, "grad");
-  require_numel(m, n, op, "m");
-  require_numel(v, n, op, "v");
+  const AdamBuffers b = adam_buffers(op, param, grad, m, v);
+  const int64_t n = b.n;
   if (n == 0) return;
-  adamw_scalars_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(pp, gp, mp, vp, n, (float)p.beta1,
+  adamw_scalars_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(b.p, b.g, b.m, b.v, n, (float)p.beta1,
                                                              (float)p.beta2, (float)p.eps,
                                                              static_cast<const double*>(s.raw()));
   RAE_CUDA_LAUNCHED(op);
