@@ -6,6 +6,11 @@
 // with --json PATH, writes them as a JSON array. FLOPs per image are analytic
 // (flops_per_image(); docs/perf/device/README.md).
 // --device cpu --models tiny runs the same code on the CPU (a wiring check for tests).
+// --profile: after the timed steps, one more step with every op call timed by the op layer's
+// hook (ops/profile.h: CUDA events per call); prints a table (op, calls, ms, % of the step,
+// TFLOP/s of GEMMs and attention) on stderr and a JSON line "<name>-profile" on stdout.
+// --cuda-graph: train.cuda_graph = true (the step replayed as a CUDA graph; not with --profile,
+// whose per-op events cannot be taken inside a graph).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,6 +25,7 @@
 #include "core/error.h"
 #include "models/registry.h"
 #include "ops/precision.h"
+#include "ops/profile.h"
 #include "train/trainer.h"
 #ifdef RAE_WITH_CUDA
 #include <cuda_runtime.h>
@@ -37,6 +43,7 @@ struct Options {
   std::string batches_xl = "256,128,64", batches_s = "256,128", batches_tiny = "8";
   int warmup = 2, steps = 5;
   double peak = 989.0;  // H100/H200 dense bf16 TFLOP/s
+  bool profile = false, cuda_graph = false;
 };
 
 int64_t swiglu_hidden(double w) {
@@ -75,6 +82,32 @@ void sync(const Device& d) {
   (void)d;
 }
 
+// One more step with every op timed (ops/profile.h); the table goes to stderr, the rows into
+// the returned JSON (ms, calls, share of the step, TFLOP/s where the op declared FLOPs).
+json profile_step(train::Trainer& trainer, const Device& dev, const json& r, const Options& o) {
+  sync(dev);
+  ops::profile::start();
+  const auto t0 = std::chrono::steady_clock::now();
+  trainer.step();
+  sync(dev);
+  const double step_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const std::vector<ops::profile::OpTime> ops = ops::profile::stop();
+  std::fprintf(stderr, "\n[step_bench] profile of one %s step (batch %lld, %s):\n%s",
+               r["name"].get<std::string>().c_str(),
+               static_cast<long long>(r["batch"].get<int64_t>()), o.precision.c_str(),
+               ops::profile::format_table(ops, step_ms).c_str());
+  json rows = json::array();
+  double in_ops = 0;
+  for (const auto& t : ops) {
+    in_ops += t.ms;
+    json row = {{"op", t.op}, {"calls", t.calls}, {"ms", t.ms}, {"share", t.ms / step_ms}};
+    if (t.flops > 0 && t.ms > 0) row["tflops"] = t.flops / (t.ms * 1e9);
+    rows.push_back(row);
+  }
+  return {{"step_ms", step_ms}, {"outside_ops_ms", step_ms - in_ops}, {"ops", rows}};
+}
+
 json run_model(const std::string& model, int64_t B, const Options& o) {
   train::TrainConfig c;
   c.preset = model == "tiny" ? "DiTDH-tiny" : "DiTDH-" + model;
@@ -83,17 +116,17 @@ json run_model(const std::string& model, int64_t B, const Options& o) {
   c.global_batch_size = B;
   c.steps = 1 << 30;
   c.progress = false;
+  c.cuda_graph = o.cuda_graph;
   c.validate();
   const bool tiny = model == "tiny";
   // One epoch of B samples: every step is a full batch; materialised once.
   train::SyntheticStream data(B, tiny ? 8 : 16, tiny ? 32 : 768, tiny ? 10 : 1000, 7, 0.5, true);
   const Device dev = parse_device(o.device);
   train::Trainer trainer(c, data, "");
-  json r = {{"name", c.preset + o.suffix},
-            {"batch", B},
-            {"precision", o.precision},
-            {"attention", ops::attention_impl_name(ops::attention_impl())},
-            {"params", trainer.model().module->params().num_params()}};
+  json r = {
+      {"name", c.preset + o.suffix}, {"batch", B},
+      {"precision", o.precision},    {"attention", ops::attention_impl_name(ops::attention_impl())},
+      {"cuda_graph", o.cuda_graph},  {"params", trainer.model().module->params().num_params()}};
   double loss = 0;
   for (int i = 0; i < o.warmup; ++i) loss = trainer.step().loss;
   sync(dev);
@@ -119,6 +152,7 @@ json run_model(const std::string& model, int64_t B, const Options& o) {
   if (dev.is_cuda()) r["peak_mem_gb"] = static_cast<double>(cuda_memory::stats().peak_in_use) / 1e9;
 #endif
   r["ok"] = std::isfinite(loss);
+  if (o.profile) r["profile"] = profile_step(trainer, dev, r, o);
   return r;
 }
 
@@ -162,6 +196,10 @@ int main_impl(int argc, char** argv) {
       ops::set_attention_impl(ops::attention_impl_from_name(next()));
     else if (a == "--suffix")
       o.suffix = next();
+    else if (a == "--profile")
+      o.profile = true;
+    else if (a == "--cuda-graph")
+      o.cuda_graph = true;
     else if (a == "--flops") {  // the analytic FLOPs, no GPU needed
       for (auto m : {"DiTDH-XL", "DiTDH-S"}) {
         json c = models::model_preset(m).config;
@@ -180,12 +218,17 @@ int main_impl(int argc, char** argv) {
           "  --batches-s 256,128     the same for S (and for B and L)\n"
           "  --steps N --warmup N    timed and warm-up steps (default 5, 2)\n"
           "  --peak-tflops X         peak TFLOP/s for the MFU (default 989)\n"
-          "  --attention auto|flash|gemm, --suffix S, --json PATH, --flops\n");
+          "  --profile               one more step timed per op (table on stderr)\n"
+          "  --cuda-graph            train.cuda_graph = true (not with --profile)\n"
+          "  --attention auto|flash|gemm|cudnn, --suffix S, --json PATH, --flops\n");
       return 0;
     } else {
       RAE_THROW("unknown option '", a, "' (see --help)");
     }
   }
+  RAE_CHECK(!(o.profile && o.cuda_graph),
+            "--profile and --cuda-graph exclude each other (the "
+            "per-op events cannot be taken inside a CUDA graph)");
   if (parse_device(o.device).is_cuda() && !cuda_available()) {
     std::printf("{\"error\": \"no CUDA device\"}\n");
     std::fprintf(stderr,

@@ -1,9 +1,13 @@
 #include "datasets/procedural.h"
 
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -115,6 +119,9 @@ ProceduralReport write_procedural_dataset(const std::string& out, const Procedur
   namespace fs = std::filesystem;
   RAE_CHECK(spec.classes > 0 && spec.per_class > 0 && spec.size >= 8,
             "make-dataset: need classes > 0, per-class > 0 and size >= 8");
+  RAE_CHECK(spec.size_max == 0 || spec.size_max >= spec.size, "make-dataset: --size-max ",
+            spec.size_max, " is below --size ", spec.size);
+  RAE_CHECK(spec.threads >= 0, "make-dataset: --threads must be >= 0, got ", spec.threads);
   RAE_CHECK(spec.jpeg_quality >= 1 && spec.jpeg_quality <= 100,
             "make-dataset: --quality must be in [1, 100], got ", spec.jpeg_quality);
   RAE_CHECK(!spec.split.empty() && spec.split.find('/') == std::string::npos && spec.split != "." &&
@@ -137,45 +144,68 @@ ProceduralReport write_procedural_dataset(const std::string& out, const Procedur
   write_file_atomic(
       (root / kProceduralMarker).string(),
       detail::concat("{\"classes\": ", spec.classes, ", \"per_class\": ", spec.per_class,
-                     ", \"size\": ", spec.size, ", \"seed\": ", spec.seed,
-                     ", \"quality\": ", spec.jpeg_quality, "}\n"));
-  ProceduralReport rep;
-  for (int c = 0; c < spec.classes; ++c) {
-    const std::string wnid = class_folder_name(c);
-    fs::path dir = fs::path(out) / spec.split / wnid;
-    fs::create_directories(dir);
-    for (int i = 0; i < spec.per_class; ++i) {
-      const int64_t g = static_cast<int64_t>(c) * spec.per_class + i;
-      rng::Key key{spec.seed, rng::Purpose::Test, 9000, static_cast<uint64_t>(g)};
-      // Aspect ratio up to 1.5 either way, so center cropping matters.
-      float a = 1.0f + 0.5f * rng::uniform_at(key, 0);
-      bool wide = rng::uniform_at(key, 1) < 0.5f;
-      int w = wide ? static_cast<int>(spec.size * a) : spec.size;
-      int h = wide ? spec.size : static_cast<int>(spec.size * a);
-      data::Image img = render_procedural(c, i, w, h, spec.seed);
-      char name[64];
-      std::snprintf(name, sizeof(name), "%s_%05d", wnid.c_str(), i);
-      std::string stem = (dir / name).string();
-      if (g == 1) {  // a PNG named .JPEG, as ImageNet has
-        data::write_file_bytes(stem + ".JPEG", data::encode_png(img));
-        ++rep.png_named_jpeg;
-      } else if (g % 11 == 3) {
-        data::write_file_bytes(stem + ".png", data::encode_png(img));
-        ++rep.png;
-      } else if (g % 13 == 5) {
-        data::write_file_bytes(stem + ".JPEG",
-                               data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Gray));
-        ++rep.gray_jpeg;
-      } else if (g % 17 == 7) {
-        data::write_file_bytes(stem + ".JPEG",
-                               data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Cmyk));
-        ++rep.cmyk_jpeg;
-      } else {
-        data::write_file_bytes(stem + ".JPEG",
-                               data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Rgb));
-        ++rep.rgb_jpeg;
-      }
+                     ", \"size\": ", spec.size, ", \"size_max\": ", spec.size_max,
+                     ", \"seed\": ", spec.seed, ", \"quality\": ", spec.jpeg_quality, "}\n"));
+  for (int c = 0; c < spec.classes; ++c)
+    fs::create_directories(fs::path(out) / spec.split / class_folder_name(c));
+  // Every image depends only on (seed, class, index): rendered and encoded in parallel, the
+  // files are the same as one thread writes.
+  const int64_t total = static_cast<int64_t>(spec.classes) * spec.per_class;
+  std::vector<int> kind(static_cast<size_t>(total));  // 0 rgb, 1 gray, 2 cmyk, 3 png, 4 png .JPEG
+  auto one = [&](int64_t g) {
+    const int c = static_cast<int>(g / spec.per_class), i = static_cast<int>(g % spec.per_class);
+    rng::Key key{spec.seed, rng::Purpose::Test, 9000, static_cast<uint64_t>(g)};
+    // Aspect ratio up to 1.5 either way, so center cropping matters.
+    float a = 1.0f + 0.5f * rng::uniform_at(key, 0);
+    bool wide = rng::uniform_at(key, 1) < 0.5f;
+    int side = spec.size;
+    if (spec.size_max > spec.size)
+      side += static_cast<int>(rng::uniform_at(key, 2) *
+                               static_cast<float>(spec.size_max - spec.size + 1));
+    side = std::min(side, std::max(spec.size, spec.size_max));
+    int w = wide ? static_cast<int>(side * a) : side;
+    int h = wide ? side : static_cast<int>(side * a);
+    data::Image img = render_procedural(c, i, w, h, spec.seed);
+    char name[64];
+    std::snprintf(name, sizeof(name), "%s_%05d", class_folder_name(c).c_str(), i);
+    std::string stem = (fs::path(out) / spec.split / class_folder_name(c) / name).string();
+    int& k = kind[static_cast<size_t>(g)];
+    if (spec.jpeg_only) {
+      data::write_file_bytes(stem + ".JPEG",
+                             data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Rgb));
+      k = 0;
+    } else if (g == 1) {  // a PNG named .JPEG, as ImageNet has
+      data::write_file_bytes(stem + ".JPEG", data::encode_png(img));
+      k = 4;
+    } else if (g % 11 == 3) {
+      data::write_file_bytes(stem + ".png", data::encode_png(img));
+      k = 3;
+    } else if (g % 13 == 5) {
+      data::write_file_bytes(stem + ".JPEG",
+                             data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Gray));
+      k = 1;
+    } else if (g % 17 == 7) {
+      data::write_file_bytes(stem + ".JPEG",
+                             data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Cmyk));
+      k = 2;
+    } else {
+      data::write_file_bytes(stem + ".JPEG",
+                             data::encode_jpeg(img, spec.jpeg_quality, data::JpegColor::Rgb));
+      k = 0;
     }
+  };
+  const int threads = spec.threads > 0 ? spec.threads : tbb::this_task_arena::max_concurrency();
+  if (threads <= 1) {
+    for (int64_t g = 0; g < total; ++g) one(g);
+  } else {
+    tbb::task_arena arena(threads);
+    arena.execute([&] { tbb::parallel_for(int64_t(0), total, [&](int64_t g) { one(g); }); });
+  }
+  ProceduralReport rep;
+  for (int k : kind) {
+    int64_t* counts[] = {&rep.rgb_jpeg, &rep.gray_jpeg, &rep.cmyk_jpeg, &rep.png,
+                         &rep.png_named_jpeg};
+    ++*counts[k];
   }
   return rep;
 }

@@ -15,6 +15,11 @@ struct ProceduralSpec {
   int classes = 10;
   int per_class = 30;
   int size = 64;  // shorter side in pixels (the longer side is up to 1.5x)
+  // > size: each image's shorter side is drawn from [size, size_max] (ImageNet-like variety:
+  // 400-500 for the cache job's device benchmark); 0 or size: every image has `size`.
+  int size_max = 0;
+  int threads = 1;         // images rendered and encoded in parallel (0: all cores); same bytes
+  bool jpeg_only = false;  // every image an RGB JPEG (no gray, CMYK or PNG files)
   uint64_t seed = 0;
   std::string split = "train";
   int jpeg_quality = 90;

@@ -1,5 +1,7 @@
 // rae cache --data DIR --encoder DIR_OR_PRESET --out CACHE_DIR [...]   (under mpirun or alone)
 // rae cache verify CACHE_DIR
+// rae cache ... --benchmark FILE   (one process: decode-bound, encoder-bound and end-to-end
+//                                   images/s and the GPU-busy fraction, as JSON)
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -75,7 +77,10 @@ int cmd_cache(int argc, char** argv) {
                                         "encode only the first N images (0: all)")(
       "overwrite", "discard a cache in --out and encode again (a rerun without it resumes)")(
       "max-image-pixels", po::value<int64_t>()->default_value(data::max_image_pixels()),
-      "refuse images with more pixels (decompression bombs; PIL's limit; 0: none)");
+      "refuse images with more pixels (decompression bombs; PIL's limit; 0: none)")(
+      "benchmark", po::value<std::string>(),
+      "FILE: measure the job (one process; decode-bound, encoder-bound, end to end with the "
+      "GPU-busy fraction; the cache in --out is rewritten) and write the report as JSON");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   if (vm.count("help")) {
@@ -96,6 +101,13 @@ int cmd_cache(int argc, char** argv) {
   d.timeout_s = vm["timeout-s"].as<double>();
   auto world = distributed::MpiCommunicator::create_world(d);
   const int rank = world->rank();
+  if (vm.count("benchmark")) {
+    nlohmann::json rep =
+        cachejob::run_cache_benchmark(o, *world, vm["benchmark"].as<std::string>());
+    std::printf("%s\n", rep.dump(1).c_str());
+    distributed::finalize(*world);
+    return 0;
+  }
   cachejob::CacheJobResult r = cachejob::run_cache_job(o, *world);
   if (rank == 0)
     std::printf(

@@ -1,4 +1,8 @@
-// rae make-dataset --out DIR --classes K --per-class N [--size S] [--seed X] [--overwrite]
+// rae make-dataset --out DIR --classes K --per-class N [--size S] [--size-max M] [--seed X]
+//                  [--threads T] [--overwrite]
+// ImageNet-like JPEGs for the cache job's device benchmark (~20,000 of 400-500 px):
+//   rae make-dataset --out D --classes 100 --per-class 200 --size 400 --size-max 500 --jpeg-only
+//                    --threads 0
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
@@ -20,6 +24,12 @@ int cmd_make_dataset(int argc, char** argv) {
       "classes", po::value(&spec.classes)->default_value(10), "number of classes")(
       "per-class", po::value(&spec.per_class)->default_value(30), "images per class")(
       "size", po::value(&spec.size)->default_value(64), "shorter image side in pixels")(
+      "size-max", po::value(&spec.size_max)->default_value(0),
+      "if > size: each image's shorter side is drawn from [size, size-max]")(
+      "threads", po::value(&spec.threads)->default_value(1),
+      "images written in parallel (0: all cores); the files do not depend on it")(
+      "jpeg-only", po::bool_switch(&spec.jpeg_only),
+      "only RGB JPEGs (else a few gray, CMYK and PNG files exercise every decoder path)")(
       "seed", po::value(&spec.seed)->default_value(0), "RNG seed")(
       "split", po::value(&spec.split)->default_value("train"), "split folder name")(
       "quality", po::value(&spec.jpeg_quality)->default_value(90), "JPEG quality")(

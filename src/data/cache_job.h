@@ -23,6 +23,7 @@
 // restarts.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace rae::distributed {
@@ -46,7 +47,7 @@ struct CacheJobOptions {
   int threads = 0;             // oneTBB threads per rank (0: all cores)
   std::string device = "cpu";  // encoder device: cpu, cuda (rank r uses GPU r % count), cuda:N
   double progress_seconds = 10;
-  int64_t limit = 0;  // encode only the first `limit` images (0: all); for smoke runs
+  int64_t limit = 0;       // encode only the first `limit` images (0: all); for smoke runs
   bool overwrite = false;  // discard a cache in out_dir instead of resuming it
 };
 
@@ -54,6 +55,9 @@ struct CacheJobResult {
   int64_t images = 0;
   int64_t shards_total = 0, shards_written = 0, shards_skipped = 0;
   double seconds = 0;
+  // One process only: the encoder forwards' device time (CUDA events; host time on the CPU),
+  // so encode_busy_s / seconds is the fraction of the job the GPU spent encoding.
+  double encode_busy_s = 0;
 };
 
 // Runs the job over `world` (MpiCommunicator::create_world; a single process works). Every rank
@@ -64,5 +68,18 @@ struct CacheJobResult {
 CacheJobResult run_cache_job(const CacheJobOptions& opts, distributed::MpiCommunicator& world);
 
 constexpr const char* kJobFile = "cache_job.json";
+
+// `rae cache --benchmark`: one process, the job's options over its image tree, measured three
+// ways (docs/perf/device/README.md):
+//   decode_images_per_s   the oneTBB decode pipeline alone (read, decode, crop, flip, resize,
+//                         normalize on all cores; nothing encoded): the decode-bound rate
+//   encode_images_per_s   the encoder alone on device-resident random batches of opts.batch
+//                         images (both views with flips): the encoder-bound rate
+//   end_to_end_images_per_s, gpu_busy_fraction   the real job (--overwrite) with its encode
+//                         pipeline; GPU-busy = the forwards' CUDA-event time / the job's wall time
+// plus the projection to ImageNet-1k train on one 8-GPU node (see the JSON's note). Returns the
+// report; `json_path` (if not empty) gets it too.
+nlohmann::json run_cache_benchmark(const CacheJobOptions& opts, distributed::MpiCommunicator& world,
+                                   const std::string& json_path);
 
 }  // namespace rae::cachejob

@@ -4,6 +4,7 @@
 
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/grad_mode.h"
 #include "ops/modulate.h"
 #include "ops/norm.h"
 
@@ -93,41 +94,49 @@ void DiTBlock::backward(const ParamStore& ps, Arena& A, const Saved& s, const Te
   const int64_t B = s.B, T = s.T, C = width, N = B * T;
   const int64_t R = s.per_token ? N : B;
   auto mshape = [&](const Tensor& t) { return s.per_token ? t.view({B, T, C}) : t.view({B, C}); };
-  Tensor d_shift_msa = A.zeros({R, C}), d_scale_msa = A.zeros({R, C}), d_gate_msa = A.zeros({R, C});
-  Tensor d_shift_mlp = A.zeros({R, C}), d_scale_mlp = A.zeros({R, C}), d_gate_mlp = A.zeros({R, C});
+  // Every gradient buffer below is fresh: its first writer overwrites it (ops/grad_mode.h), so
+  // none is zero-filled. With the switch off (RAE_GRAD_OVERWRITE=0) they are zero-filled and
+  // accumulated into, as before the mode existed; the values are the same.
+  const bool ow = ops::grad_overwrite_enabled();
+  const ops::GradMode first = ow ? ops::GradMode::Overwrite : ops::GradMode::Accumulate;
+  auto fresh = [&](const Shape& shape) { return ow ? A.empty(shape) : A.zeros(shape); };
+  Tensor d_shift_msa = fresh({R, C}), d_scale_msa = fresh({R, C}), d_gate_msa = fresh({R, C});
+  Tensor d_shift_mlp = fresh({R, C}), d_scale_mlp = fresh({R, C}), d_gate_mlp = fresh({R, C});
 
   // MLP branch: x_out = x_mid + gate_mlp * y2; the residual passes dx to x_mid unchanged.
-  Tensor dy2 = A.zeros({B, T, C});
-  ops::gate_residual_backward(dy2, mshape(d_gate_mlp), dx, s.y2, mshape(s.gate_mlp));
-  Tensor dg = A.zeros({N, hidden});
-  w3.backward(ps, dg, dy2.view({N, C}), s.g);
-  Tensor du = A.zeros({N, 2 * hidden});
-  ops::swiglu_backward(du, dg, s.u);
-  Tensor dh2 = A.zeros({B, T, C});
-  w12.backward(ps, dh2.view({N, C}), du, s.h2.view({N, C}));
+  Tensor dy2 = fresh({B, T, C});
+  ops::gate_residual_backward(dy2, mshape(d_gate_mlp), dx, s.y2, mshape(s.gate_mlp), first);
+  Tensor dg = fresh({N, hidden});
+  w3.backward(ps, dg, dy2.view({N, C}), s.g, first);
+  Tensor du = fresh({N, 2 * hidden});
+  ops::swiglu_backward(du, dg, s.u, first);
+  Tensor dh2 = fresh({B, T, C});
+  w12.backward(ps, dh2.view({N, C}), du, s.h2.view({N, C}), first);
+  // dx accumulates (the residual stream); d_shift_mlp / d_scale_mlp are written here first.
   ops::rmsnorm_modulate_backward(dx, ps.grad(norm2), mshape(d_shift_mlp), mshape(d_scale_mlp), dh2,
-                                 s.x_mid, ps.value(norm2), mshape(s.scale_mlp), s.rstd2);
+                                 s.x_mid, ps.value(norm2), mshape(s.scale_mlp), s.rstd2, first);
 
   // Attention branch: x_mid = x_in + gate_msa * y1.
-  Tensor dy1 = A.zeros({B, T, C});
-  ops::gate_residual_backward(dy1, mshape(d_gate_msa), dx, s.y1, mshape(s.gate_msa));
-  Tensor datt = A.zeros({B, T, heads, head_dim});
-  proj.backward(ps, datt.view({N, C}), dy1.view({N, C}), s.att.view({N, C}));
-  Tensor dqkv = A.zeros({N, 3 * C});
+  Tensor dy1 = fresh({B, T, C});
+  ops::gate_residual_backward(dy1, mshape(d_gate_msa), dx, s.y1, mshape(s.gate_msa), first);
+  Tensor datt = fresh({B, T, heads, head_dim});
+  proj.backward(ps, datt.view({N, C}), dy1.view({N, C}), s.att.view({N, C}), first);
+  Tensor dqkv = fresh({N, 3 * C});
   Tensor dqkv5 = dqkv.view({B, T, 3, heads, head_dim});
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  ops::attention_backward(dqkv5, datt, s.qkv.view({B, T, 3, heads, head_dim}), s.att, s.lse, scale);
+  ops::attention_backward(dqkv5, datt, s.qkv.view({B, T, 3, heads, head_dim}), s.att, s.lse, scale,
+                          first);
   ops::rope_apply_backward(dqkv5, cos, sin);
-  Tensor dh1 = A.zeros({B, T, C});
-  qkv.backward(ps, dh1.view({N, C}), dqkv, s.h1.view({N, C}));
+  Tensor dh1 = fresh({B, T, C});
+  qkv.backward(ps, dh1.view({N, C}), dqkv, s.h1.view({N, C}), first);
   ops::rmsnorm_modulate_backward(dx, ps.grad(norm1), mshape(d_shift_msa), mshape(d_scale_msa), dh1,
-                                 s.x_in, ps.value(norm1), mshape(s.scale_msa), s.rstd1);
+                                 s.x_in, ps.value(norm1), mshape(s.scale_msa), s.rstd1, first);
 
   // adaLN: back through the chunk split, the Linear and the SiLU into the condition.
-  Tensor dact = A.zeros({R, C});
+  Tensor dact = fresh({R, C});
   chunked_linear_backward(
       ps, ada, dact, {d_shift_msa, d_scale_msa, d_gate_msa, d_shift_mlp, d_scale_mlp, d_gate_mlp},
-      s.cond_act);
+      s.cond_act, first);
   ops::silu_backward(dcond.view({R, C}), dact, s.cond.view({R, C}));
 }
 

@@ -28,9 +28,10 @@ void Linear::forward(const ParamStore& ps, const Tensor& y, const Tensor& x) con
   ops::linear_forward(y, x, weight(ps), b >= 0 ? ps.value(b) : Tensor());
 }
 
-void Linear::backward(const ParamStore& ps, const Tensor& dx, const Tensor& dout,
-                      const Tensor& x) const {
-  ops::linear_backward(dx, weight_grad(ps), b >= 0 ? ps.grad(b) : Tensor(), dout, x, weight(ps));
+void Linear::backward(const ParamStore& ps, const Tensor& dx, const Tensor& dout, const Tensor& x,
+                      ops::GradMode mode) const {
+  ops::linear_backward(dx, weight_grad(ps), b >= 0 ? ps.grad(b) : Tensor(), dout, x, weight(ps),
+                       mode);
 }
 
 void chunked_linear_forward(const ParamStore& ps, const Linear& l, const std::vector<Tensor>& parts,
@@ -44,7 +45,8 @@ void chunked_linear_forward(const ParamStore& ps, const Linear& l, const std::ve
 }
 
 void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor& dx,
-                             const std::vector<Tensor>& dparts, const Tensor& x) {
+                             const std::vector<Tensor>& dparts, const Tensor& x,
+                             ops::GradMode mode) {
   const int64_t k = static_cast<int64_t>(dparts.size()), C = l.out / k;
   Tensor w = l.weight(ps), dw = l.weight_grad(ps);
   const Tensor db = l.b >= 0 ? ps.grad(l.b) : Tensor();
@@ -52,8 +54,10 @@ void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor
     if (!dparts[i].defined()) continue;
     ops::linear_backward(dx, dw.defined() ? dw.narrow(0, i * C, C) : Tensor(),
                          db.defined() ? db.narrow(0, i * C, C) : Tensor(), dparts[i], x,
-                         w.narrow(0, i * C, C));
+                         w.narrow(0, i * C, C), mode);
+    mode = ops::GradMode::Accumulate;  // dx now holds the first chunk's product
   }
+  if (mode == ops::GradMode::Overwrite) ops::zero_grad_buffer(dx);  // every chunk was undefined
 }
 
 void add_per_sample(Arena& arena, const Tensor& out, const Tensor& x, const Tensor& row) {

@@ -8,6 +8,7 @@
 
 #include "nn/arena.h"
 #include "nn/params.h"
+#include "ops/grad_mode.h"
 
 namespace rae::nn {
 
@@ -22,8 +23,9 @@ struct Linear {
   Tensor weight_grad(const ParamStore& ps) const;
   // out (N, out) = x (N, in) W^T + b
   void forward(const ParamStore& ps, const Tensor& out, const Tensor& x) const;
-  // dx (N, in) += dout W (dx may be undefined); dW, db += ...
-  void backward(const ParamStore& ps, const Tensor& dx, const Tensor& dout, const Tensor& x) const;
+  // dx (N, in) += dout W (dx may be undefined; GradMode::Overwrite: dx = dout W); dW, db += ...
+  void backward(const ParamStore& ps, const Tensor& dx, const Tensor& dout, const Tensor& x,
+                ops::GradMode mode = ops::GradMode::Accumulate) const;
 };
 
 // A Linear whose output is used as k equal chunks (adaLN: torch .chunk(k, -1)): chunk i is
@@ -32,8 +34,10 @@ struct Linear {
 void chunked_linear_forward(const ParamStore& ps, const Linear& l, const std::vector<Tensor>& parts,
                             const Tensor& x);
 // dx (R, in) += sum_i dparts[i] W_i; dW_i, db_i += ... (undefined dparts are skipped).
+// GradMode::Overwrite: dx = sum_i ... (the first chunk's product writes dx, the rest add).
 void chunked_linear_backward(const ParamStore& ps, const Linear& l, const Tensor& dx,
-                             const std::vector<Tensor>& dparts, const Tensor& x);
+                             const std::vector<Tensor>& dparts, const Tensor& x,
+                             ops::GradMode mode = ops::GradMode::Accumulate);
 // out (B, T, C) = x (B, T, C) + row (B, C) broadcast over T, in one op (a per-sample
 // modulation with zero scale, exact: x * 1 + row); the zero scale comes from `arena`.
 void add_per_sample(Arena& arena, const Tensor& out, const Tensor& x, const Tensor& row);

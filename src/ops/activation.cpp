@@ -61,13 +61,13 @@ void swiglu_forward(const Tensor& out, const Tensor& x12) {
   RAE_DISPATCH(x12, swiglu_forward, out, x12);
 }
 
-void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) {
+void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12, GradMode mode) {
   check_swiglu("swiglu_backward", dout, "dout", x12);
   if (!dx12.defined()) return;
   check::like(dx12, x12, "swiglu_backward", "dx12");
   check::shape(dx12, x12.shape(), "swiglu_backward", "dx12");
   check::rows(dx12, "swiglu_backward", "dx12");
-  RAE_DISPATCH(x12, swiglu_backward, dx12, dout, x12);
+  RAE_DISPATCH(x12, swiglu_backward, dx12, dout, x12, mode);
 }
 
 }  // namespace rae::ops

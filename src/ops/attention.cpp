@@ -43,6 +43,13 @@ Shape check_qkv(const char* op, const Tensor& qkv, const char* name) {
   check::contiguous(qkv, op, name);
   return {qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4)};
 }
+// FLOPs of one T x T x D product per (sample, head), 2 * B * H * T^2 * D: the forward does two
+// (QK^T, PV), the backward four (dV, dP, dQ, dK; a recomputation of QK^T is not counted), the
+// same 1 : 2 split the step's analytic FLOPs use.
+double attention_matmul_flops(const Tensor& qkv) {
+  const double B = static_cast<double>(qkv.dim(0)), T = static_cast<double>(qkv.dim(1));
+  return 2.0 * B * static_cast<double>(qkv.dim(3)) * T * T * static_cast<double>(qkv.dim(4));
+}
 void check_out(const char* op, const Tensor& t, const char* name, const Tensor& qkv,
                const Shape& expect) {
   check::like(t, qkv, op, name);
@@ -57,11 +64,12 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
   check_out(op, out, "out", qkv, os);
   check::stat(lse, qkv, qkv.dim(0) * qkv.dim(3) * qkv.dim(1), op, "lse");
   RAE_CHECK(std::isfinite(scale), op, ": scale must be finite, got ", scale);
-  RAE_DISPATCH(qkv, attention_forward, out, lse, qkv, scale);
+  RAE_DISPATCH_FLOPS(2.0 * attention_matmul_flops(qkv), qkv, attention_forward, out, lse, qkv,
+                     scale);
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale) {
+                        const Tensor& out, const Tensor& lse, double scale, GradMode mode) {
   const char* op = "attention_backward";
   Shape os = check_qkv(op, qkv, "qkv");
   check_out(op, out, "out", qkv, os);
@@ -69,7 +77,8 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
   check::stat(lse, qkv, qkv.dim(0) * qkv.dim(3) * qkv.dim(1), op, "lse");
   if (!dqkv.defined()) return;
   check_out(op, dqkv, "dqkv", qkv, qkv.shape());
-  RAE_DISPATCH(qkv, attention_backward, dqkv, dout, qkv, out, lse, scale);
+  RAE_DISPATCH_FLOPS(4.0 * attention_matmul_flops(qkv), qkv, attention_backward, dqkv, dout, qkv,
+                     out, lse, scale, mode);
 }
 
 void rope2d_tables(const Tensor& cos, const Tensor& sin, int64_t grid_h, int64_t grid_w,

@@ -1,6 +1,7 @@
 // Softmax and fused multi-head scaled dot-product attention (flash-style: saves the
 // log-sum-exp, not the T x T probabilities), and EVA-style 2D rotary embedding.
 #pragma once
+#include "ops/grad_mode.h"
 #include "tensor/tensor.h"
 
 namespace rae::ops {
@@ -12,9 +13,11 @@ void softmax_backward(const Tensor& dx, const Tensor& dout, const Tensor& out);
 // qkv (B, T, 3, H, D) packed as a qkv Linear's output viewed; out (B, T, H, D);
 // lse (B, H, T) in F32 (F64 for F64 inputs). Non-causal. scale usually 1/sqrt(D).
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, double scale);
-// Accumulates into dqkv (B, T, 3, H, D).
+// Accumulates into dqkv (B, T, 3, H, D); GradMode::Overwrite writes it (the fused cuDNN path then
+// writes straight into dqkv, with no scratch buffer and no add pass).
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale);
+                        const Tensor& out, const Tensor& lse, double scale,
+                        GradMode mode = GradMode::Accumulate);
 
 // EVA-style 2D RoPE tables as in the RAE release (VisionRotaryEmbeddingFast with
 // dim = head_dim / 2, pt_seq_len = grid): cos, sin (grid_h * grid_w, head_dim), F32.
@@ -34,7 +37,8 @@ void softmax_forward(const Tensor& out, const Tensor& x);
 void softmax_backward(const Tensor& dx, const Tensor& dout, const Tensor& out);
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, double scale);
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale);
+                        const Tensor& out, const Tensor& lse, double scale,
+                        GradMode mode = GradMode::Accumulate);
 void rope_apply(const Tensor& qkv, const Tensor& cos, const Tensor& sin);
 void rope_apply_backward(const Tensor& dqkv, const Tensor& cos, const Tensor& sin);
 }  // namespace cpu
@@ -43,7 +47,8 @@ void softmax_forward(const Tensor& out, const Tensor& x);
 void softmax_backward(const Tensor& dx, const Tensor& dout, const Tensor& out);
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, double scale);
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale);
+                        const Tensor& out, const Tensor& lse, double scale,
+                        GradMode mode = GradMode::Accumulate);
 void rope_apply(const Tensor& qkv, const Tensor& cos, const Tensor& sin);
 void rope_apply_backward(const Tensor& dqkv, const Tensor& cos, const Tensor& sin);
 }  // namespace cuda

@@ -35,10 +35,17 @@ void matmul(const Tensor& C, const Tensor& A, const Tensor& B, bool trans_a, boo
             trans_b, ")");
   RAE_CHECK(C.dim(o) == M && C.dim(o + 1) == N, op, ": argument 'C' has shape ", C.shape().str(),
             ", expected (..., ", M, ", ", N, ")");
-  RAE_DISPATCH(C, matmul, C, A, B, trans_a, trans_b, alpha, beta);
+  const double batch = o == 1 ? static_cast<double>(A.dim(0)) : 1.0;
+  RAE_DISPATCH_FLOPS(2.0 * batch * M * N * K, C, matmul, C, A, B, trans_a, trans_b, alpha, beta);
 }
 
 namespace {
+// 2 * rows * I * O: one GEMM of x (rows, I) with w (O, I) (the profile's TFLOP/s).
+double gemm_flops(const Tensor& x, const Tensor& w) {
+  return 2.0 * static_cast<double>(check::nrows(x)) * static_cast<double>(w.dim(0)) *
+         static_cast<double>(w.dim(1));
+}
+
 // x (..., I), w (O, I), out (..., O) with the same leading dims as x.
 void check_linear_shapes(const char* op, const Tensor& x, const Tensor& w, const char* out_name,
                          const Tensor& out) {
@@ -66,11 +73,11 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
     check::shape(b, {w.dim(0)}, op, "b");
     check::contiguous(b, op, "b");
   }
-  RAE_DISPATCH(x, linear_forward, out, x, w, b);
+  RAE_DISPATCH_FLOPS(gemm_flops(x, w), x, linear_forward, out, x, w, b);
 }
 
 void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
-                     const Tensor& x, const Tensor& w) {
+                     const Tensor& x, const Tensor& w, GradMode mode) {
   const char* op = "linear_backward";
   check::is_float(x, op, "x");
   check::like(w, x, op, "w");
@@ -92,7 +99,9 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     check::shape(db, {w.dim(0)}, op, "db");
     check::contiguous(db, op, "db");
   }
-  RAE_DISPATCH(x, linear_backward, dx, dw, db, dout, x, w);
+  const double gemms = (dx.defined() ? 1.0 : 0.0) + (dw.defined() ? 1.0 : 0.0);
+  RAE_DISPATCH_FLOPS(gemms * gemm_flops(x, w), x, linear_backward, dx, dw, db, dout, x, w,
+                     mode);
 }
 
 }  // namespace rae::ops

@@ -50,14 +50,14 @@ void gate_residual_forward(const Tensor& x, const Tensor& y, const Tensor& gate)
 }
 
 void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dres,
-                            const Tensor& y, const Tensor& gate) {
+                            const Tensor& y, const Tensor& gate, GradMode mode) {
   const char* op = "gate_residual_backward";
   check_x3(op, y, "y");
   check_like_x(op, dres, "dres", y);
   check::cond(gate, y, op, "gate");
   if (dy.defined()) check_like_x(op, dy, "dy", y);
   if (dgate.defined()) check::cond(dgate, y, op, "dgate");
-  RAE_DISPATCH(y, gate_residual_backward, dy, dgate, dres, y, gate);
+  RAE_DISPATCH(y, gate_residual_backward, dy, dgate, dres, y, gate, mode);
 }
 
 }  // namespace rae::ops

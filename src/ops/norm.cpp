@@ -97,7 +97,8 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
 
 void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor& dshift,
                                const Tensor& dscale, const Tensor& dout, const Tensor& x,
-                               const Tensor& w, const Tensor& scale, const Tensor& rstd) {
+                               const Tensor& w, const Tensor& scale, const Tensor& rstd,
+                               GradMode mode) {
   const char* op = "rmsnorm_modulate_backward";
   check_x3(op, x);
   check_like_x(op, dout, "dout", x);
@@ -113,7 +114,8 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
     RAE_CHECK(dscale.ndim() == scale.ndim(), op, ": 'dscale' ", dscale.shape().str(),
               " and 'scale' ", scale.shape().str(), " differ");
   }
-  RAE_DISPATCH(x, rmsnorm_modulate_backward, dx, dw, dshift, dscale, dout, x, w, scale, rstd);
+  RAE_DISPATCH(x, rmsnorm_modulate_backward, dx, dw, dshift, dscale, dout, x, w, scale, rstd,
+               mode);
 }
 
 }  // namespace rae::ops

@@ -126,6 +126,19 @@ inline void cond(const Tensor& t, const Tensor& x, const char* op, const char* a
   rows(t, op, arg);
 }
 
+// AdamW's buffers: a contiguous float `param` and grad, m, v like it (adamw_step and
+// adamw_step_scalars).
+inline void adamw_buffers(const char* op, const Tensor& param, const Tensor& grad, const Tensor& m,
+                          const Tensor& v) {
+  is_float(param, op, "param");
+  contiguous(param, op, "param");
+  for (auto [t, name] : {std::pair<const Tensor&, const char*>{grad, "grad"}, {m, "m"}, {v, "v"}}) {
+    like(t, param, op, name);
+    shape(t, param.shape(), op, name);
+    contiguous(t, op, name);
+  }
+}
+
 // Rows (product of leading dims) and columns (last dim) of a tensor seen as (N, C).
 inline int64_t cols(const Tensor& t) {
   return t.ndim() == 0 ? 1 : t.shape().begin()[t.ndim() - 1];

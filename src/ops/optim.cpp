@@ -12,13 +12,7 @@ namespace rae::ops {
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                 const AdamWParams& p) {
   const char* op = "adamw_step";
-  check::is_float(param, op, "param");
-  check::contiguous(param, op, "param");
-  for (auto [t, name] : {std::pair<const Tensor&, const char*>{grad, "grad"}, {m, "m"}, {v, "v"}}) {
-    check::like(t, param, op, name);
-    check::shape(t, param.shape(), op, name);
-    check::contiguous(t, op, name);
-  }
+  check::adamw_buffers(op, param, grad, m, v);
   RAE_CHECK(p.step >= 1, op, ": step is 1-based, got ", p.step);
   RAE_CHECK(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1, op,
             ": betas must lie in [0, 1), got (", p.beta1, ", ", p.beta2, ")");

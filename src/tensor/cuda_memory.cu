@@ -31,39 +31,64 @@ struct Cache {
   std::multimap<size_t, void*> free_blocks;          // size -> ptr
   std::unordered_map<void*, size_t> sizes;
   Stats st;
+  // CUDA graph pools: their free blocks, which pool holds a block, the one open (0: none).
+  std::map<int, std::multimap<size_t, void*>> pool_free;
+  std::unordered_map<void*, int> pool_of;
+  int open_pool = 0, next_pool = 1;
 };
+
+// A free block of at least `sz` (at most twice as large) from `fl`, or nullptr.
+void* take(std::multimap<size_t, void*>& fl, size_t* sz) {
+  auto it = fl.lower_bound(*sz);
+  if (it == fl.end() || it->first > *sz * 2) return nullptr;
+  void* p = it->second;
+  *sz = it->first;
+  fl.erase(it);
+  return p;
+}
 Cache& cache() {
   static Cache* c = new Cache();  // leaked on purpose: freed tensors may outlive statics
   return *c;
 }
 
+thread_local cudaStream_t t_stream = nullptr;
+
 }  // namespace
+
+void* stream() { return t_stream; }
+void set_stream(void* s) { t_stream = static_cast<cudaStream_t>(s); }
 
 void* alloc(size_t bytes, int device) {
   Cache& c = cache();
   size_t sz = round_size(bytes);
   std::lock_guard<std::mutex> lock(c.mu);
   RAE_CUDA_OK(cudaSetDevice(device));
-  auto it = c.free_blocks.lower_bound(sz);
   void* p = nullptr;
-  if (it != c.free_blocks.end() && it->first <= sz * 2) {
-    p = it->second;
-    sz = it->first;
-    c.free_blocks.erase(it);
-    c.st.cached -= sz;
-  } else {
+  if (c.open_pool) {  // a graph capture: the pool's own blocks first
+    p = take(c.pool_free[c.open_pool], &sz);
+    if (p) c.st.cached -= sz;
+  }
+  if (!p) {
+    p = take(c.free_blocks, &sz);
+    if (p) c.st.cached -= sz;
+  }
+  if (!p) {
     cudaError_t e = cudaMalloc(&p, sz);
     if (e != cudaSuccess) {  // release the cache and retry once
       (void)cudaGetLastError();
-      for (auto& kv : c.free_blocks) cudaFree(kv.second);
+      for (auto& kv : c.free_blocks) {
+        cudaFree(kv.second);
+        c.sizes.erase(kv.second);
+        c.st.cached -= kv.first;  // (graph pools keep theirs)
+      }
       c.free_blocks.clear();
-      c.st.cached = 0;
       e = cudaMalloc(&p, sz);
       RAE_CHECK(e == cudaSuccess, "CUDA out of memory allocating ", bytes, " bytes (in use ",
                 c.st.in_use, ")");
     }
     c.sizes[p] = sz;
   }
+  if (c.open_pool) c.pool_of[p] = c.open_pool;
   c.st.in_use += sz;
   if (c.st.in_use > c.st.peak_in_use) c.st.peak_in_use = c.st.in_use;
   return p;
@@ -75,17 +100,67 @@ void free(void* p, int) {
   size_t sz = c.sizes.at(p);
   c.st.in_use -= sz;
   c.st.cached += sz;
+  auto owner = c.pool_of.find(p);
+  if (owner == c.pool_of.end() && c.open_pool) {  // freed during a capture: the graph's now
+    owner = c.pool_of.emplace(p, c.open_pool).first;
+  }
+  if (owner != c.pool_of.end() && c.pool_free.count(owner->second)) {
+    c.pool_free[owner->second].emplace(sz, p);
+    return;
+  }
+  if (owner != c.pool_of.end()) c.pool_of.erase(owner);  // its pool was released
   c.free_blocks.emplace(sz, p);
+}
+
+int begin_graph_pool() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  RAE_CHECK(c.open_pool == 0, "cuda_memory: a graph pool is already open");
+  c.open_pool = c.next_pool++;
+  c.pool_free[c.open_pool];
+  return c.open_pool;
+}
+
+void end_graph_pool() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.open_pool = 0;
+}
+
+void release_graph_pool(int id) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.pool_free.find(id);
+  if (it == c.pool_free.end()) return;
+  for (auto& [sz, p] : it->second) {
+    c.pool_of.erase(p);
+    c.free_blocks.emplace(sz, p);
+  }
+  c.pool_free.erase(it);
+  if (c.open_pool == id) c.open_pool = 0;
 }
 
 void copy(void* dst, const void* src, size_t bytes, CopyKind kind) {
   cudaMemcpyKind k = kind == CopyKind::HostToDevice   ? cudaMemcpyHostToDevice
                      : kind == CopyKind::DeviceToHost ? cudaMemcpyDeviceToHost
                                                       : cudaMemcpyDeviceToDevice;
-  RAE_CUDA_OK(cudaMemcpy(dst, src, bytes, k));
+  if (!t_stream) {  // the legacy default stream: as every copy was before streams existed
+    RAE_CUDA_OK(cudaMemcpy(dst, src, bytes, k));
+    return;
+  }
+  // Another stream (a CUDA graph capture's): device copies are queued there (and captured);
+  // copies with the host stay synchronous (they cannot be part of a captured step).
+  RAE_CUDA_OK(cudaMemcpyAsync(dst, src, bytes, k, t_stream));
+  if (kind != CopyKind::DeviceToDevice) RAE_CUDA_OK(cudaStreamSynchronize(t_stream));
 }
 
-void memset0(void* dst, size_t bytes) { RAE_CUDA_OK(cudaMemset(dst, 0, bytes)); }
+void memset0(void* dst, size_t bytes) {
+  if (!t_stream) {
+    RAE_CUDA_OK(cudaMemset(dst, 0, bytes));
+    return;
+  }
+  RAE_CUDA_OK(cudaMemsetAsync(dst, 0, bytes, t_stream));
+}
 
 namespace {
 template <typename T>
@@ -128,13 +203,13 @@ int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 
 
 void cast(void* dst, DType dt, const void* src, DType st, int64_t n) {
   if (n == 0) return;
-  cast_kernel<<<grid_for(n), 256>>>(dst, dt, src, st, n);
+  cast_kernel<<<grid_for(n), 256, 0, t_stream>>>(dst, dt, src, st, n);
   RAE_CUDA_OK(cudaGetLastError());
 }
 
 void fill(void* dst, DType t, int64_t n, double v) {
   if (n == 0) return;
-  fill_kernel<<<grid_for(n), 256>>>(dst, t, n, v);
+  fill_kernel<<<grid_for(n), 256, 0, t_stream>>>(dst, t, n, v);
   RAE_CUDA_OK(cudaGetLastError());
 }
 
@@ -171,10 +246,10 @@ void strided_copy(void* dst, const int64_t* dst_strides, const void* src, const 
   }
   if (n == 0) return;
   switch (elem_size) {
-    case 1: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), a, n); break;
-    case 2: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), a, n); break;
-    case 4: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), a, n); break;
-    case 8: strided_copy_kernel<<<grid_for(n), 256>>>(static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), a, n); break;
+    case 1: strided_copy_kernel<<<grid_for(n), 256, 0, t_stream>>>(static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), a, n); break;
+    case 2: strided_copy_kernel<<<grid_for(n), 256, 0, t_stream>>>(static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), a, n); break;
+    case 4: strided_copy_kernel<<<grid_for(n), 256, 0, t_stream>>>(static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), a, n); break;
+    case 8: strided_copy_kernel<<<grid_for(n), 256, 0, t_stream>>>(static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), a, n); break;
     default: RAE_THROW("strided_copy: unsupported element size ", elem_size);
   }
   RAE_CUDA_OK(cudaGetLastError());
@@ -194,9 +269,9 @@ void release_cache() {
   for (auto& kv : c.free_blocks) {
     cudaFree(kv.second);
     c.sizes.erase(kv.second);
+    c.st.cached -= kv.first;  // (graph pools keep theirs)
   }
   c.free_blocks.clear();
-  c.st.cached = 0;
 }
 
 }  // namespace rae::cuda_memory

@@ -54,6 +54,8 @@ const Key kKeys[] = {
      "resume even if the data order (seed, batch, cache) changed (logged)"},
     {"train.precision", Key::String,
      "fp32 | tf32 | bf16 (CUDA: GEMM precision; bf16 = BF16 activations, F32 master weights)"},
+    {"train.cuda_graph", Key::Bool,
+     "capture the step as a CUDA graph after a warm-up step (one process, no grad accumulation)"},
     {"optim.lr", Key::Double, "base learning rate"},
     {"optim.beta1", Key::Double, "AdamW beta1"},
     {"optim.beta2", Key::Double, "AdamW beta2"},
@@ -107,6 +109,7 @@ std::vector<Binding> bind(TrainConfig& c) {
           {nullptr, nullptr, &c.device},
           {nullptr, nullptr, nullptr, &c.allow_data_change},
           {nullptr, nullptr, &c.precision},
+          {nullptr, nullptr, nullptr, &c.cuda_graph},
           {nullptr, &c.lr},
           {nullptr, &c.beta1},
           {nullptr, &c.beta2},
@@ -168,7 +171,7 @@ po::options_description train_options() {
   po::options_description d("training config keys (--section.key=value)");
   TrainConfig defaults;
   auto b = bind(defaults);
-  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 42);
+  static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == 43);
   for (size_t i = 0; i < b.size(); ++i) {
     const Key& k = kKeys[i];
     switch (k.kind) {
@@ -275,6 +278,8 @@ void TrainConfig::validate() const {
   };
   need(global_batch_size % grad_accum_steps == 0, "train.grad_accum_steps", grad_accum_steps,
        "must divide train.global_batch_size");
+  need(!cuda_graph || grad_accum_steps == 1, "train.cuda_graph", "true",
+       "needs train.grad_accum_steps = 1 (one captured micro-step per step)");
   need(precision != "bf16" || parse_device(device).is_cuda(), "train.precision",
        "'" + precision + "'",
        "needs train.device = cuda (BF16 activations are a CUDA feature; the CPU trains in fp32)");

@@ -39,6 +39,10 @@ struct TrainConfig {
   // stores activations in BF16 (F32 master weights, gradients, optimizer state and loss). On the
   // CPU: fp32, or tf32 read as fp32 (CPU ops compute in F32); bf16 is rejected.
   std::string precision = "fp32";
+  // CUDA: after a warm-up step, capture the step (forward, backward, loss, gradient norm, clip,
+  // AdamW, EMA, bf16 refresh) as a CUDA graph and replay it (train/graph_step.h); needs one
+  // process and train.grad_accum_steps = 1. On the CPU the same split step runs without a graph.
+  bool cuda_graph = false;
   // [optim]
   double lr = 2e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
   // [schedule]

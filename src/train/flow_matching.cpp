@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "ops/elementwise.h"
+#include "ops/step_scalars.h"
 
 namespace rae::train {
 
@@ -42,32 +43,63 @@ void FlowMatching::attach(const std::vector<TrainedModel*>& models, const StepEn
   if (stats_.defined()) stats_dev_ = stats_.to(env.device);
 }
 
-Metrics FlowMatching::micro_step(const MicroBatch& mb) {
+void FlowMatching::prepare(const MicroBatch& mb) {
   const Tensor& lat = mb.data.latents;  // (b, T, C) F32, host
   const int64_t B = lat.dim(0), T = model_->tokens(), C = model_->channels();
   RAE_CHECK(lat.ndim() == 3 && lat.dim(1) == T && lat.dim(2) == C, "data batch ", lat.str(),
             " does not match the model's (", B, ", ", T, ", ", C, ")");
   arena_.reset();
   // The batch on the device; everything below runs there.
-  Tensor x = arena_.empty({B, T, C}, DType::F32);
-  x.copy_from(lat);
+  x_ = arena_.empty({B, T, C}, DType::F32);
+  x_.copy_from(lat);
   Tensor ids = arena_.empty({B}, DType::I64), labels = arena_.empty({B}, DType::I32);
   ids.copy_from(mb.data.ids);
   labels.copy_from(mb.data.labels);
-  if (stats_dev_.defined()) diffusion::normalize_latents(x, stats_dev_);
-  Tensor eps = arena_.empty({B, T, C}, DType::F32), target = arena_.empty({B, T, C}, DType::F32);
-  Tensor t = arena_.empty({B}, DType::F32), y = arena_.empty({B}, DType::I32);
-  diffusion::draw_flow_batch(flow_, static_cast<uint64_t>(mb.step), ids, labels, eps, t, y);
-  Tensor xt = arena_.empty({B, T, C});  // the activation dtype: the model's input
-  ops::flow_interpolate(xt, target, x, eps, t);
-  Tensor pred = arena_.empty({B, T, C}, DType::F32);
-  model_->forward(arena_, pred, xt, t, y);
-  // This micro-batch's share of the global mean: share * its own mean.
-  const double loss = mb.share * ops::mse_forward(pred, target);
-  Tensor dpred = arena_.zeros({B, T, C}, DType::F32);
-  ops::mse_backward(dpred, pred, target, mb.share);
+  if (stats_dev_.defined()) diffusion::normalize_latents(x_, stats_dev_);
+  eps_ = arena_.empty({B, T, C}, DType::F32), target_ = arena_.empty({B, T, C}, DType::F32);
+  t_ = arena_.empty({B}, DType::F32), y_ = arena_.empty({B}, DType::I32);
+  diffusion::draw_flow_batch(flow_, static_cast<uint64_t>(mb.step), ids, labels, eps_, t_, y_);
+}
+
+Tensor FlowMatching::forward() {
+  Tensor xt = arena_.empty(x_.shape());  // the activation dtype: the model's input
+  ops::flow_interpolate(xt, target_, x_, eps_, t_);
+  Tensor pred = arena_.empty(x_.shape(), DType::F32);
+  model_->forward(arena_, pred, xt, t_, y_);
+  return pred;
+}
+
+void FlowMatching::backward(const MicroBatch& mb, const Tensor& pred) {
+  Tensor dpred = arena_.zeros(pred.shape(), DType::F32);
+  ops::mse_backward(dpred, pred, target_, mb.share);
   model_->backward(arena_, dpred);
+}
+
+Metrics FlowMatching::micro_step(const MicroBatch& mb) {
+  prepare(mb);
+  Tensor pred = forward();
+  // This micro-batch's share of the global mean: share * its own mean.
+  const double loss = mb.share * ops::mse_forward(pred, target_);
+  backward(mb, pred);
   return {{"loss", loss}};
+}
+
+void FlowMatching::graph_prepare(const MicroBatch& mb) {
+  // No label can be checked inside a captured step (ops::embedding_forward reads nothing back
+  // there): check them here, on the host.
+  const Tensor& lab = mb.data.labels;
+  for (int64_t i = 0; i < lab.numel(); ++i) {
+    const int32_t v = lab.data<int32_t>()[i];
+    RAE_CHECK(v >= 0 && v < flow_.num_classes, "data batch: label ", v, " of sample ",
+              mb.data.ids.data<int64_t>()[i], " is outside [0, ", flow_.num_classes, ")");
+  }
+  prepare(mb);
+}
+
+void FlowMatching::graph_compute(const MicroBatch& mb, const Tensor& scalars) {
+  Tensor pred = forward();
+  ops::mse_forward_acc(scalars, pred, target_, mb.share);  // = micro_step's loss, on the device
+  backward(mb, pred);
 }
 
 void FlowMatching::artifacts(std::map<std::string, Tensor>& tensors,

@@ -24,6 +24,9 @@ class FlowMatching : public Objective {
   std::vector<ModelRole> roles(const TrainConfig& cfg, const BatchStream& data) override;
   void attach(const std::vector<TrainedModel*>& models, const StepEnv& env) override;
   Metrics micro_step(const MicroBatch& mb) override;
+  bool supports_graph() const override { return true; }
+  void graph_prepare(const MicroBatch& mb) override;
+  void graph_compute(const MicroBatch& mb, const Tensor& scalars) override;
   void artifacts(std::map<std::string, Tensor>& tensors,
                  std::map<std::string, std::string>& metadata) const override;
   nlohmann::json describe() const override;
@@ -37,6 +40,13 @@ class FlowMatching : public Objective {
   models::Denoiser* model_ = nullptr;
   StepEnv env_;
   nn::Arena arena_;
+  // Between prepare() and compute(): the batch and its draws, in the arena.
+  Tensor x_, eps_, target_, t_, y_;
+  // prepare: upload, normalise, draw; compute: interpolate, forward, loss gradient, backward.
+  // The loss itself is taken between forward and backward (host value or device scalar).
+  void prepare(const MicroBatch& mb);
+  Tensor forward();  // the prediction
+  void backward(const MicroBatch& mb, const Tensor& pred);
 };
 
 }  // namespace rae::train

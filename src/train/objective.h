@@ -95,12 +95,26 @@ class Objective {
   // Forward and backward of every model for one micro-batch; parameter gradients accumulate
   // (scaled by mb.share), returns the weighted metrics.
   virtual Metrics micro_step(const MicroBatch& mb) = 0;
+  // The micro-step in two parts for train.cuda_graph (train/graph_step.h). graph_prepare() runs
+  // eagerly before every step: it uploads the batch and draws the step's randomness (whatever
+  // depends on host values) into tensors at the same addresses each step. graph_compute() is
+  // captured once as a CUDA graph and replayed: device work only (no value read back, no host
+  // value that changes between steps), and it adds the share-weighted loss into
+  // scalars[ops::kLoss] (ops/step_scalars.h). The two together do what micro_step() does.
+  // Objectives that cannot split leave supports_graph() false (train.cuda_graph is refused).
+  virtual bool supports_graph() const { return false; }
+  virtual void graph_prepare(const MicroBatch& mb) {}
+  virtual void graph_compute(const MicroBatch& mb, const Tensor& scalars) {}
   // Tensors and metadata that belong with the weights (e.g. the latent statistics sampling
   // needs): stored in every checkpoint and every export.
   virtual void artifacts(std::map<std::string, Tensor>& tensors,
                          std::map<std::string, std::string>& metadata) const {}
   // Resolved constants for run.json and the start-up log (e.g. the time shift).
   virtual nlohmann::json describe() const { return nlohmann::json::object(); }
+  // The metric the loss-spike guard watches (train.loss_spike_factor): one whose scale does not
+  // change by design during the run (stage 1's total loss jumps when LPIPS and the GAN term
+  // start, so it names its L1 term).
+  virtual std::string guard_metric() const { return "loss"; }
 };
 
 // The objective of a config (stage 2: flow matching).

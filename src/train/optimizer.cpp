@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "ops/optim.h"
+#include "ops/step_scalars.h"
 
 namespace rae::train {
 
@@ -65,12 +66,25 @@ AdamW::AdamW(std::vector<Tensor> params, std::vector<Tensor> grads, const OptimS
   }
 }
 
-void AdamW::step(double lr, double grad_scale) {
-  ++t_;
+ops::AdamWParams AdamW::next_params(double lr) const {
   ops::AdamWParams p;
   p.lr = lr, p.beta1 = s_.beta1, p.beta2 = s_.beta2, p.eps = s_.eps;
   p.weight_decay = s_.weight_decay;
-  p.step = t_;
+  p.step = t_ + 1;
+  return p;
+}
+
+void AdamW::step_scalars(const Tensor& scalars) {
+  const ops::AdamWParams p = next_params(0.0);  // betas and eps; the rest from `scalars`
+  for (size_t i = 0; i < params_.size(); ++i) {
+    ops::adamw_step_scalars(params_[i], grads_[i], m_[i], v_[i], p, scalars);
+    ops::ema_update_scalars(ema_[i], params_[i], s_.ema_decay, scalars);
+  }
+}
+
+void AdamW::step(double lr, double grad_scale) {
+  ops::AdamWParams p = next_params(lr);
+  ++t_;
   p.grad_scale = grad_scale;
   for (size_t i = 0; i < params_.size(); ++i) {
     ops::adamw_step(params_[i], grads_[i], m_[i], v_[i], p);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/optim.h"
 #include "tensor/tensor.h"
 #include "train/config.h"
 
@@ -38,6 +39,12 @@ class AdamW {
   AdamW(std::vector<Tensor> params, std::vector<Tensor> grads, const OptimSettings& s);
   // One update with the gradients scaled by `grad_scale` (clipping), then the EMA update.
   void step(double lr, double grad_scale);
+  // The update's parameters at `lr` for the next step (step_count() + 1, grad_scale 1).
+  ops::AdamWParams next_params(double lr) const;
+  // The same update with lr, step, clip coefficient and the skip flag read from the step scalars
+  // (ops/step_scalars.h; a CUDA graph's step), then the EMA; nothing when skipped. The caller
+  // advances the step count once it knows the update ran (set_step_count).
+  void step_scalars(const Tensor& scalars);
   int64_t step_count() const { return t_; }
   void set_step_count(int64_t t) { t_ = t; }
   const OptimSettings& settings() const { return s_; }

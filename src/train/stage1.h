@@ -80,6 +80,7 @@ class Stage1Objective : public Objective {
   void artifacts(std::map<std::string, Tensor>& tensors,
                  std::map<std::string, std::string>& metadata) const override;
   nlohmann::json describe() const override;
+  std::string guard_metric() const override { return "l1"; }
 
   const Stage1Config& config() const { return cfg_; }
   const Stage1Schedule& schedule() const { return sched_; }

@@ -166,6 +166,13 @@ Trainer::Trainer(const TrainConfig& cfg, BatchStream& data, const std::string& r
     models_.push_back(std::move(tm));
   }
   objective_->attach(models(), StepEnv{device_, act_dtype, rank(), static_cast<int>(W), world});
+  if (cfg.cuda_graph) {
+    RAE_CHECK(W == 1 && models_.size() == 1 && cfg.grad_accum_steps == 1,
+              "train.cuda_graph needs one process, one trained model and "
+              "train.grad_accum_steps = 1 (this run: ",
+              W, " ranks, ", models_.size(), " models, ", cfg.grad_accum_steps, " micro-batches)");
+    graph_ = std::make_unique<GraphStep>(*objective_, *models_.front(), device_);
+  }
   state_.seed = static_cast<uint64_t>(cfg.seed);
   state_.data = data_.position();
   state_.data_signature = data_.order_signature();
@@ -247,30 +254,57 @@ StepStats Trainer::step() {
   DataBatch batch = data_.next();
   RAE_CHECK(batch.latents.defined() && batch.latents.dim(0) == per_rank, "data batch ",
             batch.latents.str(), " has not this rank's ", per_rank, " samples");
-  Metrics sums;
-  for (int64_t k = 0; k < K; ++k) {
+  auto micro_batch = [&](int64_t k) {
     MicroBatch m;
     m.data = DataBatch{batch.latents.narrow(0, k * mb, mb), batch.labels.narrow(0, k * mb, mb),
                        batch.ids.narrow(0, k * mb, mb), 0};
     m.step = state_.step;
     m.share = static_cast<double>(mb) / static_cast<double>(GB);
-    for (auto& tm : models_)
-      tm->params->begin_micro_batch(static_cast<int>(k), static_cast<int>(K));
-    for (auto& [name, v] : objective_->micro_step(m)) sums[name] += v;
-    for (auto& tm : models_) tm->params->end_micro_batch();
-  }
+    return m;
+  };
   StepStats s;
-  for (auto& [name, v] : sums) s.metrics[name] = distributed::sum_f64(world_, v);
-  bool finite = std::isfinite(s.metrics["loss"]);
+  bool finite = true, updated = false;
   std::vector<double> norms;
-  for (auto& tm : models_) {
-    tm->params->finish_gradients();
-    norms.push_back(std::sqrt(tm->params->grad_sum_squares()));
-    finite = finite && std::isfinite(norms.back());
-    if (models_.size() > 1) {
-      s.metrics["grad_norm." + tm->name] = norms.back();
-      s.metrics["lr." + tm->name] = tm->lr_at(state_.step);
+  if (graph_ && graph_warm_) {  // the whole step on the device, the update included
+    TrainedModel& tm = *models_.front();
+    const OptimSettings& o = tm.optimizer->settings();
+    try {
+      GraphStep::Result g = graph_->run(micro_batch(0), tm.lr_at(state_.step), o.clip_grad);
+      s.metrics["loss"] = g.loss;
+      norms.push_back(g.grad_norm);
+      finite = !g.skipped;
+      updated = true;
+    } catch (const std::exception& e) {
+      // A step that cannot be captured (an op that reads a value back, say) must not end the
+      // run: it trains on eagerly. A failure after a successful capture is a real error.
+      if (graph_->captures() > 0) throw;
+      if (rank() == 0)
+        log::warn("train.cuda_graph: the step could not be captured (", e.what(),
+                  "); training continues without a CUDA graph");
+      graph_.reset();
     }
+  }
+  if (!updated) {
+    Metrics sums;
+    for (int64_t k = 0; k < K; ++k) {
+      MicroBatch m = micro_batch(k);
+      for (auto& tm : models_)
+        tm->params->begin_micro_batch(static_cast<int>(k), static_cast<int>(K));
+      for (auto& [name, v] : objective_->micro_step(m)) sums[name] += v;
+      for (auto& tm : models_) tm->params->end_micro_batch();
+    }
+    for (auto& [name, v] : sums) s.metrics[name] = distributed::sum_f64(world_, v);
+    finite = std::isfinite(s.metrics["loss"]);
+    for (auto& tm : models_) {
+      tm->params->finish_gradients();
+      norms.push_back(std::sqrt(tm->params->grad_sum_squares()));
+      finite = finite && std::isfinite(norms.back());
+      if (models_.size() > 1) {
+        s.metrics["grad_norm." + tm->name] = norms.back();
+        s.metrics["lr." + tm->name] = tm->lr_at(state_.step);
+      }
+    }
+    graph_warm_ = graph_ != nullptr;  // the next step captures (shapes and algorithms settled)
   }
   s.loss = s.metrics["loss"];
   s.grad_norm = norms.front();
@@ -288,17 +322,20 @@ StepStats Trainer::step() {
                 state_.step + 1, "; train.max_bad_steps = ", cfg_.max_bad_steps,
                 "); lower optim.lr or check the data");
   } else {
-    check_loss_spike(s.loss);
+    const double guarded = s.metrics[objective_->guard_metric()];
+    check_loss_spike(guarded);
     state_.bad_in_row = 0;
-    state_.loss_mean = state_.loss_steps == 0 ? s.loss : 0.99 * state_.loss_mean + 0.01 * s.loss;
+    state_.loss_mean = state_.loss_steps == 0 ? guarded : 0.99 * state_.loss_mean + 0.01 * guarded;
     ++state_.loss_steps;
     for (size_t i = 0; i < models_.size(); ++i) {
       TrainedModel& tm = *models_[i];
       if (state_.step < tm.first_step) continue;  // not updated yet (ModelRole::first_step)
       const OptimSettings& o = tm.optimizer->settings();
-      const double coef = o.clip_grad > 0 ? ops::clip_coefficient(norms[i], o.clip_grad) : 1.0;
-      tm.optimizer->step(tm.lr_at(state_.step), coef);
-      tm.params->publish();
+      if (!updated) {  // (the graph step made its update on the device)
+        const double coef = o.clip_grad > 0 ? ops::clip_coefficient(norms[i], o.clip_grad) : 1.0;
+        tm.optimizer->step(tm.lr_at(state_.step), coef);
+        tm.params->publish();
+      }
       state_.adam_steps[tm.name] = tm.optimizer->step_count();
     }
   }
@@ -322,7 +359,8 @@ void Trainer::check_loss_spike(double loss) const {
   std::string newest = "none";
   if (!run_dir_.empty())
     if (auto all = list_checkpoints(run_dir_); !all.empty()) newest = all.front();
-  RAE_THROW("step ", state_.step + 1, ": loss ", loss, " is ", loss / state_.loss_mean,
+  RAE_THROW("step ", state_.step + 1, ": ", objective_->guard_metric(), " ", loss, " is ",
+            loss / state_.loss_mean,
             " times its running mean ", state_.loss_mean, " (train.loss_spike_factor = ", factor,
             "); stopping before the update. Corrupt data (its checksums pass, so the values "
             "themselves: check how the cache was made) or a learning rate that diverges "

@@ -30,6 +30,7 @@
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/data_source.h"
+#include "train/graph_step.h"
 #include "train/objective.h"
 
 namespace rae::train {
@@ -72,6 +73,7 @@ class Trainer {
   std::vector<TrainedModel*> models();
   Objective& objective() { return *objective_; }
   const RunState& state() const { return state_; }
+  const GraphStep* graph_step() const { return graph_.get(); }
   Device device() const { return device_; }
   int rank() const { return world_ ? world_->rank() : 0; }
 
@@ -89,6 +91,9 @@ class Trainer {
   std::vector<std::unique_ptr<TrainedModel>> models_;
   RunState state_;
   Device device_;
+  // train.cuda_graph (train/graph_step.h): the step replayed as a CUDA graph after one eager step.
+  std::unique_ptr<GraphStep> graph_;
+  bool graph_warm_ = false;
   std::ofstream metrics_;
   std::unique_ptr<tensorboard::Writer> tb_;  // event files beside metrics.jsonl (rank 0)
   std::function<void(const StepStats&)> step_callback_;

@@ -1,28 +1,40 @@
 #!/usr/bin/env bash
-# The one-shot GPU check, run on a fresh H100/H200 machine in the repository root, with the
-# bundle made here by tests/device/prepare.sh carried along (carry [".devbundle"]):
-#   bash tests/device/check.sh
-# Stages (each under its own timeout; a failure is recorded and the next stage runs), the ones
-# that matter most first:
-#   1 unpack the bundle (with OpenMPI's launcher, relocated by OPAL_PREFIX), find the CUDA
-#     libraries of the image, nvidia-smi
-#   2 every CUDA test binary (gtest, CUDA tests only)
-#   3 bench/step_bench_cuda: the real trainer's step (train::Trainer::step) of DiT^DH-XL and -S,
-#     bf16 then tf32 (largest batch that fits)
-#   3b zero3: two ranks on one GPU through the MPI communicator (CUDA tensors staged through the
-#     host; NCCL refuses two ranks on one GPU): test_sharded_params under mpirun -np 2, and
-#     `rae train` full_shard on 2 ranks vs 1 rank, both on the GPU in fp32 (losses within 1e-6)
-#   3c rae train (tiny preset) on the GPU in fp32/tf32/bf16 against the same run on the CPU
-#   4 tests/device/torch_step_bench.py at the same batches (eager; then torch.compile if time
-#     remains)
-#   4b our XL step again with the fused flash attention kernel (DiTDH-XL-flash), time allowing
-#   5 the DINOv2-B encoder benchmark when the bundle has one
-#   6 FID Inception-v3 features: bench/inception_bench_cuda (50k 256x256 images, fp32 and tf32)
-#     beside tests/device/torch_inception_bench.py (torch-fidelity, bundled package)
-#   7 sample: `rae sample` / `rae decode` vs the release's PyTorch sampling path
-#     (tests/device/sample_check.sh; not in the default list: CHECK_STAGES=...,sample)
-# Always writes $OUT/results.json, $OUT/table.txt and $OUT/check.log (partial on failures).
-# The whole run stays under CHECK_BUDGET_S seconds (default 540).
+# The GPU check of issues 9-13, run on a lent H200 (or H100) in the repository root with the
+# bundle made here by tests/device/prepare.sh carried along. Two calls, sized for a 15-minute
+# device budget (docs/perf/device/README.md gives the exact `run` commands):
+#
+#   call 1, CHECK_STAGES=core (the default; ~5 minutes):
+#     tests   every CUDA test binary in two kernel configurations at once: "fast" (defaults:
+#             cuDNN attention, vectorised kernels, BGRADB, gradient overwrite) and "legacy"
+#             (RAE_ATTENTION=gemm RAE_CUDA_LEGACY=all RAE_GRAD_OVERWRITE=0); PASS/FAIL each
+#     zero3   two ranks on one GPU through the MPI communicator (ZeRO-3 device logic) vs one rank
+#     train   `rae train` (tiny) on the GPU vs the CPU in fp32/tf32/bf16; train.cuda_graph on vs
+#             off; gradient overwrite on vs off
+#     torch   PyTorch's DiT^DH-XL step (bf16 autocast and TF32, eager and torch.compile): compiled
+#             in the background while the stages above run, timed afterwards on an idle GPU
+#     bench   the real trainer's step (bench/step_bench_cuda: train::Trainer::step) of DiT^DH-XL
+#             and -S in bf16 and tf32, with the per-op profile of one step (--profile)
+#     graph   the -S and -XL bf16 steps with train.cuda_graph (CUDA graph replay)
+#   call 2, CHECK_STAGES=extra (~4.5 minutes; stages in this order until the budget ends):
+#     cache   ~20,000 ImageNet-like JPEGs (rae make-dataset, kept in /tmp for a rerun) through
+#             `rae cache --benchmark`: decode-bound and encoder-bound images/s, end to end with
+#             GPU-busy fraction (issue 10's cache job target)
+#     encoder DINOv2-B forward at batch 256, fp32/tf32/bf16, vs transformers eager and compiled
+#     legacy  the XL bf16 step in the legacy configuration (before/after of the kernel work)
+#     torch_s PyTorch's DiT^DH-S step, bf16 and TF32, eager and compiled
+#     inception  FID Inception features (ours, 50k images) vs torch-fidelity
+#     eval    the whole `rae eval` of 50k samples (tests/device/eval_check.sh)
+#     sample  `rae sample` + decoder vs the release's PyTorch path (tests/device/sample_check.sh)
+#     stage1  the stage-1 decoder training check (tests/device/stage1_check.sh, when present;
+#             called as `stage1_check.sh BIN_DIR WORK_DIR OUT_DIR PYTHON`, it writes its report
+#             as OUT_DIR/<name>.json, which lands in results.json under "sub")
+# Any comma list of stage names works too (CHECK_STAGES=tests,bench).
+#
+# Each stage runs under its own timeout and within CHECK_BUDGET_S (default 330 s for the whole
+# script); a failure is recorded and the next stage runs. $OUT gets three files, written after
+# every stage (partial results survive a crash): results.json (everything), result.md (the
+# docs/perf/device/<date>-<card>.md skeleton: tables filled, analysis left to write) and
+# check.log; the summary table is printed last.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -31,19 +43,24 @@ mkdir -p "$OUT"
 LOG="$OUT/check.log"
 : > "$LOG"
 WORK=/tmp/rae_check
+DATA=${CHECK_DATA_DIR:-/tmp/rae_check_data}  # survives between calls on a warm machine
 rm -rf "$WORK"
-mkdir -p "$WORK/res"
-BUDGET=${CHECK_BUDGET_S:-540}
+mkdir -p "$WORK/res" "$WORK/logs" "$WORK/sub" "$DATA"
+BUDGET=${CHECK_BUDGET_S:-330}
 T0=$(date +%s)
 PY=${PYTHON:-python3}
-# CHECK_STAGES: comma list of tests,bench,zero3,train,torch,encoder,inception (default: all).
-STAGES=${CHECK_STAGES:-tests,bench,zero3,train,torch,encoder,inception}
+export PYTHONUNBUFFERED=1
+STAGES=${CHECK_STAGES:-core}
+STAGES=${STAGES//core/tests,zero3,train,torch,bench,graph}
+STAGES=${STAGES//extra/cache,encoder,legacy,torch_s,inception,eval,sample,stage1}
+export CHECK_STAGES_RUN=$STAGES
 want() { case ",$STAGES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { echo "[check $(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
 left() { echo $((BUDGET - ($(date +%s) - T0))); }
-# run_stage NAME LIMIT_S CMD...: runs under min(LIMIT_S, time left), output appended to the log;
-# records NAME's exit status in $WORK/res/NAME.rc (124 = timed out).
+# run_stage NAME LIMIT_S CMD...: runs under min(LIMIT_S, time left); output to
+# $WORK/logs/NAME.log, then appended to check.log; exit status in $WORK/res/NAME.rc (124: timed
+# out, "skipped": no time left).
 run_stage() {
   local name=$1 limit=$2
   shift 2
@@ -56,117 +73,29 @@ run_stage() {
     return 0
   fi
   log "$name: start (limit ${limit}s): $*"
-  timeout -k 10 "$limit" "$@" >> "$LOG" 2>&1
+  local t=$(date +%s)
+  timeout -k 10 "$limit" "$@" > "$WORK/logs/$name.log" 2>&1
   local rc=$?
   echo "$rc" > "$WORK/res/$name.rc"
-  log "$name: exit $rc"
+  echo "$(($(date +%s) - t))" > "$WORK/res/$name.seconds"
+  { echo "----- $name (exit $rc) -----"; cat "$WORK/logs/$name.log"; } >> "$LOG"
+  log "$name: exit $rc ($(cat "$WORK/res/$name.seconds") s)"
   return 0
 }
 
 write_results() {
-  "$PY" - "$WORK" "$OUT" "$ROOT" <<'PYEOF' >> "$LOG" 2>&1 || log "results: python failed"
-import datetime, glob, json, os, sys
-work, out, root = sys.argv[1:4]
-def read(p, default=None):
-    try:
-        with open(p) as f:
-            return f.read().strip()
-    except OSError:
-        return default
-def jlines(p):
-    rows = []
-    for line in (read(p, "") or "").splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                pass
-    return rows
-res = {
-    "card": read(os.path.join(work, "card.txt"), "unknown"),
-    "commit": read(os.path.join(root, ".devbundle", "commit.txt"), "unknown"),
-    "tree": read(os.path.join(root, ".devbundle", "tree_state.txt"), "unknown"),
-    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "stages": {os.path.basename(p)[:-3]: read(p) for p in sorted(glob.glob(os.path.join(work, "res", "*.rc")))},
-    "tests": {}, "benchmarks": {},
+  "$PY" "$ROOT/tests/device/check_results.py" "$WORK" "$OUT" "$ROOT" >> "$WORK/logs/results.log" 2>&1 ||
+    log "results: check_results.py failed (see the end of this log)"
 }
-for p in sorted(glob.glob(os.path.join(work, "gtest_*.json"))):
-    try:
-        g = json.load(open(p))
-    except Exception as e:
-        res["tests"][os.path.basename(p)] = {"error": str(e)}
-        continue
-    failed = [f"{s['name']}.{t['name']}" for s in g.get("testsuites", []) for t in s.get("testsuite", [])
-              if t.get("failures")]
-    res["tests"][os.path.basename(p)[len("gtest_"):-len(".json")]] = {
-        "tests": g.get("tests"), "failures": g.get("failures"), "disabled": g.get("disabled"),
-        "errors": g.get("errors"), "failed": failed,
-        "skipped": sum(1 for s in g.get("testsuites", []) for t in s.get("testsuite", [])
-                       if t.get("result") == "SKIPPED")}
-ours = {r.get("name"): r for r in jlines(os.path.join(work, "step_bench.out"))}
-torch_eager = {r.get("name"): r for r in jlines(os.path.join(work, "torch_eager.out"))}
-torch_comp = {r.get("name"): r for r in jlines(os.path.join(work, "torch_compile.out"))}
-for name in sorted(n for n in set(ours) | set(torch_eager) | set(torch_comp) if n):
-    o, te, tc = ours.get(name, {}), torch_eager.get(name, {}), torch_comp.get(name, {})
-    b = {k: o.get(k) for k in ("batch", "precision", "images_per_s", "tflops", "mfu", "peak_mem_gb",
-                               "ms_per_step", "gflop_per_image", "params", "loss", "ok", "error") if k in o}
-    b["torch_images_per_s"] = te.get("images_per_s") if te.get("ok") else None
-    b["torch_batch"] = te.get("batch")
-    b["torch_peak_mem_gb"] = te.get("peak_mem_gb")
-    if tc:
-        b["torch_compile_images_per_s"] = tc.get("images_per_s") if tc.get("ok") else None
-    res["benchmarks"][name] = b
-torch_enc = {r.get("name"): r for r in jlines(os.path.join(work, "torch_encoder.out"))}
-for r in jlines(os.path.join(work, "encoder.out")):
-    name = r.get("name") or "encoder"
-    b = {k: r.get(k) for k in ("batch", "images_per_s", "peak_mem_gb", "ms_per_forward", "ok", "error") if k in r}
-    t = torch_enc.get(name, {})
-    b["torch_images_per_s"] = t.get("images_per_s") if t.get("ok") else None
-    b["torch_peak_mem_gb"] = t.get("peak_mem_gb")
-    res["benchmarks"][name] = b
-z = {}
-for line in (read(os.path.join(work, "zero3.txt"), "") or "").splitlines():
-    k, _, v = line.partition("=")
-    if k:
-        z[k.strip()] = v.strip()
-res["zero3"] = z
-# FID Inception (stage 6): ours per configuration, torch-fidelity's best batch at the same math.
-torch_inc = {}
-for r in jlines(os.path.join(work, "torch_inception.out")):
-    if r.get("ok"):
-        k = r.get("name")
-        if k not in torch_inc or r["images_per_s"] > torch_inc[k]["images_per_s"]:
-            torch_inc[k] = r
-for r in jlines(os.path.join(work, "inception.out")):
-    name = r.get("name") or "inception"
-    b = {k: r.get(k) for k in ("batch", "images", "images_per_s", "seconds", "warmup_s", "peak_mem_gb", "ok", "error") if k in r}
-    t = torch_inc.get("inception-torch-" + ("fp32" if "fp32" in name else "tf32"), {})
-    b["torch_images_per_s"] = t.get("images_per_s")
-    b["torch_batch"] = t.get("batch")
-    b["torch_peak_mem_gb"] = t.get("peak_mem_gb")
-    res["benchmarks"][name] = b
-json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
-def f(x, fmt):
-    return "-" if x is None else fmt.format(x)
-lines = [f"card {res['card']}  commit {res['commit']} ({res['tree']})  {res['date']}", "",
-         f"{'benchmark':<14}{'batch':>6}{'img/s':>10}{'TFLOP/s':>9}{'MFU':>7}{'peak GB':>9}{'torch img/s':>13}{'compiled':>10}"]
-for name, b in res["benchmarks"].items():
-    lines.append(f"{name:<14}{f(b.get('batch'), '{}'):>6}{f(b.get('images_per_s'), '{:.1f}'):>10}"
-                 f"{f(b.get('tflops'), '{:.1f}'):>9}{f(b.get('mfu'), '{:.3f}'):>7}{f(b.get('peak_mem_gb'), '{:.1f}'):>9}"
-                 f"{f(b.get('torch_images_per_s'), '{:.1f}'):>13}{f(b.get('torch_compile_images_per_s'), '{:.1f}'):>10}")
-lines += ["", "tests:"]
-for n, t in res["tests"].items():
-    lines.append(f"  {n}: {t.get('tests')} tests, {t.get('failures')} failed, {t.get('skipped')} skipped {t.get('failed', '')}")
-lines += ["", "zero3 (2 ranks on one GPU over MPI vs 1 rank, fp32): " + " ".join(f"{k}={v}" for k, v in z.items())]
-lines += ["", "stages: " + " ".join(f"{k}={v}" for k, v in res["stages"].items())]
-open(os.path.join(out, "table.txt"), "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
-PYEOF
+finish() {
+  write_results
+  tail -n 20 "$WORK/logs/results.log" >> "$LOG" 2>/dev/null
+  echo
+  cat "$WORK/summary.txt" 2>/dev/null
 }
-trap 'write_results; echo; cat "$OUT/table.txt" 2>/dev/null' EXIT
+trap finish EXIT
 
-# ---- 1: bundle, libraries, GPU -----------------------------------------------------------------
+# ---- bundle, libraries, GPU ---------------------------------------------------------------------
 BUNDLE="$ROOT/.devbundle/bundle.tar.xz"
 BD="$WORK/bundle"
 mkdir -p "$BD"
@@ -175,12 +104,13 @@ if [ -f "$BUNDLE" ]; then
   if [ ! -d "$BD/bin" ]; then  # no xz in tar: unpack with Python
     run_stage unpack_py 60 "$PY" -c "import tarfile,sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$BUNDLE" "$BD"
   fi
+  cp "$ROOT/.devbundle/commit.txt" "$ROOT/.devbundle/tree_state.txt" "$WORK/" 2>/dev/null
 else
   log "no bundle at $BUNDLE: run tests/device/prepare.sh on the build machine and carry .devbundle"
 fi
 # CUDA libraries the bundle leaves out: the toolkit's, then the pip nvidia-* packages'.
 libdirs="$BD/lib"
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64; do
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/lib; do
   [ -d "$d" ] && libdirs="$libdirs:$d"
 done
 pipdirs=$("$PY" - <<'PYEOF' 2>/dev/null
@@ -197,6 +127,7 @@ PYEOF
 )
 [ -n "$pipdirs" ] && libdirs="$libdirs:$pipdirs"
 export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 # OpenMPI's launcher from the bundle (the device image has none), relocated by OPAL_PREFIX.
 MPIRUN=""
 if [ -x "$BD/mpi/bin/orterun" ]; then
@@ -208,157 +139,203 @@ if [ -x "$BD/mpi/bin/orterun" ]; then
 elif command -v mpirun > /dev/null; then
   MPIRUN="mpirun --oversubscribe --bind-to none"
 fi
-log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 > "$WORK/card.txt"
-run_stage nvidia_smi 30 nvidia-smi
+# cuDNN for the fused attention (loaded at run time by the binaries): where the loader finds it.
+cudnn_path=""
+for d in ${LD_LIBRARY_PATH//:/ }; do
+  [ -e "$d/libcudnn.so.9" ] && { cudnn_path="$d/libcudnn.so.9"; break; }
+done
+[ -z "$cudnn_path" ] && cudnn_path=$(ldconfig -p 2>/dev/null | awk '/libcudnn\.so\.9 /{print $NF; exit}')
+echo "${cudnn_path:-not found (the fused attention falls back to the GEMM path; see test CudaOpsCudnn)}" > "$WORK/cudnn.txt"
+log "cuDNN: $(cat "$WORK/cudnn.txt")"
+export RAE_CUDNN_VERBOSE=1  # a shape cuDNN cannot run is logged (then the GEMM path runs)
+run_stage nvidia_smi 20 nvidia-smi
 for b in "$BD"/bin/*; do
   [ -x "$b" ] || continue
   missing=$(ldd "$b" 2>&1 | grep "not found")
   [ -n "$missing" ] && log "$(basename "$b") has unresolved libraries: $missing"
 done
-
-# ---- 2: CUDA tests --------------------------------------------------------------------------
 # The binaries were built in another tree: point goldens and scratch at this one.
 export RAE_SOURCE_DIR="$ROOT" RAE_TEST_TMP="$WORK/test-tmp"
-for t in "$BD"/bin/test_*; do
-  want tests || break
-  [ -x "$t" ] || continue
-  n=$(basename "$t")
-  filter='*Cuda*:*CUDA*:*cuda*:*Gpu*:*GPU*'
-  [ "$n" = test_ops_cuda ] && filter='*'
-  run_stage "$n" 60 "$t" --gtest_filter="$filter" --gtest_output="json:$WORK/gtest_$n.json" --gtest_brief=1
-done
-write_results > /dev/null 2>&1  # partial results, in case a later stage takes the machine down
+BIN="$BD/bin"
+LEGACY_ENV=(RAE_ATTENTION=gemm RAE_CUDA_LEGACY=all RAE_GRAD_OVERWRITE=0)
+FAST_ENV=(RAE_ATTENTION=auto RAE_CUDA_LEGACY= RAE_GRAD_OVERWRITE=1)
 
-# ---- 3: the real trainer's step (train::Trainer::step), bf16 then tf32 --------------------------
-if want bench && [ -x "$BD/bin/step_bench_cuda" ]; then
-  run_stage step_bench 200 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL,S --precision bf16 --steps 5 --warmup 2 --peak-tflops 989 | tee '$WORK/step_bench.out'"
-  run_stage step_bench_tf32 150 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL,S --precision tf32 --suffix -tf32 --steps 3 --warmup 1 --peak-tflops 494 | tee -a '$WORK/step_bench.out'"
+# ---- torch (background): PyTorch's XL step compiled while the correctness stages run ----------
+TORCH_PID=""
+if want torch; then
+  log "torch: compiling DiT^DH-XL (bf16, tf32; eager and torch.compile) in the background"
+  timeout -k 10 "${TORCH_LIMIT_S:-$((BUDGET - 20))}" "$PY" "$ROOT/tests/device/torch_step_bench.py" \
+    --configs XL:bf16:compile,XL:tf32:compile,XL:bf16:eager,XL:tf32:eager \
+    --batches-xl "${TORCH_BATCHES_XL:-256,128}" --steps 5 --warmup 2 \
+    --ready-file "$WORK/torch.ready" --go-file "$WORK/torch.go" --go-timeout "$BUDGET" \
+    > "$WORK/torch.out" 2> "$WORK/logs/torch.log" &
+  TORCH_PID=$!  # timeout's: a TERM to it reaches python
 fi
-write_results > /dev/null 2>&1
 
-# ---- 3b: ZeRO-3 with two ranks on one GPU through the MPI communicator --------------------------
-if want zero3 && [ -x "$BD/bin/rae" ] && [ -n "$MPIRUN" ]; then
-  Z="$WORK/zero3"
-  mkdir -p "$Z"
-  if [ -x "$BD/bin/test_sharded_params" ]; then
-    run_stage zero3_core 90 $MPIRUN -np 2 "$BD/bin/test_sharded_params" --gtest_filter='*Cuda*' --gtest_output="json:$WORK/gtest_test_sharded_params_np2.json" --gtest_brief=1
+# ---- tests: every CUDA test binary, fast and legacy configurations side by side ---------------
+# run_cuda_tests CONFIG VAR=VALUE...: results gtest_<binary>@CONFIG.json, stages <binary>@CONFIG.
+run_cuda_tests() {
+  local cfg=$1
+  shift
+  for t in "$BIN"/test_*; do
+    [ -x "$t" ] || continue
+    local n filter
+    n=$(basename "$t")
+    filter='*Cuda*:*CUDA*:*cuda*:*Gpu*:*GPU*'
+    [ "$n" = test_ops_cuda ] && filter='*'
+    run_stage "$n@$cfg" 90 env "$@" RAE_TEST_TMP="$WORK/test-tmp-$cfg" "$t" --gtest_filter="$filter" \
+      --gtest_output="json:$WORK/gtest_$n@$cfg.json" --gtest_brief=1
+  done
+}
+if want tests; then
+  run_cuda_tests fast "${FAST_ENV[@]}" &
+  pid_fast=$!
+  run_cuda_tests legacy "${LEGACY_ENV[@]}" &
+  wait $pid_fast $!
+  write_results
+fi
+
+# ---- zero3: ZeRO-3 with two ranks on one GPU through the MPI communicator ---------------------
+if want zero3; then
+  if [ -x "$BIN/rae" ] && [ -n "$MPIRUN" ]; then
+    Z="$WORK/zero3"
+    mkdir -p "$Z"
+    [ -x "$BIN/test_sharded_params" ] &&
+      run_stage test_sharded_params@zero3 90 $MPIRUN -np 2 "$BIN/test_sharded_params" --gtest_filter='*Cuda*' \
+        --gtest_output="json:$WORK/gtest_test_sharded_params@zero3.json" --gtest_brief=1
+    ZT=("$BIN/rae" train --config "$ROOT/jobs/tiny.cfg" --cache synthetic:256x8x32x10 --steps 20
+        --train.device=cuda --train.precision=fp32 --log.progress=false)
+    run_stage zero3_np1 60 "${ZT[@]}" --run-dir "$Z/np1"
+    run_stage zero3_np2 90 $MPIRUN -np 2 "${ZT[@]}" --shard full_shard --dist.backend=mpi \
+      --dist.bucket_mb=0.05 --run-dir "$Z/np2"
+  else
+    log "zero3: skipped (no rae binary or no MPI launcher in the bundle)"
   fi
-  ZT=("$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache synthetic:256x8x32x10 --steps 20 --train.device=cuda --train.precision=fp32 --log.progress=false)
-  run_stage zero3_np1 60 "${ZT[@]}" --run-dir "$Z/np1"
-  run_stage zero3_np2 90 $MPIRUN -np 2 "${ZT[@]}" --shard full_shard --dist.backend=mpi --dist.bucket_mb=0.05 --run-dir "$Z/np2"
-  "$PY" - "$Z" > "$WORK/zero3.txt" 2>> "$LOG" <<'PYEOF'
-import json, sys
-z = sys.argv[1]
-def losses(d):
-    try:
-        return [json.loads(l)["loss"] for l in open(f"{z}/{d}/metrics.jsonl")]
-    except OSError:
-        return []
-a, b = losses("np1"), losses("np2")
-d = max((abs(x - y) / abs(x) for x, y in zip(a, b)), default=None)
-print(f"steps_np1={len(a)}")
-print(f"steps_np2={len(b)}")
-print(f"max_rel_diff={d}")
-print(f"pass={bool(a) and len(a) == len(b) == 20 and d is not None and d <= 1e-6}")
-PYEOF
-  cat "$WORK/zero3.txt" >> "$LOG"
-else
-  log "zero3: skipped (no rae binary or no MPI launcher in the bundle)"
+  write_results
 fi
-write_results > /dev/null 2>&1
 
-# ---- 3c: rae train on the GPU (tiny preset), against the same run on the CPU ------------------
-if want train && [ -x "$BD/bin/rae" ]; then
+# ---- train: rae train on the GPU against the CPU; CUDA graph and gradient overwrite on/off ----
+if want train && [ -x "$BIN/rae" ]; then
   TR="$WORK/train"
   mkdir -p "$TR"
-  run_stage train_synth 30 "$BD/bin/rae" synth-cache --out "$TR/cache" --samples 512 --grid 8 --channels 32 --classes 10
-  run_stage train_cuda 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cuda" --steps 20 --train.device=cuda --log.progress=false
-  run_stage train_cpu 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cpu" --steps 20 --log.progress=false
-  # Mixed precision (train.precision): tf32 GEMMs, then bf16 activations with F32 master weights.
-  run_stage train_cuda_tf32 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cuda_tf32" --steps 20 --train.device=cuda --train.precision=tf32 --log.progress=false
-  run_stage train_cuda_bf16 60 "$BD/bin/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --run-dir "$TR/cuda_bf16" --steps 20 --train.device=cuda --train.precision=bf16 --log.progress=false
-  "$PY" - "$TR" <<'PYEOF' >> "$LOG" 2>&1
-import json, sys
-tr = sys.argv[1]
-def losses(d):
-    try:
-        return [json.loads(l)["loss"] for l in open(f"{tr}/{d}/metrics.jsonl")]
-    except OSError:
-        return []
-c, g = losses("cpu"), losses("cuda")
-print("train losses cpu :", [round(x, 5) for x in c])
-print("train losses cuda:", [round(x, 5) for x in g])
-if c and g:
-    print("train max rel diff cuda vs cpu:", max(abs(a - b) / abs(a) for a, b in zip(c, g)))
-# Expected over 20 steps: tf32 ~1e-3, bf16 < ~1e-2 relative to the CPU (F32) losses.
-for p in ("tf32", "bf16"):
-    m = losses(f"cuda_{p}")
-    print(f"train losses cuda {p}:", [round(x, 5) for x in m])
-    if c and m:
-        print(f"train max rel diff cuda {p} vs cpu:", max(abs(a - b) / abs(a) for a, b in zip(c, m)))
-    try:
-        last = json.loads(open(f"{tr}/cuda_{p}/metrics.jsonl").readlines()[-1])
-        print(f"train peak device memory {p}: {last.get('peak_device_mem_gib')} GiB")
-    except (OSError, IndexError, ValueError):
-        pass
-PYEOF
+  run_stage train_synth 30 "$BIN/rae" synth-cache --out "$TR/cache" --samples 512 --grid 8 --channels 32 --classes 10
+  TT=("$BIN/rae" train --config "$ROOT/jobs/tiny.cfg" --cache "$TR/cache" --steps 20 --log.progress=false)
+  run_stage train_cpu 60 "${TT[@]}" --run-dir "$TR/cpu"
+  for p in fp32 tf32 bf16; do
+    run_stage "train_cuda_$p" 45 "${TT[@]}" --run-dir "$TR/cuda_$p" --train.device=cuda --train.precision=$p
+  done
+  for p in fp32 bf16; do  # the step replayed as a CUDA graph after the first one
+    run_stage "train_cuda_${p}_graph" 45 "${TT[@]}" --run-dir "$TR/cuda_${p}_graph" --train.device=cuda \
+      --train.precision=$p --train.cuda_graph=true
+  done
+  run_stage train_cuda_fp32_zerofill 45 env RAE_GRAD_OVERWRITE=0 "${TT[@]}" --run-dir "$TR/cuda_fp32_zerofill" \
+    --train.device=cuda --train.precision=fp32
+  write_results
 fi
 
-batch_of() {  # the batch our benchmark ran $1 with, then halvings, for the torch fallbacks
-  "$PY" -c "
-import json,sys
-for l in open('$WORK/step_bench.out'):
-    if l.startswith('{'):
-        r=json.loads(l)
-        if r.get('name')=='$1' and r.get('ok'):
-            b=int(r['batch']); print(','.join(str(x) for x in (b, b//2, b//4) if x>0)); sys.exit()
-print('$2')" 2>/dev/null || echo "$2"
-}
-
-write_results > /dev/null 2>&1
-
-# ---- 4: PyTorch reference ---------------------------------------------------------------------
-BXL=$(batch_of DiTDH-XL 128,64,32)
-BS=$(batch_of DiTDH-S 256,128)
-export PYTHONUNBUFFERED=1
-want torch && run_stage torch_eager 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --models XL,S --batches-xl $BXL --batches-s $BS --steps 5 --warmup 2 | tee '$WORK/torch_eager.out'"
-# ---- 4b: our XL step with the fused flash kernel instead of the GEMM attention -----------------
-if want bench && [ -x "$BD/bin/step_bench_cuda" ] && [ "$(left)" -gt 60 ]; then
-  BXL1=$(echo "$BXL" | cut -d, -f1)
-  run_stage step_bench_flash 90 bash -c "set -o pipefail; '$BD/bin/step_bench_cuda' --models XL --batches-xl $BXL1 --attention flash --suffix -flash --steps 3 --warmup 1 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
+# ---- torch: time the compiled and eager PyTorch steps now that the GPU is idle ------------------
+# Our own step stages keep TORCH_RESERVE_S (default 190 s) of the budget: PyTorch waits for its
+# compilation only until then (a late compile leaves the torch rows empty; rerun stage "torch"
+# alone in another call).
+RESERVE=${TORCH_RESERVE_S:-190}
+want bench || want graph || RESERVE=30
+if [ -n "$TORCH_PID" ]; then
+  log "torch: waiting for the compilation to finish"
+  while [ ! -f "$WORK/torch.ready" ] && kill -0 "$TORCH_PID" 2> /dev/null && [ "$(left)" -gt "$RESERVE" ]; do sleep 1; done
+  if [ -f "$WORK/torch.ready" ]; then
+    log "torch: compiled; timing"
+    touch "$WORK/torch.go"
+    while kill -0 "$TORCH_PID" 2> /dev/null && [ "$(left)" -gt $((RESERVE - 50)) ]; do sleep 1; done
+  else
+    log "torch: not compiled with $(left) s left: stopped (no PyTorch rows this call)"
+  fi
+  kill "$TORCH_PID" 2> /dev/null  # still running (no time left): timeout passes TERM on
+  wait "$TORCH_PID"
+  echo $? > "$WORK/res/torch.rc"
+  { echo "----- torch (background) -----"; cat "$WORK/logs/torch.log" "$WORK/torch.out"; } >> "$LOG" 2>/dev/null
+  log "torch: done ($(grep -c '"ok": true' "$WORK/torch.out" 2>/dev/null) configurations timed)"
+  write_results
 fi
 
-# ---- 4c: torch.compile, time allowing
-if want torch && [ "$(left)" -gt 120 ]; then
-  run_stage torch_compile 150 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --compile --models XL --batches-xl $BXL --steps 5 --warmup 2 | tee '$WORK/torch_compile.out'"
-else
-  log "torch_compile: skipped (time)"
+# ---- bench: the real trainer's step, bf16 (with the per-op profile) then tf32 -------------------
+SB="$BIN/step_bench_cuda"
+if want bench && [ -x "$SB" ]; then
+  run_stage step_bench 100 bash -c "set -o pipefail; '$SB' --models XL,S --precision bf16 --steps 5 --warmup 2 --profile --peak-tflops 989 | tee '$WORK/step_bench.out'"
+  write_results
+  run_stage step_bench_tf32 90 bash -c "set -o pipefail; '$SB' --models XL,S --precision tf32 --suffix -tf32 --steps 3 --warmup 1 --peak-tflops 494 | tee -a '$WORK/step_bench.out'"
+  write_results
+fi
+# ---- graph: the same bf16 steps replayed as CUDA graphs (train.cuda_graph) ----------------------
+if want graph && [ -x "$SB" ]; then
+  run_stage step_bench_graph 60 bash -c "set -o pipefail; '$SB' --models S,XL --batches-xl 256,128 --precision bf16 --cuda-graph --suffix -graph --steps 5 --warmup 2 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
+  write_results
 fi
 
+# ================================ call 2 ("extra") =============================================
+# ---- cache: the cache job on the GPU over ~20,000 ImageNet-like JPEGs --------------------------
+if want cache && [ -x "$BIN/rae" ]; then
+  IMG="$DATA/jpegs"
+  NCLS=${CACHE_CLASSES:-100} NPER=${CACHE_PER_CLASS:-200}
+  if [ ! -f "$IMG/train/.rae-make-dataset" ] || ! grep -q "\"per_class\": $NPER," "$IMG/train/.rae-make-dataset"; then
+    run_stage cache_make_dataset 90 "$BIN/rae" make-dataset --out "$IMG" --classes "$NCLS" --per-class "$NPER" \
+      --size 400 --size-max 500 --jpeg-only --quality 90 --threads 0 --overwrite
+  else
+    log "cache: JPEG tree from an earlier call kept ($IMG)"
+  fi
+  du -sh "$IMG" >> "$LOG" 2>&1
+  # (CACHE_DEVICE=cpu CACHE_ENCODER=tiny-random CACHE_CLASSES=4 CACHE_PER_CLASS=10: a dry run here)
+  run_stage cache_bench 120 "$BIN/rae" cache --data "$IMG" --encoder "${CACHE_ENCODER:-random-dinov2-b}" --device "${CACHE_DEVICE:-cuda}" \
+    --out "$WORK/cache_out" --batch "${CACHE_BATCH:-128}" --threads 0 --shard-size 2000 --benchmark "$WORK/cache_bench.json"
+  write_results
+fi
 
-# ---- 5: encoder throughput (when the bundle has the benchmark) --------------------------------
-enc=$(ls "$BD"/bin/*encoder*cuda* 2>/dev/null | head -1)
-if want encoder && [ -n "$enc" ]; then
-  run_stage encoder 90 bash -c "set -o pipefail; '$enc' --batch 64 | tee '$WORK/encoder.out'"
-  run_stage torch_encoder 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch 64 | tee '$WORK/torch_encoder.out'"
-else
-  log "encoder: skipped (no encoder benchmark in the bundle)"
+# ---- encoder: DINOv2-B forward, ours vs transformers (eager, then compiled) ------------------------
+if want encoder; then
+  EB=${ENCODER_BATCH:-256}
+  [ -x "$BIN/encoder_bench_cuda" ] &&
+    run_stage encoder 60 bash -c "set -o pipefail; '$BIN/encoder_bench_cuda' --batch $EB | tee '$WORK/encoder.out'"
+  run_stage torch_encoder 60 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch $EB | tee '$WORK/torch_encoder.out'"
+  run_stage torch_encoder_compile 90 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_encoder_bench.py' --batch $EB --compile --precisions tf32,bf16 | tee '$WORK/torch_encoder_compile.out'"
+  write_results
 fi
-# ---- 6: FID Inception-v3 feature throughput, ours and torch-fidelity's ----------------------
-inc=$(ls "$BD"/bin/inception_bench_cuda 2>/dev/null | head -1)
-if want inception && [ -n "$inc" ]; then
-  run_stage inception 120 bash -c "set -o pipefail; '$inc' --images ${INCEPTION_IMAGES:-50000} --batch ${INCEPTION_BATCH:-200} --precisions fp32,tf32 --search heuristic | tee '$WORK/inception.out'"
-  [ "$(left)" -gt 90 ] && run_stage inception_measure 60 bash -c "set -o pipefail; '$inc' --images 20000 --batch ${INCEPTION_BATCH:-200} --precisions tf32 --search measure | tee -a '$WORK/inception.out'"
-  run_stage torch_inception 120 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_inception_bench.py' --images ${TORCH_INCEPTION_IMAGES:-10000} --batches 64,200 --fidelity-dir '$BD/py/torch_fidelity' | tee '$WORK/torch_inception.out'"
-  [ "$(left)" -gt 60 ] && run_stage torch_inception_fp32 60 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_inception_bench.py' --images 5000 --batches 200 --no-tf32 --fidelity-dir '$BD/py/torch_fidelity' | tee -a '$WORK/torch_inception.out'"
-else
-  log "inception: skipped (no inception benchmark in the bundle)"
+
+# ---- legacy: the XL bf16 step in the legacy configuration (the kernels' before/after) ----------
+if want legacy && [ -x "$SB" ]; then
+  run_stage step_bench_legacy 60 bash -c "set -o pipefail; env ${LEGACY_ENV[*]} '$SB' --models XL --attention gemm --suffix -legacy --steps 3 --warmup 1 --peak-tflops 989 | tee -a '$WORK/step_bench.out'"
+  write_results
 fi
-# ---- 7: sampling and the stage-1 decoder (writes $OUT/sample.json and sample.txt) -------------
-stage_sample() {
-  [ -x "$BD/bin/rae" ] || { log "sample: skipped (no rae in the bundle)"; return 0; }
-  run_stage sample 420 bash "$ROOT/tests/device/sample_check.sh" "$BD/bin/rae" "$WORK/sample" "$OUT" "$PY"
-}
-want sample && stage_sample
+
+# ---- torch_s: PyTorch's DiT^DH-S step -------------------------------------------------------------
+if want torch_s; then
+  run_stage torch_s 100 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_step_bench.py' --configs S:bf16:eager,S:tf32:eager,S:bf16:compile,S:tf32:compile --batches-s 256,128 --steps 5 --warmup 2 | tee -a '$WORK/torch.out'"
+  write_results
+fi
+
+# ---- inception: FID Inception-v3 features, ours and torch-fidelity's ------------------------------
+if want inception && [ -x "$BIN/inception_bench_cuda" ]; then
+  run_stage inception 60 bash -c "set -o pipefail; '$BIN/inception_bench_cuda' --images ${INCEPTION_IMAGES:-50000} --batch ${INCEPTION_BATCH:-200} --precisions fp32,tf32 --search heuristic | tee '$WORK/inception.out'"
+  run_stage torch_inception 60 bash -c "set -o pipefail; '$PY' '$ROOT/tests/device/torch_inception_bench.py' --images ${TORCH_INCEPTION_IMAGES:-10000} --batches 200 --fidelity-dir '$BD/py/torch_fidelity' | tee '$WORK/torch_inception.out'"
+  write_results
+fi
+
+# ---- eval: the whole 50k-sample `rae eval` (FID, sFID, IS, precision/recall) ----------------------
+if want eval && [ -x "$BIN/rae" ] && [ -f "$ROOT/tests/device/eval_check.sh" ]; then
+  # The 50k + 10k image .npz files go to $DATA: a later call on the same machine reuses them.
+  run_stage eval 110 env WORK="$DATA/eval" EVAL_BUDGET_S=100 EVAL_MIN_LEFT_S=30 EVAL_PRECISIONS="${EVAL_PRECISIONS:-tf32}" \
+    bash "$ROOT/tests/device/eval_check.sh" "$BIN" "$WORK/sub"
+  write_results
+fi
+
+# ---- sample: `rae sample` and the decoder vs the release's PyTorch path ---------------------------
+if want sample && [ -x "$BIN/rae" ] && [ -f "$ROOT/tests/device/sample_check.sh" ]; then
+  run_stage sample 120 env SAMPLE_STAGE_S=100 bash "$ROOT/tests/device/sample_check.sh" "$BIN/rae" "$WORK/sample" "$WORK/sub" "$PY"
+  write_results
+fi
+
+# ---- stage1: stage-1 decoder training (when its check script exists) ------------------------------
+if want stage1 && [ -f "$ROOT/tests/device/stage1_check.sh" ]; then
+  run_stage stage1 120 bash "$ROOT/tests/device/stage1_check.sh" "$BIN" "$WORK/stage1" "$WORK/sub" "$PY"
+  write_results
+fi
 log "done"

@@ -23,7 +23,13 @@ T0=$(date +%s)
 mkdir -p "$OUT" "$WORK"
 log() { echo "[eval_check $(($(date +%s) - T0))s] $*"; }
 
+# The image files are kept in WORK with a marker: a second run on the same machine reuses them.
+MARK="$WORK/images_${N}_${REF_N}.done"
+if [ -f "$MARK" ]; then
+  log "reusing $N + $REF_N images in $WORK"
+else
 log "making $N + $REF_N random 256x256 images"
+rm -f "$WORK"/images_*.done
 "$PY" - "$WORK" "$N" "$REF_N" <<'PYEOF' || { log "image generation failed"; exit 1; }
 import os, sys, time, zipfile
 import numpy as np
@@ -44,6 +50,8 @@ write(os.path.join(work, "samples.npz"), n, 0)
 write(os.path.join(work, "ref.npz"), ref_n, 128)
 print(f"images written in {time.time() - t0:.1f} s")
 PYEOF
+touch "$MARK"
+fi
 
 for prec in ${EVAL_PRECISIONS:-fp32 tf32}; do
   left=$((BUDGET - ($(date +%s) - T0)))

@@ -91,7 +91,11 @@ fi
 
 git rev-parse HEAD > .devbundle/commit.txt 2>/dev/null || echo unknown > .devbundle/commit.txt
 (git diff --quiet HEAD 2>/dev/null && echo clean || echo dirty) > .devbundle/tree_state.txt
-tar -C "$STAGE" -cf - bin lib $( [ -d "$STAGE/mpi" ] && echo mpi ) $( [ -d "$STAGE/py" ] && echo py ) | xz -T"$JOBS" -6 > .devbundle/bundle.tar.xz
+# One solid xz stream with a dictionary larger than a binary: the test binaries share most of
+# their code (the static rae libraries), so the second copy compresses to almost nothing (56 MB
+# with xz -6 and 8 MiB blocks, 25 MB so). Single-threaded on purpose: threads cut the stream.
+tar -C "$STAGE" -cf - bin lib $( [ -d "$STAGE/mpi" ] && echo mpi ) $( [ -d "$STAGE/py" ] && echo py ) |
+  xz -9 -T1 --lzma2=preset=9,dict=192MiB > .devbundle/bundle.tar.xz
 du -sh "$STAGE/bin" "$STAGE/lib" "$STAGE"/mpi "$STAGE"/py 2>/dev/null || true
 ls -la "$STAGE/bin" "$STAGE/lib"
 rm -rf "$STAGE"

@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
 """PyTorch reference for bench/step_bench_cuda: the same DiT^DH training step (forward +
-backward + grad-norm clip + fused AdamW + EMA) in bf16 autocast with F32 master weights and
-F.scaled_dot_product_attention, written from the RAE recipe (not copied from the release).
-Prints one JSON object per model: name, batch, images_per_s, peak_mem_gb, compiled.
+backward + grad-norm clip + fused AdamW + EMA) with F32 master weights and
+F.scaled_dot_product_attention, written from the RAE recipe (not copied from the release), in
+bf16 autocast or in TF32 (float32 tensors, TF32 matmuls and convolutions), eager or under
+torch.compile (default mode; --compile-mode max-autotune where time allows).
 
-  python3 torch_step_bench.py --models XL,S --batches-xl 256,128,64 --steps 5 [--compile]
-  python3 torch_step_bench.py --tiny --device cpu      # smoke test without a GPU
+Configurations MODEL:PRECISION:MODE (mode eager or compile); one JSON line each:
+  {"name": "DiTDH-XL" (bf16) or "DiTDH-XL-tf32", "precision", "compiled", "batch",
+   "images_per_s", "ms_per_step", "peak_mem_gb", "compile_s", "ok"}
+
+  python3 torch_step_bench.py --configs XL:bf16:compile,XL:tf32:compile --batches-xl 256,128
+  python3 torch_step_bench.py --configs S:bf16:eager --tiny --device cpu   # smoke test, no GPU
+
+--ready-file R --go-file G (tests/device/check.sh): build, compile and warm up every
+configuration first (compilation is CPU work that the check overlaps with its correctness
+stages), release the cached blocks, create R, then wait for G before timing anything, so the
+timed steps run on an otherwise idle GPU. Without G after --go-timeout seconds: exit, untimed.
 """
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -114,87 +125,183 @@ class DiTDH(nn.Module):
         return self.f_lin(h)
 
 
-def run(name, cfg, batch, steps, warmup, device, compile_model, tiny):
-    torch.manual_seed(0)
-    kw = dict(cfg)
-    if tiny:
-        kw.update(head_w=64, head_d=1, head_h=2, in_ch=24, grid=4, classes=10, fourier=8)
-    model = DiTDH(**kw).to(device)
-    ema = [p.detach().clone() for p in model.parameters()]
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.0,
-                            fused=device == "cuda")
-    fwd = torch.compile(model) if compile_model else model
-    T, C = kw.get("grid", 16) ** 2, kw.get("in_ch", 768)
-    x0 = torch.randn(batch, T, C, device=device)
-    eps = torch.randn(batch, T, C, device=device)
-    t = torch.rand(batch, device=device)
-    y = torch.randint(0, kw.get("classes", 1000) + 1, (batch,), device=device)
-    dt = torch.bfloat16
+PRECISIONS = ("bf16", "tf32")
 
-    def step():
-        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * eps
-        with torch.autocast(device_type=device, dtype=dt):
-            out = fwd(xt, t, y)
-        loss = F.mse_loss(out.float(), eps - x0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - 0.9995)
-        return loss
 
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
+class Config:
+    """One timed configuration: a model with its optimizer and EMA, one precision, eager or
+    compiled, at the first batch of `batches` that fits."""
 
-    for _ in range(warmup):
-        step()
-    sync()
+    def __init__(self, spec, a):
+        m, prec, mode = spec.split(":")
+        assert m in CONFIGS and prec in PRECISIONS and mode in ("eager", "compile"), spec
+        self.model_name, self.prec, self.compiled = m, prec, mode == "compile"
+        self.name = "DiTDH-" + m + ("" if prec == "bf16" else "-" + prec)
+        self.batches = [int(b) for b in (a.batches_xl if m == "XL" else a.batches_s).split(",")]
+        self.a = a
+        self.result = dict(name=self.name, precision=prec, compiled=self.compiled, ok=False)
+        self.step = None
+
+    def build(self):
+        """Model, optimizer, inputs and the step function at the first batch that fits (OOM:
+        the next one); warm-up steps included (for compile: the compilation)."""
+        a, device = self.a, self.a.device
+        for batch in self.batches:
+            try:
+                t0 = time.perf_counter()
+                self._build(batch)
+                for _ in range(a.warmup):
+                    self.step()
+                sync(device)
+                self.result.update(batch=batch, compile_s=time.perf_counter() - t0)
+                return True
+            except torch.OutOfMemoryError:
+                print(f"[torch_step_bench] {self.name} batch {batch}: out of memory", file=sys.stderr)
+                self.result.update(batch=batch, error="out of memory")
+                self.step = None
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+            except Exception as e:  # report and give up on this configuration
+                self.result.update(batch=batch, error=f"{type(e).__name__}: {e}"[:300])
+                print(f"[torch_step_bench] {self.name} batch {batch}: {self.result['error']}",
+                      file=sys.stderr)
+                self.step = None
+                return False
+        return False
+
+    def _build(self, batch):
+        a, device = self.a, self.a.device
+        st = shared_state(self.model_name, batch, a)
+        model, opt, ema, (x0, eps, t, y) = st["model"], st["opt"], st["ema"], st["data"]
+        if self.compiled and "compiled" not in st:  # one compiled module: bf16 and TF32 are two
+            st["compiled"] = torch.compile(model, mode=a.compile_mode)  # guarded graphs of it
+        fwd = st["compiled"] if self.compiled else model
+        bf16 = self.prec == "bf16"
+
+        def step():
+            xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * eps
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+                out = fwd(xt, t, y)
+            loss = F.mse_loss(out.float(), eps - x0)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - 0.9995)
+            return loss
+
+        self.step = step
+        self.params = sum(p.numel() for p in model.parameters())
+
+    def time(self):
+        a, device = self.a, self.a.device
+        if self.step is None:
+            return self.result
+        try:
+            self.step()  # one more warm step after the wait
+            sync(device)
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            for _ in range(a.steps):
+                loss = self.step()
+            sync(device)
+            sec = (time.perf_counter() - t0) / a.steps
+            b = self.result["batch"]
+            self.result.update(ok=True, images_per_s=b / sec, ms_per_step=sec * 1e3,
+                               loss=float(loss.detach()), params=self.params, error=None,
+                               peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9
+                               if device == "cuda" else 0.0)
+        except Exception as e:
+            self.result.update(ok=False, error=f"{type(e).__name__}: {e}"[:300])
+        return self.result
+
+
+_SHARED = {}
+
+
+def shared_state(model_name, batch, a):
+    """One model (with its AdamW and EMA) and one batch of random inputs per (model, batch),
+    shared by the configurations: the process holds one set of parameters and optimizer state,
+    not one per configuration (it waits beside the check's other GPU work)."""
+    key = (model_name, batch)
+    if key not in _SHARED:
+        for k in [k for k in _SHARED if k[0] == model_name]:
+            del _SHARED[k]  # a smaller batch after an out-of-memory: drop the larger one
+        device = a.device
+        torch.manual_seed(0)
+        kw = dict(CONFIGS[model_name])
+        if a.tiny:
+            kw.update(head_w=64, head_d=1, head_h=2, in_ch=24, grid=4, classes=10, fourier=8)
+        model = DiTDH(**kw).to(device)
+        ema = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.0,
+                                fused=device == "cuda")
+        T, C = kw.get("grid", 16) ** 2, kw.get("in_ch", 768)
+        gen = torch.Generator(device=device).manual_seed(1)  # random data, never zeros
+        data = (torch.randn(batch, T, C, device=device, generator=gen),
+                torch.randn(batch, T, C, device=device, generator=gen),
+                torch.rand(batch, device=device, generator=gen),
+                torch.randint(0, kw.get("classes", 1000) + 1, (batch,), device=device, generator=gen))
+        _SHARED[key] = dict(model=model, opt=opt, ema=ema, data=data)
+    return _SHARED[key]
+
+
+def sync(device):
     if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    sync()
-    sec = (time.perf_counter() - t0) / steps
-    peak = torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else 0.0
-    return dict(name="DiTDH-" + name, batch=batch, ok=True, images_per_s=batch / sec,
-                ms_per_step=sec * 1e3, peak_mem_gb=peak, compiled=compile_model,
-                loss=float(loss.detach()), params=sum(p.numel() for p in model.parameters()))
+        torch.cuda.synchronize()
+
+
+def set_precision(prec, device):
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # bf16 autocast leaves F32 matmuls TF32 too
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def wait_for(path, timeout):
+    t0 = time.time()
+    while not os.path.exists(path):
+        if time.time() - t0 > timeout:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="XL,S")
+    ap.add_argument("--configs", default="XL:bf16:eager,S:bf16:eager",
+                    help="MODEL:PRECISION:MODE,... (MODEL XL|S, PRECISION bf16|tf32, MODE eager|compile)")
     ap.add_argument("--batches-xl", default="256,128,64")
     ap.add_argument("--batches-s", default="256,128")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-mode", default="default", help="torch.compile mode")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
+    ap.add_argument("--ready-file", default="")
+    ap.add_argument("--go-file", default="")
+    ap.add_argument("--go-timeout", type=float, default=600)
     a = ap.parse_args()
+    configs = [Config(c, a) for c in a.configs.split(",") if c]
+    for c in configs:  # compile and warm up everything before any timing
+        set_precision(c.prec, a.device)
+        c.build()
+        print(f"[torch_step_bench] {c.name} ({'compile' if c.compiled else 'eager'}) ready: "
+              f"{c.result}", file=sys.stderr, flush=True)
     if a.device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-    for m in a.models.split(","):
-        batches = [int(b) for b in (a.batches_xl if m == "XL" else a.batches_s).split(",")]
-        res = dict(name="DiTDH-" + m, ok=False)
-        for b in batches:
-            try:
-                res = run(m, CONFIGS[m], b, a.steps, a.warmup, a.device, a.compile, a.tiny)
-                break
-            except torch.OutOfMemoryError as e:  # the next smaller batch
-                res = dict(name="DiTDH-" + m, ok=False, batch=b, error="out of memory")
-                print(f"[torch_step_bench] {m} batch {b}: out of memory", file=sys.stderr)
-                del e
-                if a.device == "cuda":
-                    torch.cuda.empty_cache()
-            except Exception as e:  # anything else: report it and go on to the next model
-                res = dict(name="DiTDH-" + m, ok=False, batch=b, error=f"{type(e).__name__}: {e}"[:300])
-                print(f"[torch_step_bench] {m} batch {b}: {res['error']}", file=sys.stderr)
-                break
-        print(json.dumps(res), flush=True)
+        torch.cuda.empty_cache()
+    if a.ready_file:
+        open(a.ready_file, "w").close()
+    if a.go_file and not wait_for(a.go_file, a.go_timeout):
+        print("[torch_step_bench] no go signal: exiting untimed", file=sys.stderr)
+        for c in configs:
+            c.result.update(ok=False, error="not timed (no go signal)")
+            print(json.dumps(c.result), flush=True)
+        return
+    for c in configs:
+        set_precision(c.prec, a.device)
+        print(json.dumps(c.time()), flush=True)
 
 
 if __name__ == "__main__":

@@ -92,13 +92,15 @@ void add_linear(std::vector<OpCase>& v) {
               if (c.backward()) {
                 Tensor dx = strided ? narrow_or_undef(c.grad[0], 2, 3, C) : c.grad[0];
                 op::linear_backward(dx, c.grad[1], bias ? c.grad[2] : Tensor(), c.dout[0], x,
-                                    c.in[1]);
+                                    c.in[1], c.mode);
               }
               return OpOutputs{{out}, {}};
             }};
   };
   v.push_back(linear("linear", true, false));
+  v.back().overwrite = {0};  // dx written; dw, db accumulate
   v.push_back(linear("linear_nobias", false, false));
+  v.back().overwrite = {0};
   v.push_back(linear("linear_strided_x", true, true));
 }
 
@@ -143,10 +145,10 @@ void add_norm(std::vector<OpCase>& v) {
 
   // Fused RMSNorm + modulate. per_token: (B, T, C) conditioning, else (B, C); chunked: shift and
   // scale are chunks 0 and 1 of a (.., 3C) adaLN output.
-  auto rms_mod = [](const std::string& name, bool per_token, bool shift, bool weight,
-                    bool chunked) -> OpCase {
+  auto rms_mod = [](const std::string& name, bool per_token, bool shift, bool weight, bool chunked,
+                    int64_t ada_chunks = 3) -> OpCase {
     Shape cs = per_token ? Shape{B, T, C} : Shape{B, C};
-    Shape ada = per_token ? Shape{B, T, 3 * C} : Shape{B, 3 * C};
+    Shape ada = per_token ? Shape{B, T, ada_chunks * C} : Shape{B, ada_chunks * C};
     std::vector<InputSpec> ins = {in("x", {B, T, C})};
     ins.push_back(weight ? uniform("w", {C}, 0.5, 1.5) : nograd("w_unused", {1}));
     if (chunked) {
@@ -178,15 +180,24 @@ void add_norm(std::vector<OpCase>& v) {
               op::rmsnorm_modulate_forward(out, rstd, c.in[0], w, sh, sc, kEps);
               if (c.backward())
                 op::rmsnorm_modulate_backward(c.grad[0], weight ? c.grad[1] : Tensor(), dsh, dsc,
-                                              c.dout[0], c.in[0], w, sc, rstd);
+                                              c.dout[0], c.in[0], w, sc, rstd, c.mode);
               return OpOutputs{{out}, {rstd}};
             }};
   };
+  // Overwrite: dshift and dscale are written (x's gradient, a residual stream, and w's
+  // accumulate); the 2-chunk cases write all of the strided adaLN gradient.
   v.push_back(rms_mod("rmsnorm_modulate_sample", false, true, true, false));
+  v.back().overwrite = {2, 3};
   v.push_back(rms_mod("rmsnorm_modulate_token", true, true, true, false));
+  v.back().overwrite = {2, 3};
   v.push_back(rms_mod("rmsnorm_modulate_noshift_noweight", false, false, false, false));
+  v.back().overwrite = {3};
   v.push_back(rms_mod("rmsnorm_modulate_chunked_sample", false, true, true, true));
   v.push_back(rms_mod("rmsnorm_modulate_chunked_token", true, true, false, true));
+  v.push_back(rms_mod("rmsnorm_modulate_chunked2_sample", false, true, true, true, 2));
+  v.back().overwrite = {2};
+  v.push_back(rms_mod("rmsnorm_modulate_chunked2_token", true, true, true, true, 2));
+  v.back().overwrite = {2};
 }
 
 // ---- activation ----------------------------------------------------------------------------
@@ -211,9 +222,10 @@ void add_activation(std::vector<OpCase>& v) {
   v.push_back({"swiglu", {in("x12", {B, T, 2 * C})}, [](OpCtx& c) {
                  Tensor out = c.empty({B, T, C});
                  op::swiglu_forward(out, c.in[0]);
-                 if (c.backward()) op::swiglu_backward(c.grad[0], c.dout[0], c.in[0]);
+                 if (c.backward()) op::swiglu_backward(c.grad[0], c.dout[0], c.in[0], c.mode);
                  return OpOutputs{{out}, {}};
                }});
+  v.back().overwrite = {0};
 }
 
 // ---- attention -----------------------------------------------------------------------------
@@ -230,9 +242,10 @@ void add_attention(std::vector<OpCase>& v) {
                  Tensor out = c.empty({B, T, H, D}), lse = c.stat({B, H, T});
                  op::attention_forward(out, lse, c.in[0], scale);
                  if (c.backward())
-                   op::attention_backward(c.grad[0], c.dout[0], c.in[0], out, lse, scale);
+                   op::attention_backward(c.grad[0], c.dout[0], c.in[0], out, lse, scale, c.mode);
                  return OpOutputs{{out}, {lse}};
                }});
+  v.back().overwrite = {0};
   // RoPE on a 2x3 token grid, head dim 8; tables built by rope2d_tables (F32, fixed).
   constexpr int64_t gh = 2, gw = 3, hd = 8, Tr = gh * gw;
   auto table = [](bool cos_table) {
@@ -306,13 +319,16 @@ void add_modulate(std::vector<OpCase>& v) {
               op::gate_residual_forward(x, c.in[1], c.in[2]);
               if (c.backward()) {
                 c.accum(0, c.dout[0]);  // the residual passes dres through unchanged
-                op::gate_residual_backward(c.grad[1], c.grad[2], c.dout[0], c.in[1], c.in[2]);
+                op::gate_residual_backward(c.grad[1], c.grad[2], c.dout[0], c.in[1], c.in[2],
+                                           c.mode);
               }
               return OpOutputs{{x}, {}};
             }};
   };
   v.push_back(gate("gate_residual_sample", false));
+  v.back().overwrite = {1, 2};  // dy, dgate written
   v.push_back(gate("gate_residual_token", true));
+  v.back().overwrite = {1, 2};
 }
 
 // ---- embed ---------------------------------------------------------------------------------

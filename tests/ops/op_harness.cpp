@@ -75,6 +75,13 @@ std::vector<std::string> case_names(bool with_grad_only) {
   return names;
 }
 
+std::vector<std::string> overwrite_case_names() {
+  std::vector<std::string> names;
+  for (const OpCase& c : op_cases())
+    if (!c.overwrite.empty()) names.push_back(c.name);
+  return names;
+}
+
 std::vector<Tensor> make_inputs(const OpCase& c, uint64_t seed) {
   std::vector<Tensor> v;
   for (size_t i = 0; i < c.inputs.size(); ++i) {
@@ -101,10 +108,14 @@ std::vector<Tensor> rounded(const OpCase& c, const std::vector<Tensor>& inputs, 
 }
 
 RunResult run_case(const OpCase& c, const std::vector<Tensor>& inputs, Device device, DType dtype,
-                   const std::vector<Tensor>* douts, std::vector<bool> grad_mask, int repeats) {
+                   const std::vector<Tensor>* douts, std::vector<bool> grad_mask, int repeats,
+                   rae::ops::GradMode mode) {
+  RAE_CHECK(mode == rae::ops::GradMode::Accumulate || (repeats == 1 && !c.overwrite.empty()),
+            "op harness: case ", c.name, " run in overwrite mode without an overwrite list");
   OpCtx ctx;
   ctx.device = device;
   ctx.dtype = dtype;
+  ctx.mode = mode;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
     Tensor d = (c.inputs[i].fixed || t.dtype() == dtype) ? t.clone() : t.cast(dtype);
@@ -113,10 +124,14 @@ RunResult run_case(const OpCase& c, const std::vector<Tensor>& inputs, Device de
   if (grad_mask.empty()) grad_mask.assign(inputs.size(), true);
   if (douts) {
     for (const Tensor& d : *douts) ctx.dout.push_back(d.cast(dtype).to(device));
-    for (size_t i = 0; i < inputs.size(); ++i)
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const bool poison = mode == rae::ops::GradMode::Overwrite &&
+                          std::find(c.overwrite.begin(), c.overwrite.end(), static_cast<int>(i)) !=
+                              c.overwrite.end();
       ctx.grad.push_back(c.inputs[i].grad && grad_mask[i]
-                             ? Tensor::zeros(inputs[i].shape(), dtype, device)
+                             ? Tensor::full(inputs[i].shape(), poison ? NAN : 0.0, dtype, device)
                              : Tensor());
+    }
   } else {
     ctx.grad.assign(inputs.size(), Tensor());
   }

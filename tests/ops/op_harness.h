@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/grad_mode.h"
 #include "tensor/tensor.h"
 
 namespace rae::test::ops {
@@ -41,6 +42,9 @@ InputSpec labels(const std::string& name, const std::vector<int32_t>& values);  
 struct OpCtx {
   Device device;
   DType dtype = DType::F32;
+  // The mode to pass to the backward op (ops/grad_mode.h). Under Overwrite the gradient buffers
+  // of the case's `overwrite` inputs hold NaN on entry: the op must write every element.
+  rae::ops::GradMode mode = rae::ops::GradMode::Accumulate;
   std::vector<Tensor> in;
   std::vector<Tensor> dout;
   std::vector<Tensor> grad;
@@ -70,6 +74,9 @@ struct OpCase {
   std::function<OpOutputs(OpCtx&)> run;
   // Optional naive F64 forward: expected outputs (not aux) from the CPU inputs of make_inputs.
   std::function<std::vector<Tensor>(const std::vector<Tensor>& in)> reference = nullptr;
+  // Inputs whose gradient buffers the backward op writes whole under GradMode::Overwrite (the
+  // case passes ctx.mode to the op); empty: the case has no overwrite mode.
+  std::vector<int> overwrite = {};
   bool bf16 = true;        // also run on CUDA in bf16
   double f32_tol = 1e-4;   // F32 vs F64, normalised max error
   double bf16_tol = 2e-2;  // bf16 vs F64
@@ -81,6 +88,7 @@ const std::vector<OpCase>& op_cases();
 void attach_references(std::vector<OpCase>& cases);  // op_references.cpp
 const OpCase& find_case(const std::string& name);
 std::vector<std::string> case_names(bool with_grad_only = false);
+std::vector<std::string> overwrite_case_names();  // the cases with an overwrite mode
 
 // Results copied to the CPU in F64.
 struct RunResult {
@@ -93,10 +101,11 @@ std::vector<Tensor> make_inputs(const OpCase& c, uint64_t seed = 1);
 std::vector<Tensor> rounded(const OpCase& c, const std::vector<Tensor>& inputs, DType dtype);
 // Runs a case. With `douts` (CPU, one per output) it also runs the backward; `grad_mask`
 // (one bool per input, default all) selects which gradients are requested; `repeats` calls the
-// case that many times with the same gradient buffers.
+// case that many times with the same gradient buffers. `mode` Overwrite fills the gradient
+// buffers of c.overwrite with NaN instead of zeros and runs the case with ctx.mode = Overwrite.
 RunResult run_case(const OpCase& c, const std::vector<Tensor>& inputs, Device device, DType dtype,
                    const std::vector<Tensor>* douts = nullptr, std::vector<bool> grad_mask = {},
-                   int repeats = 1);
+                   int repeats = 1, rae::ops::GradMode mode = rae::ops::GradMode::Accumulate);
 // Fixed random weights shaped like the outputs (the loss is sum(out * w)).
 std::vector<Tensor> loss_weights(const RunResult& forward, uint64_t seed = 7);
 double loss(const RunResult& r, const std::vector<Tensor>& weights);

@@ -175,6 +175,8 @@ std::map<std::string, Ref> references() {
     return std::vector<Tensor>{
         modulate_ref(norm_ref(in[0], {}, {}, false), cols(in[2], 0, 8), cols(in[2], 8, 8))};
   };
+  r["rmsnorm_modulate_chunked2_sample"] = r["rmsnorm_modulate_chunked2_token"] =
+      r["rmsnorm_modulate_chunked_sample"];
   // activation
   r["gelu_exact"] = unary([](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); });
   r["gelu_tanh"] = unary([](double x) {

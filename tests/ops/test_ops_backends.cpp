@@ -17,14 +17,17 @@ std::string param_name(const testing::TestParamInfo<std::string>& info) {
 
 // Runs case `name` on (device, dtype) and compares outputs, saved statistics and gradients to
 // the CPU F64 run on the same (rounded) inputs.
-void compare_to_cpu(const std::string& name, Device device, DType dtype, double tol) {
+// `mode` Overwrite: the run under test writes NaN-poisoned gradient buffers (ops/grad_mode.h);
+// the reference accumulates into zeros.
+void compare_to_cpu(const std::string& name, Device device, DType dtype, double tol,
+                    rae::ops::GradMode mode = rae::ops::GradMode::Accumulate) {
   const OpCase& c = find_case(name);
   std::vector<Tensor> x = rounded(c, make_inputs(c), dtype);
   std::vector<Tensor> w = loss_weights(run_case(c, x, Device::cpu(), DType::F64));
   for (Tensor& t : w) t = t.cast(dtype).cast(DType::F64);  // output gradients exact in dtype
   const bool bwd = c.has_grad();
   RunResult ref = run_case(c, x, Device::cpu(), DType::F64, bwd ? &w : nullptr);
-  RunResult got = run_case(c, x, device, dtype, bwd ? &w : nullptr);
+  RunResult got = run_case(c, x, device, dtype, bwd ? &w : nullptr, {}, 1, mode);
   ASSERT_EQ(got.out.size(), ref.out.size());
   for (size_t k = 0; k < ref.out.size(); ++k)
     EXPECT_LT(normalized_error(got.out[k], ref.out[k]), tol) << name << " output " << k;
@@ -77,6 +80,22 @@ TEST_P(OpBackendCuda, Bf16MatchesCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpBackendCuda, testing::ValuesIn(case_names()), param_name);
+
+// GradMode::Overwrite on the GPU (NaN-poisoned buffers) against the CPU F64 accumulate run, in
+// F32 and BF16: the fast kernels' overwrite variants, and in the check's "legacy" configuration
+// (RAE_CUDA_LEGACY=all RAE_ATTENTION=gemm) the zero-then-accumulate fallbacks.
+class OpOverwriteCuda : public testing::TestWithParam<std::string> {};
+
+TEST_P(OpOverwriteCuda, F32AndBf16MatchCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (build without CUDA or no GPU answers)";
+  const OpCase& c = find_case(GetParam());
+  compare_to_cpu(c.name, Device::cuda(), DType::F32, c.f32_tol, rae::ops::GradMode::Overwrite);
+  if (c.bf16)
+    compare_to_cpu(c.name, Device::cuda(), DType::BF16, c.bf16_tol, rae::ops::GradMode::Overwrite);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, OpOverwriteCuda, testing::ValuesIn(overwrite_case_names()),
+                         param_name);
 
 }  // namespace
 }  // namespace rae::test::ops

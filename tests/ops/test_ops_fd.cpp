@@ -97,6 +97,34 @@ TEST_P(OpGrad, UndefinedGradientsAreSkipped) {
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpGrad, testing::ValuesIn(case_names(true)), param_name);
 
+class OpOverwrite : public testing::TestWithParam<std::string> {};
+
+TEST_P(OpOverwrite, WritesFreshBuffersAsAccumulateWritesZeroedOnes) {
+  // GradMode::Overwrite (ops/grad_mode.h): with the overwritten gradients starting as NaN, every
+  // gradient equals the Accumulate run's on zero-filled buffers, in F64 and F32, bit for bit
+  // (x + 0 == x), and the accumulating gradients of the case are unaffected. Each buffer is
+  // also asked for alone (the others undefined), as the DiT block's frozen passes do.
+  const OpCase& c = find_case(GetParam());
+  for (DType dt : {DType::F64, DType::F32}) {
+    std::vector<Tensor> x = rounded(c, make_inputs(c), dt);
+    std::vector<Tensor> w = loss_weights(run_case(c, x, Device::cpu(), dt));
+    RunResult acc = run_case(c, x, Device::cpu(), dt, &w);
+    RunResult ow = run_case(c, x, Device::cpu(), dt, &w, {}, 1, rae::ops::GradMode::Overwrite);
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      if (!c.inputs[i].grad) continue;
+      ASSERT_EQ(normalized_error(ow.grad[i], acc.grad[i]), 0.0)
+          << c.inputs[i].name << " in " << dtype_name(dt);
+      std::vector<bool> mask(c.inputs.size(), false);
+      mask[i] = true;
+      RunResult one = run_case(c, x, Device::cpu(), dt, &w, mask, 1, rae::ops::GradMode::Overwrite);
+      EXPECT_EQ(normalized_error(one.grad[i], acc.grad[i]), 0.0)
+          << c.inputs[i].name << " alone, in " << dtype_name(dt);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, OpOverwrite, testing::ValuesIn(overwrite_case_names()), param_name);
+
 class OpPrecision : public testing::TestWithParam<std::string> {};
 
 TEST_P(OpPrecision, F32MatchesF64) {

@@ -34,11 +34,12 @@ struct TinyRun {
   std::unique_ptr<TensorImageStream> stream;
   std::unique_ptr<train::Trainer> trainer;
   train::Stage1Objective* obj = nullptr;
-  TinyRun(const train::Stage1Config& c, int64_t n_images, int64_t batch) {
+  TinyRun(const train::Stage1Config& c, int64_t n_images, int64_t batch,
+          const train::TrainConfig* base = nullptr) {
     stream = std::make_unique<TensorImageStream>(random_images(n_images, c.image_size, 5));
     auto o = std::make_unique<train::Stage1Objective>(c, tiny_encoder_dir());
     obj = o.get();
-    train::TrainConfig t = golden_train_config(batch);
+    train::TrainConfig t = base ? *base : golden_train_config(batch);
     trainer = std::make_unique<train::Trainer>(t, *stream, "", nullptr, std::move(o));
   }
 };
@@ -92,6 +93,29 @@ TEST(Stage1Schedule, TermsAndDiscriminatorOptimizerStartWhenScheduled) {
       EXPECT_LE(s.metrics.at("disc_accuracy"), 1.0);
     }
   }
+}
+
+// The total loss jumps by design when LPIPS starts (here x100 weight: far above the guard's
+// factor); the loss-spike guard watches the L1 term instead and lets the run go on.
+TEST(Stage1Train, LossSpikeGuardWatchesL1) {
+  train::Stage1Config c = golden_stage1_config();
+  c.lpips_start_epoch = 0.5;  // from step 2 (4 steps per epoch)
+  c.disc_update_start_epoch = 10;
+  c.disc_start_epoch = 10;
+  c.perceptual_weight = 100;
+  train::TrainConfig t = golden_train_config(2);
+  t.loss_spike_factor = 3;
+  t.loss_spike_warmup = 1;
+  TinyRun r(c, 8, 2, &t);
+  EXPECT_EQ(r.obj->guard_metric(), "l1");
+  double before = 0, after = 0;
+  for (int64_t step = 0; step < 6; ++step) {
+    SCOPED_TRACE(step);
+    train::StepStats s;
+    ASSERT_NO_THROW(s = r.trainer->step());
+    (step < 2 ? before : after) = s.metrics.at("loss");
+  }
+  EXPECT_GT(after, t.loss_spike_factor * before);  // what the guard would have stopped on
 }
 
 TEST(Stage1Lambda, ClampedToMaxDWeight) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "diffusion/flow.h"
+#include "tensor/cuda_stream.cuh"
 
 namespace rae::diffusion::cuda {
 
@@ -35,7 +36,7 @@ void draw_flow_batch(const FlowDraws& d, const Tensor& ids, const Tensor& labels
   if (B == 0 || D == 0) return;
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((B * D + threads - 1) / threads, 65535);
-  flow_draw_kernel<<<static_cast<unsigned>(blocks), threads>>>(
+  flow_draw_kernel<<<static_cast<unsigned>(blocks), threads, 0, cur_stream()>>>(
       d, static_cast<const int64_t*>(ids.raw()), static_cast<const int32_t*>(labels.raw()),
       static_cast<float*>(eps.raw()), static_cast<float*>(t.raw()), static_cast<int32_t*>(y.raw()),
       B, D);

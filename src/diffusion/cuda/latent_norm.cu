@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "diffusion/latent_norm.h"
+#include "tensor/cuda_stream.cuh"
 
 namespace rae::diffusion::cuda {
 
@@ -27,7 +28,7 @@ void launch(const Tensor& z, const LatentStats& s, const char* op) {
   if (n == 0) return;
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535);
-  latent_norm_kernel<kForward><<<static_cast<unsigned>(blocks), threads>>>(
+  latent_norm_kernel<kForward><<<static_cast<unsigned>(blocks), threads, 0, cur_stream()>>>(
       static_cast<float*>(z.raw()), static_cast<const float*>(s.mean.raw()),
       static_cast<const float*>(s.var.raw()), static_cast<float>(s.eps), s.mean.numel(), n);
   cudaError_t e = cudaGetLastError();

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "eval/pairwise.h"
+#include "tensor/cuda_stream.cuh"
 
 #define RAE_EVAL_CUDA_CHECK(expr)                                                      \
   do {                                                                                 \
@@ -110,7 +111,7 @@ void update_smallest(const Tensor& dots, const Tensor& row_norms, const Tensor& 
   switch (state.dim(1)) {
 #define RAE_SMALLEST_CASE(K)                                        \
   case K:                                                           \
-    smallest_kernel<K><<<grid, block>>>(g, nu, nv, st, rows, cols); \
+    smallest_kernel<K><<<grid, block, 0, cur_stream()>>>(g, nu, nv, st, rows, cols); \
     break;
     RAE_SMALLEST_CASE(1)
     RAE_SMALLEST_CASE(2)
@@ -133,7 +134,7 @@ void update_within(const Tensor& dots, const Tensor& row_norms, const Tensor& co
                    const Tensor& col_flags) {
   const int64_t rows = dots.dim(0), cols = dots.dim(1);
   if (rows == 0) return;
-  within_kernel<<<grid_for(rows), 32 * kWarpsPerBlock>>>(
+  within_kernel<<<grid_for(rows), 32 * kWarpsPerBlock, 0, cur_stream()>>>(
       dots.data<float>(), row_norms.data<float>(), col_norms.data<float>(), row_radii.data<float>(),
       col_radii.data<float>(), row_flags.data<int32_t>(), col_flags.data<int32_t>(), rows, cols);
   RAE_EVAL_CUDA_CHECK(cudaPeekAtLastError());

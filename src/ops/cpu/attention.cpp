@@ -124,7 +124,8 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale) {
+                        const Tensor& out, const Tensor& lse, double scale, GradMode mode) {
+  const double beta = mode == GradMode::Overwrite ? 0.0 : 1.0;  // 0: dqkv is written, not read
   float_dispatch(qkv.dtype(), "attention_backward", [&](auto tag) {
     using T = decltype(tag);
     const int64_t B = qkv.dim(0), Tn = qkv.dim(1), H = qkv.dim(3), D = qkv.dim(4);
@@ -156,9 +157,9 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
           for (int64_t j = 0; j < Tn; ++j) ds[j] = p[j] * (ds[j] - static_cast<T>(delta));
         }
         // dV += P^T dO; dQ += scale dS K; dK += scale dS^T Q
-        gemm_rm<T>(true, false, Tn, D, Tn, 1.0, P.data(), Tn, dO, ldo, 1.0, gv.v, gv.ld);
-        gemm_rm<T>(false, false, Tn, D, Tn, scale, dS.data(), Tn, hv.k, hv.ld, 1.0, gv.q, gv.ld);
-        gemm_rm<T>(true, false, Tn, D, Tn, scale, dS.data(), Tn, hv.q, hv.ld, 1.0, gv.k, gv.ld);
+        gemm_rm<T>(true, false, Tn, D, Tn, 1.0, P.data(), Tn, dO, ldo, beta, gv.v, gv.ld);
+        gemm_rm<T>(false, false, Tn, D, Tn, scale, dS.data(), Tn, hv.k, hv.ld, beta, gv.q, gv.ld);
+        gemm_rm<T>(true, false, Tn, D, Tn, scale, dS.data(), Tn, hv.q, hv.ld, beta, gv.k, gv.ld);
       }
     });
   });

@@ -124,14 +124,15 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
 }
 
 void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
-                     const Tensor& x, const Tensor& w) {
+                     const Tensor& x, const Tensor& w, GradMode mode) {
   float_dispatch(x.dtype(), "linear_backward", [&](auto tag) {
     using T = decltype(tag);
     Rows<T> xr = rows_of<T>(x), d = rows_of<T>(dout);
     const int64_t O = w.dim(0), I = w.dim(1);
-    if (dx.defined()) {  // dx (N, I) += dout (N, O) @ w (O, I)
+    if (dx.defined()) {  // dx (N, I) (+)= dout (N, O) @ w (O, I); beta 0 never reads dx
       Rows<T> g = rows_of<T>(dx);
-      gemm_rm<T>(false, false, d.n, I, O, 1.0, d.p, d.ld, ptr<T>(w), I, 1.0, g.p, g.ld);
+      const double beta = mode == GradMode::Overwrite ? 0.0 : 1.0;
+      gemm_rm<T>(false, false, d.n, I, O, 1.0, d.p, d.ld, ptr<T>(w), I, beta, g.p, g.ld);
     }
     if (dw.defined())  // dw (O, I) += dout^T (O, N) @ x (N, I)
       gemm_rm<T>(true, false, O, I, d.n, 1.0, d.p, d.ld, xr.p, xr.ld, 1.0, ptr<T>(dw), I);

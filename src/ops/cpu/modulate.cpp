@@ -14,11 +14,13 @@ namespace {
 // Adds acc into the conditioning-gradient row of token row i when the row is complete:
 // every token for per-token conditioning, at the sample's last token for per-sample.
 template <typename T>
-void flush(const CondRows<T>& g, int64_t i, bool last_token, std::vector<double>& acc) {
+void flush(const CondRows<T>& g, int64_t i, bool last_token, std::vector<double>& acc,
+           bool overwrite = false) {
   if (!g.defined()) return;
   if (g.tokens_per_row != 1 && !last_token) return;
   T* o = g.row(i);
-  for (size_t j = 0; j < acc.size(); ++j) o[j] += static_cast<T>(acc[j]);
+  for (size_t j = 0; j < acc.size(); ++j)
+    o[j] = overwrite ? static_cast<T>(acc[j]) : o[j] + static_cast<T>(acc[j]);
   std::fill(acc.begin(), acc.end(), 0.0);
 }
 
@@ -93,7 +95,8 @@ void gate_residual_forward(const Tensor& x, const Tensor& y, const Tensor& gate)
 }
 
 void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dres,
-                            const Tensor& y, const Tensor& gate) {
+                            const Tensor& y, const Tensor& gate, GradMode mode) {
+  const bool overwrite = mode == GradMode::Overwrite;
   float_dispatch(y.dtype(), "gate_residual_backward", [&](auto tag) {
     using T = decltype(tag);
     Rows<T> yr = rows_of<T>(y), d = rows_of<T>(dres), g = rows_of<T>(dy);
@@ -106,11 +109,14 @@ void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor&
         const T *v = yr.row(i), *dr = d.row(i), *s = gt.row(i);
         if (g.p) {
           T* gv = g.row(i);
-          for (int64_t j = 0; j < C; ++j) gv[j] += s[j] * dr[j];
+          if (overwrite)
+            for (int64_t j = 0; j < C; ++j) gv[j] = s[j] * dr[j];
+          else
+            for (int64_t j = 0; j < C; ++j) gv[j] += s[j] * dr[j];
         }
         if (gg.defined()) {
           for (int64_t j = 0; j < C; ++j) sg[j] += static_cast<double>(dr[j]) * v[j];
-          flush(gg, i, t == Tn - 1, sg);
+          flush(gg, i, t == Tn - 1, sg, overwrite);
         }
       }
     });

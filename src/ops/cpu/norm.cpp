@@ -208,7 +208,9 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
 
 void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor& dshift,
                                const Tensor& dscale, const Tensor& dout, const Tensor& x,
-                               const Tensor& w, const Tensor& scale, const Tensor& rstd) {
+                               const Tensor& w, const Tensor& scale, const Tensor& rstd,
+                               GradMode mode) {
+  const bool overwrite = mode == GradMode::Overwrite;  // dshift, dscale written
   float_dispatch(x.dtype(), "rmsnorm_modulate_backward", [&](auto tag) {
     using T = decltype(tag);
     Rows<T> xr = rows_of<T>(x), d = rows_of<T>(dout);
@@ -241,12 +243,14 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
           // per-token gradients are written every token, per-sample ones once per sample
           if (gsh.defined() && (gsh.tokens_per_row == 1 || last)) {
             T* o = gsh.row(i);
-            for (int64_t j = 0; j < C; ++j) o[j] += static_cast<T>(ssh[j]);
+            for (int64_t j = 0; j < C; ++j)
+              o[j] = overwrite ? static_cast<T>(ssh[j]) : o[j] + static_cast<T>(ssh[j]);
             std::fill(ssh.begin(), ssh.end(), 0.0);
           }
           if (gsc.defined() && (gsc.tokens_per_row == 1 || last)) {
             T* o = gsc.row(i);
-            for (int64_t j = 0; j < C; ++j) o[j] += static_cast<T>(ssc[j]);
+            for (int64_t j = 0; j < C; ++j)
+              o[j] = overwrite ? static_cast<T>(ssc[j]) : o[j] + static_cast<T>(ssc[j]);
             std::fill(ssc.begin(), ssc.end(), 0.0);
           }
         }

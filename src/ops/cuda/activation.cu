@@ -84,8 +84,8 @@ void gelu_forward(const Tensor& out, const Tensor& x, GeluKind kind) {
   same_numel(out, x, op, "out", "x");
   int64_t n = x.numel();
   if (n == 0) return;
-  gelu_fwd_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), n,
-                                       kind == GeluKind::Tanh);
+  gelu_fwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), n,
+                                                        kind == GeluKind::Tanh);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -96,8 +96,8 @@ void gelu_backward(const Tensor& dx, const Tensor& dout, const Tensor& x, GeluKi
   same_numel(dout, x, op, "dout", "x");
   int64_t n = x.numel();
   if (n == 0) return;
-  gelu_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), n,
-                                       kind == GeluKind::Tanh);
+  gelu_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
+                                                        ptr(x, op, "x"), n, kind == GeluKind::Tanh);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -106,7 +106,7 @@ void silu_forward(const Tensor& out, const Tensor& x) {
   same_numel(out, x, op, "out", "x");
   int64_t n = x.numel();
   if (n == 0) return;
-  silu_fwd_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), n);
+  silu_fwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -117,8 +117,8 @@ void silu_backward(const Tensor& dx, const Tensor& dout, const Tensor& x) {
   same_numel(dout, x, op, "dout", "x");
   int64_t n = x.numel();
   if (n == 0) return;
-  silu_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"),
-                                       n);
+  silu_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
+                                                        ptr(x, op, "x"), n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -133,12 +133,12 @@ void swiglu_forward(const Tensor& out, const Tensor& x12) {
             ", ", H, ")");
   if (N * H == 0) return;
   if (fast_swiglu_forward(out, x12)) return;
-  swiglu_fwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(ptr(out, op, "out"), ptr(x12, op, "x12"),
-                                                           N, H);
+  swiglu_fwd_kernel<<<grid_rows(N), threads_for_cols(H), 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x12, op, "x12"), N, H);
   RAE_CUDA_LAUNCHED(op);
 }
 
-void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) {
+void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12, GradMode mode) {
   const char* op = "cuda::swiglu_backward";
   if (!dx12.defined()) return;
   require(x12, op, "x12");
@@ -149,8 +149,10 @@ void swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) 
   int64_t H = H2 / 2, N = x12.numel() / H2;
   RAE_CHECK(dout.numel() == N * H, op, ": dout ", dout.str(), ", expected (", N, ", ", H, ")");
   if (N * H == 0) return;
-  if (fast_swiglu_backward(dx12, dout, x12)) return;
-  swiglu_bwd_kernel<<<grid_rows(N), threads_for_cols(H)>>>(
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fast_swiglu_backward(dx12, dout, x12, overwrite)) return;
+  if (overwrite) zero_grad_buffer(dx12);  // the scalar kernel accumulates
+  swiglu_bwd_kernel<<<grid_rows(N), threads_for_cols(H), 0, cur_stream()>>>(
       ptr(dx12, op, "dx12"), ptr(dout, op, "dout"), ptr(x12, op, "x12"), N, H);
   RAE_CUDA_LAUNCHED(op);
 }

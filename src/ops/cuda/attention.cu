@@ -372,8 +372,8 @@ void launch_fwd(const AttnShape& s, Ptr qkv, Ptr out, float* lse, double scale) 
   }();
   (void)configured;
   dim3 grid((unsigned)((s.T + kBlockRows - 1) / kBlockRows), (unsigned)(s.B * s.H));
-  attn_fwd_kernel<DP, DC>
-      <<<grid, kWarps * 32, bytes>>>((int)s.D, qkv, out, lse, s.T, s.H, (float)scale * kLog2e);
+  attn_fwd_kernel<DP, DC><<<grid, kWarps * 32, bytes, cur_stream()>>>((int)s.D, qkv, out, lse, s.T,
+                                                                      s.H, (float)scale * kLog2e);
   RAE_CUDA_LAUNCHED("cuda::attention_forward");
 }
 
@@ -392,11 +392,11 @@ void launch_bwd(const AttnShape& s, Ptr qkv, Ptr dout, const float* lse, const f
   dim3 grid((unsigned)((s.T + kBlockRows - 1) / kBlockRows), (unsigned)(s.B * s.H));
   float sc = (float)scale, sl = (float)scale * kLog2e;
   int d = (int)s.D;
-  attn_bwd_dq_kernel<DP, DC>
-      <<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T, s.H, sc, sl);
+  attn_bwd_dq_kernel<DP, DC><<<grid, kWarps * 32, bytes, cur_stream()>>>(d, qkv, dout, lse, delta,
+                                                                         dqkv, s.T, s.H, sc, sl);
   RAE_CUDA_LAUNCHED("cuda::attention_backward (dq)");
-  attn_bwd_dkv_kernel<DP, DC>
-      <<<grid, kWarps * 32, bytes>>>(d, qkv, dout, lse, delta, dqkv, s.T, s.H, sc, sl);
+  attn_bwd_dkv_kernel<DP, DC><<<grid, kWarps * 32, bytes, cur_stream()>>>(d, qkv, dout, lse, delta,
+                                                                          dqkv, s.T, s.H, sc, sl);
   RAE_CUDA_LAUNCHED("cuda::attention_backward (dk, dv)");
 }
 
@@ -491,7 +491,7 @@ void gemm_attention_forward(const AttnShape& s, const Tensor& out, float* lse, c
   for (int64_t b0 = 0; b0 < s.B; b0 += a.Bc) {
     int64_t nb = std::min(a.Bc, s.B - b0), rows = nb * s.H * s.T;
     gemm_attn_scores(a, b0, nb, static_cast<float*>(S.raw()), scale);
-    gemm_attn_softmax_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(
+    gemm_attn_softmax_kernel<<<(unsigned)((rows + 7) / 8), 256, 0, cur_stream()>>>(
         static_cast<const float*>(S.raw()), pp, lse + b0 * s.H * s.T, rows, s.T);
     RAE_CUDA_LAUNCHED("cuda::attention_forward (softmax)");
     for (int64_t h = 0; h < s.H; ++h) {  // O = P V into out (B, T, H, D)
@@ -508,9 +508,11 @@ void gemm_attention_forward(const AttnShape& s, const Tensor& out, float* lse, c
   }
 }
 
+// overwrite (GradMode::Overwrite): each of dQ, dK, dV is written once per (chunk, head) with
+// beta = 0 instead of added with beta = 1.
 void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tensor& dout,
-                             const Tensor& qkv, const float* lse, const float* delta,
-                             double scale) {
+                             const Tensor& qkv, const float* lse, const float* delta, double scale,
+                             bool overwrite) {
   GemmAttn a = gemm_attn_setup(s, qkv);
   GemmAttn d = gemm_attn_setup(s, dqkv);  // the same layout over the gradient
   const int64_t TT = s.T * s.T;
@@ -536,7 +538,7 @@ void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tenso
       g.batch = nb;
       run_gemm(g);
     }
-    gemm_attn_dscores_kernel<<<grid_rows(rows), threads_for_cols(s.T)>>>(
+    gemm_attn_dscores_kernel<<<grid_rows(rows), threads_for_cols(s.T), 0, cur_stream()>>>(
         static_cast<const float*>(S.raw()), static_cast<const float*>(dP.raw()),
         lse + b0 * s.H * s.T, delta + b0 * s.H * s.T, ptr(P, "attention", "P"),
         ptr(dS, "attention", "dS"), rows, s.T, static_cast<float>(scale));
@@ -549,7 +551,7 @@ void gemm_attention_backward(const AttnShape& s, const Tensor& dqkv, const Tenso
       g.in_t = a.dt;
       g.lda = s.T, g.stride_a = s.H * TT;
       g.ldc = d.ld_qkv(), g.stride_c = d.bs_qkv(), g.c_t = d.dt;
-      g.beta = 1.f;
+      g.beta = overwrite ? 0.f : 1.f;
       g.batch = nb;
       Gemm gv = g;  // dV += P^T dO
       gv.A = Ph, gv.ta = true;
@@ -678,7 +680,7 @@ void rope_run(const Tensor& qkv, const Tensor& cos, const Tensor& sin, bool back
   check_shape(sin, {s.T, s.D}, op, "sin");
   int64_t n = s.B * s.T * 2 * s.H * (s.D / 2);
   if (n == 0) return;
-  rope_kernel<<<grid_rows(s.B * s.T), threads_for_cols(s.H * s.D)>>>(
+  rope_kernel<<<grid_rows(s.B * s.T), threads_for_cols(s.H * s.D), 0, cur_stream()>>>(
       ptr(qkv, op, "qkv"), ptr(cos, op, "cos"), ptr(sin, op, "sin"), s.B, s.T, s.H, s.D, backward);
   RAE_CUDA_LAUNCHED(op);
 }
@@ -692,7 +694,8 @@ void softmax_forward(const Tensor& out, const Tensor& x) {
   require(out, op, "out");
   require_numel(out, x.numel(), op, "out");
   if (x.numel() == 0) return;
-  softmax_fwd_kernel<<<(unsigned)((N + 7) / 8), 256>>>(ptr(out, op, "out"), ptr(x, op, "x"), N, C);
+  softmax_fwd_kernel<<<(unsigned)((N + 7) / 8), 256, 0, cur_stream()>>>(ptr(out, op, "out"),
+                                                                        ptr(x, op, "x"), N, C);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -705,8 +708,8 @@ void softmax_backward(const Tensor& dx, const Tensor& dout, const Tensor& out) {
   require_numel(dx, out.numel(), op, "dx");
   require_numel(dout, out.numel(), op, "dout");
   if (out.numel() == 0) return;
-  softmax_bwd_kernel<<<(unsigned)((N + 7) / 8), 256>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                       ptr(out, op, "out"), N, C);
+  softmax_bwd_kernel<<<(unsigned)((N + 7) / 8), 256, 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(out, op, "out"), N, C);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -724,7 +727,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, 
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                        const Tensor& out, const Tensor& lse, double scale) {
+                        const Tensor& out, const Tensor& lse, double scale, GradMode mode) {
   const char* op = "cuda::attention_backward";
   if (!dqkv.defined()) return;
   AttnShape s = attn_shape(qkv, op);
@@ -737,14 +740,16 @@ void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qk
       o = ptr(out, op, "out");
   int64_t rows = s.B * s.T * s.H;
   if (rows == 0) return;
-  if (fused_attention_backward(dqkv, dout, qkv, out, lp, scale)) return;
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fused_attention_backward(dqkv, dout, qkv, out, lp, scale, overwrite)) return;
   Tensor delta = Tensor::empty({s.B, s.H, s.T}, DType::F32, qkv.device());
-  attn_delta_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(dO, o, static_cast<float*>(delta.raw()),
-                                                         s.B, s.T, s.H, s.D);
+  attn_delta_kernel<<<(unsigned)((rows + 7) / 8), 256, 0, cur_stream()>>>(
+      dO, o, static_cast<float*>(delta.raw()), s.B, s.T, s.H, s.D);
   RAE_CUDA_LAUNCHED(op);
   const float* dp = static_cast<const float*>(delta.raw());
   if (use_gemm_attention(s, {&qkv, &dqkv, &dout, &out}))
-    return gemm_attention_backward(s, dqkv, dout, qkv, lp, dp, scale);
+    return gemm_attention_backward(s, dqkv, dout, qkv, lp, dp, scale, overwrite);
+  if (overwrite) zero_grad_buffer(dqkv);  // the flash kernel accumulates
   dispatch_head_dim<false>(s, q, o, const_cast<float*>(lp), dO, dp, dq, scale);
 }
 

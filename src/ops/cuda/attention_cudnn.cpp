@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "core/device.h"
+#include "tensor/cuda_stream.cuh"
 #include "tensor/tensor.h"
 
 #ifdef RAE_WITH_CUDNN_FRONTEND
@@ -263,6 +264,11 @@ bool run(const SdpaProblem& p, bool fwd, std::unordered_map<int64_t, void*>& pac
     Tensor ws;
     if (c->workspace > 0)
       ws = Tensor::empty({(c->workspace + 3) / 4}, DType::F32, Device::cuda(dev));
+    // This thread's current stream: the legacy one, or a CUDA graph capture's.
+    if (fe::detail::set_stream(h, cur_stream()) != CUDNN_STATUS_SUCCESS) {
+      g_last_error = describe(p, fwd) + ": cudnnSetStream failed";
+      return false;
+    }
     fe::error_t st = c->graph->execute(h, pack, ws.defined() ? ws.raw() : nullptr);
     if (st.is_bad()) {
       g_last_error = describe(p, fwd) + ": execute: " + st.get_message();

@@ -43,10 +43,12 @@ int64_t sdpa_backend_version();
 // under Precision::BF16 (converted to bf16) or, opted in with RAE_ATTENTION_TF32_FP16=1, under
 // Precision::TF32 (converted to fp16, the same 10-bit mantissa as TF32; values must stay within
 // fp16's range). The backward ACCUMULATES into dqkv, as the op's contract says (cuDNN writes
-// into a scratch buffer that is then added). False: nothing was written; run another path.
+// into a scratch buffer that is then added), or with `overwrite` (GradMode::Overwrite) lets cuDNN
+// write dqkv itself: no scratch, no add pass. False: nothing was written; run another path.
 bool fused_attention_forward(const Tensor& out, float* lse, const Tensor& qkv, double scale);
 bool fused_attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                              const Tensor& out, const float* lse, double scale);
+                              const Tensor& out, const float* lse, double scale,
+                              bool overwrite = false);
 // How many fused forward/backward calls ran on cuDNN in this process (tests check the path).
 int64_t fused_attention_calls();
 

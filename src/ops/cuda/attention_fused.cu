@@ -80,8 +80,8 @@ void map(void* dst, const void* src, int64_t n) {
   if (n == 0) return;
   bool vec = aligned16(dst) && aligned16(src);
   int64_t work = vec ? n / 8 + 1 : n;
-  map_kernel<TD, TS, Add>
-      <<<grid_1d(work), 256>>>(static_cast<TD*>(dst), static_cast<const TS*>(src), n, vec);
+  map_kernel<TD, TS, Add><<<grid_1d(work), 256, 0, cur_stream()>>>(
+      static_cast<TD*>(dst), static_cast<const TS*>(src), n, vec);
   RAE_CUDA_LAUNCHED(Add ? "fused attention (accumulate)" : "fused attention (convert)");
 }
 
@@ -172,22 +172,25 @@ bool fused_attention_forward(const Tensor& out, float* lse, const Tensor& qkv, d
 }
 
 bool fused_attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                              const Tensor& out, const float* lse, double scale) {
+                              const Tensor& out, const float* lse, double scale, bool overwrite) {
   SdpaProblem p;
   bool convert = false;
   if (!plan({&qkv, &dqkv, &dout, &out}, qkv, scale, &p, &convert)) return false;
-  Tensor grad16 = scratch16(qkv);  // cuDNN writes; the op accumulates
   bool ok;
-  if (!convert) {
+  if (!convert && overwrite) {  // cuDNN writes dqkv (B, T, 3, H, D) itself
+    ok = sdpa_backward(p, qkv.raw(), out.raw(), dout.raw(), lse, dqkv.raw());
+  } else if (!convert) {
+    Tensor grad16 = scratch16(qkv);  // cuDNN writes; the op accumulates
     ok = sdpa_backward(p, qkv.raw(), out.raw(), dout.raw(), lse, grad16.raw());
     if (ok) map<__nv_bfloat16, __nv_bfloat16, true>(dqkv.raw(), grad16.raw(), dqkv.numel());
   } else {
+    Tensor grad16 = scratch16(qkv);
     Tensor q16 = scratch16(qkv), o16 = scratch16(out), do16 = scratch16(dout);
     to16(p.type, q16.raw(), qkv);
     to16(p.type, o16.raw(), out);
     to16(p.type, do16.raw(), dout);
     ok = sdpa_backward(p, q16.raw(), o16.raw(), do16.raw(), lse, grad16.raw());
-    if (ok) from16(p.type, dqkv, grad16.raw(), true);
+    if (ok) from16(p.type, dqkv, grad16.raw(), !overwrite);
   }
   if (ok) ++g_calls;
   return ok;

@@ -156,7 +156,7 @@ void grad_sums(const char* op, const Tensor& dout, const Tensor& x, const float*
   col_reduce<2>(SumGrads{ptr(dout, op, "dout"), ptr(x, op, "x"), mu, rs, C, R}, G, R, C,
                 Ptr{s0->raw(), kF32, 1, 1}, Ptr{s1->raw(), kF32, 1, 1});
   if (dgamma.defined() || dbeta.defined()) {
-    param_grads_kernel<<<grid_1d(C), 256>>>(ptr(dgamma, op, "dgamma"), ptr(dbeta, op, "dbeta"),
+    param_grads_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(ptr(dgamma, op, "dgamma"), ptr(dbeta, op, "dbeta"),
                                             fp(*s0), fp(*s1), C, G);
     RAE_CUDA_LAUNCHED(op);
   }
@@ -175,15 +175,15 @@ void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor
   col_reduce<1>(SumX{xp, C}, G, R, C, Ptr{sum.raw(), kF32, 1, 1});
   // The mean first, so the second pass sums squares centred on it.
   Tensor mu = f32_zeros(G * C);
-  mean_kernel<<<grid_1d(G * C), 256>>>(fp(sum), R, G * C, fp(mu));
+  mean_kernel<<<grid_1d(G * C), 256, 0, cur_stream()>>>(fp(sum), R, G * C, fp(mu));
   RAE_CUDA_LAUNCHED(op);
   col_reduce<1>(SumCentredSq{xp, fp(mu), C, R}, G, R, C, Ptr{sq.raw(), kF32, 1, 1});
-  train_stats_kernel<<<grid_1d(G * C), 256>>>(
+  train_stats_kernel<<<grid_1d(G * C), 256, 0, cur_stream()>>>(
       fp(sum), fp(sq), R, G * C, C, momentum, eps, ptr(mean, op, "mean"), ptr(rstd, op, "rstd"),
       ptr(gamma, op, "gamma"), ptr(beta, op, "beta"), ptr(running_mean, op, "running_mean"),
       ptr(running_var, op, "running_var"), fp(a), fp(b));
   RAE_CUDA_LAUNCHED(op);
-  affine_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(out, op, "out"), xp, fp(a), fp(b), M, C,
+  affine_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(out, op, "out"), xp, fp(a), fp(b), M, C,
                                                        R);
   RAE_CUDA_LAUNCHED(op);
 }
@@ -194,13 +194,13 @@ void batchnorm_train_backward(const Tensor& dx, const Tensor& dgamma, const Tens
   const char* op = "cuda::batchnorm_train_backward";
   const int64_t C = last_dim(x), M = x.numel() / C, G = groups;
   Tensor mu = f32_zeros(G * C), rs = f32_zeros(G * C);
-  copy_stats_kernel<<<grid_1d(G * C), 256>>>(ptr(mean, op, "mean"), ptr(rstd, op, "rstd"), G * C,
+  copy_stats_kernel<<<grid_1d(G * C), 256, 0, cur_stream()>>>(ptr(mean, op, "mean"), ptr(rstd, op, "rstd"), G * C,
                                              fp(mu), fp(rs));
   RAE_CUDA_LAUNCHED(op);
   Tensor s0, s1;
   grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1, G);
   if (!dx.defined()) return;
-  dx_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
+  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
                                                    ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
                                                    fp(rs), fp(s0), fp(s1), M, C, M / G, true);
   RAE_CUDA_LAUNCHED(op);
@@ -211,7 +211,7 @@ void batchnorm_eval_forward(const Tensor& out, const Tensor& x, const Tensor& ga
                             const Tensor& running_var, double eps) {
   const char* op = "cuda::batchnorm_eval_forward";
   const int64_t C = last_dim(x), M = x.numel() / C;
-  eval_kernel<<<grid_rows(M), threads_for_cols(C)>>>(
+  eval_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(
       ptr(out, op, "out"), ptr(x, op, "x"), ptr(gamma, op, "gamma"), ptr(beta, op, "beta"),
       ptr(running_mean, op, "running_mean"), ptr(running_var, op, "running_var"),
       static_cast<float>(eps), M, C);
@@ -224,15 +224,15 @@ void batchnorm_eval_backward(const Tensor& dx, const Tensor& dgamma, const Tenso
   const char* op = "cuda::batchnorm_eval_backward";
   const int64_t C = last_dim(x), M = x.numel() / C;
   Tensor mu = f32_zeros(C), rs = f32_zeros(C);
-  eval_stats_kernel<<<grid_1d(C), 256>>>(ptr(running_mean, op, "running_mean"),
-                                         ptr(running_var, op, "running_var"),
-                                         static_cast<float>(eps), C, fp(mu), fp(rs));
+  eval_stats_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(
+      ptr(running_mean, op, "running_mean"), ptr(running_var, op, "running_var"),
+      static_cast<float>(eps), C, fp(mu), fp(rs));
   RAE_CUDA_LAUNCHED(op);
   Tensor s0, s1;
   if (dgamma.defined() || dbeta.defined())
     grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1);
   if (!dx.defined()) return;
-  dx_kernel<<<grid_rows(M), threads_for_cols(C)>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
+  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
                                                    ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
                                                    fp(rs), nullptr, nullptr, M, C, M, false);
   RAE_CUDA_LAUNCHED(op);

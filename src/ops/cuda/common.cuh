@@ -1,7 +1,8 @@
 // Shared helpers of the CUDA op kernels: error checks, a dtype-tagged element pointer (F32 or
 // BF16, read and written as float so every kernel accumulates in F32), launch sizes and
-// warp/block reductions. Every kernel runs on the legacy default stream, in order with the
-// synchronous copies of tensor/cuda_memory.
+// warp/block reductions. Every kernel runs on rae::cur_stream() (tensor/cuda_stream.cuh): the
+// legacy default stream, in order with the copies of tensor/cuda_memory, unless a CUDA graph
+// capture (train/graph_step.cpp) chose its own stream.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -9,6 +10,8 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "ops/grad_mode.h"
+#include "tensor/cuda_stream.cuh"
 #include "tensor/tensor.h"
 
 #define RAE_CUDA_CHECK(expr)                                                           \
@@ -270,11 +273,12 @@ void col_reduce(F f, int64_t P, int64_t R, int64_t C, Ptr o0, Ptr o1 = Ptr{}, Pt
   }
   RAE_CHECK(P <= 2147483647, "col_reduce: too many groups");
   int threads = C >= 256 ? 256 : (C >= 128 ? 128 : 64);
-  col_reduce_kernel<NV, F>
-      <<<dim3((unsigned)P, (unsigned)chunks), threads>>>(f, P, R, C, rpc, partial, o0, o1, o2);
+  col_reduce_kernel<NV, F><<<dim3((unsigned)P, (unsigned)chunks), threads, 0, cur_stream()>>>(
+      f, P, R, C, rpc, partial, o0, o1, o2);
   RAE_CUDA_LAUNCHED("col_reduce");
   if (chunks > 1) {
-    col_finish_kernel<NV><<<grid_rows(P), threads_for_cols(C)>>>(partial, chunks, P, C, o0, o1, o2);
+    col_finish_kernel<NV>
+        <<<grid_rows(P), threads_for_cols(C), 0, cur_stream()>>>(partial, chunks, P, C, o0, o1, o2);
     RAE_CUDA_LAUNCHED("col_finish");
   }
 }

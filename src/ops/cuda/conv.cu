@@ -62,7 +62,8 @@ Tensor dense(const Tensor& t, DType dt) {
 void accumulate(const Tensor& dst, const Tensor& src, const char* op) {
   const int64_t n = dst.numel();
   if (n == 0) return;
-  accumulate_kernel<<<grid_1d(n), 256>>>(ptr(dst, op, "grad"), ptr(src, op, "grad scratch"), n);
+  accumulate_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dst, op, "grad"),
+                                                          ptr(src, op, "grad scratch"), n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -183,6 +184,8 @@ ConvPlan& plan_for(const ConvGeometry& g, DType dt) {
   const cudnnMathType_t math = math_for(dt);
   const bool measure = conv_algo_search() == ConvAlgoSearch::Measure;
   const std::string key = plan_key(g, dt, math, measure);
+  // The handle issues to this thread's current stream (a CUDA graph capture's, or the legacy one).
+  RAE_CUDNN_CHECK(cudnnSetStream(d.handle, cur_stream()));
   auto it = d.plans.find(key);
   if (it != d.plans.end()) return *it->second;
   ConvPlan* p = make_plan(g, dt, math);
@@ -338,8 +341,8 @@ void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
   ConvPlan& p = plan_for(g, dt);
   run_forward(p, g, xc.raw(), wc.raw(), y.raw(), dt);
   if (b.defined() || g.relu || !direct) {
-    bias_act_kernel<<<grid_rows(R), threads_for_cols(g.O)>>>(ptr(out, op, "out"), ptr(y, op, "y"),
-                                                             ptr(b, op, "b"), R, g.O, g.relu);
+    bias_act_kernel<<<grid_rows(R), threads_for_cols(g.O), 0, cur_stream()>>>(
+        ptr(out, op, "out"), ptr(y, op, "y"), ptr(b, op, "b"), R, g.O, g.relu);
     RAE_CUDA_LAUNCHED(op);
   }
 #else

@@ -110,7 +110,7 @@ __global__ void cutout_kernel(Ptr out, Ptr x, const int32_t* bx, bool accumulate
 Tensor sample_sums(const Tensor& x, const Tensor& factors, int mode, const char* op) {
   const int64_t B = x.dim(0), HW = x.dim(1) * x.dim(2), C = x.dim(3);
   Tensor sums = Tensor::empty({B}, DType::F64, x.device());
-  sample_sum_kernel<<<static_cast<unsigned>(B), kThreads>>>(
+  sample_sum_kernel<<<static_cast<unsigned>(B), kThreads, 0, cur_stream()>>>(
       ptr(x, op, "x"), fptr(factors), mode, HW, C, static_cast<double*>(sums.raw()));
   RAE_CUDA_LAUNCHED(op);
   return sums;
@@ -120,14 +120,14 @@ Tensor sample_sums(const Tensor& x, const Tensor& factors, int mode, const char*
 
 void diffaug_translate_forward(const Tensor& out, const Tensor& x, const Tensor& shifts) {
   const char* op = "cuda::diffaug_translate_forward";
-  shift_kernel<<<grid_1d(x.numel()), kThreads>>>(ptr(out, op, "out"), ptr(x, op, "x"), iptr(shifts),
+  shift_kernel<<<grid_1d(x.numel()), kThreads, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), iptr(shifts),
                                                  1, false, x.dim(0), x.dim(1), x.dim(2), x.dim(3));
   RAE_CUDA_LAUNCHED(op);
 }
 
 void diffaug_translate_backward(const Tensor& dx, const Tensor& dout, const Tensor& shifts) {
   const char* op = "cuda::diffaug_translate_backward";
-  shift_kernel<<<grid_1d(dout.numel()), kThreads>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
+  shift_kernel<<<grid_1d(dout.numel()), kThreads, 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
                                                     iptr(shifts), -1, true, dout.dim(0),
                                                     dout.dim(1), dout.dim(2), dout.dim(3));
   RAE_CUDA_LAUNCHED(op);
@@ -137,7 +137,7 @@ void diffaug_color_forward(const Tensor& out, const Tensor& x, const Tensor& fac
   const char* op = "cuda::diffaug_color_forward";
   Tensor sums = sample_sums(x, factors, 0, op);
   const int64_t B = x.dim(0), HW = x.dim(1) * x.dim(2);
-  color_fwd_kernel<<<grid_1d(B * HW), kThreads>>>(
+  color_fwd_kernel<<<grid_1d(B * HW), kThreads, 0, cur_stream()>>>(
       ptr(out, op, "out"), ptr(x, op, "x"), fptr(factors), static_cast<const double*>(sums.raw()),
       B, HW, x.dim(3));
   RAE_CUDA_LAUNCHED(op);
@@ -147,7 +147,7 @@ void diffaug_color_backward(const Tensor& dx, const Tensor& dout, const Tensor& 
   const char* op = "cuda::diffaug_color_backward";
   Tensor sums = sample_sums(dout, factors, 1, op);
   const int64_t B = dout.dim(0), HW = dout.dim(1) * dout.dim(2);
-  color_bwd_kernel<<<grid_1d(B * HW), kThreads>>>(
+  color_bwd_kernel<<<grid_1d(B * HW), kThreads, 0, cur_stream()>>>(
       ptr(dx, op, "dx"), ptr(dout, op, "dout"), fptr(factors),
       static_cast<const double*>(sums.raw()), B, HW, dout.dim(3));
   RAE_CUDA_LAUNCHED(op);
@@ -155,7 +155,7 @@ void diffaug_color_backward(const Tensor& dx, const Tensor& dout, const Tensor& 
 
 void diffaug_cutout(const Tensor& out, const Tensor& x, const Tensor& boxes, bool accumulate) {
   const char* op = "cuda::diffaug_cutout";
-  cutout_kernel<<<grid_1d(x.numel()), kThreads>>>(ptr(out, op, "out"), ptr(x, op, "x"), iptr(boxes),
+  cutout_kernel<<<grid_1d(x.numel()), kThreads, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), iptr(boxes),
                                                   accumulate, x.dim(0), x.dim(1), x.dim(2),
                                                   x.dim(3));
   RAE_CUDA_LAUNCHED(op);

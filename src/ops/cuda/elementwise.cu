@@ -7,6 +7,7 @@
 #include "ops/cuda/fast_paths.cuh"
 #include "ops/cuda/reduce.cuh"
 #include "ops/elementwise.h"
+#include "ops/step_scalars.h"
 
 namespace rae::ops::cuda {
 using namespace cuda_detail;
@@ -70,6 +71,13 @@ double sum_sq(const Tensor& x, const Tensor& y, const char* op) {
   return device_sum(SumSq{ptr(x, op, "x"), ptr(y, op, "y")}, x.numel(), op);
 }
 
+// s[slot] += scale * sum((x - y)^2) / divisor on the device (y may be undefined).
+void sum_sq_into(const Tensor& s, int slot, const Tensor& x, const Tensor& y, double scale,
+                 double divisor, const char* op) {
+  device_sum_into(SumSq{ptr(x, op, "x"), ptr(y, op, "y")}, x.numel(),
+                  static_cast<double*>(s.raw()) + slot, scale, divisor, op);
+}
+
 }  // namespace
 
 void add_(const Tensor& y, const Tensor& x, double alpha) {
@@ -78,7 +86,8 @@ void add_(const Tensor& y, const Tensor& x, double alpha) {
   int64_t n = y.numel();
   if (n == 0) return;
   if (fast_axpy(y, x, (float)alpha)) return;
-  axpy_kernel<<<grid_1d(n), 256>>>(ptr(y, op, "y"), ptr(x, op, "x"), (float)alpha, n);
+  axpy_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(y, op, "y"), ptr(x, op, "x"), (float)alpha,
+                                                    n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -87,7 +96,7 @@ void scale_(const Tensor& x, double alpha) {
   require(x, op, "x");
   int64_t n = x.numel();
   if (n == 0) return;
-  scale_kernel<<<grid_1d(n), 256>>>(ptr(x, op, "x"), (float)alpha, n);
+  scale_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(x, op, "x"), (float)alpha, n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -97,7 +106,8 @@ void add(const Tensor& out, const Tensor& a, const Tensor& b) {
   same_size(out, b, op, "out", "b");
   int64_t n = out.numel();
   if (n == 0) return;
-  add_kernel<<<grid_1d(n), 256>>>(ptr(out, op, "out"), ptr(a, op, "a"), ptr(b, op, "b"), n);
+  add_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(a, op, "a"),
+                                                   ptr(b, op, "b"), n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -110,8 +120,8 @@ void add_rowwise(const Tensor& out, const Tensor& x, const Tensor& row) {
             " is not (C) or (R, C) with R dividing the rows of ", x.str());
   int64_t N = n / C, R = row.numel() / C;
   if (n == 0) return;
-  add_rowwise_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(out, op, "out"), ptr(x, op, "x"),
-                                                            ptr(row, op, "row"), N, C, R);
+  add_rowwise_kernel<<<grid_rows(N), threads_for_cols(C), 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), ptr(row, op, "row"), N, C, R);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -148,11 +158,24 @@ bool all_finite(const Tensor& x) {
   int64_t n = x.numel();
   if (n == 0) return true;
   Tensor flag = Tensor::zeros({1}, DType::I32, x.device());
-  nonfinite_kernel<<<grid_1d(n), 256>>>(ptr(x, op, "x"), n, static_cast<int*>(flag.raw()));
+  nonfinite_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(x, op, "x"), n,
+                                                         static_cast<int*>(flag.raw()));
   RAE_CUDA_LAUNCHED(op);
   int h = 0;
   RAE_CUDA_CHECK(cudaMemcpy(&h, flag.raw(), sizeof(int), cudaMemcpyDeviceToHost));
   return h == 0;
+}
+
+void mse_forward_acc(const Tensor& s, const Tensor& pred, const Tensor& target, double scale) {
+  const char* op = "cuda::mse_forward_acc";
+  same_size(pred, target, op, "pred", "target");
+  RAE_CHECK(pred.numel() > 0, op, ": empty input");
+  sum_sq_into(s, kLoss, pred, target, scale, static_cast<double>(pred.numel()), op);
+}
+
+void sum_squares_acc(const Tensor& s, const Tensor& x) {
+  require(x, "cuda::sum_squares_acc", "x");
+  sum_sq_into(s, kGradSumSq, x, Tensor(), 1.0, 1.0, "cuda::sum_squares_acc");
 }
 
 double mse_forward(const Tensor& pred, const Tensor& target) {
@@ -170,9 +193,9 @@ void mse_backward(const Tensor& dpred, const Tensor& pred, const Tensor& target,
   same_size(pred, target, op, "pred", "target");
   int64_t n = pred.numel();
   if (n == 0) return;
-  mse_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dpred, op, "dpred"), ptr(pred, op, "pred"),
-                                      ptr(target, op, "target"),
-                                      static_cast<float>(2.0 * scale / static_cast<double>(n)), n);
+  mse_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(
+      ptr(dpred, op, "dpred"), ptr(pred, op, "pred"), ptr(target, op, "target"),
+      static_cast<float>(2.0 * scale / static_cast<double>(n)), n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -187,8 +210,9 @@ void flow_interpolate(const Tensor& xt, const Tensor& target, const Tensor& x, c
   int64_t B = t.numel(), n = x.numel();
   RAE_CHECK(B > 0 && n % B == 0, op, ": x ", x.str(), " is not ", B, " samples (t ", t.str(), ")");
   if (n == 0) return;
-  flow_kernel<<<grid_1d(n), 256>>>(ptr(xt, op, "xt"), ptr(target, op, "target"), ptr(x, op, "x"),
-                                   ptr(eps, op, "eps"), tp, n, n / B);
+  flow_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(xt, op, "xt"), ptr(target, op, "target"),
+                                                    ptr(x, op, "x"), ptr(eps, op, "eps"), tp, n,
+                                                    n / B);
   RAE_CUDA_LAUNCHED(op);
 }
 

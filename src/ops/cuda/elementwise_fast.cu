@@ -36,7 +36,7 @@ __global__ void swiglu_fwd_vec(T* out, int64_t ld_o, const T* x12, int64_t ld_x,
 
 template <class T>
 __global__ void swiglu_bwd_vec(T* dx12, int64_t ld_d, const T* dout, int64_t ld_o, const T* x12,
-                               int64_t ld_x, int64_t N, int64_t H) {
+                               int64_t ld_x, int64_t N, int64_t H, bool overwrite) {
   constexpr int V = kVec<T>;
   const int64_t G = H / V;
   RAE_VEC_LOOP(v, N * G) {
@@ -45,8 +45,13 @@ __global__ void swiglu_bwd_vec(T* dx12, int64_t ld_d, const T* dout, int64_t ld_
     load_vec(x12 + r * ld_x + c, a);
     load_vec(x12 + r * ld_x + H + c, b);
     load_vec(dout + r * ld_o + c, g);
-    load_vec(dx12 + r * ld_d + c, da);
-    load_vec(dx12 + r * ld_d + H + c, db);
+    if (overwrite) {  // GradMode::Overwrite: dx12 is not read
+#pragma unroll
+      for (int e = 0; e < V; ++e) da[e] = db[e] = 0.f;
+    } else {
+      load_vec(dx12 + r * ld_d + c, da);
+      load_vec(dx12 + r * ld_d + H + c, db);
+    }
 #pragma unroll
     for (int e = 0; e < V; ++e) {
       const float s = sigmoid_fast(a[e]);
@@ -79,7 +84,7 @@ __global__ void gate_fwd_vec(T* x, int64_t ld_x, const T* y, int64_t ld_y, Ptr g
 template <class T>
 __global__ void gate_bwd_vec(T* dy, int64_t ld_dy, const T* dres, int64_t ld_r, const T* y,
                              int64_t ld_y, Ptr gate, Ptr dgate, float* part, int64_t N, int64_t C,
-                             int64_t rpp, int64_t chunk) {
+                             int64_t rpp, int64_t chunk, bool overwrite) {
   constexpr int V = kVec<T>;
   const int64_t G = C / V;
   const int64_t r0 = blockIdx.x * chunk;
@@ -97,7 +102,12 @@ __global__ void gate_bwd_vec(T* dy, int64_t ld_dy, const T* dres, int64_t ld_r, 
       load_vec(dres + n * ld_r + c, d);
       if (dy) {
         float o[V];
-        load_vec(dy + n * ld_dy + c, o);
+        if (overwrite) {  // GradMode::Overwrite: dy is not read
+#pragma unroll
+          for (int e = 0; e < V; ++e) o[e] = 0.f;
+        } else {
+          load_vec(dy + n * ld_dy + c, o);
+        }
 #pragma unroll
         for (int e = 0; e < V; ++e) o[e] += (rpp > 1 ? gv[e] : gate.ld2(n, c + e, C)) * d[e];
         store_vec(dy + n * ld_dy + c, o);
@@ -108,6 +118,8 @@ __global__ void gate_bwd_vec(T* dy, int64_t ld_dy, const T* dres, int64_t ld_r, 
         for (int e = 0; e < V; ++e) {
           if (rpp > 1)
             acc[e] += d[e] * yv[e];
+          else if (overwrite)
+            dgate.st2(n, c + e, C, d[e] * yv[e]);
           else
             dgate.add2(n, c + e, C, d[e] * yv[e]);
         }
@@ -147,16 +159,17 @@ bool fast_swiglu_forward(const Tensor& out, const Tensor& x12) {
   if (H % (16 / (int64_t)dtype_size(dt)) != 0) return false;  // the second half's alignment
   const int64_t nv = N * H / (16 / (int64_t)dtype_size(dt));
   if (dt == DType::BF16)
-    swiglu_fwd_vec<__nv_bfloat16><<<grid_1d(nv), 256>>>(
+    swiglu_fwd_vec<__nv_bfloat16><<<grid_1d(nv), 256, 0, cur_stream()>>>(
         static_cast<__nv_bfloat16*>(o.p), o.ld, static_cast<const __nv_bfloat16*>(x.p), x.ld, N, H);
   else
-    swiglu_fwd_vec<float><<<grid_1d(nv), 256>>>(static_cast<float*>(o.p), o.ld,
-                                                static_cast<const float*>(x.p), x.ld, N, H);
+    swiglu_fwd_vec<float><<<grid_1d(nv), 256, 0, cur_stream()>>>(
+        static_cast<float*>(o.p), o.ld, static_cast<const float*>(x.p), x.ld, N, H);
   RAE_CUDA_LAUNCHED("cuda::swiglu_forward (vectorised)");
   return true;
 }
 
-bool fast_swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12) {
+bool fast_swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& x12,
+                          bool overwrite) {
   if (!fast_path("elementwise") || !vec_dtype(x12.dtype())) return false;
   const int64_t H2 = last_dim(x12), H = H2 / 2, N = H > 0 ? x12.numel() / H2 : 0;
   Rows d, g, x;
@@ -168,12 +181,13 @@ bool fast_swiglu_backward(const Tensor& dx12, const Tensor& dout, const Tensor& 
   const int64_t nv = N * H / (16 / (int64_t)dtype_size(dt));
   if (dt == DType::BF16) {
     using B = __nv_bfloat16;
-    swiglu_bwd_vec<B><<<grid_1d(nv), 256>>>(static_cast<B*>(d.p), d.ld, static_cast<const B*>(g.p),
-                                            g.ld, static_cast<const B*>(x.p), x.ld, N, H);
+    swiglu_bwd_vec<B><<<grid_1d(nv), 256, 0, cur_stream()>>>(
+        static_cast<B*>(d.p), d.ld, static_cast<const B*>(g.p), g.ld, static_cast<const B*>(x.p),
+        x.ld, N, H, overwrite);
   } else {
-    swiglu_bwd_vec<float><<<grid_1d(nv), 256>>>(static_cast<float*>(d.p), d.ld,
-                                                static_cast<const float*>(g.p), g.ld,
-                                                static_cast<const float*>(x.p), x.ld, N, H);
+    swiglu_bwd_vec<float><<<grid_1d(nv), 256, 0, cur_stream()>>>(
+        static_cast<float*>(d.p), d.ld, static_cast<const float*>(g.p), g.ld,
+        static_cast<const float*>(x.p), x.ld, N, H, overwrite);
   }
   RAE_CUDA_LAUNCHED("cuda::swiglu_backward (vectorised)");
   return true;
@@ -189,19 +203,20 @@ bool fast_gate_forward(const Tensor& x, const Tensor& y, const Tensor& gate, con
   const int64_t nv = N * C / (16 / (int64_t)dtype_size(dt));
   if (dt == DType::BF16) {
     using B = __nv_bfloat16;
-    gate_fwd_vec<B><<<grid_1d(nv), 256>>>(static_cast<B*>(xr.p), xr.ld, static_cast<const B*>(yr.p),
-                                          yr.ld, g, N, C, pr.rows_per_param);
+    gate_fwd_vec<B><<<grid_1d(nv), 256, 0, cur_stream()>>>(static_cast<B*>(xr.p), xr.ld,
+                                                           static_cast<const B*>(yr.p), yr.ld, g, N,
+                                                           C, pr.rows_per_param);
   } else {
-    gate_fwd_vec<float><<<grid_1d(nv), 256>>>(static_cast<float*>(xr.p), xr.ld,
-                                              static_cast<const float*>(yr.p), yr.ld, g, N, C,
-                                              pr.rows_per_param);
+    gate_fwd_vec<float><<<grid_1d(nv), 256, 0, cur_stream()>>>(static_cast<float*>(xr.p), xr.ld,
+                                                               static_cast<const float*>(yr.p),
+                                                               yr.ld, g, N, C, pr.rows_per_param);
   }
   RAE_CUDA_LAUNCHED("cuda::gate_residual_forward (vectorised)");
   return true;
 }
 
 bool fast_gate_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dres, const Tensor& y,
-                        const Tensor& gate, const ParamRows& pr) {
+                        const Tensor& gate, const ParamRows& pr, bool overwrite) {
   if (!fast_path("elementwise") || !vec_dtype(dres.dtype())) return false;
   const int64_t C = last_dim(dres), N = C > 0 ? dres.numel() / C : 0;
   const char* op = "cuda::gate_residual_backward";
@@ -225,16 +240,16 @@ bool fast_gate_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dre
       static_cast<int>(std::min<int64_t>(256, std::max<int64_t>(32, (G + 31) / 32 * 32)));
   if (dt == DType::BF16) {
     using B = __nv_bfloat16;
-    gate_bwd_vec<B><<<(unsigned)chunks, threads>>>(
+    gate_bwd_vec<B><<<(unsigned)chunks, threads, 0, cur_stream()>>>(
         static_cast<B*>(dyr.p), dyr.ld, static_cast<const B*>(rr.p), rr.ld,
-        static_cast<const B*>(yr.p), yr.ld, g, dg, pp, N, C, rpp, chunk);
+        static_cast<const B*>(yr.p), yr.ld, g, dg, pp, N, C, rpp, chunk, overwrite);
   } else {
-    gate_bwd_vec<float><<<(unsigned)chunks, threads>>>(
+    gate_bwd_vec<float><<<(unsigned)chunks, threads, 0, cur_stream()>>>(
         static_cast<float*>(dyr.p), dyr.ld, static_cast<const float*>(rr.p), rr.ld,
-        static_cast<const float*>(yr.p), yr.ld, g, dg, pp, N, C, rpp, chunk);
+        static_cast<const float*>(yr.p), yr.ld, g, dg, pp, N, C, rpp, chunk, overwrite);
   }
   RAE_CUDA_LAUNCHED("cuda::gate_residual_backward (vectorised)");
-  if (pp) chunk_sum(pp, rpp / chunk, pr.param_rows, C, dg);
+  if (pp) chunk_sum(pp, rpp / chunk, pr.param_rows, C, dg, overwrite);
   return true;
 }
 
@@ -246,12 +261,12 @@ bool fast_axpy(const Tensor& y, const Tensor& x, float alpha) {
   if ((reinterpret_cast<uintptr_t>(y.raw()) & 15) || (reinterpret_cast<uintptr_t>(x.raw()) & 15))
     return false;
   if (y.dtype() == DType::BF16)
-    axpy_vec<__nv_bfloat16><<<grid_1d(n / V), 256>>>(static_cast<__nv_bfloat16*>(y.raw()),
-                                                     static_cast<const __nv_bfloat16*>(x.raw()),
-                                                     alpha, n / V);
+    axpy_vec<__nv_bfloat16><<<grid_1d(n / V), 256, 0, cur_stream()>>>(
+        static_cast<__nv_bfloat16*>(y.raw()), static_cast<const __nv_bfloat16*>(x.raw()), alpha,
+        n / V);
   else
-    axpy_vec<float><<<grid_1d(n / V), 256>>>(static_cast<float*>(y.raw()),
-                                             static_cast<const float*>(x.raw()), alpha, n / V);
+    axpy_vec<float><<<grid_1d(n / V), 256, 0, cur_stream()>>>(
+        static_cast<float*>(y.raw()), static_cast<const float*>(x.raw()), alpha, n / V);
   RAE_CUDA_LAUNCHED("cuda::add_ (vectorised)");
   return true;
 }

@@ -82,8 +82,8 @@ void fourier_features(const Tensor& out, const Tensor& t, const Tensor& W) {
   int64_t B = t.numel(), F = W.numel();
   RAE_CHECK(out.numel() == B * 2 * F, op, ": out ", out.str(), ", expected (", B, ", ", 2 * F, ")");
   if (B * F == 0) return;
-  fourier_kernel<<<grid_1d(B * F), 256>>>(ptr(out, op, "out"), ptr(t, op, "t"), ptr(W, op, "W"), B,
-                                          F);
+  fourier_kernel<<<grid_1d(B * F), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(t, op, "t"),
+                                                           ptr(W, op, "W"), B, F);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -99,10 +99,15 @@ void embedding_forward(const Tensor& out, const Tensor& table, const Tensor& lab
   RAE_CHECK(out.numel() == B * C, op, ": out ", out.str(), ", expected (", B, ", ", C, ")");
   if (B * C == 0) return;
   Tensor bad = Tensor::zeros({1}, DType::I32, out.device());
-  embed_fwd_kernel<<<grid_1d(B * C), 256>>>(ptr(out, op, "out"), ptr(table, op, "table"),
-                                            static_cast<const int32_t*>(labels.raw()), B, K, C,
-                                            static_cast<int*>(bad.raw()));
+  embed_fwd_kernel<<<grid_1d(B * C), 256, 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(table, op, "table"), static_cast<const int32_t*>(labels.raw()), B, K,
+      C, static_cast<int*>(bad.raw()));
   RAE_CUDA_LAUNCHED(op);
+  // Inside a CUDA graph capture no value can come back to the host: the capturing caller
+  // (train/graph_step.cpp) checks the labels on the host instead.
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  RAE_CUDA_CHECK(cudaStreamIsCapturing(cur_stream(), &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return;
   int h = 0;
   RAE_CUDA_CHECK(cudaMemcpy(&h, bad.raw(), sizeof(int), cudaMemcpyDeviceToHost));
   RAE_CHECK(h == 0, op, ": a label is outside the table's ", K, " rows");
@@ -119,8 +124,9 @@ void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& 
   int64_t K = dtable.dim(0), C = dtable.dim(1), B = labels.numel();
   RAE_CHECK(dout.numel() == B * C, op, ": dout ", dout.str(), ", expected (", B, ", ", C, ")");
   if (B * C == 0) return;
-  embed_bwd_kernel<<<grid_1d(C, 128), 128>>>(ptr(dtable, op, "dtable"), ptr(dout, op, "dout"),
-                                             static_cast<const int32_t*>(labels.raw()), B, K, C);
+  embed_bwd_kernel<<<grid_1d(C, 128), 128, 0, cur_stream()>>>(
+      ptr(dtable, op, "dtable"), ptr(dout, op, "dout"), static_cast<const int32_t*>(labels.raw()),
+      B, K, C);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -129,8 +135,9 @@ void patchify(const Tensor& tokens, const Tensor& img, int64_t p) {
   check_patch(tokens, img, p, op);
   int64_t n = tokens.numel();
   if (n == 0) return;
-  patch_kernel<<<grid_1d(n), 256>>>(ptr(tokens, op, "tokens"), ptr(img, op, "img"), img.dim(0),
-                                    img.dim(1), img.dim(2), img.dim(3), p, 0);
+  patch_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(tokens, op, "tokens"), ptr(img, op, "img"),
+                                                     img.dim(0), img.dim(1), img.dim(2), img.dim(3),
+                                                     p, 0);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -139,8 +146,9 @@ void unpatchify(const Tensor& img, const Tensor& tokens, int64_t p) {
   check_patch(tokens, img, p, op);
   int64_t n = tokens.numel();
   if (n == 0) return;
-  patch_kernel<<<grid_1d(n), 256>>>(ptr(tokens, op, "tokens"), ptr(img, op, "img"), img.dim(0),
-                                    img.dim(1), img.dim(2), img.dim(3), p, 1);
+  patch_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(tokens, op, "tokens"), ptr(img, op, "img"),
+                                                     img.dim(0), img.dim(1), img.dim(2), img.dim(3),
+                                                     p, 1);
   RAE_CUDA_LAUNCHED(op);
 }
 

@@ -206,7 +206,7 @@ bool try_lt(DeviceBlas& h, const Gemm& g, bool with_bias) {
   }
   cublasStatus_t st =
       cublasLtMatmul(h.lt, d.op, &g.alpha, g.B, d.a, g.A, d.b, &g.beta, g.C, d.c, g.C, d.c,
-                     &it_algo->second.algo, h.workspace, kWorkspaceBytes, 0);
+                     &it_algo->second.algo, h.workspace, kWorkspaceBytes, cur_stream());
   if (st != CUBLAS_STATUS_SUCCESS) {  // remember and let the caller use the fallback
     h.algos.erase(it_algo);
     h.no_algo[key] = true;
@@ -220,6 +220,7 @@ void run_cublas(DeviceBlas& h, const Gemm& g) {
             "GEMM too large for cuBLAS");
   cublasOperation_t opa = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opb = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  RAE_CUBLAS_CHECK(cublasSetStream(h.blas, cur_stream()));
   RAE_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       h.blas, opa, opb, (int)g.N, (int)g.M, (int)g.K, &g.alpha, g.B, cuda_type(g.in_t), (int)g.ldb,
       g.stride_b, g.A, cuda_type(g.in_t), (int)g.lda, g.stride_a, &g.beta, g.C, cuda_type(g.c_t),
@@ -256,7 +257,7 @@ void gemm_local(const Gemm& g) {
     Ptr c{g.C, kind, g.N, g.ldc};
     if (c.cols == c.stride) c.cols = c.stride = 1;
     Ptr b{const_cast<void*>(g.bias), kind, 1, 1};
-    add_bias_kernel<<<grid_rows(g.M), threads_for_cols(g.N)>>>(c, b, g.M, g.N);
+    add_bias_kernel<<<grid_rows(g.M), threads_for_cols(g.N), 0, cur_stream()>>>(c, b, g.M, g.N);
     RAE_CUDA_LAUNCHED("gemm bias");
   }
 }
@@ -280,7 +281,7 @@ Mat mat_of(const Tensor& t, DType dt, const char* op, const char* arg) {
   Tensor c = Tensor::empty(t.shape(), dt, t.device());
   int64_t n = t.numel();
   if (n > 0) {
-    convert_kernel<<<grid_1d(n), 256>>>(ptr(c, op, arg), ptr(t, op, arg), n);
+    convert_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(c, op, arg), ptr(t, op, arg), n);
     RAE_CUDA_LAUNCHED(op);
   }
   return Mat{c, c.raw(), last_dim(t)};
@@ -387,7 +388,7 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
 }
 
 void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dout,
-                     const Tensor& x, const Tensor& w) {
+                     const Tensor& x, const Tensor& w, GradMode mode) {
   const char* op = "cuda::linear_backward";
   require(dout, op, "dout");
   require(w, op, "w");
@@ -413,7 +414,7 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
     g.C = dx.raw();
     g.ldc = row_stride(dx, op, "dx");
     g.c_t = dx.dtype();
-    g.beta = 1.f;
+    g.beta = mode == GradMode::Overwrite ? 0.f : 1.f;  // beta 0: cuBLAS never reads dx
     gemm_local(g);
   }
   // With both dw and db, db comes from dw's GEMM epilogue (BGRADB) into an F32 scratch that is
@@ -451,8 +452,8 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
   if (db.defined()) {
     require_numel(db, O, op, "db");
     if (db_fused.defined()) {
-      add_f32_kernel<<<grid_1d(O), 256>>>(ptr(db, op, "db"),
-                                          static_cast<const float*>(db_fused.raw()), O);
+      add_f32_kernel<<<grid_1d(O), 256, 0, cur_stream()>>>(
+          ptr(db, op, "db"), static_cast<const float*>(db_fused.raw()), O);
       RAE_CUDA_LAUNCHED(op);
     } else {
       col_reduce<1>(ColSum{ptr(dout, op, "dout"), O}, 1, N, O, ptr(db, op, "db"));

@@ -119,7 +119,7 @@ double l1_forward(const Tensor& pred, const Tensor& target) {
 void l1_backward(const Tensor& dpred, const Tensor& pred, const Tensor& target, double scale) {
   const char* op = "cuda::l1_backward";
   const int64_t n = pred.numel();
-  l1_bwd_kernel<<<grid_1d(n), 256>>>(ptr(dpred, op, "dpred"), ptr(pred, op, "pred"),
+  l1_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dpred, op, "dpred"), ptr(pred, op, "pred"),
                                      ptr(target, op, "target"),
                                      static_cast<float>(scale / static_cast<double>(n)), n);
   RAE_CUDA_LAUNCHED(op);
@@ -133,7 +133,7 @@ double hinge_forward(const Tensor& x, double sign) {
 void hinge_backward(const Tensor& dx, const Tensor& x, double sign, double scale) {
   const char* op = "cuda::hinge_backward";
   const int64_t n = x.numel();
-  hinge_bwd_kernel<<<grid_1d(n), 256>>>(
+  hinge_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(
       ptr(dx, op, "dx"), ptr(x, op, "x"), static_cast<float>(sign),
       static_cast<float>(sign * scale / static_cast<double>(n)), n);
   RAE_CUDA_LAUNCHED(op);
@@ -147,7 +147,7 @@ double mean_forward(const Tensor& x) {
 void mean_backward(const Tensor& dx, double scale) {
   const char* op = "cuda::mean_backward";
   const int64_t n = dx.numel();
-  const_add_kernel<<<grid_1d(n), 256>>>(ptr(dx, op, "dx"),
+  const_add_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dx, op, "dx"),
                                         static_cast<float>(scale / static_cast<double>(n)), n);
   RAE_CUDA_LAUNCHED(op);
 }
@@ -161,7 +161,7 @@ double lpips_distance_forward(const Tensor& fx, const Tensor& fy, const Tensor& 
   const char* op = "cuda::lpips_distance_forward";
   const int64_t C = last_dim(fx), M = fx.numel() / C;
   Tensor d = Tensor::empty({M}, DType::F32, fx.device());
-  lpips_rows_kernel<<<warp_grid(M), 256>>>(ptr(fx, op, "fx"), ptr(fy, op, "fy"), ptr(w, op, "w"),
+  lpips_rows_kernel<<<warp_grid(M), 256, 0, cur_stream()>>>(ptr(fx, op, "fx"), ptr(fy, op, "fy"), ptr(w, op, "w"),
                                            static_cast<float>(eps), M, C,
                                            static_cast<float*>(d.raw()));
   RAE_CUDA_LAUNCHED(op);
@@ -172,7 +172,7 @@ void lpips_distance_backward(const Tensor& dfx, const Tensor& fx, const Tensor& 
                              double eps, double scale) {
   const char* op = "cuda::lpips_distance_backward";
   const int64_t C = last_dim(fx), M = fx.numel() / C;
-  lpips_bwd_kernel<<<warp_grid(M), 256>>>(
+  lpips_bwd_kernel<<<warp_grid(M), 256, 0, cur_stream()>>>(
       ptr(dfx, op, "dfx"), ptr(fx, op, "fx"), ptr(fy, op, "fy"), ptr(w, op, "w"),
       static_cast<float>(eps), static_cast<float>(2.0 * scale / static_cast<double>(M)), M, C);
   RAE_CUDA_LAUNCHED(op);

@@ -60,7 +60,7 @@ void modulate_forward(const Tensor& out, const Tensor& x, const Tensor& shift,
   ParamRows pr = param_rows_for(scale, N, C, op, "scale");
   require_numel(shift, scale.numel(), op, "shift");
   if (N * C == 0) return;
-  modulate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+  modulate_fwd_kernel<<<grid_rows(N), threads_for_cols(C), 0, cur_stream()>>>(
       ptr(out, op, "out"), ptr(x, op, "x"), ptr(shift, op, "shift"), ptr(scale, op, "scale"), N, C,
       pr.rows_per_param);
   RAE_CUDA_LAUNCHED(op);
@@ -80,7 +80,7 @@ void modulate_backward(const Tensor& dx, const Tensor& dshift, const Tensor& dsc
   require_numel(dscale, scale.numel(), op, "dscale");
   if (N * C == 0) return;
   if (dx.defined()) {
-    modulate_bwd_dx_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+    modulate_bwd_dx_kernel<<<grid_rows(N), threads_for_cols(C), 0, cur_stream()>>>(
         ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(scale, op, "scale"), N, C, pr.rows_per_param);
     RAE_CUDA_LAUNCHED(op);
   }
@@ -99,13 +99,13 @@ void gate_residual_forward(const Tensor& x, const Tensor& y, const Tensor& gate)
   ParamRows pr = param_rows_for(gate, N, C, op, "gate");
   if (N * C == 0) return;
   if (fast_gate_forward(x, y, gate, pr)) return;
-  gate_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+  gate_fwd_kernel<<<grid_rows(N), threads_for_cols(C), 0, cur_stream()>>>(
       ptr(x, op, "x"), ptr(y, op, "y"), ptr(gate, op, "gate"), N, C, pr.rows_per_param);
   RAE_CUDA_LAUNCHED(op);
 }
 
 void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor& dres,
-                            const Tensor& y, const Tensor& gate) {
+                            const Tensor& y, const Tensor& gate, GradMode mode) {
   const char* op = "cuda::gate_residual_backward";
   require(dres, op, "dres");
   require(gate, op, "gate");
@@ -118,9 +118,14 @@ void gate_residual_backward(const Tensor& dy, const Tensor& dgate, const Tensor&
     require(y, op, "y");
     require_numel(y, N * C, op, "y");
   }
-  if (fast_gate_backward(dy, dgate, dres, y, gate, pr)) return;
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fast_gate_backward(dy, dgate, dres, y, gate, pr, overwrite)) return;
+  if (overwrite) {  // the scalar kernels accumulate
+    zero_grad_buffer(dy);
+    zero_grad_buffer(dgate);
+  }
   if (dy.defined()) {
-    gate_bwd_dy_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+    gate_bwd_dy_kernel<<<grid_rows(N), threads_for_cols(C), 0, cur_stream()>>>(
         ptr(dy, op, "dy"), ptr(dres, op, "dres"), ptr(gate, op, "gate"), N, C, pr.rows_per_param);
     RAE_CUDA_LAUNCHED(op);
   }

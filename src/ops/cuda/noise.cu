@@ -28,7 +28,7 @@ void noise_augment_(const Tensor& z, const Tensor& ids, const NoiseAugKey& key,
                     const Tensor& sigma) {
   const char* op = "cuda::noise_augment_";
   const int64_t B = z.dim(0), per = z.numel() / B;
-  noise_kernel<<<grid_1d(z.numel()), 256>>>(
+  noise_kernel<<<grid_1d(z.numel()), 256, 0, cur_stream()>>>(
       ptr(z, op, "z"), static_cast<const int64_t*>(ids.raw()), key, B, per,
       sigma.defined() ? static_cast<float*>(sigma.raw()) : nullptr);
   RAE_CUDA_LAUNCHED(op);

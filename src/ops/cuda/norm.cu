@@ -176,9 +176,9 @@ void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd
   if (fast_layernorm_forward(out, f32_ptr(mean, op, "mean"), f32_ptr(rstd, op, "rstd"), x, w, b,
                              eps))
     return;
-  layernorm_fwd_kernel<<<row_blocks(N), 256>>>(ptr(out, op, "out"), f32_ptr(mean, op, "mean"),
-                                               f32_ptr(rstd, op, "rstd"), ptr(x, op, "x"),
-                                               ptr(w, op, "w"), ptr(b, op, "b"), N, C, (float)eps);
+  layernorm_fwd_kernel<<<row_blocks(N), 256, 0, cur_stream()>>>(
+      ptr(out, op, "out"), f32_ptr(mean, op, "mean"), f32_ptr(rstd, op, "rstd"), ptr(x, op, "x"),
+      ptr(w, op, "w"), ptr(b, op, "b"), N, C, (float)eps);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -197,7 +197,7 @@ void layernorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, co
   check_stats(rstd, N, op, "rstd");
   if (N == 0) return;
   if (dx.defined()) {
-    layernorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(
+    layernorm_bwd_dx_kernel<<<row_blocks(N), 256, 0, cur_stream()>>>(
         ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(w, op, "w"),
         f32_ptr(mean, op, "mean"), f32_ptr(rstd, op, "rstd"), N, C);
     RAE_CUDA_LAUNCHED(op);
@@ -243,7 +243,7 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
   }
   if (N == 0) return;
   if (fast_rmsnorm_modulate_forward(out, rs, x, w, shift, scale, pr, eps)) return;
-  rmsnorm_fwd_kernel<<<row_blocks(N), 256>>>(
+  rmsnorm_fwd_kernel<<<row_blocks(N), 256, 0, cur_stream()>>>(
       ptr(out, op, "out"), rs, ptr(x, op, "x"), ptr(w, op, "w"), ptr(shift, op, "shift"),
       ptr(scale, op, "scale"), pr.rows_per_param, N, C, (float)eps);
   RAE_CUDA_LAUNCHED(op);
@@ -251,7 +251,8 @@ void rmsnorm_modulate_forward(const Tensor& out, const Tensor& rstd, const Tenso
 
 void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor& dshift,
                                const Tensor& dscale, const Tensor& dout, const Tensor& x,
-                               const Tensor& w, const Tensor& scale, const Tensor& rstd) {
+                               const Tensor& w, const Tensor& scale, const Tensor& rstd,
+                               GradMode mode) {
   const char* op = "cuda::rmsnorm_modulate_backward";
   require(x, op, "x");
   require(dout, op, "dout");
@@ -275,9 +276,15 @@ void rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor&
   }
   if (N == 0) return;
   const float* rs = f32_ptr(rstd, op, "rstd");
-  if (fast_rmsnorm_modulate_backward(dx, dw, dshift, dscale, dout, x, w, scale, rs, pr)) return;
+  const bool overwrite = mode == GradMode::Overwrite;
+  if (fast_rmsnorm_modulate_backward(dx, dw, dshift, dscale, dout, x, w, scale, rs, pr, overwrite))
+    return;
+  if (overwrite) {  // the scalar kernels accumulate
+    zero_grad_buffer(dshift);
+    zero_grad_buffer(dscale);
+  }
   if (dx.defined()) {
-    rmsnorm_bwd_dx_kernel<<<row_blocks(N), 256>>>(
+    rmsnorm_bwd_dx_kernel<<<row_blocks(N), 256, 0, cur_stream()>>>(
         ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(w, op, "w"),
         ptr(scale, op, "scale"), pr.rows_per_param, rs, N, C);
     RAE_CUDA_LAUNCHED(op);

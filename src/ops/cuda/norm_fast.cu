@@ -14,7 +14,7 @@ namespace rae::ops::cuda_detail {
 namespace {
 
 __global__ void chunk_sum_kernel(const float* __restrict__ part, int64_t per, int64_t P, int64_t C,
-                                 Ptr out) {
+                                 Ptr out, bool overwrite) {
   __shared__ float s[8][33];
   const int64_t c = blockIdx.x * 32 + threadIdx.x, p = blockIdx.y;
   float acc = 0.f;
@@ -26,7 +26,10 @@ __global__ void chunk_sum_kernel(const float* __restrict__ part, int64_t per, in
     float t = 0.f;
 #pragma unroll
     for (int i = 0; i < 8; ++i) t += s[i][threadIdx.x];
-    out.add2(p, c, C, t);
+    if (overwrite)
+      out.st2(p, c, C, t);
+    else
+      out.add2(p, c, C, t);
   }
 }
 
@@ -101,9 +104,9 @@ bool launch_norm_fwd(const Rows& o, const Rows& xr, Ptr w, Ptr b, Ptr shift, Ptr
   const unsigned blocks = static_cast<unsigned>((N + 7) / 8);
   auto go = [&](auto kvc) {
     constexpr int KV = decltype(kvc)::value;
-    norm_fwd_vec_kernel<T, KV, LN><<<blocks, 256>>>(static_cast<T*>(o.p), o.ld,
-                                                    static_cast<const T*>(xr.p), xr.ld, w, b, shift,
-                                                    scale, mean, rstd, N, C, rpp, eps);
+    norm_fwd_vec_kernel<T, KV, LN>
+        <<<blocks, 256, 0, cur_stream()>>>(static_cast<T*>(o.p), o.ld, static_cast<const T*>(xr.p),
+                                           xr.ld, w, b, shift, scale, mean, rstd, N, C, rpp, eps);
     RAE_CUDA_LAUNCHED(LN ? "layernorm (vectorised)" : "rmsnorm (vectorised)");
     return true;
   };
@@ -145,14 +148,15 @@ bool norm_forward(const Tensor& out, float* mean, float* rstd, const Tensor& x, 
 //   g = dout * (1 + scale) * w, xhat = x * rstd, m = mean(g * xhat)
 //   dx += rstd * (g - xhat * m); dw += dout * (1 + scale) * xhat;
 //   dshift += dout; dscale += dout * xhat * w.
-// Partials: part_*[chunk][C]; with rpp == 1 (per-token conditioning) dshift/dscale are written
-// per row directly instead.
+// Partials: part_*[chunk][C]; with rpp == 1 (per-token conditioning) dshift/dscale are added
+// per row directly instead (stored, with ow_mod: GradMode::Overwrite).
 template <class T, int GP, int R>
 __global__ void __launch_bounds__(256)
     rms_bwd_vec_kernel(const T* __restrict__ dout, int64_t ld_do, const T* __restrict__ x,
                        int64_t ld_x, T* dx, int64_t ld_dx, Ptr w, Ptr scale, Ptr dshift, Ptr dscale,
                        const float* __restrict__ rstd, float* part_dw, float* part_shift,
-                       float* part_scale, int64_t N, int64_t C, int64_t rpp, int64_t chunk) {
+                       float* part_scale, int64_t N, int64_t C, int64_t rpp, int64_t chunk,
+                       bool ow_mod) {
   constexpr int V = kVec<T>;
   __shared__ float red[2][R][32];
   const int64_t G = C / V;
@@ -228,7 +232,10 @@ __global__ void __launch_bounds__(256)
           const float d = dv[r][k][e], f = s1(k, e, n), xh = xv[r][k][e] * rs;
           o[e] += rs * (d * f * wv[k][e] - xh * m);
           adw[k][e] += d * f * xh;
-          if (per_row) {
+          if (per_row && ow_mod) {
+            if (dshift.valid()) dshift.st2(n, c0[k] + e, C, d);
+            if (dscale.valid()) dscale.st2(n, c0[k] + e, C, d * xh * wv[k][e]);
+          } else if (per_row) {
             if (dshift.valid()) dshift.add2(n, c0[k] + e, C, d);
             if (dscale.valid()) dscale.add2(n, c0[k] + e, C, d * xh * wv[k][e]);
           } else {
@@ -256,7 +263,7 @@ __global__ void __launch_bounds__(256)
 template <class T>
 bool launch_rms_bwd(const Rows& d, const Rows& xr, const Rows& dxr, Ptr w, Ptr scale, Ptr dshift,
                     Ptr dscale, Ptr dw, const float* rstd, int64_t N, int64_t C,
-                    const ParamRows& pr, Device dev) {
+                    const ParamRows& pr, Device dev, bool ow_mod) {
   const int64_t G = C / kVec<T>;
   const int gp = G <= 256 ? 1 : (G <= 512 ? 2 : (G <= 1024 ? 4 : 0));
   if (gp == 0) return false;
@@ -272,10 +279,10 @@ bool launch_rms_bwd(const Rows& d, const Rows& xr, const Rows& dxr, Ptr w, Ptr s
   float* psc = grouped && dscale.valid() ? base + 2 * chunks * C : nullptr;
   auto go = [&](auto gpc, auto rc) {
     constexpr int GP = decltype(gpc)::value, R = decltype(rc)::value;
-    rms_bwd_vec_kernel<T, GP, R><<<(unsigned)chunks, threads>>>(
+    rms_bwd_vec_kernel<T, GP, R><<<(unsigned)chunks, threads, 0, cur_stream()>>>(
         static_cast<const T*>(d.p), d.ld, static_cast<const T*>(xr.p), xr.ld,
         static_cast<T*>(dxr.p), dxr.ld, w, scale, dshift, dscale, rstd, pdw, psh, psc, N, C, rpp,
-        chunk);
+        chunk, ow_mod);
     RAE_CUDA_LAUNCHED("cuda::rmsnorm_modulate_backward (vectorised)");
   };
   using std::integral_constant;
@@ -288,19 +295,19 @@ bool launch_rms_bwd(const Rows& d, const Rows& xr, const Rows& dxr, Ptr w, Ptr s
   if (pdw) chunk_sum(pdw, chunks, 1, C, dw);
   if (grouped) {
     const int64_t per = rpp / chunk;
-    if (psh) chunk_sum(psh, per, pr.param_rows, C, dshift);
-    if (psc) chunk_sum(psc, per, pr.param_rows, C, dscale);
+    if (psh) chunk_sum(psh, per, pr.param_rows, C, dshift, ow_mod);
+    if (psc) chunk_sum(psc, per, pr.param_rows, C, dscale, ow_mod);
   }
   return true;
 }
 
 }  // namespace
 
-void chunk_sum(const float* part, int64_t per, int64_t P, int64_t C, Ptr out) {
+void chunk_sum(const float* part, int64_t per, int64_t P, int64_t C, Ptr out, bool overwrite) {
   if (!out.valid() || P == 0 || C == 0) return;
   RAE_CHECK(P <= 65535, "chunk_sum: ", P, " output rows exceed the launch grid");
-  chunk_sum_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)P), dim3(32, 8)>>>(part, per, P, C,
-                                                                                  out);
+  chunk_sum_kernel<<<dim3((unsigned)((C + 31) / 32), (unsigned)P), dim3(32, 8), 0, cur_stream()>>>(
+      part, per, P, C, out, overwrite);
   RAE_CUDA_LAUNCHED("chunk_sum");
 }
 
@@ -319,7 +326,7 @@ bool fast_layernorm_forward(const Tensor& out, float* mean, float* rstd, const T
 bool fast_rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Tensor& dshift,
                                     const Tensor& dscale, const Tensor& dout, const Tensor& x,
                                     const Tensor& w, const Tensor& scale, const float* rstd,
-                                    const ParamRows& pr) {
+                                    const ParamRows& pr, bool overwrite) {
   if (!fast_path("norm")) return false;
   const int64_t C = last_dim(x), N = C > 0 ? x.numel() / C : 0;
   if (N == 0 || C == 0) return false;
@@ -333,8 +340,9 @@ bool fast_rmsnorm_modulate_backward(const Tensor& dx, const Tensor& dw, const Te
       dsc = ptr(dscale, op, "dscale"), dwp = ptr(dw, op, "dw");
   if (dt == DType::BF16)
     return launch_rms_bwd<__nv_bfloat16>(d, xr, dxr, wp, sc, dsh, dsc, dwp, rstd, N, C, pr,
-                                         x.device());
-  return launch_rms_bwd<float>(d, xr, dxr, wp, sc, dsh, dsc, dwp, rstd, N, C, pr, x.device());
+                                         x.device(), overwrite);
+  return launch_rms_bwd<float>(d, xr, dxr, wp, sc, dsh, dsc, dwp, rstd, N, C, pr, x.device(),
+                               overwrite);
 }
 
 }  // namespace rae::ops::cuda_detail

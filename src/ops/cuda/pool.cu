@@ -165,8 +165,8 @@ __global__ void adaptive_bwd_kernel(Ptr dx, Ptr dout, Geo g) {
 void max_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& pg) {
   const char* op = "cuda::max_pool2d_forward";
   const Geo g = geo(pg);
-  max_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C)>>>(ptr(out, op, "out"),
-                                                                          ptr(x, op, "x"), g);
+  max_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C), 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), g);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -174,7 +174,7 @@ void max_pool2d_backward(const Tensor& dx, const Tensor& dout, const Tensor& x,
                          const PoolGeometry& pg) {
   const char* op = "cuda::max_pool2d_backward";
   const Geo g = geo(pg);
-  max_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C)>>>(
+  max_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C), 0, cur_stream()>>>(
       ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), g);
   RAE_CUDA_LAUNCHED(op);
 }
@@ -182,7 +182,7 @@ void max_pool2d_backward(const Tensor& dx, const Tensor& dout, const Tensor& x,
 void avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& pg) {
   const char* op = "cuda::avg_pool2d_forward";
   const Geo g = geo(pg);
-  avg_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C)>>>(
+  avg_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C), 0, cur_stream()>>>(
       ptr(out, op, "out"), ptr(x, op, "x"), g, false);
   RAE_CUDA_LAUNCHED(op);
 }
@@ -190,23 +190,23 @@ void avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& 
 void avg_pool2d_backward(const Tensor& dx, const Tensor& dout, const PoolGeometry& pg) {
   const char* op = "cuda::avg_pool2d_backward";
   const Geo g = geo(pg);
-  avg_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C)>>>(ptr(dx, op, "dx"),
-                                                                        ptr(dout, op, "dout"), g);
+  avg_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C), 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), g);
   RAE_CUDA_LAUNCHED(op);
 }
 
 void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x, const PoolGeometry& pg) {
   const char* op = "cuda::adaptive_avg_pool2d_forward";
   const Geo g = geo(pg);
-  avg_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C)>>>(ptr(out, op, "out"),
-                                                                          ptr(x, op, "x"), g, true);
+  avg_fwd_kernel<<<grid_rows(g.N * g.OH * g.OW), threads_for_cols(g.C), 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), g, true);
   RAE_CUDA_LAUNCHED(op);
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& dx, const Tensor& dout, const PoolGeometry& pg) {
   const char* op = "cuda::adaptive_avg_pool2d_backward";
   const Geo g = geo(pg);
-  adaptive_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C)>>>(
+  adaptive_bwd_kernel<<<grid_rows(g.N * g.H * g.W), threads_for_cols(g.C), 0, cur_stream()>>>(
       ptr(dx, op, "dx"), ptr(dout, op, "dout"), g);
   RAE_CUDA_LAUNCHED(op);
 }

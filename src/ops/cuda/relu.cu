@@ -26,15 +26,15 @@ __global__ void leaky_bwd_kernel(Ptr dx, Ptr dout, Ptr x, int64_t N, int64_t C, 
 void leaky_relu_forward(const Tensor& out, const Tensor& x, double slope) {
   const char* op = "cuda::leaky_relu_forward";
   const int64_t C = last_dim(x), N = x.numel() / C;
-  leaky_fwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(ptr(out, op, "out"), ptr(x, op, "x"), N,
-                                                          C, static_cast<float>(slope));
+  leaky_fwd_kernel<<<grid_rows(N), threads_for_cols(C), 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), N, C, static_cast<float>(slope));
   RAE_CUDA_LAUNCHED(op);
 }
 
 void leaky_relu_backward(const Tensor& dx, const Tensor& dout, const Tensor& x, double slope) {
   const char* op = "cuda::leaky_relu_backward";
   const int64_t C = last_dim(x), N = x.numel() / C;
-  leaky_bwd_kernel<<<grid_rows(N), threads_for_cols(C)>>>(
+  leaky_bwd_kernel<<<grid_rows(N), threads_for_cols(C), 0, cur_stream()>>>(
       ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), N, C, static_cast<float>(slope));
   RAE_CUDA_LAUNCHED(op);
 }

@@ -58,9 +58,9 @@ void resize_bilinear_tf1(const Tensor& out, const Tensor& x, double sub, double 
   RAE_CHECK(x.is_cuda(), op, ": argument 'x' is ", x.str(), ", expected a CUDA tensor");
   const uint8_t* xu = u8 ? static_cast<const uint8_t*>(x.raw()) : nullptr;
   const int64_t total = out.numel();
-  resize_kernel<<<grid_1d(total), 256>>>(ptr(out, op, "out"), xu, u8 ? Ptr{} : ptr(x, op, "x"), N,
-                                         H, W, C, OH, OW, sy, sx, static_cast<float>(sub),
-                                         static_cast<float>(div));
+  resize_kernel<<<grid_1d(total), 256, 0, cur_stream()>>>(
+      ptr(out, op, "out"), xu, u8 ? Ptr{} : ptr(x, op, "x"), N, H, W, C, OH, OW, sy, sx,
+      static_cast<float>(sub), static_cast<float>(div));
   RAE_CUDA_LAUNCHED(op);
 }
 

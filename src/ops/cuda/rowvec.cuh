@@ -97,7 +97,8 @@ inline bool vec_rows(const Tensor& t, DType dt, int64_t C, Rows* r) {
 // out[p, c] += sum over k < per of part[(p * per + k) * C + c], summed in a fixed order (eight
 // interleaved partial sums, then those in order): deterministic. Nothing when `out` is null.
 // (Defined in norm_fast.cu; kernels cannot be launched across files without relocatable code.)
-void chunk_sum(const float* part, int64_t per, int64_t P, int64_t C, Ptr out);
+void chunk_sum(const float* part, int64_t per, int64_t P, int64_t C, Ptr out,
+               bool overwrite = false);
 
 // Rows per chunk of a grouped column reduction whose groups are `rpp` consecutive rows (rpp = 1:
 // no grouping constraint): chunks never straddle two groups, and hold at most `most` rows.

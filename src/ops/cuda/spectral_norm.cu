@@ -85,7 +85,7 @@ void spectral_norm_forward(const Tensor& w_sn, const Tensor& sigma, const Tensor
   const char* op = "cuda::spectral_norm_forward";
   const int64_t O = w.dim(0), K = w.numel() / O;
   Tensor wv = Tensor::empty({O}, DType::F32, w.device());
-  sn_forward_kernel<<<1, kThreads>>>(
+  sn_forward_kernel<<<1, kThreads, 0, cur_stream()>>>(
       ptr(w_sn, op, "w_sn"), f32_ptr(sigma, op, "sigma"), ptr(w, op, "w"), f32_ptr(u, op, "u"),
       f32_ptr(v, op, "v"), f32_ptr(wv, op, "wv"), O, K, power_iterations, static_cast<float>(eps));
   RAE_CUDA_LAUNCHED(op);
@@ -95,7 +95,7 @@ void spectral_norm_backward(const Tensor& dw, const Tensor& dw_sn, const Tensor&
                             const Tensor& v, const Tensor& sigma) {
   const char* op = "cuda::spectral_norm_backward";
   const int64_t O = w.dim(0), K = w.numel() / O;
-  sn_backward_kernel<<<1, kThreads>>>(ptr(dw, op, "dw"), ptr(dw_sn, op, "dw_sn"), ptr(w, op, "w"),
+  sn_backward_kernel<<<1, kThreads, 0, cur_stream()>>>(ptr(dw, op, "dw"), ptr(dw_sn, op, "dw_sn"), ptr(w, op, "w"),
                                       f32_ptr(u, op, "u"), f32_ptr(v, op, "v"),
                                       f32_ptr(sigma, op, "sigma"), O, K);
   RAE_CUDA_LAUNCHED(op);
