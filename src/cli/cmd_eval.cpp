@@ -1,6 +1,7 @@
 // rae eval --samples X.npz|--images DIR --ref REF.npz --out metrics.json [...]   (mpirun or alone)
 // rae eval stats --samples X.npz|--images DIR --out REF.npz [...]
 // rae eval features --samples X.npz|--images DIR --out FEATURES.npz [...]
+// rae eval agreement --encoder E --data DIR --samples X.npz --out F.json (cmd_eval_agreement.cpp)
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstring>
@@ -121,6 +122,8 @@ int run(Mode mode, int argc, char** argv) {
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "agreement") == 0)
+    return cmd_eval_agreement(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "stats") == 0) return run(Mode::Stats, argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "features") == 0)
     return run(Mode::Features, argc - 1, argv + 1);

@@ -54,6 +54,7 @@ int cmd_reconstruct(int argc, char** argv) {
       ("split", po::value<std::string>()->default_value(""), "split folder (default: val, else train)")
       ("out", po::value<std::string>(), "output directory")
       ("num", po::value<int64_t>()->default_value(16), "images (the first N of the split)")
+      ("spread", "the N images evenly spread over the split (every class) instead of the first N")
       ("encoder-input", po::value<int64_t>()->default_value(0), "encoder input size (0: default)")
       ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")
       ("batch", po::value<int64_t>()->default_value(8), "images per forward")
@@ -100,6 +101,12 @@ int cmd_reconstruct(int argc, char** argv) {
       data::list_image_folder(root, pick_split(root, vm["split"].as<std::string>()));
   const int64_t N = std::min<int64_t>(num, static_cast<int64_t>(list.entries.size()));
   RAE_CHECK(N > 0, root, ": no images found");
+  if (vm.count("spread")) {  // entry i * size / N: the classes in order, each about as often
+    std::vector<data::ImageEntry> picked;
+    for (int64_t i = 0; i < N; ++i)
+      picked.push_back(list.entries[i * static_cast<int64_t>(list.entries.size()) / N]);
+    list.entries = std::move(picked);
+  }
   const int S = static_cast<int>(dc.image_size()), in = static_cast<int>(ec.input_size);
   const std::string out = vm["out"].as<std::string>();
   fs::create_directories(out + "/pairs");

@@ -16,6 +16,7 @@ int cmd_decode(int argc, char** argv);
 int cmd_reconstruct(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_eval_agreement(int argc, char** argv);  // rae eval agreement
 int cmd_status(int argc, char** argv);
 
 }  // namespace rae::cli

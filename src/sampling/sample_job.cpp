@@ -349,6 +349,9 @@ void assemble(const SampleJobOptions& o, const Plan& plan, const std::string& jo
   if (decoded) {
     res.npz_path = o.out_dir + "/samples.npz";
     images = std::make_unique<npz::Writer>(res.npz_path);
+    Tensor labels = Tensor::empty({plan.samples}, DType::I32);  // (N): ADM readers take arr_0
+    std::copy(o.labels.begin(), o.labels.end(), labels.data<int32_t>());
+    images->add("labels", labels);
     images->begin_array("arr_0", DType::U8, {plan.samples, S, S, 3});
   }
   if (o.keep_latents) {

@@ -18,7 +18,8 @@
 //                            a rerun continues with the missing ones.
 //   png/GGGGGG.png           optional per-sample PNGs (global index, 6+ digits, as the release)
 //   samples.npz              arr_0: u8 (N, S, S, 3) in global order, the ADM evaluation suite's
-//                            input (its evaluator.py and the release's src/eval/fid.py read it)
+//                            input (its evaluator.py and the release's src/eval/fid.py read it),
+//                            and labels: i32 (N), the class of each (`rae eval agreement`)
 //   grid.png                 one row per class (the first --grid-rows classes, --grid-cols each)
 //   latents.npz              "latents" f32 (N, T, C) as sampled (normalised when the model was
 //                            trained on normalised latents), "labels" i32 (N), and the

@@ -2,7 +2,7 @@
 # which tests/CMakeLists.txt registers itself) so that their tests carry the label; the
 # executables are still named test_eval_* so that tests/device/prepare.sh bundles them (their
 # CUDA tests run in the device check).
-foreach(name metrics job)
+foreach(name metrics job agreement)
   add_executable(test_eval_${name} ${CMAKE_CURRENT_LIST_DIR}/${name}_test.cpp)
   target_link_libraries(test_eval_${name} PRIVATE rae_test_support GTest::gtest_main)
   target_compile_options(test_eval_${name} PRIVATE ${RAE_WARNINGS})
@@ -27,3 +27,4 @@ endforeach()
 add_test(NAME inception_converter
          COMMAND ${RAE_PYTHON_EXE} ${CMAKE_CURRENT_LIST_DIR}/convert_inception_check.py ${CMAKE_SOURCE_DIR})
 set_tests_properties(inception_converter PROPERTIES TIMEOUT 60 LABELS eval)
+add_dependencies(test_eval_agreement rae)  # ClassAgreementCli runs the executable

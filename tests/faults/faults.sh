@@ -574,13 +574,13 @@ case_model_file_tensor_shape_and_dtype() {
   cp m.safetensors swapped.safetensors
   st_edit swapped.safetensors 't = h["final_layer.linear.weight"]; t["shape"] = t["shape"][::-1]'
   expect_error "swapped.safetensors: tensor 'final_layer.linear.weight' has shape \(128, 32\), expected \(32, 128\)" \
-    -- "$RAE" sample --checkpoint swapped.safetensors --out s.safetensors --labels 1 --steps 2
+    -- "$RAE" sample --model swapped.safetensors --out s --labels 1 --steps 2
   cp m.safetensors int.safetensors
   st_edit int.safetensors 'h["t_embedder.mlp.0.weight"]["dtype"] = "I32"'
   expect_error "int.safetensors: tensor 't_embedder.mlp.0.weight' has dtype i32, expected a float dtype" \
-    -- "$RAE" sample --checkpoint int.safetensors --out s.safetensors --labels 1 --steps 2
-  [ ! -e s.safetensors ] || fail "samples were written"
-  "$RAE" sample --checkpoint m.safetensors --out s.safetensors --labels 1 --steps 2 > /dev/null 2>&1 ||
+    -- "$RAE" sample --model int.safetensors --out s --labels 1 --steps 2
+  [ ! -e s/latents.npz ] || fail "samples were written"
+  "$RAE" sample --model m.safetensors --out s --labels 1 --steps 2 > /dev/null 2>&1 ||
     fail "the unmodified file does not sample"
 }
 
@@ -597,7 +597,7 @@ case_model_config_heads_zero() {
   cp m.safetensors h0.safetensors
   st_edit h0.safetensors 'cfg["head_heads"] = 0'
   expect_error "h0.safetensors: metadata 'model_config': model type 'DiTDH' config: key 'head_heads' is 0" \
-    -- "$RAE" sample --checkpoint h0.safetensors --out s.safetensors --labels 1 --steps 2
+    -- "$RAE" sample --model h0.safetensors --out s --labels 1 --steps 2
   cp m.safetensors legacy.safetensors
   st_edit legacy.safetensors 'cfg["body_heads"] = 0; meta["dit_config"] = json.dumps(cfg); del meta["model_type"], meta["model_config"]; cfg = None'
   expect_error "legacy.safetensors: metadata 'dit_config': key 'body_heads' is 0" \
@@ -613,15 +613,15 @@ case_model_config_malformed() {
   cp m.safetensors a.safetensors
   st_edit a.safetensors 'cfg["mlp_ratio"] = "four"'
   expect_error "a.safetensors: metadata 'model_config': model type 'DiTDH' config: key 'mlp_ratio' must be a number, got \"four\"" \
-    -- "$RAE" sample --checkpoint a.safetensors --out s.safetensors --labels 1 --steps 2
+    -- "$RAE" sample --model a.safetensors --out s --labels 1 --steps 2
   cp m.safetensors b.safetensors
   st_edit b.safetensors 'cfg["depth"] = 3'
   expect_error "b.safetensors: metadata 'model_config': model type 'DiTDH' config: unknown key 'depth'" \
-    -- "$RAE" sample --checkpoint b.safetensors --out s.safetensors --labels 1 --steps 2
+    -- "$RAE" sample --model b.safetensors --out s --labels 1 --steps 2
   cp m.safetensors c.safetensors
   st_edit c.safetensors 'meta["model_config"] = "{\"grid\": 8,"; cfg = None'
   expect_error "c.safetensors: metadata 'model_config' is not JSON" \
-    -- "$RAE" sample --checkpoint c.safetensors --out s.safetensors --labels 1 --steps 2
+    -- "$RAE" sample --model c.safetensors --out s --labels 1 --steps 2
 }
 
 # An encoder's config.json with num_attention_heads = 0 (a division by zero too): the key named.

@@ -4,7 +4,7 @@
 #           latents.npz
 #   resume  a run killed with SIGKILL mid-job continues from its finished chunks and ends with
 #           the same bytes as an uninterrupted run
-#   npz     numpy.load reads samples.npz: only arr_0, uint8 (N, S, S, 3), rows in global-index
+#   npz     numpy.load reads samples.npz: arr_0, uint8 (N, S, S, 3), and labels, rows in global-index
 #           order (each row equal to its chunk file's image)
 # Usage: sample_job.sh MODE RAE PYTHON SOURCE_DIR WORK_DIR
 set -euo pipefail
@@ -82,8 +82,9 @@ import json, os, struct, sys
 import numpy as np
 out = sys.argv[1]
 z = np.load(os.path.join(out, "samples.npz"))
-assert z.files == ["arr_0"], z.files
+assert sorted(z.files) == ["arr_0", "labels"], z.files  # readers of the ADM layout take arr_0
 a = z["arr_0"]
+assert z["labels"].dtype == np.int32 and z["labels"].shape == (20,)
 assert a.dtype == np.uint8 and a.shape == (20, 16, 16, 3), (a.dtype, a.shape)
 # Global-index order: row g is row g % 3 of chunk g // 3 (read with a minimal safetensors parser).
 def chunk_images(path):

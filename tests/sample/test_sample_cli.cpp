@@ -100,8 +100,10 @@ TEST(SampleCli, NpzRowsAreThePngsInGlobalOrder) {
             0)
       << err;
   npz::Reader r(dir + "/o/samples.npz");
-  ASSERT_EQ(r.arrays().size(), 1u);
+  ASSERT_EQ(r.arrays().size(), 2u);
   Tensor a = r.read("arr_0", DType::U8, {6, 16, 16, 3});
+  Tensor labels = r.read("labels", DType::I32, {6});  // class-major: 1, 1, 1, 3, 3, 3
+  for (int g = 0; g < 6; ++g) EXPECT_EQ(labels.data<int32_t>()[g], g < 3 ? 1 : 3) << g;
   for (int g = 0; g < 6; ++g) {
     char name[32];
     std::snprintf(name, sizeof name, "/o/png/%06d.png", g);
