@@ -248,6 +248,31 @@ case "$MODE" in
     stop_cluster
     assert_nothing_left "$dir"
     ;;
+  sample)
+    # sample.sbatch: rae sample on 2 tasks, then rae eval with the given Inception weights
+    # (synthetic here) against a reference made of the same samples.
+    start_cluster
+    S=(--model "$SRC/tests/goldens/sample/micro_model.safetensors" --decoder random:ViT-micro
+       --stats none --classes 1,3 --num-per-class 4 --shift-base 16 --steps 4 --batch 4)
+    "$RAE" sample "${S[@]}" --out "$WORK/ref" >/dev/null 2>&1 || fail "reference samples"
+    j=$(sbatch --parsable -n 2 -J sample -o "$WORK/sample-%j.out" "$SRC/cluster/slurm/sample.sbatch" \
+      --ref "$WORK/ref/samples.npz" --inception synthetic --eval-device cpu --out "$WORK/s" -- "${S[@]}")
+    wait_state "$j" COMPLETED 240
+    cmp "$WORK/ref/samples.npz" "$WORK/s/samples.npz" || fail "2 tasks sampled other images than 1"
+    "$PY" - "$WORK/s/metrics.json" <<'PYEOF' || fail "metrics.json"
+import json, math, sys
+m = json.load(open(sys.argv[1]))
+assert math.isfinite(m["fid"]) and abs(m["fid"]) < 1e-3, m["fid"]  # the same images
+print("sample job metrics: FID", m["fid"], "IS", m["inception_score"])
+PYEOF
+    sbatch --wait -J noinc -o "$WORK/noinc-%j.out" "$SRC/cluster/slurm/sample.sbatch" \
+      --ref "$WORK/ref/samples.npz" --out "$WORK/s2" -- "${S[@]}" >/dev/null 2>&1 &&
+      fail "sample.sbatch without --inception succeeded"
+    grep -q "missing --inception" "$WORK"/noinc-*.out || fail "no message naming --inception"
+    dir=$CLUSTER
+    stop_cluster
+    assert_nothing_left "$dir"
+    ;;
   *)
     echo "unknown mode $MODE"
     exit 2

@@ -4,7 +4,7 @@ set(RAE_SLURM_TEST_ENV
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
     OMPI_MCA_btl_vader_single_copy_mechanism=none)
-foreach(mode start-stop preempt decoder)
+foreach(mode start-stop preempt decoder sample)
   add_test(NAME slurm_${mode}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/slurm_ops.sh $<TARGET_FILE:rae> ${CMAKE_SOURCE_DIR}
                    ${CMAKE_BINARY_DIR}/test_tmp/slurm_${mode} ${RAE_PYTHON_EXE} ${mode})
