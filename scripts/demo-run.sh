@@ -8,7 +8,7 @@ RAE=$(realpath "$1")
 cd "$(dirname "$0")/.."
 PY=${DEMO_PYTHON:-$(scripts/python-env.sh)}
 OUT=${DEMO_OUT:-results/demo}
-W=$OUT/work
+W=$OUT/pipeline
 DEC_STEPS=${DEMO_DECODER_STEPS:-600}
 DIT_STEPS=${DEMO_DIT_STEPS:-1000}
 CFG=${DEMO_CFG_SCALE:-3.0}
@@ -16,7 +16,7 @@ SAMPLE_STEPS=${DEMO_SAMPLE_STEPS:-50}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN=(mpirun --oversubscribe --bind-to none -np 2)
 # A rerun replaces the previous demo's output, and nothing else.
-if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/work/timings.tsv" ]; then
+if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/pipeline/timings.tsv" ]; then
   echo "demo: $OUT exists and is not a previous demo's output; set DEMO_OUT to another folder" >&2
   exit 1
 fi
@@ -66,4 +66,4 @@ stage "class agreement" \
   --timings "$TIMINGS"
 echo
 echo "demo: done in $(( $(date +%s) - T0 )) s: $OUT/summary.md, samples.png, reconstructions.png," \
-  "loss.png, metrics.json (work files under $W)"
+  "loss.png, metrics.json (data, cache, runs and raw outputs under $W)"

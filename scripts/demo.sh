@@ -13,7 +13,7 @@
 #      agreement of the samples in the encoder's feature space (`rae eval agreement`).
 # Writes results/demo/: samples.png (one row per class), reconstructions.png, loss.png (both
 # stages), metrics.json and summary.md (with `class agreement: X (chance 0.10)`); the data,
-# cache, runs and raw outputs under results/demo/work/. A rerun starts over.
+# cache, runs and raw outputs under results/demo/pipeline/. A rerun starts over.
 # Knobs: see scripts/demo-run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
