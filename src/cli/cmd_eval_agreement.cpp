@@ -6,6 +6,7 @@
 // frozen encoder; each image's feature is its mean-pooled tokens.
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -26,41 +27,48 @@ namespace rae::cli {
 
 namespace {
 
-// Mean-pooled encoder tokens of `images` (S x S RGB each), in batches: (N, hidden) F32.
-class FeatureEncoder {
- public:
-  FeatureEncoder(const models::VitEncoder& enc, int64_t batch) : enc_(enc), batch_(batch) {}
-
-  Tensor features(const std::vector<data::Image>& images) const {
-    const auto& ec = enc_.config();
-    const int64_t N = static_cast<int64_t>(images.size()), H = ec.hidden, in = ec.input_size;
-    Tensor out = Tensor::empty({N, H});  // (N, H)
-    for (int64_t b0 = 0; b0 < N; b0 += batch_) {
-      const int64_t nb = std::min(batch_, N - b0);
-      Tensor px = Tensor::empty({nb, 3, in, in});  // (B, 3, in, in)
-      for (int64_t i = 0; i < nb; ++i) {
-        std::vector<float> x = data::to_encoder_input(images[b0 + i], static_cast<int>(in),
-                                                      ec.mean, ec.std);
-        std::copy(x.begin(), x.end(), px.data<float>() + i * 3 * in * in);
-      }
-      Tensor z = enc_.forward(px).to(Device::cpu());  // (B, T, H)
-      const int64_t T = z.dim(1);
-      for (int64_t i = 0; i < nb; ++i) {
-        float* f = out.data<float>() + (b0 + i) * H;
-        for (int64_t h = 0; h < H; ++h) {
-          double s = 0;
-          for (int64_t t = 0; t < T; ++t) s += z.data<float>()[(i * T + t) * H + h];
-          f[h] = static_cast<float>(s / static_cast<double>(T));
-        }
+// Mean-pooled encoder tokens of N images that `image(i)` produces (S x S RGB each), encoded in
+// batches so that only one batch of images is in memory: (N, hidden) F32.
+Tensor encoder_features(const models::VitEncoder& enc, int64_t N, int64_t batch,
+                        const std::function<data::Image(int64_t)>& image) {
+  const auto& ec = enc.config();
+  const int64_t H = ec.hidden, in = ec.input_size;
+  Tensor out = Tensor::empty({N, H});  // (N, H)
+  for (int64_t b0 = 0; b0 < N; b0 += batch) {
+    const int64_t nb = std::min(batch, N - b0);
+    Tensor px = Tensor::empty({nb, 3, in, in});  // (B, 3, in, in)
+    for (int64_t i = 0; i < nb; ++i) {
+      std::vector<float> x =
+          data::to_encoder_input(image(b0 + i), static_cast<int>(in), ec.mean, ec.std);
+      std::copy(x.begin(), x.end(), px.data<float>() + i * 3 * in * in);
+    }
+    Tensor z = enc.forward(px).to(Device::cpu());  // (B, T, H)
+    const int64_t T = z.dim(1);
+    for (int64_t i = 0; i < nb; ++i) {
+      float* f = out.data<float>() + (b0 + i) * H;
+      for (int64_t h = 0; h < H; ++h) {
+        double s = 0;
+        for (int64_t t = 0; t < T; ++t) s += z.data<float>()[(i * T + t) * H + h];
+        f[h] = static_cast<float>(s / static_cast<double>(T));
       }
     }
-    return out;
   }
+  return out;
+}
 
- private:
-  const models::VitEncoder& enc_;
-  int64_t batch_;
-};
+// At most `per_class` entries of each class (0: all), evenly spread over the class's entries.
+std::vector<data::ImageEntry> per_class_subset(const data::ImageFolderList& list, int64_t per_class,
+                                               int64_t classes) {
+  if (per_class <= 0) return list.entries;
+  std::vector<std::vector<data::ImageEntry>> by_class(static_cast<size_t>(classes));
+  for (const auto& e : list.entries) by_class[e.label].push_back(e);
+  std::vector<data::ImageEntry> out;
+  for (const auto& c : by_class) {
+    const int64_t n = static_cast<int64_t>(c.size()), k = std::min(per_class, n);
+    for (int64_t i = 0; i < k; ++i) out.push_back(c[i * n / k]);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -76,6 +84,8 @@ int cmd_eval_agreement(int argc, char** argv) {
       ("split", po::value<std::string>()->default_value("train"), "reference split folder")
       ("samples", po::value<std::string>(), "rae sample's samples.npz (arr_0 and labels)")
       ("out", po::value<std::string>(), "metrics.json to write")
+      ("per-class", po::value<int64_t>()->default_value(0),
+       "reference images per class, evenly spread (0: all; e.g. 50 for ImageNet train)")
       ("encoder-input", po::value<int64_t>()->default_value(0), "encoder input size (0: default)")
       ("batch", po::value<int64_t>()->default_value(32), "images per encoder forward");
   // clang-format on
@@ -100,26 +110,26 @@ int cmd_eval_agreement(int argc, char** argv) {
   models::EncoderLoadOptions eo;
   eo.input_size = vm["encoder-input"].as<int64_t>();
   const models::VitEncoder enc = models::VitEncoder::load(vm["encoder"].as<std::string>(), eo);
-  const FeatureEncoder fe(enc, batch);
 
   const std::string root = vm["data"].as<std::string>();
   const data::ImageFolderList list = data::list_image_folder(root, vm["split"].as<std::string>());
   RAE_CHECK(!list.entries.empty(), root, ": no images found");
-  std::vector<data::Image> ref_images;
+  const int64_t K = static_cast<int64_t>(list.classes.size());
+  const std::vector<data::ImageEntry> refs =
+      per_class_subset(list, vm["per-class"].as<int64_t>(), K);
   std::vector<int32_t> ref_labels;
-  for (const auto& e : list.entries) {
-    ref_images.push_back(data::center_crop_arr(data::decode_image_file(e.path), static_cast<int>(S)));
-    ref_labels.push_back(e.label);
-  }
-  std::vector<data::Image> sample_images;
-  for (int64_t i = 0; i < N; ++i) {
+  for (const auto& e : refs) ref_labels.push_back(e.label);
+  const Tensor ref_features =
+      encoder_features(enc, static_cast<int64_t>(refs.size()), batch, [&](int64_t i) {
+        return data::center_crop_arr(data::decode_image_file(refs[i].path), static_cast<int>(S));
+      });
+  const Tensor sample_features = encoder_features(enc, N, batch, [&](int64_t i) {
     data::Image im = data::Image::make(static_cast<int>(S), static_cast<int>(S), 3);
     std::copy_n(images.data<uint8_t>() + i * S * S * 3, S * S * 3, im.pixels.begin());
-    sample_images.push_back(std::move(im));
-  }
-  const int64_t K = static_cast<int64_t>(list.classes.size());
-  const eval::ClassAgreement a = eval::class_agreement(
-      fe.features(ref_images), ref_labels, fe.features(sample_images), sample_labels, K);
+    return im;
+  });
+  const eval::ClassAgreement a =
+      eval::class_agreement(ref_features, ref_labels, sample_features, sample_labels, K);
   nlohmann::json j = a.to_json();
   j["encoder"] = enc.id();
   j["reference"] = list.root;

@@ -9,10 +9,10 @@ namespace rae::eval {
 namespace {
 
 void check_features(const Tensor& f, const char* what, size_t labels) {
-  RAE_CHECK(f.defined() && f.ndim() == 2 && f.dtype() == DType::F32 && f.is_contiguous() &&
-                !f.is_cuda(),
-            "class agreement: ", what, " features must be (N, D) F32 on the CPU, got ",
-            f.defined() ? f.str() : std::string("none"));
+  RAE_CHECK(
+      f.defined() && f.ndim() == 2 && f.dtype() == DType::F32 && f.is_contiguous() && !f.is_cuda(),
+      "class agreement: ", what, " features must be (N, D) F32 on the CPU, got ",
+      f.defined() ? f.str() : std::string("none"));
   RAE_CHECK(static_cast<size_t>(f.dim(0)) == labels, "class agreement: ", f.dim(0), " ", what,
             " rows but ", labels, " labels");
 }

@@ -9,9 +9,8 @@
 // against.
 #pragma once
 #include <cstdint>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -25,13 +24,12 @@ struct ClassAgreement {
   double chance = 0;               // 1 / classes
   double reference_agreement = 0;  // the reference rows scored the same way
   std::vector<int64_t> per_class_samples, per_class_agreeing;  // (K)
-  std::vector<std::vector<int64_t>> confusion;  // [label][nearest centroid], (K, K)
+  std::vector<std::vector<int64_t>> confusion;                 // [label][nearest centroid], (K, K)
   nlohmann::json to_json() const;
 };
 
 // Unit-length class centroids (K, D) of `features` (N, D) F32 with labels in [0, K).
-Tensor class_centroids(const Tensor& features, const std::vector<int32_t>& labels,
-                       int64_t classes);
+Tensor class_centroids(const Tensor& features, const std::vector<int32_t>& labels, int64_t classes);
 
 // The nearest centroid (largest cosine) of each row of `features` (N, D): (N).
 std::vector<int32_t> nearest_centroid(const Tensor& features, const Tensor& centroids);

@@ -280,8 +280,7 @@ struct BatchTime {
 
 void sample_chunk(const SampleJobOptions& o, Engines& e, const Plan& plan, int64_t c,
                   std::vector<uint8_t>& images, Tensor& latents, eval::ProgressBar& progress,
-                  int64_t& done,
-                  std::vector<BatchTime>& times) {
+                  int64_t& done, std::vector<BatchTime>& times) {
   const int64_t first = plan.first(c), count = plan.count(c);
   const int64_t T = e.model.tokens, C = e.model.channels;
   latents = Tensor::empty({count, T, C});

@@ -360,8 +360,8 @@ void Trainer::check_loss_spike(double loss) const {
   if (!run_dir_.empty())
     if (auto all = list_checkpoints(run_dir_); !all.empty()) newest = all.front();
   RAE_THROW("step ", state_.step + 1, ": ", objective_->guard_metric(), " ", loss, " is ",
-            loss / state_.loss_mean,
-            " times its running mean ", state_.loss_mean, " (train.loss_spike_factor = ", factor,
+            loss / state_.loss_mean, " times its running mean ", state_.loss_mean,
+            " (train.loss_spike_factor = ", factor,
             "); stopping before the update. Corrupt data (its checksums pass, so the values "
             "themselves: check how the cache was made) or a learning rate that diverges "
             "(optim.lr) are the usual causes. Nothing was written; the newest checkpoint is ",

@@ -1,6 +1,6 @@
 // Class agreement (eval/class_agreement.h): a hand-worked case, invariance to each row's scale,
 // errors naming the sample, and `rae eval agreement` end to end on real images (samples that are
-// the reference images score as the reference does; shifted labels score near zero).
+// the reference images score as the reference does; shifted labels score near zero; --per-class).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -117,6 +117,12 @@ TEST(ClassAgreementCli, RealImagesScoreAsTheReference) {
   EXPECT_GE(same.at("class_agreement").get<double>(), 0.9);  // the classes differ in colour
   EXPECT_DOUBLE_EQ(same.at("chance").get<double>(), 0.2);
   EXPECT_NE(read_text(dir + "/stdout.txt").find("class agreement: "), std::string::npos);
+  EXPECT_EQ(same.at("reference_images").get<int>(), 30);
+  // --per-class 2: 2 reference images of each class, evenly spread.
+  ASSERT_EQ(run_rae(base + dir + "/same.npz --per-class 2 --out " + dir + "/pc.json", dir), 0)
+      << read_text(dir + "/stderr.txt");
+  EXPECT_EQ(nlohmann::json::parse(read_text(dir + "/pc.json")).at("reference_images").get<int>(),
+            10);
   ASSERT_EQ(run_rae(base + dir + "/shifted.npz --out " + dir + "/shifted.json", dir), 0);
   const auto sh = nlohmann::json::parse(read_text(dir + "/shifted.json"));
   EXPECT_LE(sh.at("class_agreement").get<double>(), 0.1);

@@ -109,8 +109,8 @@ void update_smallest(const Tensor& dots, const Tensor& row_norms, const Tensor& 
   float* st = state.data<float>();
   const unsigned grid = grid_for(rows), block = 32 * kWarpsPerBlock;
   switch (state.dim(1)) {
-#define RAE_SMALLEST_CASE(K)                                        \
-  case K:                                                           \
+#define RAE_SMALLEST_CASE(K)                                                         \
+  case K:                                                                            \
     smallest_kernel<K><<<grid, block, 0, cur_stream()>>>(g, nu, nv, st, rows, cols); \
     break;
     RAE_SMALLEST_CASE(1)

@@ -156,8 +156,8 @@ void grad_sums(const char* op, const Tensor& dout, const Tensor& x, const float*
   col_reduce<2>(SumGrads{ptr(dout, op, "dout"), ptr(x, op, "x"), mu, rs, C, R}, G, R, C,
                 Ptr{s0->raw(), kF32, 1, 1}, Ptr{s1->raw(), kF32, 1, 1});
   if (dgamma.defined() || dbeta.defined()) {
-    param_grads_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(ptr(dgamma, op, "dgamma"), ptr(dbeta, op, "dbeta"),
-                                            fp(*s0), fp(*s1), C, G);
+    param_grads_kernel<<<grid_1d(C), 256, 0, cur_stream()>>>(
+        ptr(dgamma, op, "dgamma"), ptr(dbeta, op, "dbeta"), fp(*s0), fp(*s1), C, G);
     RAE_CUDA_LAUNCHED(op);
   }
 }
@@ -183,8 +183,8 @@ void batchnorm_train_forward(const Tensor& out, const Tensor& mean, const Tensor
       ptr(gamma, op, "gamma"), ptr(beta, op, "beta"), ptr(running_mean, op, "running_mean"),
       ptr(running_var, op, "running_var"), fp(a), fp(b));
   RAE_CUDA_LAUNCHED(op);
-  affine_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(out, op, "out"), xp, fp(a), fp(b), M, C,
-                                                       R);
+  affine_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(out, op, "out"), xp,
+                                                                        fp(a), fp(b), M, C, R);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -194,15 +194,15 @@ void batchnorm_train_backward(const Tensor& dx, const Tensor& dgamma, const Tens
   const char* op = "cuda::batchnorm_train_backward";
   const int64_t C = last_dim(x), M = x.numel() / C, G = groups;
   Tensor mu = f32_zeros(G * C), rs = f32_zeros(G * C);
-  copy_stats_kernel<<<grid_1d(G * C), 256, 0, cur_stream()>>>(ptr(mean, op, "mean"), ptr(rstd, op, "rstd"), G * C,
-                                             fp(mu), fp(rs));
+  copy_stats_kernel<<<grid_1d(G * C), 256, 0, cur_stream()>>>(
+      ptr(mean, op, "mean"), ptr(rstd, op, "rstd"), G * C, fp(mu), fp(rs));
   RAE_CUDA_LAUNCHED(op);
   Tensor s0, s1;
   grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1, G);
   if (!dx.defined()) return;
-  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
-                                                   fp(rs), fp(s0), fp(s1), M, C, M / G, true);
+  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
+      fp(rs), fp(s0), fp(s1), M, C, M / G, true);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -232,9 +232,9 @@ void batchnorm_eval_backward(const Tensor& dx, const Tensor& dgamma, const Tenso
   if (dgamma.defined() || dbeta.defined())
     grad_sums(op, dout, x, fp(mu), fp(rs), dgamma, dbeta, &s0, &s1);
   if (!dx.defined()) return;
-  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                   ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
-                                                   fp(rs), nullptr, nullptr, M, C, M, false);
+  dx_kernel<<<grid_rows(M), threads_for_cols(C), 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), ptr(x, op, "x"), ptr(gamma, op, "gamma"), fp(mu),
+      fp(rs), nullptr, nullptr, M, C, M, false);
   RAE_CUDA_LAUNCHED(op);
 }
 

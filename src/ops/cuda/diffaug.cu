@@ -120,16 +120,17 @@ Tensor sample_sums(const Tensor& x, const Tensor& factors, int mode, const char*
 
 void diffaug_translate_forward(const Tensor& out, const Tensor& x, const Tensor& shifts) {
   const char* op = "cuda::diffaug_translate_forward";
-  shift_kernel<<<grid_1d(x.numel()), kThreads, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), iptr(shifts),
-                                                 1, false, x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+  shift_kernel<<<grid_1d(x.numel()), kThreads, 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), iptr(shifts), 1, false, x.dim(0), x.dim(1), x.dim(2),
+      x.dim(3));
   RAE_CUDA_LAUNCHED(op);
 }
 
 void diffaug_translate_backward(const Tensor& dx, const Tensor& dout, const Tensor& shifts) {
   const char* op = "cuda::diffaug_translate_backward";
-  shift_kernel<<<grid_1d(dout.numel()), kThreads, 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                    iptr(shifts), -1, true, dout.dim(0),
-                                                    dout.dim(1), dout.dim(2), dout.dim(3));
+  shift_kernel<<<grid_1d(dout.numel()), kThreads, 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), iptr(shifts), -1, true, dout.dim(0), dout.dim(1),
+      dout.dim(2), dout.dim(3));
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -155,9 +156,9 @@ void diffaug_color_backward(const Tensor& dx, const Tensor& dout, const Tensor& 
 
 void diffaug_cutout(const Tensor& out, const Tensor& x, const Tensor& boxes, bool accumulate) {
   const char* op = "cuda::diffaug_cutout";
-  cutout_kernel<<<grid_1d(x.numel()), kThreads, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), iptr(boxes),
-                                                  accumulate, x.dim(0), x.dim(1), x.dim(2),
-                                                  x.dim(3));
+  cutout_kernel<<<grid_1d(x.numel()), kThreads, 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), iptr(boxes), accumulate, x.dim(0), x.dim(1), x.dim(2),
+      x.dim(3));
   RAE_CUDA_LAUNCHED(op);
 }
 

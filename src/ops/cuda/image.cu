@@ -82,7 +82,7 @@ void channel_affine_forward(const Tensor& out, const Tensor& x, const std::vecto
   const char* op = "cuda::channel_affine_forward";
   const int64_t n = x.numel();
   affine_fwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"),
-                                         affine_of(scale, shift), n, last_dim(x));
+                                                          affine_of(scale, shift), n, last_dim(x));
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -91,33 +91,34 @@ void channel_affine_backward(const Tensor& dx, const Tensor& dout,
   const char* op = "cuda::channel_affine_backward";
   const int64_t n = dout.numel();
   affine_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                         affine_of(scale, {}), n, last_dim(dout));
+                                                          affine_of(scale, {}), n, last_dim(dout));
   RAE_CUDA_LAUNCHED(op);
 }
 
 void quantize_pm1(const Tensor& out, const Tensor& x) {
   const char* op = "cuda::quantize_pm1";
-  quantize_kernel<<<grid_1d(x.numel()), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), x.numel());
+  quantize_kernel<<<grid_1d(x.numel()), 256, 0, cur_stream()>>>(ptr(out, op, "out"),
+                                                                ptr(x, op, "x"), x.numel());
   RAE_CUDA_LAUNCHED(op);
 }
 
 void resize_bilinear_forward(const Tensor& out, const Tensor& x) {
   const char* op = "cuda::resize_bilinear_forward";
   const int64_t H = x.dim(1), W = x.dim(2), OH = out.dim(1), OW = out.dim(2);
-  resize_fwd_kernel<<<grid_1d(out.numel()), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), x.dim(0),
-                                                   H, W, x.dim(3), OH, OW,
-                                                   static_cast<float>(H) / static_cast<float>(OH),
-                                                   static_cast<float>(W) / static_cast<float>(OW));
+  resize_fwd_kernel<<<grid_1d(out.numel()), 256, 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), x.dim(0), H, W, x.dim(3), OH, OW,
+      static_cast<float>(H) / static_cast<float>(OH),
+      static_cast<float>(W) / static_cast<float>(OW));
   RAE_CUDA_LAUNCHED(op);
 }
 
 void resize_bilinear_backward(const Tensor& dx, const Tensor& dout) {
   const char* op = "cuda::resize_bilinear_backward";
   const int64_t H = dx.dim(1), W = dx.dim(2), OH = dout.dim(1), OW = dout.dim(2);
-  resize_bwd_kernel<<<grid_1d(dx.numel()), 256, 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"),
-                                                  dx.dim(0), H, W, dx.dim(3), OH, OW,
-                                                  static_cast<float>(H) / static_cast<float>(OH),
-                                                  static_cast<float>(W) / static_cast<float>(OW));
+  resize_bwd_kernel<<<grid_1d(dx.numel()), 256, 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), dx.dim(0), H, W, dx.dim(3), OH, OW,
+      static_cast<float>(H) / static_cast<float>(OH),
+      static_cast<float>(W) / static_cast<float>(OW));
   RAE_CUDA_LAUNCHED(op);
 }
 

@@ -119,9 +119,9 @@ double l1_forward(const Tensor& pred, const Tensor& target) {
 void l1_backward(const Tensor& dpred, const Tensor& pred, const Tensor& target, double scale) {
   const char* op = "cuda::l1_backward";
   const int64_t n = pred.numel();
-  l1_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dpred, op, "dpred"), ptr(pred, op, "pred"),
-                                     ptr(target, op, "target"),
-                                     static_cast<float>(scale / static_cast<double>(n)), n);
+  l1_bwd_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(
+      ptr(dpred, op, "dpred"), ptr(pred, op, "pred"), ptr(target, op, "target"),
+      static_cast<float>(scale / static_cast<double>(n)), n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -147,8 +147,8 @@ double mean_forward(const Tensor& x) {
 void mean_backward(const Tensor& dx, double scale) {
   const char* op = "cuda::mean_backward";
   const int64_t n = dx.numel();
-  const_add_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(ptr(dx, op, "dx"),
-                                        static_cast<float>(scale / static_cast<double>(n)), n);
+  const_add_kernel<<<grid_1d(n), 256, 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), static_cast<float>(scale / static_cast<double>(n)), n);
   RAE_CUDA_LAUNCHED(op);
 }
 
@@ -161,9 +161,9 @@ double lpips_distance_forward(const Tensor& fx, const Tensor& fy, const Tensor& 
   const char* op = "cuda::lpips_distance_forward";
   const int64_t C = last_dim(fx), M = fx.numel() / C;
   Tensor d = Tensor::empty({M}, DType::F32, fx.device());
-  lpips_rows_kernel<<<warp_grid(M), 256, 0, cur_stream()>>>(ptr(fx, op, "fx"), ptr(fy, op, "fy"), ptr(w, op, "w"),
-                                           static_cast<float>(eps), M, C,
-                                           static_cast<float*>(d.raw()));
+  lpips_rows_kernel<<<warp_grid(M), 256, 0, cur_stream()>>>(
+      ptr(fx, op, "fx"), ptr(fy, op, "fy"), ptr(w, op, "w"), static_cast<float>(eps), M, C,
+      static_cast<float*>(d.raw()));
   RAE_CUDA_LAUNCHED(op);
   return device_sum(RowValue{static_cast<const float*>(d.raw())}, M, op) / static_cast<double>(M);
 }

@@ -34,15 +34,15 @@ __global__ void pad_bwd_kernel(Ptr dx, Ptr dout, int64_t N, int64_t L, int64_t C
 
 void pad_circular1d_forward(const Tensor& out, const Tensor& x, int64_t pad) {
   const char* op = "cuda::pad_circular1d_forward";
-  pad_fwd_kernel<<<grid_1d(out.numel()), 256, 0, cur_stream()>>>(ptr(out, op, "out"), ptr(x, op, "x"), x.dim(0),
-                                                x.dim(1), x.dim(2), pad);
+  pad_fwd_kernel<<<grid_1d(out.numel()), 256, 0, cur_stream()>>>(
+      ptr(out, op, "out"), ptr(x, op, "x"), x.dim(0), x.dim(1), x.dim(2), pad);
   RAE_CUDA_LAUNCHED(op);
 }
 
 void pad_circular1d_backward(const Tensor& dx, const Tensor& dout, int64_t pad) {
   const char* op = "cuda::pad_circular1d_backward";
-  pad_bwd_kernel<<<grid_1d(dx.numel()), 256, 0, cur_stream()>>>(ptr(dx, op, "dx"), ptr(dout, op, "dout"), dx.dim(0),
-                                               dx.dim(1), dx.dim(2), pad);
+  pad_bwd_kernel<<<grid_1d(dx.numel()), 256, 0, cur_stream()>>>(
+      ptr(dx, op, "dx"), ptr(dout, op, "dout"), dx.dim(0), dx.dim(1), dx.dim(2), pad);
   RAE_CUDA_LAUNCHED(op);
 }
 

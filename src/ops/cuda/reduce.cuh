@@ -1,6 +1,7 @@
 // Deterministic device sums for scalar losses: a grid-stride loop sums f(i) in double per
 // thread, each block reduces its threads in a fixed order, and the host (or one device thread,
-// device_sum_into) adds the block partials in order. The grid depends only on n, so a result repeats bit for bit.
+// device_sum_into) adds the block partials in order. The grid depends only on n, so a result
+// repeats bit for bit.
 #pragma once
 #include <algorithm>
 #include <vector>
@@ -47,8 +48,8 @@ double device_sum(F f, int64_t n, const char* op) {
   if (n <= 0) return 0.0;
   Tensor part = device_sum_partials(f, n, op);
   std::vector<double> host(static_cast<size_t>(part.numel()));
-  RAE_CUDA_CHECK(cudaMemcpy(host.data(), part.raw(), host.size() * sizeof(double),
-                            cudaMemcpyDeviceToHost));
+  RAE_CUDA_CHECK(
+      cudaMemcpy(host.data(), part.raw(), host.size() * sizeof(double), cudaMemcpyDeviceToHost));
   double s = 0.0;
   for (double v : host) s += v;
   return s;
@@ -71,7 +72,7 @@ void device_sum_into(F f, int64_t n, double* dst, double scale, double divisor, 
   if (n <= 0) return;
   Tensor part = device_sum_partials(f, n, op);
   add_partials_kernel<><<<1, 32, 0, cur_stream()>>>(static_cast<const double*>(part.raw()),
-                                                  part.numel(), dst, scale, divisor);
+                                                    part.numel(), dst, scale, divisor);
   RAE_CUDA_LAUNCHED(op);
 }
 

@@ -95,9 +95,9 @@ void spectral_norm_backward(const Tensor& dw, const Tensor& dw_sn, const Tensor&
                             const Tensor& v, const Tensor& sigma) {
   const char* op = "cuda::spectral_norm_backward";
   const int64_t O = w.dim(0), K = w.numel() / O;
-  sn_backward_kernel<<<1, kThreads, 0, cur_stream()>>>(ptr(dw, op, "dw"), ptr(dw_sn, op, "dw_sn"), ptr(w, op, "w"),
-                                      f32_ptr(u, op, "u"), f32_ptr(v, op, "v"),
-                                      f32_ptr(sigma, op, "sigma"), O, K);
+  sn_backward_kernel<<<1, kThreads, 0, cur_stream()>>>(
+      ptr(dw, op, "dw"), ptr(dw_sn, op, "dw_sn"), ptr(w, op, "w"), f32_ptr(u, op, "u"),
+      f32_ptr(v, op, "v"), f32_ptr(sigma, op, "sigma"), O, K);
   RAE_CUDA_LAUNCHED(op);
 }
 
