@@ -322,7 +322,10 @@ StepStats Trainer::step() {
                 state_.step + 1, "; train.max_bad_steps = ", cfg_.max_bad_steps,
                 "); lower optim.lr or check the data");
   } else {
-    const double guarded = s.metrics[objective_->guard_metric()];
+    const auto g = s.metrics.find(objective_->guard_metric());
+    RAE_CHECK(g != s.metrics.end(), "objective '", objective_->name(), "' names guard metric '",
+              objective_->guard_metric(), "', which its step does not report");
+    const double guarded = g->second;
     check_loss_spike(guarded);
     state_.bad_in_row = 0;
     state_.loss_mean = state_.loss_steps == 0 ? guarded : 0.99 * state_.loss_mean + 0.01 * guarded;
