@@ -3,10 +3,7 @@
 // the reference images score as the reference does; shifted labels score near zero; --per-class).
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "data/image_decode.h"
 #include "data/image_folder.h"
@@ -71,26 +68,13 @@ TEST(ClassAgreement, ErrorsNameTheRow) {
   EXPECT_THROW(eval::class_agreement(ref, {0, 0}, ref, {0, 1}, 2), Error);  // class 1: no images
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int run_rae(const std::string& args, const std::string& dir) {
-  const std::string cmd = std::string(RAE_BINARY_DIR) + "/src/rae " + args + " > " + dir +
-                          "/stdout.txt 2> " + dir + "/stderr.txt";
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 // samples.npz made of the reference images themselves (32 px center crops) with their labels:
 // the samples' agreement is the reference's; labels shifted by one class score (almost) nothing.
 TEST(ClassAgreementCli, RealImagesScoreAsTheReference) {
   const std::string dir = test::make_temp_dir("eval_agreement_cli");
-  ASSERT_EQ(run_rae("make-dataset --out " + dir + "/d --classes 5 --per-class 6", dir), 0)
-      << read_text(dir + "/stderr.txt");
+  std::string out;
+  ASSERT_EQ(test::run_rae("make-dataset --out " + dir + "/d --classes 5 --per-class 6", &out), 0)
+      << out;
   const data::ImageFolderList list = data::list_image_folder(dir + "/d");
   const int64_t N = static_cast<int64_t>(list.entries.size()), S = 32;
   Tensor images = Tensor::empty({N, S, S, 3}, DType::U8);
@@ -109,22 +93,24 @@ TEST(ClassAgreementCli, RealImagesScoreAsTheReference) {
     w.commit();
   }
   const std::string base = "eval agreement --encoder tiny-random --data " + dir + "/d --samples ";
-  ASSERT_EQ(run_rae(base + dir + "/same.npz --out " + dir + "/same.json", dir), 0)
-      << read_text(dir + "/stderr.txt");
-  const auto same = nlohmann::json::parse(read_text(dir + "/same.json"));
+  ASSERT_EQ(test::run_rae(base + dir + "/same.npz --out " + dir + "/same.json", &out), 0) << out;
+  EXPECT_NE(out.find("class agreement: "), std::string::npos) << out;
+  const auto same = nlohmann::json::parse(test::read_text(dir + "/same.json"));
   EXPECT_DOUBLE_EQ(same.at("class_agreement").get<double>(),
                    same.at("reference_agreement").get<double>());
   EXPECT_GE(same.at("class_agreement").get<double>(), 0.9);  // the classes differ in colour
   EXPECT_DOUBLE_EQ(same.at("chance").get<double>(), 0.2);
-  EXPECT_NE(read_text(dir + "/stdout.txt").find("class agreement: "), std::string::npos);
   EXPECT_EQ(same.at("reference_images").get<int>(), 30);
   // --per-class 2: 2 reference images of each class, evenly spread.
-  ASSERT_EQ(run_rae(base + dir + "/same.npz --per-class 2 --out " + dir + "/pc.json", dir), 0)
-      << read_text(dir + "/stderr.txt");
-  EXPECT_EQ(nlohmann::json::parse(read_text(dir + "/pc.json")).at("reference_images").get<int>(),
-            10);
-  ASSERT_EQ(run_rae(base + dir + "/shifted.npz --out " + dir + "/shifted.json", dir), 0);
-  const auto sh = nlohmann::json::parse(read_text(dir + "/shifted.json"));
+  ASSERT_EQ(test::run_rae(base + dir + "/same.npz --per-class 2 --out " + dir + "/pc.json", &out),
+            0)
+      << out;
+  EXPECT_EQ(
+      nlohmann::json::parse(test::read_text(dir + "/pc.json")).at("reference_images").get<int>(),
+      10);
+  ASSERT_EQ(test::run_rae(base + dir + "/shifted.npz --out " + dir + "/shifted.json", &out), 0)
+      << out;
+  const auto sh = nlohmann::json::parse(test::read_text(dir + "/shifted.json"));
   EXPECT_LE(sh.at("class_agreement").get<double>(), 0.1);
   // samples.npz without labels (another tool's) is refused, naming the file.
   {
@@ -132,10 +118,8 @@ TEST(ClassAgreementCli, RealImagesScoreAsTheReference) {
     w.add("arr_0", images);
     w.commit();
   }
-  EXPECT_EQ(run_rae(base + dir + "/nolabels.npz --out " + dir + "/x.json", dir), 1);
-  EXPECT_NE(read_text(dir + "/stderr.txt").find("nolabels.npz: no 'labels' array"),
-            std::string::npos)
-      << read_text(dir + "/stderr.txt");
+  EXPECT_EQ(test::run_rae(base + dir + "/nolabels.npz --out " + dir + "/x.json", &out), 1);
+  EXPECT_NE(out.find("nolabels.npz: no 'labels' array"), std::string::npos) << out;
 }
 
 }  // namespace

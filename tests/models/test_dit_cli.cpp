@@ -15,10 +15,6 @@ using namespace rae;
 
 namespace {
 
-std::string rae_binary() {
-  return std::string(RAE_BINARY_DIR) + "/src/rae";
-}
-
 // (B, T, C) -> (B, C, H, W).
 Tensor tokens_to_nchw(const Tensor& tok, int64_t g) {
   const int64_t B = tok.dim(0), T = tok.dim(1), C = tok.dim(2);
@@ -44,7 +40,7 @@ TEST(DiTCli, ModelForwardMatchesGoldenInNCHW) {
   safetensors::save(
       dir + "/in.safetensors",
       {{"x", tokens_to_nchw(g.get("in.x"), 4)}, {"t", g.get("in.t")}, {"y", g.get("in.y")}});
-  std::string cmd = rae_binary() + " model-forward --checkpoint " + dir +
+  std::string cmd = test::rae_exe() + " model-forward --checkpoint " + dir +
                     "/model.safetensors --inputs " + dir + "/in.safetensors --out " + dir +
                     "/out.safetensors";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
@@ -53,14 +49,15 @@ TEST(DiTCli, ModelForwardMatchesGoldenInNCHW) {
   // Same tolerance as test_dit_golden (f32 against the f64 reference).
   EXPECT_LE(test::tolerance_ratio(out, tokens_to_nchw(g.get("out"), 4), 1e-5, 1e-4), 1.0);
 
-  cmd = rae_binary() + " sample --model " + dir + "/model.safetensors --labels 0,4,5 " +
+  cmd = test::rae_exe() + " sample --model " + dir + "/model.safetensors --labels 0,4,5 " +
         "--steps 5 --cfg-scale 2 --shift-base 16 --out " + dir + "/s";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   Tensor lat = npz::Reader(dir + "/s/latents.npz").read("latents");
   EXPECT_EQ(lat.shape(), (Shape{3, 16, 8}));
   for (int64_t i = 0; i < lat.numel(); ++i) ASSERT_TRUE(std::isfinite(lat.item(i)));
   // A label past the null class is rejected, naming the option.
-  cmd = rae_binary() + " sample --model " + dir + "/model.safetensors --labels 6 --shift-base 16 " +
-        "--out " + dir + "/bad 2> " + dir + "/err.txt";
+  cmd = test::rae_exe() + " sample --model " + dir +
+        "/model.safetensors --labels 6 --shift-base 16 " + "--out " + dir + "/bad 2> " + dir +
+        "/err.txt";
   EXPECT_NE(std::system(cmd.c_str()), 0);
 }

@@ -10,9 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "data/image_decode.h"
 #include "io/npz.h"
@@ -24,26 +22,6 @@
 using namespace rae;
 
 namespace {
-
-std::string rae_binary() {
-  return std::string(RAE_BINARY_DIR) + "/src/rae";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs the rae executable with `args`; returns the exit status, stderr in `err`.
-int run_rae(const std::string& args, const std::string& dir, std::string* err = nullptr) {
-  const std::string log = dir + "/stderr.txt";
-  std::string cmd = rae_binary() + " " + args + " > /dev/null 2> " + log;
-  int rc = std::system(cmd.c_str());
-  if (err) *err = read_text(log);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 std::string golden(const std::string& name) {
   return test::golden_path("sample/" + name);
@@ -75,7 +53,7 @@ TEST(SampleCli, MatchesReleaseTranscriptionFromNoiseFile) {
       args += " --sde-diffusion " + c.at("diffusion").get<std::string>() + " --sde-last-step " +
               c.at("last_step").get<std::string>();
     std::string err;
-    ASSERT_EQ(run_rae(args, dir, &err), 0) << args << "\n" << err;
+    ASSERT_EQ(test::run_rae(args, &err), 0) << args << "\n" << err;
     npz::Reader r(dir + "/out/latents.npz");
     Tensor lat = r.read("latents", DType::F32, {3, 16, 8});
     Tensor labels = r.read("labels", DType::I32, {3});
@@ -92,12 +70,13 @@ TEST(SampleCli, MatchesReleaseTranscriptionFromNoiseFile) {
 TEST(SampleCli, NpzRowsAreThePngsInGlobalOrder) {
   const std::string dir = test::make_temp_dir("sample_cli_png");
   std::string err;
-  ASSERT_EQ(run_rae("sample --model " + golden("micro_model.safetensors") +
+  ASSERT_EQ(
+      test::run_rae("sample --model " + golden("micro_model.safetensors") +
                         " --decoder random:ViT-micro --stats none --classes 1,3 --num-per-class 3"
                         " --shift-base 16 --steps 4 --batch 4 --png --out " +
                         dir + "/o",
-                    dir, &err),
-            0)
+                    &err),
+      0)
       << err;
   npz::Reader r(dir + "/o/samples.npz");
   ASSERT_EQ(r.arrays().size(), 2u);
@@ -151,7 +130,7 @@ TEST(SampleCli, RefusesBadArguments) {
     // The micro model needs a small shift base (shift >= 1) unless the case is about it.
     const std::string shift =
         args.find("--shift-base") == std::string::npos ? " --shift-base 16" : "";
-    EXPECT_EQ(run_rae(base + args + shift, dir, &err), 1) << args;
+    EXPECT_EQ(test::run_rae(base + args + shift, &err), 1) << args;
     EXPECT_NE(err.find(expect), std::string::npos) << args << "\n" << err;
   }
 }
@@ -167,15 +146,16 @@ TEST(SampleCli, DecodeOfKeptLatentsGivesTheSamples) {
                     {{"mean", dg.get("pipe.mean")}, {"var", dg.get("pipe.var")}});
   const std::string dec = " --decoder random:ViT-micro:5 --stats " + dir + "/stat.safetensors";
   std::string err;
-  ASSERT_EQ(run_rae("sample --model " + golden("micro_model.safetensors") + dec +
+  ASSERT_EQ(
+      test::run_rae("sample --model " + golden("micro_model.safetensors") + dec +
                         " --labels 0,1,2,3,4 --shift-base 16 --steps 4 --save-latents --out " +
                         dir + "/s",
-                    dir, &err),
-            0)
+                    &err),
+      0)
       << err;
-  ASSERT_EQ(run_rae("decode --decoder random:ViT-micro:5 --latents " + dir +
-                        "/s/latents.npz --batch 2 --out " + dir + "/d",
-                    dir, &err),
+  ASSERT_EQ(test::run_rae("decode --decoder random:ViT-micro:5 --latents " + dir +
+                              "/s/latents.npz --batch 2 --out " + dir + "/d",
+                          &err),
             0)
       << err;
   npz::Reader lat(dir + "/s/latents.npz");
@@ -199,15 +179,16 @@ TEST(SampleCli, DecodeOfKeptLatentsGivesTheSamples) {
 TEST(SampleCli, ReconstructWritesPairsGridAndMetrics) {
   const std::string dir = test::make_temp_dir("sample_cli_reconstruct");
   std::string err;
-  ASSERT_EQ(run_rae("make-dataset --out " + dir + "/ds --classes 2 --per-class 2", dir, &err), 0)
+  ASSERT_EQ(test::run_rae("make-dataset --out " + dir + "/ds --classes 2 --per-class 2", &err), 0)
       << err;
-  ASSERT_EQ(run_rae("reconstruct --encoder tiny-random --decoder random:ViT-tiny:1 --stats none "
+  ASSERT_EQ(
+      test::run_rae("reconstruct --encoder tiny-random --decoder random:ViT-tiny:1 --stats none "
                     "--data " +
                         dir + "/ds --num 3 --batch 2 --out " + dir + "/r",
-                    dir, &err),
-            0)
+                    &err),
+      0)
       << err;
-  auto m = nlohmann::json::parse(read_text(dir + "/r/metrics.json"));
+  auto m = nlohmann::json::parse(test::read_text(dir + "/r/metrics.json"));
   ASSERT_EQ(m.at("count"), 3);
   double psnr_sum = 0;
   for (int i = 0; i < 3; ++i) {
@@ -234,36 +215,37 @@ TEST(SampleCli, ReconstructWritesPairsGridAndMetrics) {
 TEST(SampleCli, RunDirectorySamplesLikeItsExport) {
   const std::string dir = test::make_temp_dir("sample_cli_rundir");
   std::string err;
-  ASSERT_EQ(run_rae("train --config " + test::source_dir() +
-                        "/jobs/tiny.cfg --cache synthetic:64x4x8x5 --run-dir " + dir +
-                        "/run --steps 3 --log.progress=false",
-                    dir, &err),
+  ASSERT_EQ(test::run_rae("train --config " + test::source_dir() +
+                              "/jobs/tiny.cfg --cache synthetic:64x4x8x5 --run-dir " + dir +
+                              "/run --steps 3 --log.progress=false",
+                          &err),
             0)
       << err;
-  ASSERT_EQ(run_rae("export --run-dir " + dir + "/run --ema --out " + dir + "/ema.safetensors", dir,
-                    &err),
+  ASSERT_EQ(test::run_rae(
+                "export --run-dir " + dir + "/run --ema --out " + dir + "/ema.safetensors", &err),
             0)
       << err;
   const std::string args = " --labels 0,3,4 --steps 4 --cfg-scale 1.5 --shift-base 16";
   for (const char* m : {"run", "ema.safetensors", "run/checkpoints/step-0000003"})
-    ASSERT_EQ(run_rae("sample --model " + dir + "/" + m + args + " --out " + dir + "/s-" +
-                          std::filesystem::path(m).filename().string(),
-                      dir, &err),
+    ASSERT_EQ(test::run_rae("sample --model " + dir + "/" + m + args + " --out " + dir + "/s-" +
+                                std::filesystem::path(m).filename().string(),
+                            &err),
               0)
         << m << ": " << err;
-  const std::string a = read_text(dir + "/s-run/latents.npz");
+  const std::string a = test::read_text(dir + "/s-run/latents.npz");
   EXPECT_FALSE(a.empty());
-  EXPECT_EQ(a, read_text(dir + "/s-ema.safetensors/latents.npz"));
-  EXPECT_EQ(a, read_text(dir + "/s-step-0000003/latents.npz"));
+  EXPECT_EQ(a, test::read_text(dir + "/s-ema.safetensors/latents.npz"));
+  EXPECT_EQ(a, test::read_text(dir + "/s-step-0000003/latents.npz"));
   npz::Reader r(dir + "/s-run/latents.npz");
   EXPECT_TRUE(r.contains("latent_stats.mean"));
   EXPECT_EQ(r.read("latent_stats.var").shape(), (Shape{16, 8}));
   // --no-ema samples the trained weights: other latents.
-  ASSERT_EQ(run_rae("sample --no-ema --model " + dir + "/run" + args + " --out " + dir + "/s-raw",
-                    dir, &err),
-            0)
+  ASSERT_EQ(
+      test::run_rae("sample --no-ema --model " + dir + "/run" + args + " --out " + dir + "/s-raw",
+                    &err),
+      0)
       << err;
-  EXPECT_NE(a, read_text(dir + "/s-raw/latents.npz"));
+  EXPECT_NE(a, test::read_text(dir + "/s-raw/latents.npz"));
 }
 
 // rFID: `rae reconstruct --ref REF --inception synthetic` scores the reconstructions in memory
@@ -274,23 +256,24 @@ TEST(SampleCli, RunDirectorySamplesLikeItsExport) {
 TEST(SampleCli, ReconstructReportsRfidThroughEval) {
   const std::string dir = test::make_temp_dir("sample_cli_rfid");
   std::string err;
-  ASSERT_EQ(run_rae("make-dataset --out " + dir + "/ds --classes 2 --per-class 2", dir, &err), 0)
+  ASSERT_EQ(test::run_rae("make-dataset --out " + dir + "/ds --classes 2 --per-class 2", &err), 0)
       << err;
-  ASSERT_EQ(run_rae("eval stats --images " + dir +
-                        "/ds/train --image-size 256 --inception synthetic --batch 4 "
-                        "--ref-images 4 --out " +
-                        dir + "/ref.npz",
-                    dir, &err),
+  ASSERT_EQ(test::run_rae("eval stats --images " + dir +
+                              "/ds/train --image-size 256 --inception synthetic --batch 4 "
+                              "--ref-images 4 --out " +
+                              dir + "/ref.npz",
+                          &err),
             0)
       << err;
-  ASSERT_EQ(run_rae("reconstruct --encoder tiny-random --decoder random:ViT-tiny:1 --stats none "
+  ASSERT_EQ(
+      test::run_rae("reconstruct --encoder tiny-random --decoder random:ViT-tiny:1 --stats none "
                     "--data " +
                         dir + "/ds --num 4 --batch 2 --out " + dir + "/r --ref " + dir +
                         "/ref.npz --inception synthetic --eval-batch 4",
-                    dir, &err),
-            0)
+                    &err),
+      0)
       << err;
-  auto m = nlohmann::json::parse(read_text(dir + "/r/metrics.json"));
+  auto m = nlohmann::json::parse(test::read_text(dir + "/r/metrics.json"));
   ASSERT_TRUE(m.contains("rfid")) << m.dump(1);
   EXPECT_TRUE(std::isfinite(m.at("rfid").get<double>()));
   EXPECT_EQ(m.at("rfid"), m.at("eval").at("fid"));
@@ -312,12 +295,12 @@ TEST(SampleCli, ReconstructReportsRfidThroughEval) {
     w.add("arr_0", recon);
     w.commit();
   }
-  ASSERT_EQ(run_rae("eval --samples " + dir + "/recon.npz --ref " + dir +
-                        "/ref.npz --inception synthetic --batch 4 --out " + dir + "/e.json",
-                    dir, &err),
+  ASSERT_EQ(test::run_rae("eval --samples " + dir + "/recon.npz --ref " + dir +
+                              "/ref.npz --inception synthetic --batch 4 --out " + dir + "/e.json",
+                          &err),
             0)
       << err;
-  auto e = nlohmann::json::parse(read_text(dir + "/e.json"));
+  auto e = nlohmann::json::parse(test::read_text(dir + "/e.json"));
   EXPECT_EQ(m.at("rfid").get<double>(), e.at("fid").get<double>());
   EXPECT_EQ(m.at("eval").at("inception_score"), e.at("inception_score"));
 }

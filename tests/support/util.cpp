@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -74,9 +76,11 @@ std::string python_exe() {
   return RAE_PYTHON_EXE;
 }
 
-int run_python(const std::string& args, std::string* out) {
-  std::string cmd = "'" + python_exe() + "' " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
+namespace {
+
+// Runs `cmd` through the shell; its exit status, its stdout+stderr in *out.
+int run_shell(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
   if (!p) return -1;
   std::string text;
   char buf[4096];
@@ -84,6 +88,27 @@ int run_python(const std::string& args, std::string* out) {
   int status = ::pclose(p);
   if (out) *out = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+int run_python(const std::string& args, std::string* out) {
+  return run_shell("'" + python_exe() + "' " + args, out);
+}
+
+std::string rae_exe() {
+  return std::string(RAE_BINARY_DIR) + "/src/rae";
+}
+
+int run_rae(const std::string& args, std::string* out) {
+  return run_shell("'" + rae_exe() + "' " + args, out);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 std::string error_of(const std::function<void()>& f) {

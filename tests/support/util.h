@@ -25,5 +25,10 @@ std::string error_of(const std::function<void()>& f);
 std::string python_exe();
 // Runs `python_exe() args` through the shell; returns its exit status, its stdout+stderr in *out.
 int run_python(const std::string& args, std::string* out = nullptr);
+// The built `rae` executable, and `rae args` run like run_python (status; stdout+stderr in *out).
+std::string rae_exe();
+int run_rae(const std::string& args, std::string* out = nullptr);
+// A file's whole contents ("" when it cannot be read).
+std::string read_text(const std::string& path);
 
 }  // namespace rae::test
