@@ -41,6 +41,7 @@ snapshot() {
 }
 same() { [ "$(snapshot "$1")" = "$2" ] || fail "$1 changed"; echo "  $1: byte-identical"; }
 lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+shard_count() { ls "$1"/*.h5 2> /dev/null | wc -l; }
 T=(train --config "$SRC/jobs/tiny.cfg" --log.progress=false)
 PY=${FAULTS_PYTHON:-python3}  # the standard library only
 # json_edit FILE STATEMENTS: runs Python STATEMENTS on `j`, the JSON of FILE, and writes it back.
@@ -100,7 +101,7 @@ case_synth_cache_refuses_nonempty_out() {
   "$RAE" synth-cache --out c --samples 40 "${SYNTH[@]}" --shard-size 16 --overwrite || fail "--overwrite"
   "$RAE" cache verify c > verify.txt || fail "verify after --overwrite"
   ! grep -q "not listed" verify.txt || fail "an old shard was left behind: $(cat verify.txt)"
-  [ "$(ls c/*.h5 | wc -l)" = 3 ] || fail "expected 3 shards"
+  [ "$(shard_count c)" = 3 ] || fail "expected 3 shards"
   [ "$(cat c/notes.txt)" = "my notes" ] || fail "--overwrite removed a file it did not write"
 }
 
@@ -148,7 +149,7 @@ case_cache_job_output_rules() {
   same c "$first"
   "$RAE" cache --data d --out c "${JOB[@]}" --shard-size 2 --overwrite > /dev/null 2>&1 ||
     fail "--overwrite"
-  [ "$(ls c/*.h5 | wc -l)" = 4 ] || fail "expected 4 shards after --overwrite"
+  [ "$(shard_count c)" = 4 ] || fail "expected 4 shards after --overwrite"
   "$RAE" cache verify c > /dev/null || fail "verify after --overwrite"
 }
 
@@ -159,8 +160,6 @@ case_cache_batch_zero() {
 
 # SIGKILL of the cache job's ranks at random moments, then reruns until it finishes: the result
 # verifies and is byte-identical to a clean run (shards, manifest, statistics, job file).
-shard_count() { ls "$1"/*.h5 2> /dev/null | wc -l; }
-
 case_cache_job_sigkill_ranks() {
   "$RAE" make-dataset --out d --classes 4 --per-class 24 --size 32 > /dev/null
   local J=("$RAE" cache --data d "${JOB[@]}" --shard-size 4 --batch 4)
